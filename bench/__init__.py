@@ -1,0 +1,1 @@
+"""tickguard benchmarks. `make bench` runs every module here that defines `run(quick)`."""

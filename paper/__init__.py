@@ -1,0 +1,1 @@
+"""A SmartAPI-compatible paper exchange: same routes, shapes, login and sockets as Angel One's."""

@@ -1,0 +1,1 @@
+"""tickguard service: the Starlette app and everything that does I/O."""
