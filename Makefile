@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-HOST   ?= 127.0.0.1
-PORT   ?= 8000
 
 .PHONY: run paper test bench clean
 
@@ -14,7 +12,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/tickguard serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/tickguard paper
 
 paper: $(STAMP)
 	$(VENV)/bin/tickguard paper

@@ -1,0 +1,182 @@
+"""Settings from the environment and `.env`, typed and validated at start.
+
+Every setting is an upper-case environment variable named like the field. `.env` (or the file named
+by `TICKGUARD_ENV_FILE`) is read first; the real environment wins. Problems are collected and
+reported together; secret values are never part of a message or a repr.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import pyotp
+from dotenv import dotenv_values
+
+from service.errors import SettingsError
+
+__all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS"]
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret"})
+
+# Public demo login of the paper exchange, used in paper mode when no broker settings are given.
+DEMO_CREDENTIALS = {
+    "smartapi_user": "P0001",
+    "smartapi_pass": "1234",
+    "smartapi_key": "paper-demo-key",
+    "totp_secret": "TICKGUARDPAPERDEMOTOTPSECRET2345",
+}
+
+LIVE_ROOT = "https://apiconnect.angelone.in"
+LIVE_STREAM_URL = "wss://smartapisocket.angelone.in/smart-stream"
+LIVE_ORDER_UPDATE_URL = "wss://tns.angelone.in/smart-order-update"
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tickguard_mode: Literal["paper", "live"] = "paper"
+    # The default broker login. In paper mode the paper exchange accepts exactly these (plus the
+    # entries of CREDENTIALS_FILE); unset, they default to the public demo login.
+    smartapi_user: str = ""
+    smartapi_pass: str = ""
+    smartapi_key: str = ""
+    totp_secret: str = ""
+    credentials_file: str = ""
+    # Where the adapter talks to; empty means the live endpoints (live) or the paper exchange (paper).
+    smartapi_root: str = ""
+    smartapi_stream_url: str = ""
+    smartapi_order_update_url: str = ""
+    # The paper exchange.
+    paper_host: str = "127.0.0.1"
+    paper_port: Port = 8700
+    paper_url: str = ""
+    paper_db: str = ".tickguard/paper.db"
+    paper_seed: int = 7
+    paper_funds: Annotated[float, msgspec.Meta(ge=0)] = 1_000_000.0
+    paper_tick_ms: NonNegative = 250
+    paper_fill_latency_ms: NonNegative = 0
+    paper_session_ttl_s: Positive = 28 * 3600
+    paper_rate_limits: bool = False
+    paper_always_open: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            shown.append(f"{name}={'***' if name in SECRET_FIELDS and value else value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    @property
+    def live(self) -> bool:
+        return self.tickguard_mode == "live"
+
+    @property
+    def paper_base_url(self) -> str:
+        """The paper exchange's REST root: PAPER_URL when set, else the embedded one."""
+        if self.paper_url:
+            return self.paper_url.rstrip("/")
+        return f"http://{self.paper_host}:{self.paper_port}"
+
+    @property
+    def rest_root(self) -> str:
+        return self.smartapi_root or (LIVE_ROOT if self.live else self.paper_base_url)
+
+    @property
+    def stream_url(self) -> str:
+        if self.smartapi_stream_url:
+            return self.smartapi_stream_url
+        if self.live:
+            return LIVE_STREAM_URL
+        return self.paper_base_url.replace("http", "ws", 1) + "/smart-stream"
+
+    @property
+    def order_update_url(self) -> str:
+        if self.smartapi_order_update_url:
+            return self.smartapi_order_update_url
+        if self.live:
+            return LIVE_ORDER_UPDATE_URL
+        return self.paper_base_url.replace("http", "ws", 1) + "/smart-order-update"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _read_raw(environ: dict[str, str] | None, env_file: str | None) -> dict[str, str]:
+    environ = dict(os.environ if environ is None else environ)
+    path = env_file or environ.get("TICKGUARD_ENV_FILE") or ".env"
+    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if Path(path).is_file() else {}
+    return {**from_file, **environ}
+
+
+def _convert(name: str, raw: str, annotation: Any) -> Any:
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}, got {raw!r}")
+    try:
+        return msgspec.convert(raw.strip(), annotation, strict=False)
+    except msgspec.ValidationError as exc:
+        reason = str(exc).split(" - at ")[0]
+        shown = "***" if name in SECRET_FIELDS else repr(raw)
+        raise ValueError(f"{reason[0].lower()}{reason[1:]} (got {shown})") from None
+
+
+def load_settings(environ: dict[str, str] | None = None, env_file: str | None = None) -> Settings:
+    """Build settings from `environ` (default: the process environment) over the `.env` file."""
+    raw = _read_raw(environ, env_file)
+    hints = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for name, annotation in hints.items():
+        env_name = name.upper()
+        if env_name not in raw:
+            continue
+        try:
+            values[name] = _convert(name, raw[env_name], annotation)
+        except ValueError as exc:
+            problems.append((env_name, str(exc)))
+    mode = values.get("tickguard_mode", "paper")
+    credentials = ("smartapi_user", "smartapi_pass", "smartapi_key", "totp_secret")
+    if mode == "live":
+        for name in credentials:
+            if not values.get(name):
+                problems.append((name.upper(), "required when TICKGUARD_MODE=live"))
+    elif not any(values.get(name) for name in credentials):
+        values.update(DEMO_CREDENTIALS)
+    else:
+        for name in credentials:
+            if not values.get(name):
+                problems.append((name.upper(), "set all four broker settings, or none for the demo login"))
+    secret = values.get("totp_secret")
+    if secret and not _valid_totp_secret(secret):
+        problems.append(("TOTP_SECRET", "not a usable TOTP secret: base32 (A-Z, 2-7), at least 23 characters"))
+    for name in ("smartapi_root", "paper_url"):
+        url = values.get(name)
+        if url and not url.startswith(("http://", "https://")):
+            problems.append((name.upper(), f"expected an http(s) URL, got {url!r}"))
+    for name in ("smartapi_stream_url", "smartapi_order_update_url"):
+        url = values.get(name)
+        if url and not url.startswith(("ws://", "wss://")):
+            problems.append((name.upper(), f"expected a ws(s) URL, got {url!r}"))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def _valid_totp_secret(secret: str) -> bool:
+    try:
+        pyotp.TOTP(secret).now()
+    except Exception:  # pyotp raises binascii.Error or ValueError on bad base32
+        return False
+    return True

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from service.errors import SettingsError
+from service.settings import DEMO_CREDENTIALS, SECRET_FIELDS, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVE = {
+    "TICKGUARD_MODE": "live",
+    "SMARTAPI_USER": "A123",
+    "SMARTAPI_PASS": "9876",
+    "SMARTAPI_KEY": "live-key-xyz",
+    "TOTP_SECRET": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+}
+
+
+def load(env: dict[str, str], tmp_path: Path) -> Settings:
+    return load_settings(env, env_file=str(tmp_path / "absent.env"))
+
+
+def test_paper_is_the_default_mode_with_the_demo_login(tmp_path):
+    settings = load({}, tmp_path)
+    assert settings.tickguard_mode == "paper" and not settings.live
+    assert settings.smartapi_user == DEMO_CREDENTIALS["smartapi_user"]
+    assert settings.rest_root == "http://127.0.0.1:8700"
+    assert settings.stream_url == "ws://127.0.0.1:8700/smart-stream"
+    assert settings.order_update_url == "ws://127.0.0.1:8700/smart-order-update"
+
+
+def test_live_needs_every_broker_setting(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load({"TICKGUARD_MODE": "live"}, tmp_path)
+    assert sorted(name for name, _ in caught.value.problems) == [
+        "SMARTAPI_KEY", "SMARTAPI_PASS", "SMARTAPI_USER", "TOTP_SECRET",
+    ]
+
+
+def test_live_points_at_angel_one_unless_overridden(tmp_path):
+    settings = load(LIVE, tmp_path)
+    assert settings.rest_root == "https://apiconnect.angelone.in"
+    assert settings.stream_url == "wss://smartapisocket.angelone.in/smart-stream"
+    local = load({**LIVE, "SMARTAPI_ROOT": "http://127.0.0.1:9"}, tmp_path)
+    assert local.rest_root == "http://127.0.0.1:9"
+
+
+def test_paper_url_moves_every_endpoint(tmp_path):
+    settings = load({"PAPER_URL": "http://127.0.0.1:9999/"}, tmp_path)
+    assert settings.rest_root == "http://127.0.0.1:9999"
+    assert settings.stream_url == "ws://127.0.0.1:9999/smart-stream"
+
+
+def test_all_problems_are_reported_together(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load({"PAPER_PORT": "eighty", "PAPER_RATE_LIMITS": "maybe", "TICKGUARD_MODE": "demo"}, tmp_path)
+    names = {name for name, _ in caught.value.problems}
+    assert names == {"PAPER_PORT", "PAPER_RATE_LIMITS", "TICKGUARD_MODE"}
+    assert "eighty" in str(caught.value)
+
+
+def test_out_of_range_port_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="PAPER_PORT"):
+        load({"PAPER_PORT": "70000"}, tmp_path)
+
+
+@pytest.mark.parametrize("raw, expected", [("1", True), ("true", True), ("ON", True), ("0", False), ("no", False)])
+def test_booleans(tmp_path, raw, expected):
+    assert load({"PAPER_RATE_LIMITS": raw}, tmp_path).paper_rate_limits is expected
+
+
+def test_partial_broker_settings_in_paper_mode_are_refused(tmp_path):
+    with pytest.raises(SettingsError, match="SMARTAPI_PASS"):
+        load({"SMARTAPI_USER": "X1"}, tmp_path)
+
+
+def test_secrets_never_appear_in_repr_or_errors(tmp_path):
+    settings = load(LIVE, tmp_path)
+    text = repr(settings) + str(settings)
+    for name in SECRET_FIELDS:
+        assert getattr(settings, name) not in text
+    with pytest.raises(SettingsError) as caught:
+        load({**LIVE, "TOTP_SECRET": "not base32 at all!"}, tmp_path)
+    assert "not base32 at all!" not in str(caught.value)
+    assert "TOTP_SECRET" in str(caught.value)
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PAPER_PORT=8123\nPAPER_SEED=42\n")
+    settings = load_settings({"PAPER_SEED": "5"}, env_file=str(env_file))
+    assert settings.paper_port == 8123
+    assert settings.paper_seed == 5
+
+
+def test_env_example_documents_every_setting():
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.M))
+    assert {name.upper() for name in Settings.__struct_fields__} <= documented
+
+
+def test_env_example_loads_as_valid_settings(tmp_path):
+    settings = load_settings({}, env_file=str(ROOT / ".env.example"))
+    assert settings.tickguard_mode == "paper"
