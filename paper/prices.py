@@ -1,9 +1,32 @@
 """Prices for every instrument: a seeded random walk for spots, a pricing model for derivatives."""
 from __future__ import annotations
 
+import bisect
+import logging
+import math
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-__all__ = ["Quote", "PriceBook"]
+from paper.instruments import Instrument, Universe
+from paper.pricing import IST, call_put_price, expiry_epoch, future_price, implied_vol, years_to_expiry
+
+__all__ = ["Quote", "PriceBook", "CANDLE_INTERVALS"]
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[list["Quote"]], None]
+CandleRow = tuple[str, str, int, int, int, int, int, int]  # exchange, token, minute epoch s, o, h, l, c, volume
+SnapshotRow = tuple[str, str, int, int, int, int, int, int, int]  # exchange, token, ltp, o, h, l, close, volume, adj
+
+CANDLE_INTERVALS: dict[str, int] = {
+    "ONE_MINUTE": 1, "THREE_MINUTE": 3, "FIVE_MINUTE": 5, "TEN_MINUTE": 10, "FIFTEEN_MINUTE": 15,
+    "THIRTY_MINUTE": 30, "ONE_HOUR": 60, "ONE_DAY": 1440,
+}
+_IST_OFFSET_S = 19800
+_SESSION_OPEN_S = (9 * 60 + 15) * 60  # intraday candles are aligned to 09:15 IST, as SmartAPI's are
+_TRADING_SECONDS_PER_YEAR = 252 * 6.25 * 3600  # the walk's volatility is per trading time
 
 
 @dataclass(slots=True)
@@ -35,5 +58,434 @@ class Quote:
     asks: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+@dataclass(slots=True, eq=False)
+class _Live:
+    """The mutable state behind one instrument's quotes; each change publishes a fresh Quote."""
+
+    instrument: Instrument
+    key: tuple[str, str]
+    fair: float  # spots: the unrounded walk level, so moves smaller than a tick accumulate
+    vol: float  # spots: annualised volatility of the walk
+    ltp: int
+    open: int
+    high: int
+    low: int
+    close: int
+    upper_circuit: int = 0
+    lower_circuit: int = 0
+    week52_high: int = 0
+    week52_low: int = 0
+    volume: int = 0
+    turnover: int = 0
+    last_qty: int = 0
+    open_interest: int = 0
+    adjustment: int = 0  # derivatives: price set by hand minus the model's price
+    band: float = 0.0  # equities: the circuit band as a fraction of the previous close
+    expiry_at: float = 0.0
+    salt: int = 0
+    sequence: int = 0
+    quote: Quote | None = None
+
+
+def _to_tick(paise: float, tick: int) -> int:
+    return max(tick, round(paise / tick) * tick)
+
+
+def _ist_day(epoch_s: float) -> int:
+    return int((epoch_s + _IST_OFFSET_S) // 86400)
+
+
+def _model_price(instrument: Instrument, expiry_at: float, spot_paise: float, now: float) -> float:
+    years = years_to_expiry(expiry_at, now)
+    if not instrument.is_option:
+        return future_price(spot_paise, years)
+    vol = implied_vol(instrument.name)
+    return call_put_price(spot_paise, instrument.strike_paise, years, vol, instrument.option_type)  # type: ignore[arg-type]
+
+
+def _epoch(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=IST)).timestamp()
+
+
+class _Candles:
+    """One-minute OHLCV rows per instrument, sorted by minute, with a cursor of what was already persisted."""
+
+    def __init__(self, retention_s: float) -> None:
+        self.rows: dict[tuple[str, str], list[list[int]]] = {}
+        self.drained: dict[tuple[str, str], int] = {}
+        self.retention_s = retention_s
+        self.pruned_at = -math.inf
+
+    def record(self, key: tuple[str, str], minute: int, price: int, qty: int) -> None:
+        rows = self.rows.setdefault(key, [])
+        if not rows or rows[-1][0] < minute:
+            rows.append([minute, price, price, price, price, qty])
+            return
+        at = bisect.bisect_left(rows, minute, key=lambda row: row[0])
+        if at < len(rows) and rows[at][0] == minute:
+            row = rows[at]
+            row[2], row[3], row[4], row[5] = max(row[2], price), min(row[3], price), price, row[5] + qty
+        else:  # the clock stepped back into a minute nobody traded in
+            rows.insert(at, [minute, price, price, price, price, qty])
+
+    def drain(self, now: float) -> list[CandleRow]:
+        current = int(now // 60) * 60
+        closed: list[CandleRow] = []
+        for key, rows in self.rows.items():
+            at = self.drained.get(key, 0)
+            while at < len(rows) and rows[at][0] < current:
+                closed.append((key[0], key[1], *rows[at]))  # type: ignore[arg-type]
+                at += 1
+            self.drained[key] = at
+        if now - self.pruned_at >= 3600:
+            self.prune(now - self.retention_s)
+        return closed
+
+    def prune(self, before: float) -> None:
+        self.pruned_at = before + self.retention_s
+        for key, rows in self.rows.items():
+            cut = bisect.bisect_left(rows, before, key=lambda row: row[0])
+            cut = min(cut, self.drained.get(key, 0))  # never forget a candle before it was persisted
+            if cut:
+                del rows[:cut]
+                self.drained[key] -= cut
+
+    def load(self, rows: Iterable[Iterable[int | str]]) -> None:
+        loaded: dict[tuple[str, str], dict[int, list[int]]] = {}
+        for exchange, token, minute, o, h, lo, c, v in rows:
+            loaded.setdefault((str(exchange).upper(), str(token)), {})[int(minute)] = [
+                int(minute), int(o), int(h), int(lo), int(c), int(v)
+            ]
+        for key, by_minute in loaded.items():
+            existing = self.rows.get(key, [])
+            pending = {row[0] for row in existing[self.drained.get(key, 0):]}
+            by_minute.update({row[0]: row for row in existing})  # what this process saw wins
+            merged = sorted(by_minute.values())
+            self.rows[key] = merged
+            self.drained[key] = next((i for i, row in enumerate(merged) if row[0] in pending), len(merged))
+
+    def query(self, key: tuple[str, str], minutes: int, start: float, end: float) -> list[list]:
+        rows = self.rows.get(key, [])
+        width = minutes * 60
+        if minutes == 1440:
+            first, last = _ist_day(start), _ist_day(end)
+            lo = (first * 86400 - _IST_OFFSET_S)
+            hi = (last + 1) * 86400 - _IST_OFFSET_S - 1
+        else:
+            lo, hi = start - width, end + width
+        buckets: dict[int, list[int]] = {}
+        for row in rows[bisect.bisect_left(rows, lo, key=lambda r: r[0]):bisect.bisect_right(rows, hi, key=lambda r: r[0])]:
+            bucket = self.bucket(row[0], minutes)
+            if minutes != 1440 and not start <= bucket <= end:
+                continue
+            agg = buckets.get(bucket)
+            if agg is None:
+                buckets[bucket] = [row[1], row[2], row[3], row[4], row[5]]
+            else:
+                agg[1], agg[2], agg[3], agg[4] = max(agg[1], row[2]), min(agg[2], row[3]), row[4], agg[4] + row[5]
+        return [
+            [datetime.fromtimestamp(b, IST).isoformat(), o / 100, h / 100, lo_ / 100, c / 100, v]
+            for b, (o, h, lo_, c, v) in buckets.items()
+        ]
+
+    @staticmethod
+    def bucket(minute: int, minutes: int) -> int:
+        day_start = _ist_day(minute) * 86400 - _IST_OFFSET_S
+        if minutes == 1440:
+            return day_start
+        anchor = day_start + _SESSION_OPEN_S
+        return anchor + (minute - anchor) // (minutes * 60) * minutes * 60
+
+
 class PriceBook:
-    """Filled in by the market-data work; see its docstring there."""
+    """The live market: spots walk, active derivatives follow their model, every change goes to listeners.
+
+    Only spots and active contracts (touched by `quote`, `set_ltp` or `activate`) are kept and repriced, so
+    a step costs the same whether the master lists five hundred contracts or fifty thousand.
+    """
+
+    def __init__(
+        self, universe: Universe, *, seed: int, clock: Callable[[], float], candle_retention_days: float = 30
+    ) -> None:
+        self.universe = universe
+        self._seed = seed
+        self._clock = clock
+        self._walk = random.Random(f"tickguard-walk:{seed}")
+        self._listeners: list[Listener] = []
+        self._live: dict[tuple[str, str], _Live] = {}
+        self._spots: list[_Live] = []
+        self._active: dict[tuple[str, str], list[_Live]] = {}  # by underlying
+        self._candles = _Candles(candle_retention_days * 86400)
+        now = clock()
+        self._session_day = _ist_day(now)
+        for instrument in universe.spots:
+            rng = self._rng(instrument)
+            close = universe.reference_price(instrument.exchange, instrument.token)
+            vol = rng.uniform(0.12, 0.18) if instrument.is_index else rng.uniform(0.15, 0.30)
+            opening = _to_tick(close * math.exp(rng.gauss(0.0, 0.004)), instrument.tick_paise)
+            live = self._new_live(instrument, rng, opening, close, now, vol=vol)
+            self._spots.append(live)
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def quote(self, exchange: str, token: str) -> Quote:
+        live = self._live.get((exchange.upper(), str(token))) or self._activate(exchange, token)
+        assert live.quote is not None
+        return live.quote
+
+    def ltp(self, exchange: str, token: str) -> int:
+        return self.quote(exchange, token).ltp
+
+    def activate(self, exchange: str, token: str) -> Quote:
+        """Keep a contract live and repriced on every step from now on."""
+        return self.quote(exchange, token)
+
+    def is_active(self, exchange: str, token: str) -> bool:
+        return (exchange.upper(), str(token)) in self._live
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Call `fn` with every batch of changed quotes; returns a function that removes it."""
+        self._listeners.append(fn)
+
+        def remove() -> None:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+        return remove
+
+    def candles(self, exchange: str, token: str, interval: str, start: datetime, end: datetime) -> list[list]:
+        """SmartAPI candle rows for [start, end] (naive datetimes are IST), including the still-open minute."""
+        minutes = CANDLE_INTERVALS.get(interval)
+        if minutes is None:
+            raise ValueError(f"unknown candle interval {interval!r}; expected one of {', '.join(CANDLE_INTERVALS)}")
+        instrument = self._instrument(exchange, token)
+        return self._candles.query((instrument.exchange, instrument.token), minutes, _epoch(start), _epoch(end))
+
+    # -- moving ------------------------------------------------------------------------------------------
+
+    def step(self, dt_s: float) -> list[Quote]:
+        """Move every spot one random-walk step of `dt_s` seconds and reprice active derivatives."""
+        if dt_s < 0:
+            raise ValueError(f"step of {dt_s} s: time only moves forward")
+        now = self._clock()
+        self._roll_session(now)
+        scale = math.sqrt(dt_s / _TRADING_SECONDS_PER_YEAR)
+        drift_per_vol2 = -0.5 * dt_s / _TRADING_SECONDS_PER_YEAR
+        gauss = self._walk.gauss
+        changed: list[Quote] = []
+        for live in self._spots:
+            vol = live.vol
+            live.fair *= math.exp(vol * scale * gauss(0.0, 1.0) + vol * vol * drift_per_vol2)
+            ltp = _to_tick(live.fair, live.instrument.tick_paise)
+            if live.instrument.is_index:
+                if ltp != live.ltp:
+                    changed.append(self._trade(live, ltp, 0, now))
+            else:  # an equity prints a trade every step, even at an unchanged price
+                qty = 1 + (live.sequence * 7919 + live.salt) % 250
+                changed.append(self._trade(live, ltp, qty, now))
+        for contracts in self._active.values():
+            for live in contracts:
+                quote = self._reprice(live, now)
+                if quote is not None:
+                    changed.append(quote)
+        self._publish(changed)
+        return changed
+
+    def set_ltp(self, exchange: str, token: str, ltp_paise: int) -> list[Quote]:
+        """Trade at `ltp_paise` now: the set quote first, then every derivative it moved."""
+        live = self._live.get((exchange.upper(), str(token))) or self._activate(exchange, token)
+        instrument = live.instrument
+        if isinstance(ltp_paise, bool) or not isinstance(ltp_paise, int) or ltp_paise <= 0:
+            raise ValueError(f"ltp for {instrument.exchange} {instrument.symbol} must be positive integer paise, got {ltp_paise!r}")
+        if ltp_paise % instrument.tick_paise:
+            raise ValueError(
+                f"ltp {ltp_paise} paise for {instrument.exchange} {instrument.symbol} is not a multiple of its tick "
+                f"{instrument.tick_paise} paise"
+            )
+        now = self._clock()
+        self._roll_session(now)
+        qty = 0 if instrument.is_index else instrument.lotsize
+        if instrument.is_derivative:
+            live.adjustment = ltp_paise - round(self._model(live, now))
+            changed = [self._trade(live, ltp_paise, qty, now)]
+        else:
+            live.fair = float(ltp_paise)
+            changed = [self._trade(live, ltp_paise, qty, now)]
+            for contract in self._active.get(live.key, []):
+                quote = self._reprice(contract, now)
+                if quote is not None:
+                    changed.append(quote)
+        self._publish(changed)
+        return changed
+
+    # -- persistence -------------------------------------------------------------------------------------
+
+    def drain_closed_candles(self) -> list[CandleRow]:
+        """One-minute candles that closed since the last call, for the exchange to store."""
+        return self._candles.drain(self._clock())
+
+    def load_candles(self, rows: Iterable[Iterable[int | str]]) -> None:
+        """Candles stored earlier; they count as already drained."""
+        self._candles.load(rows)
+
+    def snapshot(self) -> list[SnapshotRow]:
+        return [
+            (*live.key, live.ltp, live.open, live.high, live.low, live.close, live.volume, live.adjustment)
+            for live in self._live.values()
+        ]
+
+    def restore(self, rows: Iterable[SnapshotRow]) -> None:
+        """Put back a snapshot of the same session; rows for instruments this universe lacks are ignored."""
+        now = self._clock()
+        for exchange, token, ltp, o, h, lo, close, volume, adjustment in rows:
+            if self.universe.by_token(exchange, token) is None:
+                log.warning("snapshot row for unknown instrument %s %s ignored", exchange, token)
+                continue
+            live = self._live.get((exchange, token)) or self._activate(exchange, token)
+            live.fair, live.ltp, live.open, live.high, live.low = float(ltp), ltp, o, h, lo
+            live.volume, live.turnover, live.adjustment = volume, volume * ltp, adjustment
+            if close != live.close:
+                live.close = close
+                self._set_bands(live)
+            self._publish_quote(live, now, traded=False)
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _instrument(self, exchange: str, token: str) -> Instrument:
+        instrument = self.universe.by_token(exchange, token)
+        if instrument is None:
+            raise KeyError(f"unknown instrument: exchange {exchange!r} token {token!r}")
+        return instrument
+
+    def _rng(self, instrument: Instrument) -> random.Random:
+        # One stream per instrument, so a contract's seeded details do not depend on activation order.
+        return random.Random(f"tickguard-quote:{self._seed}:{instrument.exchange}:{instrument.token}")
+
+    def _new_live(self, instrument: Instrument, rng: random.Random, ltp: int, close: int, now: float, *, vol: float = 0.0) -> _Live:
+        key = (instrument.exchange, instrument.token)
+        live = _Live(instrument, key, float(ltp), vol, ltp, ltp, ltp, ltp, close, salt=rng.randrange(1 << 30))
+        if instrument.is_derivative:
+            live.expiry_at = expiry_epoch(instrument.expiry)  # type: ignore[arg-type]
+            live.open_interest = instrument.lotsize * rng.randint(20, 4000)
+        live.band = 0.10 if instrument.is_derivative or rng.random() < 0.3 else 0.20
+        wide = 1.5 if instrument.is_option else 0.3
+        deep = 0.95 if instrument.is_option else 0.3
+        live.week52_high = max(ltp, _to_tick(close * (1 + rng.uniform(0.05, wide)), instrument.tick_paise))
+        live.week52_low = min(ltp, _to_tick(close * (1 - rng.uniform(0.08, deep)), instrument.tick_paise))
+        self._set_bands(live)
+        self._live[key] = live
+        self._publish_quote(live, now, traded=False)
+        return live
+
+    def _activate(self, exchange: str, token: str) -> _Live:
+        instrument = self._instrument(exchange, token)
+        spot = self._live[(instrument.underlying_exchange or "", instrument.underlying_token or "")]
+        now = self._clock()
+        rng = self._rng(instrument)
+        expiry_at = expiry_epoch(instrument.expiry)  # type: ignore[arg-type]
+        price = _to_tick(_model_price(instrument, expiry_at, spot.ltp, now), instrument.tick_paise)
+        # The previous close is the model a day earlier at the underlying's previous close.
+        close = _to_tick(_model_price(instrument, expiry_at, spot.close, now - 86400), instrument.tick_paise)
+        live = self._new_live(instrument, rng, price, close, now)
+        self._active.setdefault(spot.key, []).append(live)
+        return live
+
+    def _model(self, live: _Live, now: float) -> float:
+        instrument = live.instrument
+        spot = self._live[(instrument.underlying_exchange or "", instrument.underlying_token or "")]
+        return _model_price(instrument, live.expiry_at, spot.ltp, now)
+
+    def _reprice(self, live: _Live, now: float) -> Quote | None:
+        tick = live.instrument.tick_paise
+        price = _to_tick(self._model(live, now) + live.adjustment, tick)
+        if price == live.ltp:
+            return None
+        return self._trade(live, price, live.instrument.lotsize * (1 + (live.sequence + live.salt) % 8), now)
+
+    def _trade(self, live: _Live, price: int, qty: int, now: float) -> Quote:
+        live.ltp = price
+        live.high, live.low = max(live.high, price), min(live.low, price)
+        live.week52_high, live.week52_low = max(live.week52_high, price), min(live.week52_low, price)
+        live.last_qty = qty
+        live.volume += qty
+        live.turnover += qty * price
+        if live.instrument.is_derivative and qty:
+            lots = qty // live.instrument.lotsize
+            live.open_interest = max(live.instrument.lotsize, live.open_interest + (lots if live.sequence % 3 else -lots) * live.instrument.lotsize)
+        self._candles.record(live.key, int(now // 60) * 60, price, qty)
+        return self._publish_quote(live, now, traded=True)
+
+    def _publish_quote(self, live: _Live, now: float, *, traded: bool) -> Quote:
+        live.sequence += 1
+        instrument = live.instrument
+        ltp, tick, lot = live.ltp, instrument.tick_paise, instrument.lotsize
+        bids: list[tuple[int, int, int]] = []
+        asks: list[tuple[int, int, int]] = []
+        if not instrument.is_index:
+            mix = (live.sequence * 2654435761 + live.salt) & 0xFFFFFFFF
+            for level in range(5):
+                lots_bid, lots_ask = 1 + (mix >> (level * 3)) % 40, 1 + (mix >> (level * 3 + 15)) % 40
+                if ltp - (level + 1) * tick > 0:
+                    bids.append((lots_bid * lot * 10, ltp - (level + 1) * tick, 1 + lots_bid % 9))
+                asks.append((lots_ask * lot * 10, ltp + (level + 1) * tick, 1 + lots_ask % 9))
+        depth_scale = 20 + live.salt % 30
+        previous = live.quote
+        live.quote = Quote(
+            exchange=instrument.exchange,
+            token=instrument.token,
+            ltp=ltp,
+            open=live.open,
+            high=live.high,
+            low=live.low,
+            close=live.close,
+            upper_circuit=live.upper_circuit,
+            lower_circuit=live.lower_circuit,
+            week52_high=live.week52_high,
+            week52_low=live.week52_low,
+            volume=live.volume,
+            last_qty=live.last_qty,
+            avg_price=round(live.turnover / live.volume) if live.volume else (0 if instrument.is_index else ltp),
+            total_buy_qty=float(sum(q for q, _, _ in bids) * depth_scale),
+            total_sell_qty=float(sum(q for q, _, _ in asks) * depth_scale),
+            open_interest=live.open_interest,
+            exchange_ts_ms=int(now * 1000),
+            last_trade_ts=int(now) if traded or previous is None else previous.last_trade_ts,
+            sequence=live.sequence,
+            bids=bids,
+            asks=asks,
+        )
+        return live.quote
+
+    def _set_bands(self, live: _Live) -> None:
+        instrument, close = live.instrument, live.close
+        tick = instrument.tick_paise
+        if instrument.is_index:
+            live.upper_circuit = live.lower_circuit = 0
+        elif instrument.is_option:
+            spot = self._live[(instrument.underlying_exchange or "", instrument.underlying_token or "")]
+            live.upper_circuit = _to_tick(close + spot.close * 0.10, tick)
+            live.lower_circuit = tick
+        else:
+            live.upper_circuit = math.floor(close * (1 + live.band) / tick) * tick
+            live.lower_circuit = max(tick, math.ceil(close * (1 - live.band) / tick) * tick)
+
+    def _roll_session(self, now: float) -> None:
+        """At the first change of a new IST day, the last price becomes the previous close."""
+        day = _ist_day(now)
+        if day == self._session_day:
+            return
+        self._session_day = day
+        for live in self._live.values():
+            live.close = live.open = live.high = live.low = live.ltp
+            live.volume = live.turnover = live.last_qty = 0
+            self._set_bands(live)
+
+    def _publish(self, changed: list[Quote]) -> None:
+        if not changed:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(changed)
+            except Exception:
+                # One broken consumer (a dropped socket) must not stop the market or starve the others.
+                log.exception("price listener %r failed", listener)
