@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import calendar
 import random
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
@@ -205,6 +206,7 @@ _CHAINS: tuple[_Chain, ...] = (
 _MONTHLIES = 3
 _STRIKE_SPAN = 0.10  # strikes cover about ±10 % around the spot's reference price
 _FIRST_TOKEN = {"NFO": 35000, "BFO": 835000}  # synthetic derivative tokens; real ones are opaque too
+_TOKEN_SPACE = 4_000_000
 
 
 def _trading_day_on_or_before(day: date) -> date:
@@ -265,7 +267,16 @@ def _spots(rng: random.Random) -> tuple[list[Instrument], dict[tuple[str, str], 
     return spots, reference
 
 
-def _derivatives(today: date, spot: Instrument, spot_price: int, chain: _Chain, tokens: dict[str, int]) -> list[Instrument]:
+def _contract_token(exchange: str, symbol: str, taken: set[tuple[str, str]]) -> str:
+    """A token that follows the contract from day to day, as the real master's do: a hash of the symbol."""
+    number = _FIRST_TOKEN[exchange] + zlib.crc32(symbol.encode()) % _TOKEN_SPACE
+    while (exchange, str(number)) in taken:
+        number += 1
+    taken.add((exchange, str(number)))
+    return str(number)
+
+
+def _derivatives(today: date, spot: Instrument, spot_price: int, chain: _Chain, taken: set[tuple[str, str]]) -> list[Instrument]:
     exchange = "BFO" if spot.exchange == "BSE" else "NFO"
     monthlies = monthly_expiries(today, chain.weekday, _MONTHLIES)
     option_expiries = sorted(set(monthlies) | set(weekly_expiries(today, chain.weekday, chain.weeklies)))
@@ -275,10 +286,10 @@ def _derivatives(today: date, spot: Instrument, spot_price: int, chain: _Chain, 
     strikes = [atm + n * step for n in range(-wings, wings + 1) if atm + n * step > 0]
 
     def make(expiry: date, strike: int | None = None, right: str | None = None) -> Instrument:
-        tokens[exchange] += 1
+        symbol = contract_symbol(chain.name, expiry, strike, right)
         return Instrument(
-            token=str(tokens[exchange]),
-            symbol=contract_symbol(chain.name, expiry, strike, right),
+            token=_contract_token(exchange, symbol, taken),
+            symbol=symbol,
             name=chain.name,
             exchange=exchange,
             instrumenttype=chain.future_type if right is None else chain.option_type,
@@ -297,13 +308,16 @@ def _derivatives(today: date, spot: Instrument, spot_price: int, chain: _Chain, 
 
 
 def build_universe(today: date, seed: int = 7) -> Universe:
-    """A deterministic universe dated relative to `today`: the same `today` and `seed` give the same master."""
-    rng = random.Random(f"tickguard-universe:{seed}:{today.isoformat()}")
+    """A deterministic universe dated relative to `today`: the same `today` and `seed` give the same master,
+    and a contract keeps its symbol and token on every day it is listed."""
+    # Reference prices, hence strikes, depend on the seed alone, so a contract listed today is still listed
+    # tomorrow under the same symbol and token until it expires.
+    rng = random.Random(f"tickguard-universe:{seed}")
     spots, reference = _spots(rng)
     instruments = list(spots)
     by_name = {i.name: i for i in spots if i.exchange == "NSE" or i.is_index}
-    tokens = dict(_FIRST_TOKEN)
+    taken = {(i.exchange, i.token) for i in spots}
     for chain in _CHAINS:
         spot = by_name[chain.name]
-        instruments += _derivatives(today, spot, reference[(spot.exchange, spot.token)], chain, tokens)
+        instruments += _derivatives(today, spot, reference[(spot.exchange, spot.token)], chain, taken)
     return Universe(instruments, reference)

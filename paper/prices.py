@@ -5,7 +5,7 @@ import bisect
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[list["Quote"]], None]
 CandleRow = tuple[str, str, int, int, int, int, int, int]  # exchange, token, minute epoch s, o, h, l, c, volume
-SnapshotRow = tuple[str, str, int, int, int, int, int, int, int]  # exchange, token, ltp, o, h, l, close, volume, adj
+SnapshotRow = tuple[str, str, int, int, int, int, int, int, int, int]  # exchange, token, ltp, o, h, l, close, v, adj, as-of
 
 CANDLE_INTERVALS: dict[str, int] = {
     "ONE_MINUTE": 1, "THREE_MINUTE": 3, "FIVE_MINUTE": 5, "TEN_MINUTE": 10, "FIFTEEN_MINUTE": 15,
@@ -329,23 +329,34 @@ class PriceBook:
         self._candles.load(rows)
 
     def snapshot(self) -> list[SnapshotRow]:
+        """Per live instrument: exchange, token, ltp, open, high, low, close, volume, adjustment, as-of epoch s."""
+        as_of = int(self._clock())
         return [
-            (*live.key, live.ltp, live.open, live.high, live.low, live.close, live.volume, live.adjustment)
+            (*live.key, live.ltp, live.open, live.high, live.low, live.close, live.volume, live.adjustment, as_of)
             for live in self._live.values()
         ]
 
-    def restore(self, rows: Iterable[SnapshotRow]) -> None:
-        """Put back a snapshot of the same session; rows for instruments this universe lacks are ignored."""
+    def restore(self, rows: Iterable[Sequence[int | str]]) -> None:
+        """Put back a snapshot; one taken on an earlier IST day becomes that session's close.
+
+        Rows for instruments this universe no longer lists (expired contracts) are skipped.
+        """
         now = self._clock()
-        for exchange, token, ltp, o, h, lo, close, volume, adjustment in rows:
-            if self.universe.by_token(exchange, token) is None:
+        for row in rows:
+            exchange, token, ltp, o, h, lo, close, volume, adjustment = row[:9]
+            if self.universe.by_token(str(exchange), str(token)) is None:
                 log.warning("snapshot row for unknown instrument %s %s ignored", exchange, token)
                 continue
-            live = self._live.get((exchange, token)) or self._activate(exchange, token)
-            live.fair, live.ltp, live.open, live.high, live.low = float(ltp), ltp, o, h, lo
-            live.volume, live.turnover, live.adjustment = volume, volume * ltp, adjustment
-            if close != live.close:
-                live.close = close
+            live = self._live.get((str(exchange), str(token))) or self._activate(str(exchange), str(token))
+            ltp, volume = int(ltp), int(volume)
+            if len(row) > 9 and _ist_day(float(row[9])) < self._session_day:
+                o = h = lo = close = ltp
+                volume = 0
+            live.fair, live.ltp, live.open, live.high, live.low = float(ltp), ltp, int(o), int(h), int(lo)
+            live.volume, live.turnover, live.adjustment = volume, volume * ltp, int(adjustment)
+            live.week52_high, live.week52_low = max(live.week52_high, live.high), min(live.week52_low, live.low)
+            if int(close) != live.close:
+                live.close = int(close)
                 self._set_bands(live)
             self._publish_quote(live, now, traded=False)
 

@@ -227,3 +227,12 @@ def test_universe_built_from_a_plain_list_has_no_reference_prices():
     assert universe.spots == [spot]
     with pytest.raises(KeyError):
         universe.reference_price("NSE", "1")
+
+
+def test_a_contract_keeps_its_token_from_day_to_day(universe):
+    tomorrow = build_universe(TODAY + timedelta(days=1), seed=7)
+    before = {(i.exchange, i.symbol): i.token for i in universe.instruments}
+    after = {(i.exchange, i.symbol): i.token for i in tomorrow.instruments}
+    common = before.keys() & after.keys()
+    assert len(common) > 0.8 * len(before)
+    assert all(before[key] == after[key] for key in common)

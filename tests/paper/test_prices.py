@@ -398,7 +398,7 @@ def test_snapshot_restore_round_trip(universe, make_book, clock):
         book.step(5)
     book.set_ltp("NFO", call.token, book.ltp("NFO", call.token) + 1_500)
     rows = book.snapshot()
-    assert all(len(row) == 9 for row in rows)
+    assert all(len(row) == 10 and row[9] == int(clock.now) for row in rows)
     restarted = make_book(seed=99)
     restarted.restore(rows)
     for exchange, token, *_ in rows:
@@ -408,6 +408,19 @@ def test_snapshot_restore_round_trip(universe, make_book, clock):
     book.set_ltp(*NIFTY, 2_520_000)
     restarted.set_ltp(*NIFTY, 2_520_000)
     assert restarted.ltp("NFO", call.token) == book.ltp("NFO", call.token)
+
+
+def test_a_snapshot_from_yesterday_restores_as_the_previous_close(make_book, clock):
+    book = make_book()
+    book.set_ltp(*SBIN, 83_000)
+    rows = book.snapshot()
+    clock.advance(86400)
+    restarted = make_book()
+    restarted.restore(rows)
+    quote = restarted.quote(*SBIN)
+    assert (quote.ltp, quote.open, quote.high, quote.low, quote.close, quote.volume) == (83_000,) * 5 + (0,)
+    restarted.restore([row[:9] for row in rows])  # rows without an as-of are taken as today's
+    assert restarted.quote(*SBIN).volume == book.quote(*SBIN).volume
 
 
 def test_restore_skips_instruments_the_universe_lacks(make_book, caplog):
