@@ -81,6 +81,7 @@ class _Live:
     open_interest: int = 0
     adjustment: int = 0  # derivatives: price set by hand minus the model's price
     band: float = 0.0  # equities: the circuit band as a fraction of the previous close
+    twin: _Live | None = None  # BSE equities: the NSE listing whose walk they follow
     expiry_at: float = 0.0
     salt: int = 0
     sequence: int = 0
@@ -225,6 +226,10 @@ class PriceBook:
             opening = _to_tick(close * math.exp(rng.gauss(0.0, 0.004)), instrument.tick_paise)
             live = self._new_live(instrument, rng, opening, close, now, vol=vol)
             self._spots.append(live)
+        nse = {live.instrument.name: live for live in self._spots if live.key[0] == "NSE" and not live.instrument.is_index}
+        for live in self._spots:
+            if live.key[0] == "BSE" and not live.instrument.is_index:
+                live.twin = nse.get(live.instrument.name)
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -274,8 +279,11 @@ class PriceBook:
         gauss = self._walk.gauss
         changed: list[Quote] = []
         for live in self._spots:
-            vol = live.vol
-            live.fair *= math.exp(vol * scale * gauss(0.0, 1.0) + vol * vol * drift_per_vol2)
+            if live.twin is not None:  # one company, one price on both exchanges
+                live.fair = live.twin.fair
+            else:
+                vol = live.vol
+                live.fair *= math.exp(vol * scale * gauss(0.0, 1.0) + vol * vol * drift_per_vol2)
             ltp = _to_tick(live.fair, live.instrument.tick_paise)
             if live.instrument.is_index:
                 if ltp != live.ltp:

@@ -464,3 +464,12 @@ def test_black_scholes_refuses_nonsense():
     with pytest.raises(ValueError, match="must be positive"):
         call_put_price(0.0, 100.0, 0.1, 0.2, "CE")
     assert expiry_epoch(date(2025, 11, 25)) == datetime(2025, 11, 25, 15, 30, tzinfo=IST).timestamp()
+
+
+def test_a_company_trades_at_one_price_on_both_exchanges(make_book, clock):
+    book = make_book()
+    for _ in range(20):
+        clock.advance(60)
+        book.step(60)
+    assert book.ltp("BSE", "500112") == book.ltp(*SBIN)
+    assert book.ltp("BSE", "500325") == book.ltp("NSE", "2885")
