@@ -1,0 +1,119 @@
+"""Faults armed by the control API for the next N placements.
+
+Order faults (`reject`, `partial`, `open`) are applied by the fill engine to the order they are
+attached to at acceptance. Transport faults (`timeout`, `error5xx`) are taken by the HTTP layer
+before each placement with `take_transport()`. The two queues are independent, so "the next order
+times out" and "the next order fills partially" can both be armed at once. Within a queue, faults
+added later start once the earlier ones are used up.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["Fault", "FaultPlan", "FAULT_KINDS", "ORDER_FAULTS", "TRANSPORT_FAULTS", "DEFAULT_REJECT_TEXT"]
+
+ORDER_FAULTS = ("reject", "partial", "open")
+TRANSPORT_FAULTS = ("timeout", "error5xx")
+FAULT_KINDS = ORDER_FAULTS + TRANSPORT_FAULTS
+DEFAULT_REJECT_TEXT = "Your order has been rejected by the exchange (paper fault)"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A fault for the next `count` placements. Bad values raise ValueError.
+
+    reject: the order turns "rejected" with `text`.
+    partial: at its first match the order fills `fraction` of its quantity (rounded down to whole
+        lots); the rest rests — a MARKET remainder rests until modified or cancelled.
+    open: the order is accepted and stays open, never filling by itself until it is modified.
+    timeout: the HTTP layer waits `seconds` before answering; the order is placed.
+    error5xx: the HTTP layer answers HTTP `status`; `placed` says whether the order was placed anyway.
+    """
+
+    kind: str
+    count: int = 1
+    text: str = DEFAULT_REJECT_TEXT
+    fraction: float = 0.5
+    seconds: float = 8.0  # the SDK gives up after 7 s
+    status: int = 500
+    placed: bool = False
+
+    def __post_init__(self) -> None:
+        for problem in _problems(self):
+            raise ValueError(problem)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Fault:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ValueError(f"unknown fault field(s): {', '.join(unknown)}")
+        return cls(**body)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FaultPlan:
+    def __init__(self) -> None:
+        self._order: deque[list[Any]] = deque()  # [Fault, remaining]
+        self._transport: deque[list[Any]] = deque()
+
+    def add(self, fault: Fault) -> None:
+        (self._order if fault.kind in ORDER_FAULTS else self._transport).append([fault, fault.count])
+
+    def arm(self, kind: str, count: int = 1, **options: Any) -> Fault:
+        fault = Fault(kind, count, **options)
+        self.add(fault)
+        return fault
+
+    def take_order(self) -> Fault | None:
+        """The order fault for the placement being accepted now, if one is armed (used by the engine)."""
+        return _take(self._order)
+
+    def take_transport(self) -> Fault | None:
+        """The transport fault for the placement being handled now, if one is armed (used by the HTTP layer)."""
+        return _take(self._transport)
+
+    def clear(self) -> None:
+        self._order.clear()
+        self._transport.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        """What is still armed, order faults first, with how many placements each has left."""
+        return [{**fault.as_dict(), "remaining": left} for fault, left in (*self._order, *self._transport)]
+
+
+def _take(queue: deque[list[Any]]) -> Fault | None:
+    if not queue:
+        return None
+    entry = queue[0]
+    entry[1] -= 1
+    if entry[1] == 0:
+        queue.popleft()
+    return entry[0]
+
+
+def _problems(fault: Fault) -> list[str]:
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    problems = []
+    if fault.kind not in FAULT_KINDS:
+        problems.append(f"unknown fault kind {fault.kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+    if isinstance(fault.count, bool) or not isinstance(fault.count, int) or fault.count < 1:
+        problems.append(f"count must be a whole number >= 1, got {fault.count!r}")
+    if not (isinstance(fault.text, str) and fault.text.strip()):
+        problems.append("text must be a non-empty string")
+    if not (number(fault.fraction) and 0 < fault.fraction < 1):
+        problems.append(f"fraction must be between 0 and 1 (exclusive), got {fault.fraction!r}")
+    if not (number(fault.seconds) and fault.seconds >= 0):
+        problems.append(f"seconds must be a number >= 0, got {fault.seconds!r}")
+    if isinstance(fault.status, bool) or not isinstance(fault.status, int) or not 500 <= fault.status <= 599:
+        problems.append(f"status must be an HTTP status 500..599, got {fault.status!r}")
+    if not isinstance(fault.placed, bool):
+        problems.append(f"placed must be true or false, got {fault.placed!r}")
+    return problems
