@@ -190,6 +190,8 @@ class OrderEngine:
             raise OrderError("AB2000", reason)
         self._store(replace(candidate, status="modified", text=""))
         working = "trigger pending" if candidate.ordertype in STOP_TYPES and not keep_trigger else "open"
+        if candidate.unfilled == 0:  # cut down to what already filled
+            working = "complete"
         order = self._store(replace(candidate, status=working))
         self._match(order, quote, arriving=True)
         return self._orders[order.orderid]
