@@ -1,0 +1,486 @@
+"""The stop engine: a fold over trade events, ticks and the clock that emits exit intents and state
+changes through one `emit` callable.
+
+It is plain synchronous code with no I/O and no clock of its own, so it can be driven by the
+reactive pipeline (`streams.pipeline`), by a test, or by a replay of recorded inputs. It is not
+thread-safe: feed it from one thread (the service feeds it on the event loop).
+
+Gates (trading-semantics §4). A tick acts on a trade only when it is
+- fresh: `clock - tick.exchange_ts_ms <= stale_ms`, clock being the latest Clock received (until the
+  first Clock every tick is stale, so a pipeline without a clock fires nothing), and
+- in session: the tick's exchange time stamp inside its exchange's continuous session.
+A gated tick does nothing at all: it neither fires nor moves a trailing stop. Gates are checked only
+when a tick crosses a level, so they cost nothing on the no-cross path.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from .errors import RuleError
+from .index import NO_HIGH, NO_LOW, TokenBook
+from .limits import Group, LossLimits
+from .rules import levels
+from .session import Calendar, SessionClock, default_calendar, ist_day
+from .types import (
+    Amend,
+    Arm,
+    Armed,
+    Clock,
+    Close,
+    Confirm,
+    Disarm,
+    Disarmed,
+    EntryWindow,
+    ExitIntent,
+    ExitReason,
+    Halted,
+    Output,
+    Phase,
+    Rearm,
+    Rearmed,
+    Refused,
+    Resumed,
+    SetLimit,
+    Side,
+    StopState,
+    Tick,
+    Trade,
+    TradeEvent,
+    TrailMoved,
+)
+
+__all__ = ["Engine", "EngineConfig"]
+
+ARMED, EXITING = Phase.ARMED, Phase.EXITING
+
+
+class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    calendar: Calendar = msgspec.field(default_factory=default_calendar)
+    stale_ms: int = 5_000  # STALE_TICK_S
+
+
+def _trail_stop(long: bool, best: int, offset: int, tick_size: int) -> int:
+    """best -/+ offset, rounded to the tick on the tighter side (towards the best price)."""
+    if long:
+        return -((offset - best) // tick_size) * tick_size
+    return (best + offset) // tick_size * tick_size
+
+
+class _Guard:
+    """The engine's mutable view of one trade. `low_key`/`high_key` are its keys in the book."""
+
+    __slots__ = (
+        "active", "high_key", "long", "low_key", "offset", "phase", "segment",
+        "stop", "target", "tick_size", "token", "trade", "trailed", "activation",
+    )  # fmt: skip
+
+    def __init__(self, trade: Trade) -> None:
+        lv = levels(trade)
+        basis = trade.basis or trade.instrument
+        self.trade = trade
+        self.token = basis.token
+        self.segment = trade.instrument.exchange
+        self.tick_size = basis.tick_size
+        self.long = lv.side is Side.LONG
+        self.stop = lv.stop
+        self.target = lv.target
+        self.offset = lv.trail_offset
+        self.activation = lv.activation_price
+        self.active = lv.trail_offset is not None and (
+            lv.activation_price <= lv.entry if self.long else lv.activation_price >= lv.entry
+        )
+        self.trailed = False
+        self.phase = ARMED
+        if self.active and self.offset is not None:
+            # best starts at the entry: trailing from arming already holds the stop within reach.
+            self.tighten(_trail_stop(self.long, lv.entry, self.offset, self.tick_size), True)
+        self.low_key: int | None = None
+        self.high_key: int | None = None
+
+    def tighten(self, stop: int | None, trailing: bool) -> None:
+        """Carry a trailed stop over (resume after restart, amend): kept only when tighter."""
+        if self.offset is None:
+            return
+        self.active = self.active or trailing
+        if stop is not None and (self.stop is None or (stop > self.stop if self.long else stop < self.stop)):
+            self.stop = stop
+            self.trailed = True
+
+    def keys(self) -> tuple[int | None, int | None]:
+        trigger = None
+        if self.offset is not None:
+            if self.long:
+                trigger = NO_LOW if self.stop is None else self.stop + self.offset + 1
+                if not self.active:
+                    trigger = max(trigger, self.activation)
+            else:
+                trigger = NO_HIGH if self.stop is None else self.stop - self.offset - 1
+                if not self.active:
+                    trigger = min(trigger, self.activation)
+        if self.long:
+            near = [k for k in (self.target, trigger) if k is not None]
+            return self.stop, min(near) if near else None
+        near = [k for k in (self.target, trigger) if k is not None]
+        return max(near) if near else None, self.stop
+
+    def state(self) -> StopState:
+        return StopState(self.trade.id, self.phase, self.stop, self.target, self.active, self.trailed)
+
+
+class Engine:
+    def __init__(
+        self,
+        emit: Callable[[Output], None],
+        config: EngineConfig | None = None,
+        fault: Callable[[Exception], None] | None = None,
+    ) -> None:
+        config = config or EngineConfig()
+        self.emit = emit
+        self.fault = fault  # where an internal error goes from the tick path; None = raise
+        self.sessions = SessionClock(config.calendar)
+        self.limits = LossLimits()
+        self._stale_ms = config.stale_ms
+        self._books: dict[str, TokenBook] = {}
+        self._guards: dict[int, _Guard] = {}
+        self.clock_ms = NO_LOW
+        self._day: int | None = None
+        self._squared: set[str] = set()
+        self._entries: dict[str, bool] = {}
+        self._pending_close: dict[int, None] = {}
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def state(self, trade_id: int) -> StopState | None:
+        guard = self._guards.get(trade_id)
+        return None if guard is None else guard.state()
+
+    def states(self) -> list[StopState]:
+        return [guard.state() for guard in self._guards.values()]
+
+    def entries_open(self, exchange: str) -> bool:
+        return self._entries.get(exchange, False)
+
+    @property
+    def halted(self) -> frozenset[tuple[str, str]]:
+        return frozenset((g.scope, g.key) for g in self.limits.groups.values() if g.halted)
+
+    def passes(self, tick: Tick) -> bool:
+        """The gates: fresh against the clock, inside its exchange's session."""
+        ts = tick.exchange_ts_ms
+        return self.clock_ms - ts <= self._stale_ms and self.sessions.is_open(tick.exchange, ts)
+
+    def would_act(self, tick: Tick) -> bool:
+        """Would this tick fire or move something? (Used to watch tick-stage plug-ins.)"""
+        book = self._books.get(tick.token)
+        if book is None:
+            return False
+        ltp = tick.ltp
+        crossed = (book.lows and book.lows[-1][0] >= ltp) or (book.highs and book.highs[-1][0] >= -ltp)
+        return bool(crossed) and self.passes(tick)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def on_input(self, item: Tick | Clock | TradeEvent) -> None:
+        if type(item) is Tick:
+            self.on_tick(item)
+        elif type(item) is Clock:
+            self.on_clock(item.now_ms)
+        else:
+            self.on_event(item)
+
+    def on_tick(self, tick: Tick) -> None:
+        # The hot path: one dict lookup, one store, two integer comparisons when nothing crosses.
+        book = self._books.get(tick.token)
+        if book is None:
+            book = self._books[tick.token] = TokenBook(tick.token)
+        book.last = tick
+        ltp = tick.ltp
+        if ltp <= book.low or ltp >= book.high:
+            try:
+                self._cross(book, tick)
+            except Exception as error:
+                if self.fault is None:
+                    raise
+                self.fault(error)
+
+    def _cross(self, book: TokenBook, tick: Tick) -> None:
+        if not self.passes(tick):
+            return
+        ltp = tick.ltp
+        crossed = book.take_crossed(ltp)
+        if len(crossed) > 1:
+            crossed = sorted(set(crossed))
+        for trade_id in crossed:
+            guard = self._guards[trade_id]
+            # take_crossed popped the keys ltp reached; forget them before unindexing the rest.
+            if guard.low_key is not None and guard.low_key >= ltp:
+                guard.low_key = None
+            if guard.high_key is not None and guard.high_key <= ltp:
+                guard.high_key = None
+            self._unindex(guard)
+            self._evaluate(guard, tick)
+            if guard.phase is ARMED:
+                self._index(guard)
+        if book.watch:
+            self._on_breach(self.limits.mark(book.token, ltp), tick)
+
+    def _evaluate(self, guard: _Guard, tick: Tick) -> None:
+        ltp, stop = tick.ltp, guard.stop
+        if guard.long:
+            if stop is not None and ltp <= stop:
+                self._fire(guard, ExitReason.TRAIL if guard.trailed else ExitReason.STOP, stop, tick)
+            elif guard.target is not None and ltp >= guard.target:
+                self._fire(guard, ExitReason.TARGET, guard.target, tick)
+            elif guard.offset is not None:
+                guard.active = guard.active or ltp >= guard.activation
+                if guard.active:
+                    # Every earlier price left the stop where it is, so ltp is the best price.
+                    moved = _trail_stop(True, ltp, guard.offset, guard.tick_size)
+                    if stop is None or moved > stop:
+                        self._trail(guard, moved, tick)
+        else:
+            if stop is not None and ltp >= stop:
+                self._fire(guard, ExitReason.TRAIL if guard.trailed else ExitReason.STOP, stop, tick)
+            elif guard.target is not None and ltp <= guard.target:
+                self._fire(guard, ExitReason.TARGET, guard.target, tick)
+            elif guard.offset is not None:
+                guard.active = guard.active or ltp <= guard.activation
+                if guard.active:
+                    moved = _trail_stop(False, ltp, guard.offset, guard.tick_size)
+                    if stop is None or moved < stop:
+                        self._trail(guard, moved, tick)
+
+    def _trail(self, guard: _Guard, stop: int, tick: Tick) -> None:
+        old, guard.stop, guard.trailed = guard.stop, stop, True
+        self.emit(TrailMoved(guard.trade.id, old, stop, tick))
+
+    def _fire(
+        self, guard: _Guard, reason: ExitReason, level: int | None, tick: Tick | None, source: str = ""
+    ) -> None:
+        self._unindex(guard)
+        guard.phase = EXITING
+        self._pending_close.pop(guard.trade.id, None)
+        self.emit(ExitIntent(guard.trade.id, reason, level, tick, source))
+
+    def fire_custom(self, intent: ExitIntent, source: str) -> None:
+        """An exit asked for by a signal-stage plug-in; always reason CUSTOM."""
+        guard = self._guards.get(intent.trade_id)
+        if guard is None:
+            self.emit(Refused(intent.trade_id, "trade_id", f"{source}: no such trade"))
+        elif guard.phase is ARMED:
+            self._fire(guard, ExitReason.CUSTOM, intent.level, intent.tick, source)
+
+    # -- the book --------------------------------------------------------------------------------
+
+    def _book(self, token: str) -> TokenBook:
+        book = self._books.get(token)
+        if book is None:
+            book = self._books[token] = TokenBook(token)
+        return book
+
+    def _index(self, guard: _Guard) -> None:
+        book = self._book(guard.token)
+        guard.low_key, guard.high_key = guard.keys()
+        if guard.low_key is not None:
+            book.add_low(guard.low_key, guard.trade.id)
+        if guard.high_key is not None:
+            book.add_high(guard.high_key, guard.trade.id)
+
+    def _unindex(self, guard: _Guard) -> None:
+        book = self._books[guard.token]
+        if guard.low_key is not None:
+            book.remove_low(guard.low_key, guard.trade.id)
+            guard.low_key = None
+        if guard.high_key is not None:
+            book.remove_high(guard.high_key, guard.trade.id)
+            guard.high_key = None
+
+    def _last_tick(self, token: str) -> Tick | None:
+        book = self._books.get(token)
+        return None if book is None else book.last
+
+    # -- trade events ----------------------------------------------------------------------------
+
+    def on_event(self, event: TradeEvent) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"not a trade event: {event!r}")
+        handler(self, event)
+
+    def _arm(self, event: Arm) -> None:
+        trade = event.trade
+        if trade.id in self._guards:
+            self.emit(Refused(trade.id, "id", "already armed"))
+            return
+        guard = self._guard(trade)
+        if guard is None:
+            return
+        guard.tighten(event.resume_stop, event.resume_trailing)
+        self._guards[trade.id] = guard
+        mark = self._last_tick(trade.instrument.token)
+        self.limits.open_trade(trade, None if mark is None else mark.ltp)
+        self._sync_watch(trade.instrument.token)
+        self.emit(Armed(guard.state()))
+        self._settle(guard)
+
+    def _guard(self, trade: Trade) -> _Guard | None:
+        try:
+            basis = trade.basis or trade.instrument
+            if not self.sessions.knows(basis.exchange):
+                raise RuleError("exchange", f"no session hours for {basis.exchange}")
+            return _Guard(trade)
+        except RuleError as error:
+            self.emit(Refused(trade.id, error.field, error.reason))
+            return None
+
+    def _settle(self, guard: _Guard) -> None:
+        """A trade (re)enters ARMED: square-off, halt and the latest tick may act on it at once."""
+        trade = guard.trade
+        if trade.product == "INTRADAY" and guard.segment in self._squared:
+            self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.token))
+        elif self.limits.flattening(trade):
+            self._fire(guard, ExitReason.RISK, None, self._last_tick(guard.token))
+        else:
+            self._index(guard)
+            book = self._books[guard.token]
+            last = book.last
+            if last is not None and (last.ltp <= book.low or last.ltp >= book.high):
+                self._cross(book, last)
+
+    def _amend(self, event: Amend) -> None:
+        trade = event.trade
+        old = self._guards.get(trade.id)
+        if old is None:
+            self.emit(Refused(trade.id, "id", "amend: no such trade"))
+            return
+        guard = self._guard(trade)
+        if guard is None:
+            return
+        if old.trailed:
+            guard.tighten(old.stop, old.active)
+        self._drop(old)
+        self._guards[trade.id] = guard
+        mark = self.limits.prices.get(trade.instrument.token)
+        self.limits.open_trade(trade, mark)
+        self._sync_watch(trade.instrument.token)
+        guard.phase = old.phase
+        self.emit(Armed(guard.state()))
+        if guard.phase is ARMED:
+            self._settle(guard)
+
+    def _drop(self, guard: _Guard, exit_price: int | None = None) -> list[Group]:
+        if guard.phase is ARMED:
+            self._unindex(guard)
+        self._guards.pop(guard.trade.id, None)
+        self._pending_close.pop(guard.trade.id, None)
+        breached = self.limits.close_trade(guard.trade, exit_price)
+        self._sync_watch(guard.trade.instrument.token)
+        return breached
+
+    def _disarm(self, event: Disarm) -> None:
+        guard = self._known(event.trade_id, "disarm")
+        if guard is not None:
+            self._drop(guard)
+            self.emit(Disarmed(event.trade_id, "disarmed"))
+
+    def _confirm(self, event: Confirm) -> None:
+        guard = self._known(event.trade_id, "confirm")
+        if guard is not None:
+            breached = self._drop(guard, event.exit_price)
+            self.emit(Disarmed(event.trade_id, "closed"))
+            self._on_breach(breached, None)
+
+    def _rearm(self, event: Rearm) -> None:
+        guard = self._known(event.trade_id, "rearm")
+        if guard is not None and guard.phase is EXITING:
+            guard.phase = ARMED
+            self.emit(Rearmed(guard.state()))
+            self._settle(guard)
+
+    def _close(self, event: Close) -> None:
+        guard = self._known(event.trade_id, "close")
+        if guard is None or guard.phase is not ARMED:
+            return
+        if self.sessions.is_open(guard.segment, self.clock_ms):
+            self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.token))
+        else:
+            self._pending_close[guard.trade.id] = None
+
+    def _set_limit(self, event: SetLimit) -> None:
+        group = self.limits.set_limit(event.scope, event.key, event.max_loss, event.flatten)
+        for token in {trade.instrument.token for trade in group.trades.values()}:
+            self._sync_watch(token)
+        self._on_breach([group] if group.breached() else [], None)
+
+    def _known(self, trade_id: int, event: str) -> _Guard | None:
+        guard = self._guards.get(trade_id)
+        if guard is None:
+            self.emit(Refused(trade_id, "trade_id", f"{event}: no such trade"))
+        return guard
+
+    # -- risk ------------------------------------------------------------------------------------
+
+    def _sync_watch(self, token: str) -> None:
+        watch = self.limits.watched(token)
+        book = self._book(token)
+        if book.watch != watch:
+            book.set_watch(watch)
+
+    def _on_breach(self, groups: list[Group], tick: Tick | None) -> None:
+        for group in groups:
+            group.halted = True
+            assert group.max_loss is not None
+            self.emit(Halted(group.scope, group.key, group.pnl, group.max_loss, self.clock_ms))
+            if group.flatten:
+                for trade_id in sorted(group.trades):
+                    guard = self._guards[trade_id]
+                    if guard.phase is ARMED:
+                        self._fire(guard, ExitReason.RISK, None, tick)
+
+    # -- the clock -------------------------------------------------------------------------------
+
+    def on_clock(self, now_ms: int) -> None:
+        if now_ms < self.clock_ms:
+            return  # time does not run backwards; a late Clock is ignored
+        self.clock_ms = now_ms
+        day = ist_day(now_ms)
+        if day != self._day:
+            self._day = day
+            self._squared.clear()
+            for group in self.limits.new_day():
+                self.emit(Resumed(group.scope, group.key, now_ms))
+        for exchange in self.sessions.exchanges:
+            self._timed(exchange, day, now_ms)
+        for trade_id in list(self._pending_close):
+            guard = self._guards[trade_id]
+            if self.sessions.is_open(guard.segment, now_ms):
+                self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.token))
+
+    def _timed(self, exchange: str, day: int, now_ms: int) -> None:
+        entries = self.sessions.entries_open(exchange, now_ms)
+        if self._entries.get(exchange) is not entries:
+            self._entries[exchange] = entries
+            self.emit(EntryWindow(exchange, entries, now_ms))
+        if exchange in self._squared:
+            return
+        square_off = self.sessions.square_off_ms(exchange, day)
+        if square_off is None or now_ms < square_off:
+            return
+        self._squared.add(exchange)
+        for trade_id in sorted(self._guards):
+            guard = self._guards[trade_id]
+            if guard.phase is ARMED and guard.segment == exchange and guard.trade.product == "INTRADAY":
+                self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.token))
+
+
+_HANDLERS: dict[type, Callable[[Engine, object], None]] = {
+    Arm: Engine._arm,
+    Amend: Engine._amend,
+    Disarm: Engine._disarm,
+    Confirm: Engine._confirm,
+    Rearm: Engine._rearm,
+    Close: Engine._close,
+    SetLimit: Engine._set_limit,
+}  # type: ignore[dict-item]

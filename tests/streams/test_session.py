@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from streams_helpers import MONDAY, ist
+
+from streams import SessionClock, default_calendar
+
+SATURDAY = dt.date(2025, 1, 4)
+
+
+def test_equity_continuous_session_boundaries():
+    sessions = SessionClock(default_calendar())
+    assert not sessions.is_open("NSE", ist(9, 14, 59))
+    assert sessions.is_open("NSE", ist(9, 15))
+    assert sessions.is_open("NFO", ist(15, 29, 59))
+    assert not sessions.is_open("NSE", ist(15, 30))
+
+
+def test_mcx_runs_into_the_evening():
+    sessions = SessionClock(default_calendar())
+    assert sessions.is_open("MCX", ist(9, 0))
+    assert sessions.is_open("MCX", ist(23, 29, 59))
+    assert not sessions.is_open("MCX", ist(23, 30))
+
+
+def test_weekends_and_holidays_are_closed():
+    sessions = SessionClock(default_calendar(nse_holidays=frozenset({MONDAY})))
+    assert not sessions.is_open("NSE", ist(11, day=SATURDAY))
+    assert not sessions.is_open("NSE", ist(11))
+    assert sessions.is_open("MCX", ist(11))
+    assert sessions.square_off_ms("NSE", 20094) is None  # 2025-01-06 is IST day 20094
+
+
+def test_the_window_cache_follows_the_day():
+    sessions = SessionClock(default_calendar(nse_holidays=frozenset({MONDAY})))
+    tuesday = MONDAY + dt.timedelta(days=1)
+    assert not sessions.is_open("NSE", ist(11))
+    assert sessions.is_open("NSE", ist(11, day=tuesday))
+    assert not sessions.is_open("NSE", ist(11))
+
+
+def test_square_off_and_entry_cutoff_times():
+    sessions = SessionClock(default_calendar())
+    assert sessions.square_off_ms("NSE", 20094) == ist(15, 15)
+    assert sessions.square_off_ms("MCX", 20094) == ist(23, 25)
+    assert sessions.entries_open("NSE", ist(14, 59, 59))
+    assert not sessions.entries_open("NSE", ist(15, 0))
+    assert not sessions.entries_open("NSE", ist(9, 14))
+    assert not sessions.entries_open("BOGUS", ist(11))
+
+
+def test_unknown_exchange_and_times_before_the_epoch_are_closed():
+    sessions = SessionClock(default_calendar())
+    assert not sessions.knows("XYZ")
+    assert not sessions.is_open("XYZ", ist(11))
+    assert not sessions.is_open("NSE", -(1 << 62))
