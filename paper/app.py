@@ -1,0 +1,234 @@
+"""The paper exchange's REST face: SmartAPI's routes, headers, envelopes and error dialects."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from paper import market
+from paper.auth import LoginError, Session, TokenError
+from paper.control import control_routes
+from paper.envelopes import BadRequest, fail, ok, rate_limited, token_fail
+from paper.errors import PaperError
+from paper.exchange import PaperExchange
+from paper.ratelimit import RateLimiter
+
+__all__ = ["create_app", "MASTER_PATH"]
+
+MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
+SECURE = "/rest/secure/angelbroking"
+Handler = Callable[[Request, PaperExchange, Session | None, dict[str, Any]], Awaitable[Response]]
+
+
+def create_app(exchange: PaperExchange) -> Starlette:
+    limiter = RateLimiter()
+
+    def endpoint(name: str, handler: Handler, *, secure: bool = True) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            api_key = request.headers.get("x-privatekey")
+            if exchange.config.rate_limits and not limiter.allow(api_key or "", name):
+                return rate_limited()
+            try:
+                session = (
+                    exchange.sessions.authenticate(request.headers.get("authorization"), api_key) if secure else None
+                )
+                body = await _body(request)
+                return await handler(request, exchange, session, body)
+            except TokenError as exc:
+                return token_fail(exc.errorcode, exc.message)
+            except (LoginError, PaperError) as exc:
+                return fail(exc.errorcode, exc.message)
+            except BadRequest as exc:
+                return fail("AB2000", exc.message)
+
+        serve.__name__ = name
+        return serve
+
+    routes = [
+        Route("/rest/auth/angelbroking/user/v1/loginByPassword", endpoint("loginByPassword", login, secure=False), methods=["POST"]),
+        Route("/rest/auth/angelbroking/jwt/v1/generateTokens", endpoint("generateTokens", generate_tokens, secure=False), methods=["POST"]),
+        Route(f"{SECURE}/user/v1/getProfile", endpoint("getProfile", profile), methods=["GET"]),
+        Route(f"{SECURE}/user/v1/logout", endpoint("logout", logout), methods=["POST"]),
+        Route(f"{SECURE}/user/v1/getRMS", endpoint("getRMS", rms), methods=["GET"]),
+        Route(f"{SECURE}/order/v1/placeOrder", endpoint("placeOrder", place_order), methods=["POST"]),
+        Route(f"{SECURE}/order/v1/modifyOrder", endpoint("modifyOrder", modify_order), methods=["POST"]),
+        Route(f"{SECURE}/order/v1/cancelOrder", endpoint("cancelOrder", cancel_order), methods=["POST"]),
+        Route(f"{SECURE}/order/v1/getOrderBook", endpoint("getOrderBook", order_book), methods=["GET"]),
+        Route(f"{SECURE}/order/v1/getTradeBook", endpoint("getTradeBook", trade_book), methods=["GET"]),
+        Route(f"{SECURE}/order/v1/details/{{uniqueorderid}}", endpoint("details", order_details), methods=["GET"]),
+        Route(f"{SECURE}/order/v1/getPosition", endpoint("getPosition", positions), methods=["GET"]),
+        Route(f"{SECURE}/portfolio/v1/getHolding", endpoint("getHolding", holding), methods=["GET"]),
+        Route(f"{SECURE}/portfolio/v1/getAllHolding", endpoint("getAllHolding", all_holding), methods=["GET"]),
+        Route(f"{SECURE}/order/v1/getLtpData", endpoint("getLtpData", market.ltp_data), methods=["POST"]),
+        Route(f"{SECURE}/market/v1/quote", endpoint("quote", market.quote), methods=["POST"]),
+        Route(f"{SECURE}/market/v1/quote/", endpoint("quote", market.quote), methods=["POST"]),
+        Route(f"{SECURE}/historical/v1/getCandleData", endpoint("getCandleData", market.candle_data), methods=["POST"]),
+        Route(f"{SECURE}/order/v1/searchScrip", endpoint("searchScrip", market.search_scrip), methods=["POST"]),
+        Route(MASTER_PATH, instrument_master, methods=["GET"]),
+        *control_routes(exchange),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await exchange.start()
+        try:
+            yield
+        finally:
+            await exchange.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.exchange = exchange
+    return app
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    if request.method != "POST":
+        return {}  # GETs carry the SDK's JSON-in-query-string; nothing in it matters
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None or str(value).strip() == "":
+        raise BadRequest(f"{name} is required")
+    return str(value).strip()
+
+
+# Auth ------------------------------------------------------------------------------------------
+async def login(request: Request, ex: PaperExchange, _: Session | None, body: dict[str, Any]) -> Response:
+    tokens = ex.sessions.login(
+        _text(body, "clientcode"), _text(body, "password"), _text(body, "totp"), request.headers.get("x-privatekey")
+    )
+    data = {"jwtToken": tokens.jwt_token, "refreshToken": tokens.refresh_token, "feedToken": tokens.feed_token}
+    if "state" in body:
+        data["state"] = body["state"]
+    return ok(data)
+
+
+async def generate_tokens(request: Request, ex: PaperExchange, _: Session | None, body: dict[str, Any]) -> Response:
+    tokens = ex.sessions.refresh(_text(body, "refreshToken"))
+    return ok({"jwtToken": tokens.jwt_token, "refreshToken": tokens.refresh_token, "feedToken": tokens.feed_token})
+
+
+async def profile(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    login_entry = ex.sessions.by_code[session.clientcode.upper()]
+    return ok({
+        "clientcode": session.clientcode,
+        "name": login_entry.name,
+        "email": "",
+        "mobileno": "",
+        "exchanges": ["nse_cm", "nse_fo", "bse_cm", "bse_fo"],
+        "products": ["MARGIN", "MIS", "NRML", "CNC", "CO", "BO"],
+        "lastlogintime": "",
+        "brokerid": "B2C",
+    })
+
+
+async def logout(request: Request, ex: PaperExchange, session: Session | None, body: dict[str, Any]) -> Response:
+    assert session is not None
+    ex.sessions.logout(session)
+    ex.store.revoke(session.sid)
+    return ok("")
+
+
+# Orders ----------------------------------------------------------------------------------------
+async def place_order(request: Request, ex: PaperExchange, session: Session | None, body: dict[str, Any]) -> Response:
+    assert session is not None
+    transport = ex.engine.faults.take_transport()
+    if transport is not None and transport.kind == "error5xx" and not transport.placed:
+        return fail("AB2001", "Internal Error, Please try after sometime", status_code=transport.status)
+    if ex.config.fill_latency_ms > 0:
+        order = ex.engine.accept(session.clientcode, body)
+        asyncio.get_running_loop().call_later(ex.config.fill_latency_ms / 1000, ex.engine.settle, order.orderid)
+    else:
+        order = ex.engine.place(session.clientcode, body)
+    if transport is not None and transport.kind == "error5xx":
+        return fail("AB2001", "Internal Error, Please try after sometime", status_code=transport.status)
+    if transport is not None and transport.kind == "timeout":
+        await asyncio.sleep(transport.seconds)
+    return ok({"script": order.tradingsymbol, "orderid": order.orderid, "uniqueorderid": order.uniqueorderid})
+
+
+async def modify_order(request: Request, ex: PaperExchange, session: Session | None, body: dict[str, Any]) -> Response:
+    assert session is not None
+    order = ex.engine.modify(session.clientcode, body)
+    return ok({"orderid": order.orderid, "uniqueorderid": order.uniqueorderid})
+
+
+async def cancel_order(request: Request, ex: PaperExchange, session: Session | None, body: dict[str, Any]) -> Response:
+    assert session is not None
+    order = ex.engine.cancel(session.clientcode, _text(body, "orderid"), _text(body, "variety"))
+    return ok({"orderid": order.orderid, "uniqueorderid": order.uniqueorderid})
+
+
+async def order_book(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    return ok(ex.engine.order_book(session.clientcode) or None)
+
+
+async def trade_book(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    return ok(ex.engine.trade_book(session.clientcode) or None)
+
+
+async def order_details(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    row = ex.engine.order_details(session.clientcode, request.path_params["uniqueorderid"])
+    if row is None:
+        return fail("AB1007", "Order not found")
+    return ok(row)
+
+
+async def positions(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    return ok(ex.engine.positions(session.clientcode) or None)
+
+
+async def holding(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    return ok(ex.engine.holdings(session.clientcode) or None)
+
+
+async def all_holding(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    rows = ex.engine.holdings(session.clientcode)
+    value = sum(float(r["ltp"]) * int(r["quantity"]) for r in rows)
+    invested = sum(float(r["averageprice"]) * int(r["quantity"]) for r in rows)
+    pnl = value - invested
+    return ok({
+        "holdings": rows,
+        "totalholding": {
+            "totalholdingvalue": round(value, 2),
+            "totalinvvalue": round(invested, 2),
+            "totalprofitandloss": round(pnl, 2),
+            "totalpnlpercentage": round(pnl / invested * 100, 2) if invested else 0,
+        },
+    })
+
+
+async def rms(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+    assert session is not None
+    return ok(ex.engine.rms(session.clientcode))
+
+
+async def instrument_master(request: Request) -> Response:
+    exchange: PaperExchange = request.app.state.exchange
+    return Response(exchange.universe.master_json(), media_type="application/json")
+

@@ -1,0 +1,176 @@
+"""The control API under /paper/v1: move prices, script paths, inject faults, expire sessions, reset.
+
+For tests and demos only: every route answers 403 when the exchange runs with its control API off
+(tickguard in live mode). Errors are `{"errors": [{"field", "reason"}]}` with status 422 (bad input),
+404 (unknown instrument or path) or 403.
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from paper.faults import FAULT_KINDS, Fault
+
+if TYPE_CHECKING:
+    from paper.exchange import PaperExchange
+
+__all__ = ["control_routes"]
+
+PREFIX = "/paper/v1"
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        self.field, self.reason, self.status = field, reason, status
+        super().__init__(f"{field}: {reason}")
+
+
+def _error(exc: Invalid) -> Response:
+    return JSONResponse({"errors": [{"field": exc.field, "reason": exc.reason}]}, exc.status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise Invalid("body", "not valid JSON") from None
+    if not isinstance(body, dict):
+        raise Invalid("body", "expected a JSON object")
+    return body
+
+
+def _price(value: Any, field: str, tick_paise: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise Invalid(field, "expected a price in rupees > 0")
+    paise = round(value * 100)
+    if paise % tick_paise:
+        raise Invalid(field, f"{value} is not a multiple of the tick size {tick_paise / 100:.2f}")
+    return paise
+
+
+def _instrument(ex: PaperExchange, body: dict[str, Any], prefix: str = ""):
+    exchange, token = str(body.get("exchange", "NSE")).upper(), str(body.get("token", "")).strip()
+    if not token:
+        raise Invalid(f"{prefix}token", "required")
+    instrument = ex.universe.by_token(exchange, token)
+    if instrument is None:
+        raise Invalid(f"{prefix}token", f"no instrument {token} on {exchange}", 404)
+    return instrument
+
+
+def _int(body: dict[str, Any], name: str, default: int, minimum: int = 0) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise Invalid(name, f"expected an integer >= {minimum}")
+    return value
+
+
+def control_routes(ex: PaperExchange) -> list[Route]:
+    def guarded(handler):
+        async def serve(request: Request) -> Response:
+            if not ex.config.control_api:
+                return _error(Invalid("mode", "the paper control API is off while tickguard runs live", 403))
+            try:
+                return await handler(request, await _json(request))
+            except Invalid as exc:
+                return _error(exc)
+
+        serve.__name__ = handler.__name__
+        return serve
+
+    async def ticks(request: Request, body: dict[str, Any]) -> Response:
+        """Set prices at once: one `{"exchange","token","ltp"}` or `{"ticks": [...]}`."""
+        items = body.get("ticks", [body])
+        if not isinstance(items, list) or not items:
+            raise Invalid("ticks", "expected a non-empty list")
+        checked = []
+        for n, item in enumerate(items):
+            prefix = f"ticks[{n}]." if "ticks" in body else ""
+            if not isinstance(item, dict):
+                raise Invalid(f"ticks[{n}]", "expected an object")
+            instrument = _instrument(ex, item, prefix)
+            checked.append((instrument, _price(item.get("ltp"), f"{prefix}ltp", instrument.tick_paise)))
+        changed = 0
+        for instrument, ltp in checked:
+            changed += len(ex.prices.set_ltp(instrument.exchange, instrument.token, ltp))
+        return JSONResponse({"applied": len(checked), "quotes_changed": changed})
+
+    async def start_path(request: Request, body: dict[str, Any]) -> Response:
+        """Play `points` (rupees) at `rate` a second (or one every `interval_ms`); a jump is a gap."""
+        instrument = _instrument(ex, body)
+        points = body.get("points")
+        if not isinstance(points, list) or not points:
+            raise Invalid("points", "expected a non-empty list of prices")
+        prices = [_price(p, f"points[{n}]", instrument.tick_paise) for n, p in enumerate(points)]
+        if "rate" in body:
+            rate = body["rate"]
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 200_000:
+                raise Invalid("rate", "expected points per second, 0 < rate <= 200000")
+        else:
+            rate = 1000 / _int(body, "interval_ms", 100, minimum=1)
+        repeat = _int(body, "repeat", 1, minimum=1)
+        path = ex.paths.start(instrument.exchange, instrument.token, prices, float(rate), repeat)
+        return JSONResponse({"path_id": path.path_id, "points": len(prices) * repeat, "rate": rate}, 201)
+
+    async def list_paths(request: Request, body: dict[str, Any]) -> Response:
+        return JSONResponse({"running": ex.paths.running()})
+
+    async def stop_path(request: Request, body: dict[str, Any]) -> Response:
+        if not ex.paths.stop(request.path_params["path_id"]):
+            raise Invalid("path_id", "no such running path", 404)
+        return JSONResponse({"stopped": request.path_params["path_id"]})
+
+    async def add_fault(request: Request, body: dict[str, Any]) -> Response:
+        """`{"kind": reject|partial|open|timeout|error5xx, "count": N, ...}` for the next N orders."""
+        kind = body.get("kind")
+        if kind not in FAULT_KINDS:
+            raise Invalid("kind", f"expected one of {', '.join(FAULT_KINDS)}")
+        try:
+            fault = Fault.from_json(body)
+        except (TypeError, ValueError) as exc:
+            raise Invalid("fault", str(exc)) from None
+        ex.engine.faults.add(fault)
+        return JSONResponse({"queued": ex.engine.faults.pending()}, 201)
+
+    async def clear_faults(request: Request, body: dict[str, Any]) -> Response:
+        ex.engine.faults.clear()
+        return JSONResponse({"queued": []})
+
+    async def expire_sessions(request: Request, body: dict[str, Any]) -> Response:
+        """Every access token issued so far answers AG8002 (refresh tokens keep working)."""
+        clientcode = body.get("clientcode")
+        ex.sessions.expire_access(str(clientcode) if clientcode else None)
+        return JSONResponse({"expired": clientcode or "all"})
+
+    async def reset(request: Request, body: dict[str, Any]) -> Response:
+        ex.paths.stop_all()
+        ex.reset()
+        return JSONResponse({"reset": True})
+
+    async def state(request: Request, body: dict[str, Any]) -> Response:
+        return JSONResponse({
+            "instruments": len(ex.universe),
+            "simulator": ex.config.tick_ms > 0,
+            "paths": ex.paths.running(),
+            "faults": ex.engine.faults.pending(),
+            "store_error": repr(ex.store.error) if ex.store.error else None,
+        })
+
+    return [
+        Route(f"{PREFIX}/ticks", guarded(ticks), methods=["POST"]),
+        Route(f"{PREFIX}/paths", guarded(start_path), methods=["POST"]),
+        Route(f"{PREFIX}/paths", guarded(list_paths), methods=["GET"]),
+        Route(f"{PREFIX}/paths/{{path_id}}", guarded(stop_path), methods=["DELETE"]),
+        Route(f"{PREFIX}/faults", guarded(add_fault), methods=["POST"]),
+        Route(f"{PREFIX}/faults", guarded(clear_faults), methods=["DELETE"]),
+        Route(f"{PREFIX}/sessions/expire", guarded(expire_sessions), methods=["POST"]),
+        Route(f"{PREFIX}/reset", guarded(reset), methods=["POST"]),
+        Route(f"{PREFIX}/state", guarded(state), methods=["GET"]),
+    ]

@@ -1,0 +1,171 @@
+"""The /paper/v1 control API, driven over HTTP as tests and demos use it."""
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.paper.conftest import DEMO
+
+ROOT = "/rest/secure/angelbroking"
+
+
+@pytest.fixture
+def client(paper):
+    headers = {"X-PrivateKey": DEMO.api_key, "Content-Type": "application/json"}
+    body = {"clientcode": DEMO.clientcode, "password": DEMO.pin, "totp": paper.totp()}
+    with httpx.Client(base_url=paper.url, headers=headers, timeout=10) as client:
+        data = client.post("/rest/auth/angelbroking/user/v1/loginByPassword", json=body).json()["data"]
+        client.headers["Authorization"] = f"Bearer {data['jwtToken']}"
+        yield client
+
+
+def ltp(client, token: str = "3045", exchange: str = "NSE") -> float:
+    body = {"exchange": exchange, "tradingsymbol": "", "symboltoken": token}
+    return client.post(f"{ROOT}/order/v1/getLtpData", json=body).json()["data"]["ltp"]
+
+
+def place(client, timeout: float = 10, **overrides) -> httpx.Response:
+    params = {
+        "variety": "NORMAL", "tradingsymbol": "SBIN-EQ", "symboltoken": "3045", "exchange": "NSE",
+        "transactiontype": "BUY", "ordertype": "MARKET", "producttype": "INTRADAY", "duration": "DAY",
+        "price": "0", "quantity": "10",
+    }
+    params.update(overrides)
+    return client.post(f"{ROOT}/order/v1/placeOrder", json=params, timeout=timeout)
+
+
+def book(client) -> list[dict]:
+    return client.get(f"{ROOT}/order/v1/getOrderBook").json()["data"] or []
+
+
+def test_ticks_set_prices_at_once(paper, client):
+    reply = paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 812.5})
+    assert reply.status_code == 200 and reply.json()["applied"] == 1
+    assert ltp(client) == 812.5
+    reply = paper.control("POST", "/ticks", json={"ticks": [
+        {"exchange": "NSE", "token": "3045", "ltp": 813}, {"exchange": "NSE", "token": "2885", "ltp": 1401.05},
+    ]})
+    assert reply.json()["applied"] == 2
+    assert (ltp(client), ltp(client, "2885")) == (813.0, 1401.05)
+
+
+def test_moving_an_index_reprices_its_options(paper, client):
+    option = next(i for i in paper.exchange.universe.derivatives_of("NSE", "99926000") if i.option_type == "CE")
+    before = ltp(client, option.token, "NFO")
+    spot = paper.exchange.prices.ltp("NSE", "99926000") / 100
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "99926000", "ltp": round(spot + 300, 2)})
+    assert ltp(client, option.token, "NFO") > before
+
+
+@pytest.mark.parametrize("body, field, status", [
+    ({"exchange": "NSE", "token": "3045", "ltp": -1}, "ltp", 422),
+    ({"exchange": "NSE", "token": "3045", "ltp": "800"}, "ltp", 422),
+    ({"exchange": "NSE", "token": "3045", "ltp": 800.03}, "ltp", 422),
+    ({"exchange": "NSE", "token": "42424242", "ltp": 800}, "token", 404),
+    ({"exchange": "NSE", "ltp": 800}, "token", 422),
+    ({"ticks": []}, "ticks", 422),
+])
+def test_bad_ticks_name_the_field(paper, body, field, status):
+    reply = paper.control("POST", "/ticks", json=body)
+    assert reply.status_code == status
+    assert reply.json()["errors"][0]["field"].endswith(field)
+
+
+def test_a_path_plays_out_over_time_including_a_gap(paper, client):
+    reply = paper.control("POST", "/paths", json={
+        "exchange": "NSE", "token": "3045", "points": [800, 799.5, 760, 761], "interval_ms": 20,
+    })
+    assert reply.status_code == 201
+    deadline = time.monotonic() + 10
+    while paper.control("GET", "/paths").json()["running"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ltp(client) == 761.0
+    low = paper.exchange.prices.quote("NSE", "3045").low
+    assert low <= 76000
+
+
+def test_a_running_path_can_be_stopped(paper):
+    reply = paper.control("POST", "/paths", json={"exchange": "NSE", "token": "3045", "points": [800, 801], "interval_ms": 1000, "repeat": 100})
+    path_id = reply.json()["path_id"]
+    assert paper.control("DELETE", f"/paths/{path_id}").status_code == 200
+    assert paper.control("GET", "/paths").json()["running"] == []
+    assert paper.control("DELETE", f"/paths/{path_id}").status_code == 404
+
+
+def test_reject_fault_turns_the_next_order_rejected_after_acceptance(paper, client):
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800})
+    assert paper.control("POST", "/faults", json={"kind": "reject", "count": 1, "text": "RMS: blocked"}).status_code == 201
+    first = place(client).json()
+    assert first["status"] is True
+    second = place(client).json()
+    rows = {r["orderid"]: r for r in book(client)}
+    assert rows[first["data"]["orderid"]]["status"] == "rejected"
+    assert rows[first["data"]["orderid"]]["text"] == "RMS: blocked"
+    assert rows[second["data"]["orderid"]]["status"] == "complete"
+
+
+def test_open_fault_leaves_the_order_open_until_modified(paper, client):
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800})
+    paper.control("POST", "/faults", json={"kind": "open", "count": 1})
+    orderid = place(client, ordertype="LIMIT", price="801").json()["data"]["orderid"]
+    assert book(client)[0]["status"] == "open"
+    client.post(f"{ROOT}/order/v1/modifyOrder", json={
+        "variety": "NORMAL", "orderid": orderid, "ordertype": "LIMIT", "producttype": "INTRADAY",
+        "duration": "DAY", "price": "802", "quantity": "10", "tradingsymbol": "SBIN-EQ",
+        "symboltoken": "3045", "exchange": "NSE",
+    })
+    assert book(client)[0]["status"] == "complete"
+
+
+def test_partial_fault_fills_a_fraction(paper, client):
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800})
+    paper.control("POST", "/faults", json={"kind": "partial", "count": 1, "fraction": 0.4})
+    place(client)
+    row = book(client)[0]
+    assert row["status"] == "open"
+    assert (row["filledshares"], row["unfilledshares"]) == ("4", "6")
+
+
+def test_error5xx_fault_answers_5xx_and_places_only_when_asked(paper, client):
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800})
+    paper.control("POST", "/faults", json={"kind": "error5xx", "count": 1, "placed": False})
+    reply = place(client)
+    assert reply.status_code >= 500 and reply.json()["message"]
+    assert book(client) == []
+    paper.control("POST", "/faults", json={"kind": "error5xx", "count": 1, "placed": True})
+    assert place(client).status_code >= 500
+    assert len(book(client)) == 1
+
+
+def test_timeout_fault_places_the_order_but_answers_late(paper, client):
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800})
+    paper.control("POST", "/faults", json={"kind": "timeout", "count": 1, "seconds": 2})
+    with pytest.raises(httpx.ReadTimeout):
+        place(client, timeout=0.5, ordertag="tgT1")
+    # the order exists and can be found again by its tag
+    assert [r["ordertag"] for r in book(client)] == ["tgT1"]
+
+
+def test_bad_fault_kinds_are_refused_and_faults_clear(paper):
+    assert paper.control("POST", "/faults", json={"kind": "explode"}).status_code == 422
+    paper.control("POST", "/faults", json={"kind": "reject", "count": 3})
+    assert len(paper.control("GET", "/state").json()["faults"]) == 1
+    paper.control("DELETE", "/faults")
+    assert paper.control("GET", "/state").json()["faults"] == []
+
+
+def test_reset_forgets_orders(paper, client):
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800})
+    place(client)
+    assert paper.control("POST", "/reset").status_code == 200
+    assert book(client) == []
+
+
+def test_control_api_is_refused_in_live_mode(paper_factory):
+    live = paper_factory(control_api=False)
+    for method, path in (("POST", "/ticks"), ("POST", "/faults"), ("POST", "/reset"), ("GET", "/state")):
+        reply = live.control(method, path, json={})
+        assert reply.status_code == 403
+        assert "live" in reply.json()["errors"][0]["reason"]
