@@ -144,7 +144,7 @@ class Engine:
         self._stale_ms = config.stale_ms
         self._books: dict[str, TokenBook] = {}
         self._guards: dict[int, _Guard] = {}
-        self.clock_ms = NO_LOW
+        self.clock_ms: int | None = None
         self._day: int | None = None
         self._squared: set[str] = set()
         self._entries: dict[str, bool] = {}
@@ -168,8 +168,8 @@ class Engine:
 
     def passes(self, tick: Tick) -> bool:
         """The gates: fresh against the clock, inside its exchange's session."""
-        ts = tick.exchange_ts_ms
-        return self.clock_ms - ts <= self._stale_ms and self.sessions.is_open(tick.exchange, ts)
+        ts, clock = tick.exchange_ts_ms, self.clock_ms
+        return clock is not None and clock - ts <= self._stale_ms and self.sessions.is_open(tick.exchange, ts)
 
     def would_act(self, tick: Tick) -> bool:
         """Would this tick fire or move something? (Used to watch tick-stage plug-ins.)"""
@@ -403,7 +403,7 @@ class Engine:
         guard = self._known(event.trade_id, "close")
         if guard is None or guard.phase is not ARMED:
             return
-        if self.sessions.is_open(guard.segment, self.clock_ms):
+        if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
             self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.token))
         else:
             self._pending_close[guard.trade.id] = None
@@ -432,7 +432,7 @@ class Engine:
         for group in groups:
             group.halted = True
             assert group.max_loss is not None
-            self.emit(Halted(group.scope, group.key, group.pnl, group.max_loss, self.clock_ms))
+            self.emit(Halted(group.scope, group.key, group.pnl, group.max_loss, self.clock_ms or 0))
             if group.flatten:
                 for trade_id in sorted(group.trades):
                     guard = self._guards[trade_id]
@@ -442,7 +442,7 @@ class Engine:
     # -- the clock -------------------------------------------------------------------------------
 
     def on_clock(self, now_ms: int) -> None:
-        if now_ms < self.clock_ms:
+        if self.clock_ms is not None and now_ms < self.clock_ms:
             return  # time does not run backwards; a late Clock is ignored
         self.clock_ms = now_ms
         day = ist_day(now_ms)
