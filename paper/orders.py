@@ -182,7 +182,8 @@ class OrderEngine:
         if candidate.quantity < order.filledshares:
             raise OrderError("AB2000", f"Invalid Quantity: {candidate.quantity} is less than the "
                              f"{order.filledshares} already filled", "quantity")
-        keep_trigger = order.triggered and (candidate.ordertype, candidate.triggerprice) == (order.ordertype, order.triggerprice)
+        # at the exchange a triggered stop is a plain order: it never goes back to waiting for its trigger
+        keep_trigger = candidate.ordertype in STOP_TYPES and (order.triggered or order.filledshares > 0)
         candidate = replace(candidate, triggered=keep_trigger)
         quote = self._quote(order.exchange, order.symboltoken)
         reason = self._refusal(candidate, quote) or self._funds_shortfall(candidate, replacing=order.orderid)

@@ -84,19 +84,20 @@ def order_params(instrument: Instrument = SBIN, **overrides: Any) -> dict[str, A
     return params
 
 
+def make_desk(cash_rupees: int = 1_000_000, clock: float = MORNING) -> Desk:
+    prices = FakePrices()
+    for instrument, ltp in START_LTP.items():
+        prices.set(instrument, ltp)
+    now = [clock]
+    engine = OrderEngine(UNIVERSE, prices, clock=lambda: now[0], opening_cash=lambda _code: cash_rupees * 100)
+    desk = Desk(engine, prices, now)
+    engine.add_listener(desk.events.append)
+    return desk
+
+
 @pytest.fixture
 def desk_factory() -> Callable[..., Desk]:
-    def make(cash_rupees: int = 1_000_000, clock: float = MORNING) -> Desk:
-        prices = FakePrices()
-        for instrument, ltp in START_LTP.items():
-            prices.set(instrument, ltp)
-        now = [clock]
-        engine = OrderEngine(UNIVERSE, prices, clock=lambda: now[0], opening_cash=lambda _code: cash_rupees * 100)
-        desk = Desk(engine, prices, now)
-        engine.add_listener(desk.events.append)
-        return desk
-
-    return make
+    return make_desk
 
 
 @pytest.fixture
