@@ -1,0 +1,33 @@
+"""The broker port and its adapters. The service talks to brokers only through `Broker`."""
+from service.broker.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    LoginFailed,
+    OrderRefused,
+    PlacementUnknown,
+    RateLimited,
+    SessionExpired,
+)
+from service.broker.port import Broker, OrderUpdateStream, TickStream
+from service.broker.types import (
+    Candle,
+    Fill,
+    Funds,
+    OrderAck,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    Priority,
+    SearchHit,
+    BrokerOrder,
+)
+
+__all__ = [
+    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "Fill", "Funds", "LoginFailed",
+    "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
+    "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
+    "SessionExpired", "TickStream",
+]

@@ -1,0 +1,54 @@
+"""Errors a broker adapter raises; each carries the broker's `errorcode` and `message`.
+
+    BrokerError
+    ├── LoginFailed          the login itself was refused (credentials, TOTP, API key)
+    ├── SessionExpired       a token the adapter could not renew
+    ├── OrderRefused         the broker refused a request synchronously (field, when known)
+    ├── RateLimited          the broker's rate limiter answered, and retrying did not help
+    ├── BrokerUnavailable    network error, timeout or 5xx
+    └── PlacementUnknown     placeOrder timed out and the order could not be found by its tag
+"""
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError", "LoginFailed", "SessionExpired", "OrderRefused", "RateLimited", "BrokerUnavailable",
+    "PlacementUnknown",
+]
+
+
+class BrokerError(Exception):
+    def __init__(self, message: str, errorcode: str = "", *, route: str = "") -> None:
+        self.message = message
+        self.errorcode = errorcode
+        self.route = route
+        code = f" [{errorcode}]" if errorcode else ""
+        where = f" ({route})" if route else ""
+        super().__init__(f"{message}{code}{where}")
+
+
+class LoginFailed(BrokerError):
+    pass
+
+
+class SessionExpired(BrokerError):
+    pass
+
+
+class OrderRefused(BrokerError):
+    def __init__(self, message: str, errorcode: str = "", *, route: str = "", field: str | None = None) -> None:
+        super().__init__(message, errorcode, route=route)
+        self.field = field
+
+
+class RateLimited(BrokerError):
+    pass
+
+
+class BrokerUnavailable(BrokerError):
+    pass
+
+
+class PlacementUnknown(BrokerError):
+    def __init__(self, message: str, *, tag: str, route: str = "") -> None:
+        super().__init__(message, route=route)
+        self.tag = tag

@@ -1,0 +1,109 @@
+"""The broker port: everything tickguard asks of a broker, as one async Protocol.
+
+An adapter implements `Broker` (REST-shaped calls) and hands out two streams, `TickStream` and
+`OrderUpdateStream`, whose values arrive as reactivex observables — the service never polls a
+price. The SmartAPI adapter (`service.broker.smartapi`) serves live trading and the paper exchange
+alike; only its URLs and credentials differ.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from reactivex import Observable
+
+from service.broker.types import (
+    BrokerOrder,
+    Candle,
+    Fill,
+    Funds,
+    OrderAck,
+    OrderRequest,
+    OrderUpdate,
+    Position,
+    Priority,
+    SearchHit,
+)
+from streams import Tick
+
+__all__ = ["Broker", "TickStream", "OrderUpdateStream", "StreamEvent", "Progress"]
+
+Progress = Callable[[int, int | None], None]  # bytes so far, total bytes when known
+
+
+class StreamEvent(Protocol):
+    """What a stream reports about itself: connected, disconnected, stalled, resubscribed…"""
+
+    kind: str
+    detail: str
+
+
+@runtime_checkable
+class TickStream(Protocol):
+    @property
+    def ticks(self) -> Observable[Tick]: ...
+
+    @property
+    def events(self) -> Observable[StreamEvent]: ...
+
+    def subscribe(self, instruments: Iterable[tuple[str, str]]) -> None:
+        """Start receiving ticks for (exchange, token) pairs; kept across reconnects."""
+
+    def unsubscribe(self, instruments: Iterable[tuple[str, str]]) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class OrderUpdateStream(Protocol):
+    @property
+    def updates(self) -> Observable[OrderUpdate]: ...
+
+    @property
+    def events(self) -> Observable[StreamEvent]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    async def connect(self) -> None:
+        """Log in (or confirm the session) before anything else."""
+
+    async def close(self) -> None: ...
+
+    async def place_order(self, request: OrderRequest, priority: Priority = Priority.ENTRY) -> OrderAck:
+        """Never sent twice blindly: after a timeout the order is looked up by its tag first."""
+
+    async def modify_order(self, order_id: str, request: OrderRequest, priority: Priority = Priority.EXIT) -> OrderAck: ...
+
+    async def cancel_order(self, order_id: str, variety: str = "NORMAL", priority: Priority = Priority.EXIT) -> OrderAck: ...
+
+    async def order_book(self) -> list[BrokerOrder]: ...
+
+    async def order(self, unique_order_id: str) -> BrokerOrder | None: ...
+
+    async def find_orders(self, tag: str) -> list[BrokerOrder]: ...
+
+    async def trade_book(self) -> list[Fill]: ...
+
+    async def positions(self) -> list[Position]: ...
+
+    async def funds(self) -> Funds: ...
+
+    async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int: ...
+
+    async def candles(self, exchange: str, token: str, interval: str, start: datetime, end: datetime) -> list[Candle]: ...
+
+    async def search(self, exchange: str, text: str) -> list[SearchHit]: ...
+
+    async def instrument_master(self, progress: Progress | None = None) -> bytes: ...
+
+    def tick_stream(self) -> TickStream: ...
+
+    def order_update_stream(self) -> OrderUpdateStream: ...

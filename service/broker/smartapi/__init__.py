@@ -1,0 +1,6 @@
+"""The Angel One SmartAPI adapter: REST on httpx, the two WebSockets on websockets.
+
+Fixed file names: `config` (endpoints, login, pacing), `rest` (session and REST calls), `pacing`
+(rate limits and priorities), `rows` (JSON rows to port values), `parsing` (binary ticks), `data`
+(the tick stream), `updates` (the order-update stream), `adapter` (the `Broker` they make together).
+"""

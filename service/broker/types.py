@@ -1,0 +1,174 @@
+"""Values that cross the broker port. Prices are integer paise; quantities are units."""
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+__all__ = [
+    "BrokerOrder", "Candle", "Fill", "Funds", "OrderAck", "OrderKind", "OrderRequest", "OrderSide",
+    "OrderStatus", "OrderUpdate", "Position", "Priority", "SearchHit", "TERMINAL_STATUSES",
+]
+
+
+class OrderSide(enum.StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> OrderSide:
+        return OrderSide.SELL if self is OrderSide.BUY else OrderSide.BUY
+
+
+class OrderKind(enum.StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOPLOSS_LIMIT = "STOPLOSS_LIMIT"
+    STOPLOSS_MARKET = "STOPLOSS_MARKET"
+
+
+class OrderStatus(enum.StrEnum):
+    """SmartAPI's order states (lower-case on the wire)."""
+
+    OPEN_PENDING = "open pending"
+    OPEN = "open"
+    TRIGGER_PENDING = "trigger pending"
+    MODIFIED = "modified"
+    MODIFY_PENDING = "modify pending"
+    COMPLETE = "complete"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    AMO_RECEIVED = "after market order req received"
+    AMO_MODIFY_RECEIVED = "modify after market order req received"
+    AMO_CANCELLED = "cancelled after market order"
+    VALIDATION_PENDING = "validation pending"
+    PUT_ORDER_RECEIVED = "put order req received"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, text: str | None) -> OrderStatus:
+        try:
+            return cls((text or "").strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETE, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.AMO_CANCELLED})
+
+
+class Priority(enum.IntEnum):
+    """Lower goes first: an exit never waits behind an entry."""
+
+    EXIT = 0
+    ENTRY = 1
+    QUERY = 2
+
+
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    exchange: str
+    tradingsymbol: str
+    token: str
+    side: OrderSide
+    quantity: int
+    kind: OrderKind = OrderKind.MARKET
+    price: int = 0  # paise; 0 for MARKET
+    trigger_price: int = 0  # paise; stop orders only
+    product: str = "INTRADAY"
+    variety: str = "NORMAL"
+    duration: str = "DAY"
+    tag: str = ""  # SmartAPI ordertag, under 20 characters
+
+
+class OrderAck(msgspec.Struct, frozen=True):
+    order_id: str
+    unique_order_id: str = ""
+
+
+class BrokerOrder(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str
+    unique_order_id: str
+    tag: str
+    exchange: str
+    token: str
+    tradingsymbol: str
+    side: OrderSide
+    kind: OrderKind
+    product: str
+    variety: str
+    quantity: int
+    filled: int
+    cancelled: int
+    average_price: int  # paise
+    price: int  # paise
+    trigger_price: int  # paise
+    status: OrderStatus
+    text: str = ""
+    updated: str = ""  # broker's own time stamp text
+
+    @property
+    def unfilled(self) -> int:
+        return max(0, self.quantity - self.filled - self.cancelled)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class OrderUpdate(msgspec.Struct, frozen=True):
+    """One message of the order-update stream (or a row seen while polling the order book)."""
+
+    code: str  # AB01…AB11; "POLL" when it came from the order book
+    order: BrokerOrder
+
+
+class Fill(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str
+    fill_id: str
+    exchange: str
+    tradingsymbol: str
+    side: OrderSide
+    quantity: int
+    price: int  # paise
+    time: str = ""
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    exchange: str
+    token: str
+    tradingsymbol: str
+    product: str
+    net_quantity: int  # signed: long > 0, short < 0
+    buy_quantity: int
+    sell_quantity: int
+    buy_average: int  # paise
+    sell_average: int  # paise
+    ltp: int  # paise
+    realised: int  # paise
+    unrealised: int  # paise
+
+    @property
+    def pnl(self) -> int:
+        return self.realised + self.unrealised
+
+
+class Funds(msgspec.Struct, frozen=True, kw_only=True):
+    available_cash: int  # paise
+    net: int  # paise: what new orders may use
+    utilised: int  # paise
+    realised: int  # paise
+    unrealised: int  # paise
+
+
+class Candle(msgspec.Struct, frozen=True, array_like=True):
+    start: str  # "2025-11-24T11:15:00+05:30"
+    open: int  # paise
+    high: int
+    low: int
+    close: int
+    volume: int
+
+
+class SearchHit(msgspec.Struct, frozen=True):
+    exchange: str
+    tradingsymbol: str
+    token: str
