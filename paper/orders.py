@@ -15,7 +15,22 @@ Matching, on arrival and on every later quote of the instrument:
 A stop whose trigger is already crossed when it reaches the exchange triggers at once.
 
 The engine is synchronous and does no I/O; time comes from `clock` (epoch seconds, shown in IST).
-Every state change is reported to the listeners, in order, after the state has changed.
+Every state change is reported to the listeners, in order, after the state has changed; a listener
+that raises is recorded in `listener_error` and the engine carries on.
+
+Synchronous refusals (`OrderError`; codes from the SmartAPI table, "unverified" = our choice):
+    AB1008 Invalid Order Variety            unknown variety; STOPLOSS_* without STOPLOSS (unverified)
+    AB2002 ROBO order is block              variety ROBO
+    AB1009 Symbol Not Found                 unknown exchange/token, symbol not the token's, an index
+    AB4018 Symbol token cannot be empty     no symboltoken
+    AB1012 Invalid Product Type             unknown product; BO outside ROBO; DELIVERY on F&O;
+                                            CARRYFORWARD on cash (unverified)
+    AB4008 ordertag length should be less than 20 characters
+    AB1013 Order not found                  modify/cancel of an unknown or another client's order
+    AB2000 <precise message>                (unverified) bad transactiontype / ordertype / duration /
+                                            quantity / price / triggerprice; modify or cancel of a
+                                            finished order; a modification the RMS would reject
+Variety AMO is accepted and handled like NORMAL (the paper market is always open).
 """
 from __future__ import annotations
 
@@ -114,6 +129,8 @@ class EngineState:
     trades: tuple[tuple[str, dict[str, str]], ...]  # (clientcode, trade-book row), in fill order
     sequence: int
     fill_sequence: int
+    held: tuple[str, ...] = ()  # orders an "open" fault keeps resting: not visible in the rows
+    armed: tuple[tuple[str, Fault], ...] = ()  # order faults attached but not applied yet
 
 
 class OrderEngine:
@@ -126,7 +143,9 @@ class OrderEngine:
         self.opening_cash = opening_cash
         self.faults = FaultPlan()
         self._listeners: list[Callable[[OrderEvent], None]] = []
+        self.listener_error: BaseException | None = None  # the last exception a listener raised
         self._orders: dict[str, Order] = {}
+        self._working_ids: dict[str, None] = {}  # orders at the exchange, in placement order
         self._by_uid: dict[str, str] = {}
         self._fills: list[Fill] = []
         self._positions: dict[pos.PositionKey, Position] = {}
@@ -206,8 +225,8 @@ class OrderEngine:
 
     def on_quotes(self, quotes: Iterable[Quote]) -> None:
         working: dict[tuple[str, str], list[str]] = {}
-        for order in self._orders.values():
-            if order.status in WORKING and not order.held:
+        for order in map(self._orders.__getitem__, self._working_ids):
+            if not order.held:
                 working.setdefault((order.exchange, order.symboltoken), []).append(order.orderid)
         if not working:
             return
@@ -298,7 +317,7 @@ class OrderEngine:
                 f"{pos.paise_text(before.net)} . You require Rs. {pos.paise_text(required)} funds to execute this order.")
 
     def _working(self, clientcode: str) -> list[Order]:
-        return [o for o in self._orders.values() if o.clientcode == clientcode and o.status in WORKING]
+        return [o for o in map(self._orders.__getitem__, self._working_ids) if o.clientcode == clientcode]
 
     def _funds(self, clientcode: str, pending: list[Order]) -> Funds:
         realised = unrealised = 0
@@ -373,16 +392,22 @@ class OrderEngine:
             tuple((o.clientcode, self._row(o)) for o in self._orders.values()),
             tuple((f.clientcode, self._trade_row(f)) for f in self._fills),
             self._sequence, self._fill_sequence,
+            tuple(o.orderid for o in self._orders.values() if o.held),
+            tuple((o.orderid, o.fault) for o in self._orders.values() if o.fault is not None),
         )
 
     def restore(self, state: EngineState) -> None:
         self.restore_rows(state.orders, state.trades)
         self._sequence = max(self._sequence, state.sequence)
         self._fill_sequence = max(self._fill_sequence, state.fill_sequence)
+        for orderid in state.held:
+            self._orders[orderid] = replace(self._orders[orderid], held=True)
+        for orderid, fault in state.armed:
+            self._orders[orderid] = replace(self._orders[orderid], fault=fault)
 
     def restore_rows(self, orders: Iterable[tuple[str, Mapping[str, Any]]], trades: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Rebuild from stored rows (as emitted to the listeners); positions and funds are folded again."""
-        self._orders, self._by_uid, self._fills, self._positions = {}, {}, [], {}
+        self._orders, self._by_uid, self._fills, self._positions, self._working_ids = {}, {}, [], {}, {}
         trades = list(trades)
         values: dict[str, int] = {}
         for _, row in trades:
@@ -391,6 +416,8 @@ class OrderEngine:
             order = order_from_row(clientcode, row, values.get(str(row["orderid"]), 0))
             self._orders[order.orderid] = order
             self._by_uid[order.uniqueorderid] = order.orderid
+            if order.status in WORKING:
+                self._working_ids[order.orderid] = None
         for clientcode, row in trades:
             order = self._orders[str(row["orderid"])]
             fill = Fill(clientcode, order.orderid, str(row["fillid"]), order.exchange, order.symboltoken,
@@ -405,9 +432,16 @@ class OrderEngine:
     def _store(self, order: Order, fill: Fill | None = None) -> Order:
         order = replace(order, updatetime=_stamp(self._now()))
         self._orders[order.orderid] = order
+        if order.status in WORKING:
+            self._working_ids[order.orderid] = None
+        else:
+            self._working_ids.pop(order.orderid, None)
         event = OrderEvent(order.clientcode, order.status, self._row(order), self._trade_row(fill) if fill else None)
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception as exc:  # a failing listener must not leave matching half done
+                self.listener_error = exc
         return order
 
     def _own(self, clientcode: str, orderid: object) -> Order:
@@ -627,15 +661,18 @@ def order_row(order: Order, instrument: Instrument) -> dict[str, Any]:
 def order_from_row(clientcode: str, row: Mapping[str, Any], filledvalue: int) -> Order:
     """An order back from its stored row; `filledvalue` comes from its fills (the row's average is rounded)."""
     status = str(row["status"])
+    if status == "modified":  # the row stored between a modification and its re-entry
+        status = "trigger pending" if row["ordertype"] in STOP_TYPES and row["filledshares"] == "0" else "open"
     return Order(
         str(row["orderid"]), str(row["uniqueorderid"]), clientcode, str(row["variety"]), str(row["exchange"]),
         str(row["symboltoken"]), str(row["tradingsymbol"]), str(row["transactiontype"]), str(row["ordertype"]),
         str(row["producttype"]), str(row["duration"]), pos.paise_of(row["price"]), pos.paise_of(row["triggerprice"]),
         int(row["quantity"]), int(row["disclosedquantity"]), pos.paise_of(row["squareoff"]),
         pos.paise_of(row["stoploss"]), pos.paise_of(row["trailingstoploss"]), str(row["ordertag"]),
-        status="open" if status == "modified" else status, text=str(row["text"]),
+        status=status, text=str(row["text"]),
         filledshares=int(row["filledshares"]), filledvalue=filledvalue, cancelsize=int(row["cancelsize"]),
         triggered=status == "open" and row["ordertype"] in STOP_TYPES, exchangeorderid=str(row["exchangeorderid"]),
+        held=status == "open" and row["ordertype"] in ("MARKET", "STOPLOSS_MARKET"),  # only a fault keeps these open
         updatetime=str(row["updatetime"]), exchtime=str(row["exchtime"]), fillid=str(row["fillid"]),
         filltime=str(row["filltime"]),
     )

@@ -526,3 +526,27 @@ def test_restore_from_stored_rows_as_the_store_keeps_them(desk_factory):
 
 def test_order_ids_are_digits_only(desk):
     assert re.fullmatch(r"\d{15}", desk.place(SBIN).orderid)
+
+
+def test_a_failing_listener_does_not_stop_the_engine(desk):
+    def explode(event: OrderEvent) -> None:
+        raise RuntimeError("store is down")
+
+    desk.engine.add_listener(explode)
+    order = desk.place(SBIN, ordertype="LIMIT", price="790")
+    desk.move(SBIN, 78_500)
+    assert desk.row(order.orderid)["status"] == "complete" and desk.statuses(order.orderid)[-1] == "complete"
+    assert str(desk.engine.listener_error) == "store is down"
+
+
+def test_export_keeps_a_resting_limit_held_by_a_fault(desk_factory):
+    desk = desk_factory()
+    desk.engine.faults.arm("open")
+    order = desk.place(SBIN, ordertype="LIMIT", price="805")
+    desk.engine.faults.arm("partial", fraction=0.5)
+    waiting = desk.place(SBIN, ordertype="LIMIT", price="790", quantity="4")
+    again = desk_factory()
+    again.engine.restore(desk.engine.export())
+    again.move(SBIN, 78_000)
+    assert again.row(order.orderid)["status"] == "open"
+    assert again.row(waiting.orderid)["filledshares"] == "2"
