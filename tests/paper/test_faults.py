@@ -4,7 +4,7 @@ import pytest
 
 from paper.errors import OrderError
 from paper.faults import DEFAULT_REJECT_TEXT, Fault, FaultPlan
-from tests.paper.test_orders import NIFTY_CE, SBIN, desk, desk_factory, modify_params  # noqa: F401 — fixtures
+from tests.paper.test_orders import NIFTY_CE, SBIN, desk, desk_factory, modify_params  # noqa: F401 — desk needs desk_factory
 
 # The plan -----------------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paper.errors import OrderError
-from paper.positions import Fill, Position, fold, margin, pending_margin
+from paper.positions import Fill, fold, margin, pending_margin
 from tests.paper.test_orders import (  # noqa: F401 — fixtures
     NIFTY_CE,
     NIFTY_FUT,
