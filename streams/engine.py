@@ -344,10 +344,16 @@ class Engine:
             self._fire(guard, ExitReason.RISK, None, self._last_tick(guard.token))
         else:
             self._index(guard)
-            book = self._books[guard.token]
-            last = book.last
-            if last is not None and (last.ltp <= book.low or last.ltp >= book.high):
-                self._cross(book, last)
+            last = self._books[guard.token].last
+            if last is None or not self.passes(last):
+                return
+            low, high = guard.low_key, guard.high_key
+            if (low is not None and last.ltp <= low) or (high is not None and last.ltp >= high):
+                # Only this trade meets the tick now; the others met it when it arrived.
+                self._unindex(guard)
+                self._evaluate(guard, last)
+                if guard.phase is ARMED:
+                    self._index(guard)
 
     def _amend(self, event: Amend) -> None:
         trade = event.trade
