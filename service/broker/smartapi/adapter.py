@@ -1,0 +1,215 @@
+"""`SmartApiBroker`: the `Broker` port on SmartAPI, for live trading and the paper exchange alike."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from service.broker.errors import BrokerError, BrokerUnavailable, OrderRefused, PlacementUnknown
+from service.broker.port import OrderUpdateStream, Progress, TickStream
+from service.broker.smartapi.config import SmartApiConfig
+from service.broker.smartapi.rest import SmartApiRest
+from service.broker.smartapi.rows import (
+    candle_from_row,
+    fill_from_row,
+    funds_from_rms,
+    hit_from_row,
+    order_from_row,
+    paise,
+    position_from_row,
+)
+from service.broker.types import (
+    BrokerOrder,
+    Candle,
+    Fill,
+    Funds,
+    OrderAck,
+    OrderKind,
+    OrderRequest,
+    Position,
+    Priority,
+    SearchHit,
+)
+from streams import Tick
+
+__all__ = ["SmartApiBroker", "MASTER_PATH", "LOOKUP_ATTEMPTS"]
+
+MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
+LOOKUP_ATTEMPTS = 3  # order-book looks after a placeOrder timeout before sending again
+QUOTE_BATCH = 50
+
+
+def _rupees(paise_value: int) -> str:
+    return f"{paise_value / 100:.2f}"
+
+
+class SmartApiBroker:
+    def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.rest = SmartApiRest(config, clock=clock, transport=transport)
+        self._ticks: TickStream | None = None
+        self._updates: OrderUpdateStream | None = None
+
+    async def connect(self) -> None:
+        await self.rest.login()
+
+    async def close(self) -> None:
+        for stream in (self._ticks, self._updates):
+            if stream is not None:
+                await stream.stop()
+        await self.rest.close()
+
+    # Orders ----------------------------------------------------------------------------------------
+    def _order_body(self, request: OrderRequest) -> dict[str, Any]:
+        body = {
+            "variety": request.variety,
+            "tradingsymbol": request.tradingsymbol,
+            "symboltoken": request.token,
+            "transactiontype": str(request.side),
+            "exchange": request.exchange,
+            "ordertype": str(request.kind),
+            "producttype": request.product,
+            "duration": request.duration,
+            "price": _rupees(request.price) if request.kind in (OrderKind.LIMIT, OrderKind.STOPLOSS_LIMIT) else "0",
+            "quantity": str(request.quantity),
+        }
+        if request.kind in (OrderKind.STOPLOSS_LIMIT, OrderKind.STOPLOSS_MARKET):
+            body["triggerprice"] = _rupees(request.trigger_price)
+        if request.tag:
+            body["ordertag"] = request.tag
+        return body
+
+    async def place_order(self, request: OrderRequest, priority: Priority = Priority.ENTRY) -> OrderAck:
+        """Place once. After a timeout or 5xx, find the order by its tag before sending it again."""
+        if len(request.tag) >= 20:
+            raise OrderRefused("ordertag must be under 20 characters", "AB4008", route="placeOrder", field="tag")
+        ttl = self.config.entry_ttl_s if priority == Priority.ENTRY else None
+        body = self._order_body(request)
+        for attempt in range(2):
+            try:
+                data = await self.rest.call("placeOrder", body, priority=priority, segment=request.exchange, ttl_s=ttl)
+                return OrderAck(str(data["orderid"]), str(data.get("uniqueorderid") or ""))
+            except BrokerUnavailable:
+                if not request.tag:
+                    raise PlacementUnknown("placeOrder failed in transit and the order has no tag to look for",
+                                           tag="", route="placeOrder") from None
+                found = await self._look_for(request.tag)
+                if found is not None:
+                    return OrderAck(found.order_id, found.unique_order_id)
+                if attempt:
+                    raise PlacementUnknown(f"placeOrder failed twice and no order tagged {request.tag} exists",
+                                           tag=request.tag, route="placeOrder") from None
+        raise AssertionError("unreachable")
+
+    async def _look_for(self, tag: str) -> BrokerOrder | None:
+        for attempt in range(LOOKUP_ATTEMPTS):
+            try:
+                matches = await self.find_orders(tag)
+            except BrokerError:
+                matches = []
+            if matches:
+                return matches[-1]
+            if attempt + 1 < LOOKUP_ATTEMPTS:
+                await asyncio.sleep(0.5)
+        return None
+
+    async def modify_order(self, order_id: str, request: OrderRequest, priority: Priority = Priority.EXIT) -> OrderAck:
+        body = {**self._order_body(request), "orderid": order_id}
+        body.pop("ordertag", None)
+        data = await self.rest.call("modifyOrder", body, priority=priority, segment=request.exchange)
+        return OrderAck(str(data.get("orderid") or order_id), str(data.get("uniqueorderid") or ""))
+
+    async def cancel_order(self, order_id: str, variety: str = "NORMAL", priority: Priority = Priority.EXIT,
+                           exchange: str = "") -> OrderAck:
+        data = await self.rest.call("cancelOrder", {"variety": variety, "orderid": order_id},
+                                    priority=priority, segment=exchange)
+        return OrderAck(str(data.get("orderid") or order_id), str(data.get("uniqueorderid") or ""))
+
+    async def order_book(self) -> list[BrokerOrder]:
+        return [order_from_row(row) for row in await self.rest.call("getOrderBook") or []]
+
+    async def order(self, unique_order_id: str) -> BrokerOrder | None:
+        try:
+            row = await self.rest.call("details", suffix=unique_order_id)
+        except OrderRefused as exc:
+            if exc.errorcode in ("AB1007", "AB1013"):
+                return None
+            raise
+        return order_from_row(row) if isinstance(row, dict) else None
+
+    async def find_orders(self, tag: str) -> list[BrokerOrder]:
+        return [order for order in await self.order_book() if order.tag == tag]
+
+    async def trade_book(self) -> list[Fill]:
+        return [fill_from_row(row) for row in await self.rest.call("getTradeBook") or []]
+
+    async def positions(self) -> list[Position]:
+        return [position_from_row(row) for row in await self.rest.call("getPosition") or []]
+
+    async def funds(self) -> Funds:
+        return funds_from_rms(await self.rest.call("getRMS") or {})
+
+    # Market data ----------------------------------------------------------------------------------
+    async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int:
+        data = await self.rest.call("getLtpData", {"exchange": exchange, "tradingsymbol": tradingsymbol, "symboltoken": token})
+        return paise(data["ltp"])
+
+    async def quote_ticks(self, instruments: list[tuple[str, str]]) -> list[Tick]:
+        """Last prices over REST, 50 a request: the tick stream's fallback while its socket is down."""
+        ticks: list[Tick] = []
+        now_ms = int(self.clock() * 1000)
+        for start in range(0, len(instruments), QUOTE_BATCH):
+            batch: dict[str, list[str]] = {}
+            for exchange, token in instruments[start:start + QUOTE_BATCH]:
+                batch.setdefault(exchange, []).append(token)
+            data = await self.rest.call("quote", {"mode": "LTP", "exchangeTokens": batch})
+            for row in (data or {}).get("fetched", []):
+                ticks.append(Tick(str(row["symbolToken"]), str(row["exchange"]), paise(row["ltp"]), now_ms))
+        return ticks
+
+    async def candles(self, exchange: str, token: str, interval: str, start: datetime, end: datetime) -> list[Candle]:
+        body = {"exchange": exchange, "symboltoken": token, "interval": interval,
+                "fromdate": start.strftime("%Y-%m-%d %H:%M"), "todate": end.strftime("%Y-%m-%d %H:%M")}
+        return [candle_from_row(row) for row in await self.rest.call("getCandleData", body) or []]
+
+    async def search(self, exchange: str, text: str) -> list[SearchHit]:
+        return [hit_from_row(row) for row in await self.rest.call("searchScrip", {"exchange": exchange, "searchscrip": text}) or []]
+
+    async def instrument_master(self, progress: Progress | None = None) -> bytes:
+        url = self.config.master_url or f"{self.config.root.rstrip('/')}{MASTER_PATH}"
+        chunks: list[bytes] = []
+        try:
+            async with self.rest.http.stream("GET", url, timeout=httpx.Timeout(60, connect=10)) as reply:
+                if reply.status_code != 200:
+                    raise BrokerUnavailable(f"instrument master: HTTP {reply.status_code}", route="master")
+                total = int(reply.headers.get("content-length") or 0) or None
+                received = 0
+                async for chunk in reply.aiter_bytes():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    if progress is not None:
+                        progress(received, total)
+        except httpx.HTTPError as exc:
+            raise BrokerUnavailable(f"instrument master: {exc.__class__.__name__}", route="master") from None
+        return b"".join(chunks)
+
+    # Streams --------------------------------------------------------------------------------------
+    def tick_stream(self) -> TickStream:
+        if self._ticks is None:
+            from service.broker.smartapi.data import SmartStream
+
+            self._ticks = SmartStream(self.config, self.rest.credentials, self.quote_ticks)
+        return self._ticks
+
+    def order_update_stream(self) -> OrderUpdateStream:
+        if self._updates is None:
+            from service.broker.smartapi.updates import OrderUpdates
+
+            self._updates = OrderUpdates(self.config, self.rest.credentials, self.order_book)
+        return self._updates

@@ -1,0 +1,202 @@
+"""SmartAPI REST on httpx: the session, both error dialects, renewal, pacing and retries.
+
+A token error in either dialect (`{"success": false, "errorCode": "AG8001"}` or the `status`
+envelope) renews the session once for every caller that saw it — generateTokens with the refresh
+token, or a fresh TOTP login when that fails — and the call is repeated once. The plain-text
+"exceeding access rate" reply is retried with backoff. Network errors, timeouts and 5xx raise
+`BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pyotp
+
+from service.broker.errors import BrokerError, BrokerUnavailable, LoginFailed, OrderRefused, RateLimited, SessionExpired
+from service.broker.smartapi.config import SmartApiConfig, StreamCredentials
+from service.broker.smartapi.pacing import OrderPacer, RoutePacer
+from service.broker.types import Priority
+
+__all__ = ["SmartApiRest", "ROUTES", "TOKEN_ERRORS", "RATE_LIMIT_TEXT"]
+
+SECURE = "/rest/secure/angelbroking"
+ROUTES: dict[str, tuple[str, str]] = {
+    "loginByPassword": ("POST", "/rest/auth/angelbroking/user/v1/loginByPassword"),
+    "generateTokens": ("POST", "/rest/auth/angelbroking/jwt/v1/generateTokens"),
+    "getProfile": ("GET", f"{SECURE}/user/v1/getProfile"),
+    "logout": ("POST", f"{SECURE}/user/v1/logout"),
+    "getRMS": ("GET", f"{SECURE}/user/v1/getRMS"),
+    "placeOrder": ("POST", f"{SECURE}/order/v1/placeOrder"),
+    "modifyOrder": ("POST", f"{SECURE}/order/v1/modifyOrder"),
+    "cancelOrder": ("POST", f"{SECURE}/order/v1/cancelOrder"),
+    "getOrderBook": ("GET", f"{SECURE}/order/v1/getOrderBook"),
+    "getTradeBook": ("GET", f"{SECURE}/order/v1/getTradeBook"),
+    "details": ("GET", f"{SECURE}/order/v1/details/"),
+    "getPosition": ("GET", f"{SECURE}/order/v1/getPosition"),
+    "getHolding": ("GET", f"{SECURE}/portfolio/v1/getHolding"),
+    "getLtpData": ("POST", f"{SECURE}/order/v1/getLtpData"),
+    "quote": ("POST", f"{SECURE}/market/v1/quote"),
+    "getCandleData": ("POST", f"{SECURE}/historical/v1/getCandleData"),
+    "searchScrip": ("POST", f"{SECURE}/order/v1/searchScrip"),
+}
+ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
+TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})
+RATE_LIMIT_TEXT = b"exceeding access rate"
+RATE_LIMIT_RETRIES = 4
+NO_SESSION_ROUTES = frozenset({"loginByPassword", "generateTokens"})
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    jwt: str
+    refresh: str
+    feed: str
+
+
+class SmartApiRest:
+    def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.http = httpx.AsyncClient(base_url=config.root, timeout=config.timeout_s, transport=transport)
+        self.routes = RoutePacer()
+        self.orders = OrderPacer(config.orders_per_second_per_segment)
+        self._tokens: _Tokens | None = None
+        self._generation = 0  # bumped on every new session, so one renewal serves all who saw it fail
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
+        self.logins = 0
+        self.rate_limit_retries = 0
+
+    async def close(self) -> None:
+        await self.orders.close()
+        await self.http.aclose()
+
+    # Session ---------------------------------------------------------------------------------------
+    async def login(self) -> None:
+        code = pyotp.TOTP(self.config.totp_secret).at(self.clock())
+        body = {"clientcode": self.config.clientcode, "password": self.config.pin, "totp": code}
+        try:
+            data = await self._send("loginByPassword", body, Priority.QUERY)
+        except OrderRefused as exc:
+            raise LoginFailed(exc.message, exc.errorcode, route="loginByPassword") from None
+        self._adopt(data)
+        self.logins += 1
+
+    async def credentials(self) -> StreamCredentials:
+        """What the sockets authenticate with; logs in first when there is no session yet."""
+        if self._tokens is None:
+            await self._renew(self._generation, full=True)
+        assert self._tokens is not None
+        return StreamCredentials(self.config.clientcode, self.config.api_key, f"Bearer {self._tokens.jwt}", self._tokens.feed)
+
+    async def renew(self) -> None:
+        """Force a renewal (a socket refused our token)."""
+        await self._renew(self._generation)
+
+    def _adopt(self, data: Any) -> None:
+        if not isinstance(data, dict) or not data.get("jwtToken"):
+            raise SessionExpired("the broker's login answer carried no tokens")
+        self._tokens = _Tokens(data["jwtToken"], data.get("refreshToken", ""), data.get("feedToken", ""))
+        self._generation += 1
+
+    async def _renew(self, seen: int, *, full: bool = False) -> None:
+        async with self._renewing:
+            if self._generation != seen and self._tokens is not None:
+                return  # another caller renewed while we waited
+            if self._tokens is not None and self._tokens.refresh and not full:
+                try:
+                    self._adopt(await self._send("generateTokens", {"refreshToken": self._tokens.refresh}, Priority.QUERY))
+                    self.renewals += 1
+                    return
+                except BrokerError:
+                    pass  # the refresh token is spent too: log in again
+            await self.login()
+
+    # Calls -----------------------------------------------------------------------------------------
+    async def call(self, route: str, body: dict[str, Any] | None = None, *, priority: Priority = Priority.QUERY,
+                   segment: str = "", ttl_s: float | None = None, suffix: str = "") -> Any:
+        """One REST call: the `data` of a successful answer, or a typed BrokerError."""
+        if self._tokens is None:
+            await self._renew(self._generation, full=True)
+        if route in ORDER_ROUTES:
+            await self.orders.acquire(segment, priority, ttl_s)
+        for attempt in range(2):
+            seen = self._generation
+            try:
+                return await self._send(route, body, priority, suffix=suffix, paced=route not in ORDER_ROUTES)
+            except SessionExpired:
+                if attempt:
+                    raise
+                await self._renew(seen)
+        raise AssertionError("unreachable")
+
+    async def _send(self, route: str, body: dict[str, Any] | None, priority: Priority, *, suffix: str = "",
+                    paced: bool = True) -> Any:
+        method, path = ROUTES[route]
+        for retry in range(RATE_LIMIT_RETRIES + 1):
+            if paced:
+                await self.routes.acquire(route)
+            try:
+                reply = await self.http.request(
+                    method, path + suffix, headers=self._headers(route),
+                    content=json.dumps(body) if method == "POST" else None,
+                )
+            except httpx.TimeoutException:
+                raise BrokerUnavailable("the broker did not answer in time", route=route) from None
+            except httpx.TransportError as exc:
+                raise BrokerUnavailable(f"cannot reach the broker: {exc.__class__.__name__}", route=route) from None
+            if RATE_LIMIT_TEXT in reply.content[:200] and reply.status_code in (200, 403, 429):
+                self.rate_limit_retries += 1
+                await asyncio.sleep(0.25 * 2**retry)
+                continue
+            return self._read(route, reply)
+        raise RateLimited("the broker kept refusing for rate", route=route)
+
+    def _headers(self, route: str) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-ClientLocalIP": "127.0.0.1",
+            "X-ClientPublicIP": "127.0.0.1",
+            "X-MACAddress": "00:00:00:00:00:00",
+            "X-PrivateKey": self.config.api_key,
+            "X-UserType": "USER",
+            "X-SourceID": "WEB",
+        }
+        if self._tokens is not None and route != "loginByPassword":
+            headers["Authorization"] = f"Bearer {self._tokens.jwt}"
+        return headers
+
+    def _read(self, route: str, reply: httpx.Response) -> Any:
+        if reply.status_code >= 500:
+            raise BrokerUnavailable(f"the broker answered HTTP {reply.status_code}", _code(reply), route=route)
+        try:
+            payload = reply.json()
+        except ValueError:
+            raise BrokerUnavailable(f"the broker answered HTTP {reply.status_code} with no JSON", route=route) from None
+        if not isinstance(payload, dict):
+            raise BrokerUnavailable("the broker answered with an unexpected JSON shape", route=route)
+        code = str(payload.get("errorcode") or payload.get("errorCode") or "")
+        message = str(payload.get("message") or "no message")
+        if code in TOKEN_ERRORS and route not in NO_SESSION_ROUTES:
+            raise SessionExpired(message, code, route=route)
+        if payload.get("status") is True or payload.get("success") is True:
+            return payload.get("data")
+        if code == "AG8004":
+            raise LoginFailed(message, code, route=route)
+        raise OrderRefused(message, code, route=route)
+
+
+def _code(reply: httpx.Response) -> str:
+    try:
+        payload = reply.json()
+    except ValueError:
+        return ""
+    return str(payload.get("errorcode") or payload.get("errorCode") or "") if isinstance(payload, dict) else ""

@@ -1,0 +1,196 @@
+"""The SmartAPI adapter's REST side against a running paper exchange: no mocks of our own code."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from service.broker import (
+    LoginFailed,
+    OrderKind,
+    OrderRefused,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    PlacementUnknown,
+    Priority,
+)
+from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.smartapi.config import SmartApiConfig
+from tests.support.paper import DEMO
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def config_for(paper, **overrides) -> SmartApiConfig:
+    ws = paper.url.replace("http", "ws", 1)
+    values = dict(
+        root=paper.url, stream_url=f"{ws}/smart-stream", order_update_url=f"{ws}/smart-order-update",
+        clientcode=DEMO.clientcode, pin=DEMO.pin, api_key=DEMO.api_key, totp_secret=DEMO.totp_secret,
+    )
+    values.update(overrides)
+    return SmartApiConfig(**values)
+
+
+@pytest.fixture
+async def broker(paper):
+    broker = SmartApiBroker(config_for(paper))
+    await broker.connect()
+    yield broker
+    await broker.close()
+
+
+def sbin(**overrides) -> OrderRequest:
+    values = dict(exchange="NSE", tradingsymbol="SBIN-EQ", token="3045", side=OrderSide.BUY, quantity=10, tag="tgT1E1")
+    values.update(overrides)
+    return OrderRequest(**values)
+
+
+def set_price(paper, ltp: float, token: str = "3045") -> None:
+    assert paper.control("POST", "/ticks", json={"exchange": "NSE", "token": token, "ltp": ltp}).status_code == 200
+
+
+async def test_funds_after_login(broker, paper):
+    funds = await broker.funds()
+    assert funds.net == paper.config.opening_cash_paise == funds.available_cash
+    assert funds.realised == funds.unrealised == 0
+
+
+async def test_market_order_round_trip(broker, paper):
+    set_price(paper, 800)
+    ack = await broker.place_order(sbin())
+    assert len(ack.order_id) == 15 and ack.unique_order_id
+    (order,) = await broker.order_book()
+    assert order.order_id == ack.order_id and order.tag == "tgT1E1"
+    assert order.status is OrderStatus.COMPLETE and order.filled == 10 and order.average_price == 80000
+    assert (await broker.order(ack.unique_order_id)) == order
+    assert await broker.order("00000000-0000-0000-0000-000000000000") is None
+    assert [o.order_id for o in await broker.find_orders("tgT1E1")] == [ack.order_id]
+    (fill,) = await broker.trade_book()
+    assert (fill.order_id, fill.quantity, fill.price) == (ack.order_id, 10, 80000)
+    (position,) = await broker.positions()
+    assert position.net_quantity == 10 and position.buy_average == 80000
+    set_price(paper, 810)
+    (position,) = await broker.positions()
+    assert position.unrealised == 10 * 1000 and position.pnl == 10_000
+
+
+async def test_limit_modify_and_cancel(broker, paper):
+    set_price(paper, 800)
+    ack = await broker.place_order(sbin(kind=OrderKind.LIMIT, price=79000))
+    await broker.modify_order(ack.order_id, sbin(kind=OrderKind.LIMIT, price=79100))
+    (order,) = await broker.order_book()
+    assert order.status is OrderStatus.OPEN and order.price == 79100
+    await broker.cancel_order(ack.order_id, exchange="NSE")
+    (order,) = await broker.order_book()
+    assert order.status is OrderStatus.CANCELLED and order.cancelled == 10 and order.unfilled == 0
+
+
+async def test_market_data_calls(broker, paper):
+    set_price(paper, 812.5)
+    assert await broker.ltp("NSE", "SBIN-EQ", "3045") == 81250
+    ticks = await broker.quote_ticks([("NSE", "3045"), ("NSE", "2885")])
+    assert {t.token: t.ltp for t in ticks}["3045"] == 81250
+    hits = await broker.search("NSE", "SBIN")
+    assert ("NSE", "SBIN-EQ", "3045") in {(h.exchange, h.tradingsymbol, h.token) for h in hits}
+    now = datetime.now(IST)
+    candles = await broker.candles("NSE", "3045", "ONE_MINUTE", now - timedelta(minutes=3), now + timedelta(minutes=1))
+    assert candles and candles[-1].close == 81250
+
+
+async def test_instrument_master_download_reports_progress(broker):
+    seen: list[int] = []
+    master = await broker.instrument_master(lambda received, total: seen.append(received))
+    assert master.startswith(b"[") and b"99926000" in master
+    assert seen and seen[-1] == len(master) and seen == sorted(seen)
+
+
+async def test_refused_order_carries_the_brokers_code(broker, paper):
+    set_price(paper, 800)
+    with pytest.raises(OrderRefused) as caught:
+        await broker.place_order(sbin(variety="WEIRD"))
+    assert caught.value.errorcode == "AB1008" and caught.value.route == "placeOrder"
+    with pytest.raises(OrderRefused):
+        await broker.place_order(sbin(tag="x" * 20))
+
+
+async def test_wrong_login_is_refused(paper):
+    broker = SmartApiBroker(config_for(paper, pin="0000"))
+    with pytest.raises(LoginFailed) as caught:
+        await broker.connect()
+    assert caught.value.errorcode == "AB1007"
+    await broker.close()
+
+
+async def test_forced_expiry_is_renewed_once_for_all_concurrent_callers(broker, paper):
+    paper.control("POST", "/sessions/expire", json={})
+    results = await asyncio.gather(*(broker.funds() for _ in range(5)))
+    assert all(f.net == paper.config.opening_cash_paise for f in results)
+    assert broker.rest.renewals == 1 and broker.rest.logins == 1
+
+
+async def test_a_dead_refresh_token_falls_back_to_a_fresh_login(broker, paper):
+    await broker.rest.call("logout", {"clientcode": DEMO.clientcode})  # revokes access and refresh alike
+    assert (await broker.funds()).net == paper.config.opening_cash_paise
+    assert broker.rest.logins == 2
+
+
+async def test_place_order_timeout_finds_the_order_instead_of_sending_it_twice(paper):
+    set_price(paper, 800)
+    broker = SmartApiBroker(config_for(paper, timeout_s=0.5))
+    await broker.connect()
+    paper.control("POST", "/faults", json={"kind": "timeout", "count": 1, "seconds": 2})
+    ack = await broker.place_order(sbin(tag="tgT9E1"))
+    orders = await broker.order_book()
+    assert [o.order_id for o in orders] == [ack.order_id]
+    await broker.close()
+
+
+@pytest.mark.parametrize("placed, expected_orders", [(True, 1), (False, 1)])
+async def test_5xx_on_place_never_duplicates(broker, paper, placed, expected_orders):
+    set_price(paper, 800)
+    paper.control("POST", "/faults", json={"kind": "error5xx", "count": 1, "placed": placed})
+    ack = await broker.place_order(sbin(tag="tgT7E1"))
+    orders = await broker.order_book()
+    assert len(orders) == expected_orders and orders[0].order_id == ack.order_id
+
+
+async def test_untagged_order_in_doubt_is_reported_not_resent(broker, paper):
+    set_price(paper, 800)
+    paper.control("POST", "/faults", json={"kind": "error5xx", "count": 1, "placed": True})
+    with pytest.raises(PlacementUnknown):
+        await broker.place_order(sbin(tag=""))
+    assert len(await broker.order_book()) == 1
+
+
+async def test_rate_limit_replies_back_off_and_succeed(paper_factory):
+    paper = paper_factory(rate_limits=True)
+    first, second = SmartApiBroker(config_for(paper)), SmartApiBroker(config_for(paper))
+    await first.connect()
+    await asyncio.sleep(1.05)  # loginByPassword allows one a second per key
+    await second.connect()
+    # two clients on one API key: each paces itself, together they exceed getOrderBook's 1/s
+    books = await asyncio.gather(first.order_book(), second.order_book())
+    assert books == [[], []]
+    assert first.rest.rate_limit_retries + second.rest.rate_limit_retries >= 1
+    await first.close()
+    await second.close()
+
+
+async def test_exits_are_placed_ahead_of_queued_entries(broker, paper):
+    set_price(paper, 800)
+    broker.rest.orders.per_segment_per_s = 2
+    broker.rest.orders._segments.clear()
+    placed: list[str] = []
+
+    async def place(tag: str, priority: Priority) -> None:
+        await broker.place_order(sbin(tag=tag), priority)
+        placed.append(tag)
+
+    entries = [asyncio.create_task(place(f"tgE{n}", Priority.ENTRY)) for n in range(4)]
+    await asyncio.sleep(0.05)
+    await place("tgX1", Priority.EXIT)
+    await asyncio.gather(*entries)
+    assert placed.index("tgX1") < 3, placed
