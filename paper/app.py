@@ -19,6 +19,7 @@ from paper.envelopes import BadRequest, fail, ok, rate_limited, token_fail
 from paper.errors import PaperError
 from paper.exchange import PaperExchange
 from paper.ratelimit import RateLimiter
+from paper.sockets import socket_routes
 
 __all__ = ["create_app", "MASTER_PATH"]
 
@@ -73,6 +74,7 @@ def create_app(exchange: PaperExchange) -> Starlette:
         Route(f"{SECURE}/order/v1/searchScrip", endpoint("searchScrip", market.search_scrip), methods=["POST"]),
         Route(MASTER_PATH, instrument_master, methods=["GET"]),
         *control_routes(exchange),
+        *socket_routes(exchange),
     ]
 
     @contextlib.asynccontextmanager
