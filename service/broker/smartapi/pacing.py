@@ -156,29 +156,49 @@ class OrderPacer:
 
     async def _dispatch(self) -> None:
         while self._queue:
-            head = self._queue[0]
-            if head.future.done():  # cancelled by its caller
-                heapq.heappop(self._queue)
-                continue
             now = self.clock()
-            if head.expires_at is not None and now >= head.expires_at:
-                heapq.heappop(self._queue)
-                head.future.set_exception(EntryExpired(now - head.queued_at))
-                continue
-            delay = self._delay(head, now)
-            if delay <= 0:
-                heapq.heappop(self._queue)
-                for window in (*self._global, self._segment(head.segment)):
+            self._drop_finished(now)
+            if not self._queue:
+                return
+            ready = self._first_ready(now)
+            if ready is not None:
+                self._queue.remove(ready)
+                heapq.heapify(self._queue)
+                for window in (*self._global, self._segment(ready.segment)):
                     window.record(now)
-                head.future.set_result(None)
+                ready.future.set_result(None)
                 continue
-            if head.expires_at is not None:
-                delay = min(delay, head.expires_at - now)
+            delay = min(self._delay(w, now) for w in self._queue)
+            deadlines = [w.expires_at - now for w in self._queue if w.expires_at is not None]
             self._wakeup.clear()
-            try:  # a newly queued exit may overtake the head: wake up for it
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            try:  # a newly queued exit may overtake: wake up for it
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, min([delay, *deadlines])))
             except asyncio.TimeoutError:
                 pass
+
+    def _drop_finished(self, now: float) -> None:
+        kept = []
+        for waiter in self._queue:
+            if waiter.future.done():  # cancelled by its caller
+                continue
+            if waiter.expires_at is not None and now >= waiter.expires_at:
+                waiter.future.set_exception(EntryExpired(now - waiter.queued_at))
+                continue
+            kept.append(waiter)
+        if len(kept) != len(self._queue):
+            self._queue[:] = kept
+            heapq.heapify(self._queue)
+
+    def _first_ready(self, now: float) -> _Waiter | None:
+        """The best waiter that may go now. A waiter blocked only by its own segment's limit does not
+        hold back others on other segments; one blocked by a shared limit holds back everyone after it."""
+        for waiter in sorted(self._queue):
+            shared = max(self._shared_delay(waiter, now), 0.0)
+            if shared > 0:
+                return None
+            if self._segment(waiter.segment).wait(now) <= 0:
+                return waiter
+        return None
 
     def _segment(self, segment: str) -> Window:
         window = self._segments.get(segment)
@@ -186,9 +206,11 @@ class OrderPacer:
             window = self._segments[segment] = Window(self.per_segment_per_s, 1.0)
         return window
 
-    def _delay(self, waiter: _Waiter, now: float) -> float:
+    def _shared_delay(self, waiter: _Waiter, now: float) -> float:
         delays = [w.wait(now) for w in self._global[:-1]]
         hour_limit = self._hour.limit if waiter.priority == Priority.EXIT else self._entry_hour_limit
         delays.append(self._hour.wait(now, hour_limit))
-        delays.append(self._segment(waiter.segment).wait(now))
         return max(delays)
+
+    def _delay(self, waiter: _Waiter, now: float) -> float:
+        return max(self._shared_delay(waiter, now), self._segment(waiter.segment).wait(now))
