@@ -1,0 +1,140 @@
+"""tickguard's SQLite file: one writer thread with grouped commits, readers in a thread pool.
+
+`await db.write(work)` returns only after the transaction that ran `work` has committed, so a
+caller may acknowledge what it stored. Under load, every write queued while a commit is under way
+joins the next transaction: durability per acknowledgement, one fsync per group. Reads run on their
+own connection (WAL lets them proceed beside the writer) in a worker thread, never on the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["Database", "Migration"]
+
+T = TypeVar("T")
+Migration = Sequence[str]
+_STOP = object()
+
+
+class Database:
+    def __init__(self, path: str | Path, migrations: Sequence[Migration], *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.migrations = migrations
+        self.synchronous = synchronous
+        self._queue: queue.Queue = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self.commits = 0
+        self.writes = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def open(self) -> int:
+        """Create or migrate the schema (blocking; call before serving). Returns the schema version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(self.migrations):
+                raise RuntimeError(f"{self.path} has schema version {version}, newer than this tickguard ({len(self.migrations)})")
+            for number, migration in enumerate(self.migrations[version:], start=version + 1):
+                db.execute("BEGIN IMMEDIATE")
+                for statement in migration:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+                db.execute("COMMIT")
+            version = len(self.migrations)
+        finally:
+            db.close()
+        self._reader = self._connect()
+        self._writer = threading.Thread(target=self._write_loop, name="tickguard-db", daemon=True)
+        self._writer.start()
+        return version
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a write transaction; returns its result once the transaction committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._queue.put((work, loop, future))
+        return await future
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._read, work)
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._reader is not None, "database is not open"
+        with self._read_lock:
+            return work(self._reader)
+
+    def _write_loop(self) -> None:
+        db = self._connect()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item is _STOP for item in batch)
+                jobs = [item for item in batch if item is not _STOP]
+                if jobs:
+                    self._commit_group(db, jobs)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _commit_group(self, db: sqlite3.Connection, jobs: list[tuple]) -> None:
+        results: list[tuple[Any, BaseException | None]] = []
+        db.execute("BEGIN IMMEDIATE")
+        for work, _loop, _future in jobs:
+            db.execute("SAVEPOINT job")
+            try:
+                results.append((work(db), None))
+                db.execute("RELEASE job")
+            except BaseException as exc:  # one failing job must not sink the others in its group
+                db.execute("ROLLBACK TO job")
+                db.execute("RELEASE job")
+                results.append((None, exc))
+        try:
+            db.execute("COMMIT")
+            self.commits += 1
+            self.writes += len(jobs)
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            results = [(None, exc)] * len(jobs)
+        for (_work, loop, future), (value, error) in zip(jobs, results):
+            loop.call_soon_threadsafe(_settle, future, value, error)
+
+
+def _settle(future: asyncio.Future, value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
