@@ -63,6 +63,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     paper_rate_limits: bool = False
     paper_always_open: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Symbols (service/symbols, docs/symbols.md). The instrument master's URL; empty means Angel One's
+    # file in live mode and the paper exchange's copy in paper mode.
+    instrument_master_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://\S+)?$")] = ""
+    # The compact daily index of the master.
+    symbols_dir: Annotated[str, msgspec.Meta(min_length=1)] = ".tickguard/symbols"
+    # Resolved tickers -> tokens, rewritten atomically; a corrupt or stale file is rebuilt.
+    symbol_tokens_file: Annotated[str, msgspec.Meta(min_length=1)] = "symbol_tokens.json"
+    # Per-order freeze quantities by underlying (JSON: name -> units); empty = the table shipped with
+    # tickguard (service/symbols/freeze_qty.json). The exchanges revise them.
+    freeze_qty_file: str = ""
+    # The master is downloaded again once a day, after this IST hour (0-23).
+    symbols_refresh_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 8
 
     def __repr__(self) -> str:
         shown = []

@@ -1,0 +1,213 @@
+"""The service's symbol book: today's index, the resolver, `symbol_tokens.json` and the broker fallback.
+
+    book = SymbolBook(settings, search=adapter.search_scrip)
+    await book.open()                        # load or download today's index, check the cache file
+    await book.equity("NSE:M_M")             # cache -> master -> searchScrip
+    await book.option("NIFTY", price=2_501_000, right="CE", strike="OTM1")
+
+Every lookup first makes sure the index is today's (one refresh at a time; after a failed refresh the
+old index keeps serving and the next attempt waits `RETRY_S`). File and subprocess work runs off the
+event loop.
+
+searchScrip fallback: `search(exchange, text) -> [{"exchange", "tradingsymbol", "symboltoken"}]`,
+the broker adapter's call, injected so this package does no broker I/O. It answers only for cash
+equities: its rows carry no lot or tick size, and guessing a derivative's lot size is not an option.
+A cash symbol it finds gets lot 1 and tick 5 paise (a ₹0.05 multiple is a valid price whether the
+symbol's tick is ₹0.01 or ₹0.05), is marked `source="search"` and is cached until the next master.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .cache import SymbolCache
+from .errors import SymbolError, UnknownSymbol
+from .freeze import load_freeze_qty
+from .index import MasterIndex
+from .master import Progress, ensure_index, is_stale, master_url, refresh_index
+from .model import Symbol, ist_now
+from .resolve import SymbolResolver
+
+__all__ = ["SymbolBook", "Search", "SEARCH_TICK_PAISE"]
+
+log = logging.getLogger("tickguard.symbols")
+
+Search = Callable[[str, str], Awaitable[list[dict[str, Any]]]]
+SEARCH_TICK_PAISE = 5
+RETRY_S = 600.0
+
+
+class SymbolBook:
+    def __init__(self, settings, *, search: Search | None = None, now: Callable[[], datetime] = ist_now,
+                 isolated: bool = True) -> None:
+        self.url = master_url(settings)
+        self.symbols_dir = Path(settings.symbols_dir)
+        self.cache_path = Path(settings.symbol_tokens_file)
+        self.refresh_hour = settings.symbols_refresh_hour
+        self.freeze_qty = load_freeze_qty(settings.freeze_qty_file)
+        self._search = search
+        self._now = now
+        self._isolated = isolated
+        self._lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._resolver: SymbolResolver | None = None
+        self._cache: SymbolCache | None = None
+
+    @property
+    def index(self) -> MasterIndex:
+        return self.resolver.index
+
+    @property
+    def resolver(self) -> SymbolResolver:
+        if self._resolver is None:
+            raise SymbolError(self.url, "the symbol book is not open: await open() first")
+        return self._resolver
+
+    @property
+    def cache(self) -> SymbolCache:
+        if self._cache is None:
+            raise SymbolError(str(self.cache_path), "the symbol book is not open: await open() first")
+        return self._cache
+
+    async def open(self, progress: Progress | None = None) -> MasterIndex:
+        """Today's index (downloaded when missing, corrupt or stale) and a checked cache file."""
+        async with self._lock:
+            index = await ensure_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
+                                       progress=progress, isolated=self._isolated)
+            await self._use(index)
+            return index
+
+    async def refresh(self, progress: Progress | None = None) -> MasterIndex:
+        """Download the master now, whatever the age of the index."""
+        async with self._lock:
+            index = await refresh_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
+                                        progress=progress, isolated=self._isolated)
+            await self._use(index)
+            return index
+
+    async def equity(self, ticker: str) -> Symbol:
+        """A ticker as TradingView or Chartink send it (see resolve.SymbolResolver.equity)."""
+        key = _key(ticker)
+        return await self._cached(key) or await self._remember(key, await self._equity(ticker))
+
+    async def contract(self, tradingsymbol: str) -> Symbol:
+        key = _key(tradingsymbol)
+        return await self._cached(key) or await self._remember(key, self.resolver.contract(tradingsymbol))
+
+    async def option(self, underlying: str, *, price: int, right: str, strike: str | int | float | Decimal = "ATM",
+                     expiry: str = "current", exchange: str | None = None) -> Symbol:
+        """The option chosen from the master (never the cache: the choice depends on price and time)."""
+        await self._fresh()
+        symbol = self.resolver.option(underlying, price=price, right=right, strike=strike, expiry=expiry, exchange=exchange)
+        return await self._remember(symbol.key, symbol)
+
+    def find(self, query: str, limit: int = 20) -> list[Symbol]:
+        """What `query` resolves to, then the master's symbols containing it."""
+        found: list[Symbol] = []
+        try:
+            found.append(self.resolver.lookup(query))
+        except SymbolError:
+            pass
+        for row in self.index.search(query.split(":", 1)[-1], limit):
+            symbol = self.resolver.symbol_at(row)
+            if symbol not in found:
+                found.append(symbol)
+        return found[:limit]
+
+    # Internals --------------------------------------------------------------------------------
+    async def _use(self, index: MasterIndex) -> None:
+        resolver = SymbolResolver(index, self.freeze_qty, now=self._now)
+        cache = await asyncio.to_thread(SymbolCache, self.cache_path, index.date)
+        for key in cache.pending:  # a stale file: resolve its keys again on the new master
+            try:
+                cache.put(key, resolver.lookup(key))
+            except SymbolError as exc:
+                log.info("symbol cache: %s no longer resolves: %s", key, exc.reason)
+        cache.pending = []
+        self._resolver, self._cache = resolver, cache
+        if cache.dirty:
+            await asyncio.to_thread(cache.save)
+
+    async def _fresh(self) -> None:
+        if self._resolver is None:
+            await self.open()
+            return
+        if not is_stale(self.index, self._now(), self.refresh_hour) or time.monotonic() < self._retry_at:
+            return
+        async with self._lock:
+            if not is_stale(self.index, self._now(), self.refresh_hour):
+                return  # another task refreshed it meanwhile
+            index = await ensure_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
+                                       isolated=self._isolated)
+            if is_stale(index, self._now(), self.refresh_hour):
+                self._retry_at = time.monotonic() + RETRY_S
+            await self._use(index)
+
+    async def _cached(self, key: str) -> Symbol | None:
+        await self._fresh()
+        cache, resolver = self.cache, self.resolver
+        row = cache.check(key, self.index)
+        if row is None:
+            return None
+        if row >= 0:
+            symbol = resolver.symbol_at(row)
+            if not resolver.is_trading(symbol):
+                cache.drop(key)  # NIFTY1! after its expiry: resolve again
+                return None
+        else:
+            entry = cache.get(key)
+            assert entry is not None
+            symbol = Symbol(entry.exchange, entry.token, entry.tradingsymbol, entry.tradingsymbol.removesuffix("-EQ"),
+                            "", entry.lotsize, entry.tick_size, source="search")
+        if cache.dirty:
+            await asyncio.to_thread(cache.save)
+        return symbol
+
+    async def _remember(self, key: str, symbol: Symbol) -> Symbol:
+        self.cache.put(key, symbol)
+        if self.cache.dirty:
+            await asyncio.to_thread(self.cache.save)
+        return symbol
+
+    async def _equity(self, ticker: str) -> Symbol:
+        try:
+            return self.resolver.equity(ticker)
+        except UnknownSymbol as missed:
+            if self._search is None:
+                raise
+            found = await self._ask_broker(ticker, missed)
+            if found is None:
+                raise
+            return found
+
+    async def _ask_broker(self, ticker: str, missed: UnknownSymbol) -> Symbol | None:
+        exchange, _, body = ticker.strip().upper().rpartition(":")
+        body = body.strip()
+        for market in [exchange] if exchange else ["NSE", "BSE"]:
+            if market not in ("NSE", "BSE"):
+                continue
+            try:
+                rows = await self._search(market, body)  # type: ignore[misc]
+            except Exception as exc:  # the broker's failure must not hide the master's answer
+                log.warning("searchScrip %s %s failed: %s", market, body, exc)
+                return None
+            wanted = {body, f"{body}-EQ"} if market == "NSE" else {body.removesuffix("-EQ")}
+            for row in rows or ():
+                if str(row.get("tradingsymbol", "")).upper() in wanted and row.get("symboltoken"):
+                    return Symbol(market, str(row["symboltoken"]), str(row["tradingsymbol"]), body.removesuffix("-EQ"),
+                                  "", 1, SEARCH_TICK_PAISE, source="search")
+        log.info("searchScrip found no cash symbol for %s either (%s)", ticker, missed.reason)
+        return None
+
+
+def _key(text: str) -> str:
+    """The cache key of a query: upper case, blanks squeezed (`nse: sbin` -> `NSE:SBIN`)."""
+    exchange, _, body = str(text).strip().upper().rpartition(":")
+    body = " ".join(body.split())
+    return f"{exchange.strip()}:{body}" if exchange else body
