@@ -71,11 +71,16 @@ def quote_packet(exchange_type: int, quote: Quote) -> bytes:
     )
 
 
+_NO_LEVEL = {_BUY: (_BUY, 0, 0, 0), _SELL: (_SELL, 0, 0, 0)}
+
+
 def _best_five(levels: Sequence[Level], flag: int) -> list[int]:
     fields: list[int] = []
+    extend = fields.extend
     for qty, price, orders in levels[:5]:
-        fields += (flag, qty, price, min(orders, _I16))
-    fields += (flag, 0, 0, 0) * (5 - min(len(levels), 5))
+        extend((flag, qty, price, orders if orders <= _I16 else _I16))
+    if len(fields) < 20:
+        extend(_NO_LEVEL[flag] * (5 - len(fields) // 4))
     return fields
 
 
@@ -92,9 +97,11 @@ def snap_quote_packet(exchange_type: int, quote: Quote) -> bytes:
 
 def _depth_levels(levels: Sequence[Level]) -> list[int]:
     fields: list[int] = []
-    for qty, price, orders in levels[:20]:
-        fields += (min(qty, _I32), min(price, _I32), min(orders, _I16))  # i32/i16 on the wire: saturate
-    fields += (0, 0, 0) * (20 - min(len(levels), 20))
+    extend = fields.extend
+    for qty, price, orders in levels[:20]:  # i32/i32/i16 on the wire: saturate rather than fail
+        extend((qty if qty <= _I32 else _I32, price if price <= _I32 else _I32, orders if orders <= _I16 else _I16))
+    if len(fields) < 60:
+        extend((0, 0, 0) * (20 - len(fields) // 3))
     return fields
 
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from paper.packets import DEPTH, LTP, PACKET_SIZES, QUOTE, SNAP_QUOTE
-from tests.paper.conftest import DEMO, OTHER, RunningPaper
+from tests.support.paper import DEMO, OTHER, RunningPaper
 
 SBIN, INFY = "3045", "1594"
 
