@@ -9,6 +9,7 @@ import sys
 from service.credentials import load_logins
 from service.errors import TickguardError
 from service.settings import SECRET_FIELDS, Settings, load_settings
+from service.symbols import cli as symbols_cli
 
 __all__ = ["main", "paper_config"]
 
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--host", default=None, help="default: PAPER_HOST (127.0.0.1)")
     paper.add_argument("--port", type=int, default=None, help="default: PAPER_PORT (8700)")
     commands.add_parser("settings", help="print the settings in force (secrets masked)")
+    symbols_cli.add_commands(commands)
     return parser
 
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 shown = "***" if name in SECRET_FIELDS and value else value
                 print(f"{name.upper()}={shown}")
             return 0
+        if args.command == "symbols":
+            return symbols_cli.run(args, settings)
         if args.command == "paper":
             if settings.live:
                 print("note: TICKGUARD_MODE=live, so the paper control API is off", file=sys.stderr)
