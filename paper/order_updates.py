@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket
 
 from paper.auth import Session, TokenError
-from paper.stream import Connection, refuse, serve_connection
+from paper.stream import Connection, refuse
 
 if TYPE_CHECKING:
     from paper.exchange import PaperExchange
@@ -101,7 +101,7 @@ class OrderUpdates:
         try:
             await websocket.accept()
             connection.push({"type": "websocket.send", "text": update_json(session.clientcode, CONNECTED, EMPTY_ORDER)})
-            await serve_connection(connection, lambda *_: None)  # nothing but heartbeats is read here
+            await connection.run(lambda *_: None)  # nothing but heartbeats is read here
         finally:
             siblings.remove(connection)
             if not siblings:

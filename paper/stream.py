@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from paper.exchange import PaperExchange
     from paper.prices import Quote
 
-__all__ = ["Connection", "MarketFeed", "refuse", "serve_connection", "E1001", "E1002"]
+__all__ = ["Connection", "MarketFeed", "refuse", "text_message", "E1001", "E1002"]
 
 E1001 = ("E1001", "Invalid Request Payload")
 E1002 = ("E1002", "Invalid Request. Subscription Limit Exceeded")
@@ -34,6 +35,7 @@ CONNECTION_LIMIT = ("E1002", "Invalid Request. Connection Limit Exceeded")
 OVERFLOW = (1008, "Send queue overflow: client too slow")
 CLOSE_GRACE_S = 2.0
 Pair = tuple[str, str, int]  # exchange, token, mode
+TextHandler = Callable[["Connection", "str | None"], None]  # a text frame other than "ping"; None for binary
 
 
 def text_message(text: str) -> dict[str, Any]:
@@ -89,6 +91,17 @@ class Connection:
         if self._writer is not None:
             self._writer.cancel()
 
+    async def run(self, on_text: TextHandler) -> None:
+        """Serve until the client leaves, the writer has sent a close, or the connection is aborted."""
+        writer = self._writer = asyncio.create_task(self._write(), name=f"paper-ws-writer-{self.clientcode}")
+        reader = asyncio.create_task(_read(self, on_text), name=f"paper-ws-reader-{self.clientcode}")
+        try:
+            await asyncio.wait((writer, reader), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (writer, reader):
+                task.cancel()
+            await asyncio.gather(writer, reader, return_exceptions=True)
+
     async def _write(self) -> None:
         outbox, wake, send = self._outbox, self._wake, self.websocket.send
         while True:
@@ -102,19 +115,7 @@ class Connection:
                 return
 
 
-async def serve_connection(connection: Connection, on_text) -> None:
-    """Run `connection` until the client leaves, the writer closes it, or it is aborted."""
-    writer = connection._writer = asyncio.create_task(connection._write(), name=f"paper-ws-writer-{connection.clientcode}")
-    reader = asyncio.create_task(_read(connection, on_text), name=f"paper-ws-reader-{connection.clientcode}")
-    try:
-        await asyncio.wait((writer, reader), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (writer, reader):
-            task.cancel()
-        await asyncio.gather(writer, reader, return_exceptions=True)
-
-
-async def _read(connection: Connection, on_text) -> None:
+async def _read(connection: Connection, on_text: TextHandler) -> None:
     receive = connection.websocket.receive
     while True:
         message = await receive()
@@ -189,11 +190,11 @@ class MarketFeed:
         if len(siblings) >= self.max_connections:
             connection.push(text_message(self._error_json(None, CONNECTION_LIMIT)))
             connection.close(1008, "Connection limit exceeded", discard=False)
-            await serve_connection(connection, lambda *_: None)
+            await connection.run(lambda *_: None)
             return
         siblings.append(connection)
         try:
-            await serve_connection(connection, self.handle_request)
+            await connection.run(self.handle_request)
         finally:
             self._forget(connection)
 
@@ -207,17 +208,17 @@ class MarketFeed:
             clientcode, feed_token, api_key = headers.get("x-client-code"), headers.get("x-feed-token"), headers.get("x-api-key")
         sessions = self.exchange.sessions
         login = sessions.by_code.get(str(clientcode or "").upper())
-        if not browser:
-            try:
-                session = sessions.authenticate(headers.get("authorization"), api_key)
-            except TokenError as exc:
-                raise Refused("Invalid API Key" if exc.errorcode == "AG8004" else "Invalid Auth token") from None
-            if login is None or session.clientcode.upper() != login.clientcode.upper():
-                raise Refused("Invalid Client Code")
         if login is None:
             raise Refused("Invalid Client Code")
         if not api_key or api_key != login.api_key:
             raise Refused("Invalid API Key")
+        if not browser:
+            try:
+                session = sessions.authenticate(headers.get("authorization"), api_key)
+            except TokenError:
+                raise Refused("Invalid Auth token") from None
+            if session.clientcode.upper() != login.clientcode.upper():
+                raise Refused("Invalid Auth token")
         try:
             sessions.authenticate_feed(login.clientcode, feed_token or "", api_key)
         except TokenError:
