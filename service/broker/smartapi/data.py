@@ -1,0 +1,380 @@
+"""The smart-stream tick stream (SmartWebSocketV2) on `websockets`, as the port's `TickStream`.
+
+    Reconnector    one socket kept up: handshake headers, backoff, credentials asked again after a 401
+    SmartStream    subscriptions (kept across reconnects), the frame reader, the stall watchdog and
+                   the REST LTP served while the socket is down or silent
+
+Reconnect policy: after any end of a connection (server close, network error, refused handshake, a
+stall) wait a delay drawn from [0, min(30 s, 0.5 s x 2^failures)] (full jitter) and connect again;
+`failures` resets once a connection has lasted a minute. A 401/403 on the handshake means the
+credentials are stale: `renew` (when given) is awaited and the provider asked again, as it is before
+every attempt. Every subscription is sent again on every new connection.
+
+Per frame: one parse, one `on_next`, a counter for the watchdog — no logging, no allocation beyond
+the `Tick`. Ticks and events are emitted on the event-loop thread. `subscribe`/`unsubscribe` must be
+called from that thread too.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import msgspec
+from reactivex import Observable
+from reactivex.subject import Subject
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from service.broker.errors import BrokerError
+from service.broker.smartapi.config import EXCHANGE_TYPES, SmartApiConfig, StreamCredentials
+from service.broker.smartapi.parsing import LTP, MODE_NAMES, QUOTE, SNAP_QUOTE, MalformedPacket, parse_tick
+from streams import Tick
+
+__all__ = [
+    "SmartStream", "StreamEvent", "Backoff", "Reconnector", "SubscriptionRefused", "handshake_headers",
+    "subscription_requests", "MAX_PAIRS", "SUBSCRIBE_BATCH",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_PAIRS = 1000  # SmartAPI's subscriptions per session, each (token, mode) counted once
+SUBSCRIBE_BATCH = 200  # tokens per subscribe request
+Pair = tuple[str, str]  # (exchange, token)
+Credentials = Callable[[], Awaitable[StreamCredentials]]
+Renew = Callable[[], Awaitable[None]]
+LtpFallback = Callable[[list[Pair]], Awaitable[list[Tick]]]
+
+
+class StreamEvent(msgspec.Struct, frozen=True):
+    """connected, subscribed, disconnected, refused, stalled, recovered, malformed, error,
+    fallback-ltp, fallback-failed, subscriber-error, stopped — with a human-readable detail."""
+
+    kind: str
+    detail: str = ""
+
+
+class SubscriptionRefused(BrokerError):
+    """Refused before anything is sent: too many instruments, an unknown exchange or mode."""
+
+    def __init__(self, message: str, *, requested: int = 0) -> None:
+        super().__init__(message, route="smart-stream")
+        self.requested = requested
+
+
+class Backoff:
+    """Exponential backoff with full jitter; `connected_for` a healthy while resets it."""
+
+    def __init__(self, base_s: float = 0.5, cap_s: float = 30.0, healthy_s: float = 60.0,
+                 draw: Callable[[], float] = random.random) -> None:
+        self.base_s, self.cap_s, self.healthy_s, self._draw = base_s, cap_s, healthy_s, draw
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.failures, 30))
+        self.failures += 1
+        return ceiling * self._draw()
+
+    def connected_for(self, seconds: float) -> None:
+        if seconds >= self.healthy_s:
+            self.failures = 0
+
+
+def handshake_headers(credentials: StreamCredentials) -> dict[str, str]:
+    """The SDK's four headers; the JWT with "Bearer " whether or not the session added it."""
+    jwt = credentials.jwt_token
+    return {
+        "Authorization": jwt if jwt.startswith("Bearer ") else f"Bearer {jwt}",
+        "x-api-key": credentials.api_key,
+        "x-client-code": credentials.clientcode,
+        "x-feed-token": credentials.feed_token,
+    }
+
+
+class Reconnector:
+    """Keeps one socket up: connect, run `session` on it, and after any end back off and connect again."""
+
+    def __init__(self, url: str, credentials: Credentials, report: Callable[[str, str], None], *,
+                 renew: Renew | None = None, backoff: Backoff | None = None, open_timeout_s: float = 7.0,
+                 ping_interval_s: float = 10.0, max_queue: int = 1024) -> None:
+        self.url = url
+        self.backoff = backoff or Backoff()
+        self._credentials, self._renew, self._report = credentials, renew, report
+        self._options: dict[str, Any] = dict(
+            open_timeout=open_timeout_s, ping_interval=ping_interval_s, ping_timeout=ping_interval_s,
+            close_timeout=1.0, compression=None, max_queue=max_queue, user_agent_header="tickguard",
+        )
+
+    async def run(self, session: Callable[[ClientConnection], Awaitable[str]], down: Callable[[], None]) -> None:
+        """Forever (until cancelled): `session` returns why it ended, or raises ConnectionClosed."""
+        while True:
+            kind, detail = await self._attempt(session)
+            self._report(kind, detail)
+            down()
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _attempt(self, session: Callable[[ClientConnection], Awaitable[str]]) -> tuple[str, str]:
+        try:
+            credentials = await self._credentials()
+        except Exception as exc:  # the provider's own failure (login refused, REST down): try again later
+            return "refused", f"no credentials: {exc!r}"
+        loop = asyncio.get_running_loop()
+        try:
+            async with connect(self.url, additional_headers=handshake_headers(credentials), **self._options) as ws:
+                opened = loop.time()
+                self._report("connected", self.url)
+                try:
+                    return "disconnected", await session(ws)
+                finally:
+                    self.backoff.connected_for(loop.time() - opened)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                await self._stale()
+            reason = exc.response.headers.get("x-error-message", "")
+            return "refused", f"handshake answered HTTP {status} {reason}".rstrip()
+        except ConnectionClosed as exc:
+            return "disconnected", f"connection closed: {exc}"
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            return "disconnected", f"unreachable: {exc!r}"
+
+    async def _stale(self) -> None:
+        if self._renew is None:
+            return
+        try:
+            await self._renew()
+        except Exception as exc:
+            self._report("refused", f"renewing the session failed: {exc!r}")
+
+
+def subscription_requests(action: int, pairs: Mapping[Pair, int], batch: int = SUBSCRIBE_BATCH) -> list[str]:
+    """Subscribe (1) or unsubscribe (0) JSON requests for `pairs` -> mode: one mode per request, at
+    most `batch` tokens each, grouped by exchangeType."""
+    by_mode: dict[int, list[tuple[int, str]]] = {}
+    for (exchange, token), mode in sorted(pairs.items()):
+        by_mode.setdefault(mode, []).append((EXCHANGE_TYPES[exchange], token))
+    requests = []
+    for mode, entries in sorted(by_mode.items()):
+        for start in range(0, len(entries), batch):
+            token_list: dict[int, list[str]] = {}
+            for code, token in entries[start:start + batch]:
+                token_list.setdefault(code, []).append(token)
+            requests.append(json.dumps({
+                "correlationID": f"{'s' if action else 'u'}{mode}n{start // batch}"[:10],
+                "action": action,
+                "params": {"mode": mode, "tokenList": [{"exchangeType": c, "tokens": t} for c, t in token_list.items()]},
+            }))
+    return requests
+
+
+class SmartStream:
+    """`TickStream` on SmartAPI's smart-stream: ticks as `Tick`s, REST LTP while the feed is down."""
+
+    def __init__(self, config: SmartApiConfig, credentials: Credentials, ltp_fallback: LtpFallback, *,
+                 renew: Renew | None = None, backoff: Backoff | None = None, fallback_every_s: float = 1.0,
+                 text_ping_s: float = 30.0, protocol_ping_s: float = 10.0) -> None:
+        self.config = config
+        self.fallback_every_s = fallback_every_s
+        self.text_ping_s = text_ping_s
+        self.malformed_frames = 0
+        self._fallback = ltp_fallback
+        self._ticks: Subject[Tick] = Subject()
+        self._events: Subject[StreamEvent] = Subject()
+        self._modes: dict[Pair, int] = {}  # what we want, kept across reconnects
+        self._outbox: asyncio.Queue[str] | None = None  # requests for the live connection, if any
+        self._frames = 0  # binary frames received; the watchdog watches it move
+        self._degraded = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._link = Reconnector(config.stream_url, credentials, self._report, renew=renew, backoff=backoff,
+                                 open_timeout_s=config.timeout_s, ping_interval_s=protocol_ping_s)
+
+    @property
+    def ticks(self) -> Observable[Tick]:
+        return self._ticks
+
+    @property
+    def events(self) -> Observable[StreamEvent]:
+        return self._events
+
+    @property
+    def degraded(self) -> bool:
+        """True from a disconnect or stall until frames flow again (REST LTP is served meanwhile)."""
+        return self._degraded.is_set()
+
+    @property
+    def subscriptions(self) -> dict[Pair, int]:
+        return dict(self._modes)
+
+    # Subscriptions -----------------------------------------------------------------------------------
+    def subscribe(self, instruments: Iterable[Pair], mode: int = LTP) -> None:
+        """Ticks for (exchange, token) pairs in `mode` (LTP, QUOTE or SNAP_QUOTE); an instrument
+        subscribed again in another mode moves to it. Refused whole if it would pass 1000 instruments."""
+        if mode not in (LTP, QUOTE, SNAP_QUOTE):
+            raise SubscriptionRefused(f"mode {mode!r}: ticks come in LTP (1), QUOTE (2) or SNAP_QUOTE (3) only")
+        wanted: dict[Pair, int] = {}
+        for exchange, token in instruments:
+            if exchange not in EXCHANGE_TYPES:
+                raise SubscriptionRefused(f"unknown exchange {exchange!r}; expected one of {', '.join(EXCHANGE_TYPES)}")
+            wanted[(exchange, str(token))] = mode
+        changed = {pair: m for pair, m in wanted.items() if self._modes.get(pair) != m}
+        total = len(self._modes.keys() | changed.keys())
+        if total > MAX_PAIRS:
+            raise SubscriptionRefused(
+                f"{total} instruments would pass SmartAPI's {MAX_PAIRS} subscriptions per session", requested=total)
+        moved = {pair: self._modes[pair] for pair in changed if pair in self._modes}
+        self._modes.update(changed)
+        if changed and self._send(subscription_requests(0, moved) + subscription_requests(1, changed)):
+            self._report("subscribed", f"{len(changed)} more in {MODE_NAMES[mode]}; {len(self._modes)} instruments")
+
+    def unsubscribe(self, instruments: Iterable[Pair]) -> None:
+        gone = {}
+        for exchange, token in instruments:
+            mode = self._modes.pop((exchange, str(token)), None)
+            if mode is not None:
+                gone[(exchange, str(token))] = mode
+        self._send(subscription_requests(0, gone))
+
+    def _send(self, requests: list[str]) -> bool:
+        if self._outbox is None:
+            return False  # the next connection subscribes to everything anyway
+        for request in requests:
+            self._outbox.put_nowait(request)
+        return True
+
+    # Life --------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._link.run(self._session, self._degrade), name="smart-stream"),
+                asyncio.create_task(self._serve_fallback(), name="smart-stream-fallback"),
+            ]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._outbox = None
+        self._degraded.clear()
+        if tasks:
+            self._report("stopped", "")
+
+    def _report(self, kind: str, detail: str = "") -> None:
+        try:
+            self._events.on_next(StreamEvent(kind, detail))
+        except Exception:  # an event observer's failure must not end the stream
+            log.exception("smart-stream event observer failed on %s", kind)
+
+    def _degrade(self) -> None:
+        self._degraded.set()
+
+    # One connection ------------------------------------------------------------------------------------
+    async def _session(self, ws: ClientConnection) -> str:
+        outbox = self._outbox = asyncio.Queue()
+        for request in subscription_requests(1, self._modes):
+            outbox.put_nowait(request)
+        if self._modes:
+            self._report("subscribed", f"{len(self._modes)} instruments")
+        tasks = [
+            asyncio.create_task(self._read(ws)),
+            asyncio.create_task(self._write(ws, outbox)),
+            asyncio.create_task(self._watch()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if self._outbox is outbox:
+                self._outbox = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return done.pop().result()  # the watchdog's reason, or the reader's/writer's ConnectionClosed
+
+    async def _read(self, ws: ClientConnection) -> str:
+        recv, parse, emit = ws.recv, parse_tick, self._ticks.on_next
+        while True:
+            frame = await recv()
+            if type(frame) is bytes:
+                self._frames += 1
+                try:
+                    tick = parse(frame)
+                    if tick is not None:
+                        emit(tick)
+                except MalformedPacket as exc:
+                    self.malformed_frames += 1
+                    self._report("malformed", f"{exc.reason} ({exc.size} B); {self.malformed_frames} so far")
+                except Exception as exc:
+                    self._report("subscriber-error", f"a tick observer raised {exc!r}")
+            elif frame != "pong":
+                self._on_text(frame)
+
+    def _on_text(self, text: str) -> None:
+        try:
+            reply = json.loads(text)
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and "errorCode" in reply:
+            self._report("error", f"{reply.get('errorCode')} {reply.get('errorMessage', '')} "
+                                  f"(request {reply.get('correlationID') or '-'})")
+            return
+        self.malformed_frames += 1
+        self._report("malformed", f"text frame {text[:80]!r}; {self.malformed_frames} so far")
+
+    async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> str:
+        """Requests as they come, and the documented text `ping` every `text_ping_s`."""
+        loop = asyncio.get_running_loop()
+        next_ping = loop.time() + self.text_ping_s
+        while True:
+            try:
+                request = await asyncio.wait_for(outbox.get(), max(0.0, next_ping - loop.time()))
+            except TimeoutError:
+                request, next_ping = "ping", loop.time() + self.text_ping_s
+            await ws.send(request)
+
+    async def _watch(self) -> str:
+        """Returns (ending the connection) once no frame came for `stream_stall_s` while subscribed."""
+        loop = asyncio.get_running_loop()
+        stall_s = self.config.stream_stall_s
+        seen, quiet_since = self._frames, loop.time()
+        while True:
+            await asyncio.sleep(max(0.01, stall_s / 10))
+            now = loop.time()
+            if self._frames != seen:
+                seen, quiet_since = self._frames, now
+                if self._degraded.is_set():
+                    self._degraded.clear()
+                    self._report("recovered", "frames flow again")
+            elif not self._modes:
+                quiet_since = now
+            elif now - quiet_since >= stall_s:
+                self._degraded.set()  # REST LTP from now, not only once the close handshake is done
+                self._report("stalled", f"no frame for {now - quiet_since:.2f} s with {len(self._modes)} instruments subscribed")
+                return "stalled"
+
+    # REST while degraded ---------------------------------------------------------------------------------
+    async def _serve_fallback(self) -> None:
+        while True:
+            await self._degraded.wait()
+            pairs = list(self._modes)
+            if pairs:
+                await self._fallback_once(pairs)
+            await asyncio.sleep(self.fallback_every_s)
+
+    async def _fallback_once(self, pairs: list[Pair]) -> None:
+        try:
+            ticks = await self._fallback(pairs)
+        except Exception as exc:
+            self._report("fallback-failed", f"REST LTP for {len(pairs)} instruments: {exc!r}")
+            return
+        if not self._degraded.is_set():
+            return  # the feed came back while REST answered: its ticks are newer
+        emit = self._ticks.on_next
+        for tick in ticks:
+            try:
+                emit(tick)
+            except Exception as exc:
+                self._report("subscriber-error", f"a tick observer raised {exc!r}")
+        self._report("fallback-ltp", f"{len(ticks)} of {len(pairs)} prices by REST")

@@ -1,0 +1,187 @@
+"""SmartStream against the paper exchange's smart-stream: ticks, reconnects, stalls, bad frames, limits."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service.broker.port import TickStream
+from service.broker.smartapi.data import (
+    MAX_PAIRS, SUBSCRIBE_BATCH, Backoff, SmartStream, SubscriptionRefused, subscription_requests,
+)
+from service.broker.smartapi.parsing import QUOTE, SNAP_QUOTE
+from streams import Tick
+from tests.service.broker.conftest import Recorder, stream_config, until
+
+SBIN, INFY, RELIANCE = ("NSE", "3045"), ("NSE", "1594"), ("NSE", "2885")
+
+
+@pytest.fixture
+async def running(paper_factory, rest_factory):
+    """start(stall_s=…, tick_ms=…) -> (stream, ticks, events, rest); every stream is stopped after the test."""
+    streams: list[SmartStream] = []
+
+    async def start(stall_s: float = 30.0, tick_ms: int = 0, **options):
+        paper = paper_factory(tick_ms=tick_ms)
+        rest = await rest_factory(paper)
+        options.setdefault("backoff", Backoff(base_s=0.05, cap_s=0.5))
+        stream = SmartStream(stream_config(paper, stream_stall_s=stall_s), rest.stream_credentials, rest.ltp, **options)
+        ticks, events = Recorder(stream.ticks), Recorder(stream.events)
+        await stream.start()
+        streams.append(stream)
+        return stream, ticks, events, rest
+
+    yield start
+    for stream in streams:
+        await stream.stop()
+
+
+def live(token: str, ltp: int | None = None):
+    return lambda tick: tick.token == token and (ltp is None or tick.ltp == ltp)
+
+
+async def test_ticks_carry_the_prices_set_on_the_exchange(running):
+    stream, ticks, events, rest = await running()
+    assert isinstance(stream, TickStream)
+    stream.subscribe([SBIN])
+    stream.subscribe([INFY], mode=QUOTE)
+    stream.subscribe([RELIANCE], mode=SNAP_QUOTE)
+    await events.wait(lambda e: e.kind == "connected", "connected")
+    await ticks.wait(live("2885"), "the snapshot tick on subscribing")
+    await rest.set_ltp(812.5)
+    await rest.set_ltp(1401.05, token="1594")
+    await rest.set_ltp(2450.35, token="2885")
+    sbin = await ticks.wait(live("3045", 81_250), "SBIN at 812.50")
+    infy = await ticks.wait(live("1594", 140_105), "INFY at 1401.05")
+    reliance = await ticks.wait(live("2885", 245_035), "RELIANCE at 2450.35")
+    assert (sbin.exchange, sbin.bid, sbin.volume) == ("NSE", None, None)
+    assert infy.volume is not None and infy.bid is None
+    assert reliance.bid is not None and reliance.ask is not None and reliance.bid <= 245_035 <= reliance.ask
+    assert not stream.degraded and rest.ltp_calls == []
+
+
+async def test_dropped_sockets_reconnect_and_resubscribe(running):
+    stream, ticks, events, rest = await running()
+    stream.subscribe([SBIN, INFY])
+    await ticks.wait(live("1594"), "the first tick")
+    for n, how in enumerate(("abort", "close"), start=1):
+        mark = len(events.items)
+        await rest.control("/feed/drop", {"socket": "market", "how": how})
+        await events.wait(lambda e: e.kind == "disconnected", f"disconnected after {how}", after=mark)
+        await events.wait(lambda e: e.kind == "connected", f"connected again after {how}", after=mark)
+        await rest.set_ltp(800 + n)
+        await ticks.wait(live("3045", (800 + n) * 100), f"SBIN after reconnect {n}")
+    state = await rest.feed()
+    assert [c["subscriptions"] for c in state["market"]] == [2]
+    assert events.kinds().count("subscribed") == 3  # first connection and both reconnects
+
+
+async def test_stall_is_detected_rest_serves_meanwhile_and_the_feed_recovers(running):
+    stream, ticks, events, rest = await running(stall_s=0.5, tick_ms=50)
+    stream.subscribe([SBIN, INFY])
+    await ticks.wait(live("3045"), "live ticks")
+    await rest.control("/feed/stall")
+    mark = len(ticks.items)
+    stalled = await events.wait(lambda e: e.kind == "stalled", "the stall to be detected")
+    assert "2 instruments" in stalled.detail
+    served = await events.wait(lambda e: e.kind == "fallback-ltp", "REST LTP served")
+    assert served.detail == "2 of 2 prices by REST"
+    assert sorted(rest.ltp_calls[0]) == [INFY, SBIN]
+    rest_ticks = [t for t in ticks.items[mark:] if isinstance(t, Tick)]
+    assert {t.token for t in rest_ticks} >= {"3045", "1594"}
+    assert stream.degraded
+    closed = await events.wait(lambda e: e.kind == "disconnected", "the stalled socket closed")
+    assert closed.detail == "stalled"
+    await events.wait(lambda e: e.kind == "connected", "a new connection", after=events.items.index(closed))
+    await rest.control("/feed/resume")
+    await events.wait(lambda e: e.kind == "recovered", "recovery once frames flow")
+    calls = len(rest.ltp_calls)
+    await ticks.wait(live("1594"), "live ticks again", after=len(ticks.items))
+    assert not stream.degraded
+    assert len(rest.ltp_calls) <= calls + 1  # at most one REST round was in flight at recovery
+
+
+async def test_malformed_frames_are_reported_and_survived(running):
+    stream, ticks, events, rest = await running()
+    stream.subscribe([SBIN])
+    await ticks.wait(live("3045"), "the first tick")
+    await rest.control("/feed/garbage", {"kind": "truncated", "exchange": "NSE", "token": "3045", "mode": 1, "length": 30})
+    await rest.control("/feed/garbage", {"kind": "binary"})
+    await rest.control("/feed/garbage", {"kind": "text", "text": '{"garbage": tru'})
+    await until(lambda: stream.malformed_frames == 3, "three malformed frames counted")
+    reasons = [e.detail for e in events.items if e.kind == "malformed"]
+    assert reasons[0].startswith("shorter than a LTP packet (30 B)")
+    assert reasons[1].startswith("unknown subscription mode 9 (51 B)")
+    assert reasons[2].startswith("text frame '{\"garbage\": tru'")
+    await rest.set_ltp(777.7)
+    await ticks.wait(live("3045", 77_770), "a tick after the garbage")
+    assert events.kinds().count("connected") == 1
+
+
+async def test_subscriptions_go_in_batches_up_to_the_limit_and_no_further(running):
+    stream, ticks, events, rest = await running()
+    await events.wait(lambda e: e.kind == "connected", "connected")
+    tokens = [("NFO", str(100_000 + n)) for n in range(MAX_PAIRS - 1)] + [SBIN]
+    stream.subscribe(tokens)
+    with pytest.raises(SubscriptionRefused, match="1001 instruments would pass SmartAPI's 1000"):
+        stream.subscribe([INFY])
+    stream.subscribe([SBIN], mode=QUOTE)  # a move, not one more
+    stream.subscribe(tokens[:10])  # already there: nothing to send
+    assert len(stream.subscriptions) == MAX_PAIRS and stream.subscriptions[SBIN] == QUOTE
+    await until(lambda: ticks.items and ticks.items[-1].volume is not None, "SBIN in QUOTE mode")
+    state = await rest.feed()
+    assert [c["subscriptions"] for c in state["market"]] == [MAX_PAIRS]
+    assert "error" not in events.kinds()
+    stream.unsubscribe([SBIN, ("NSE", "999999")])
+    await until(lambda: stream.subscriptions.get(SBIN) is None, "SBIN gone")
+    with pytest.raises(SubscriptionRefused, match="unknown exchange 'NASDAQ'"):
+        stream.subscribe([("NASDAQ", "1")])
+    with pytest.raises(SubscriptionRefused, match="mode 4"):
+        stream.subscribe([SBIN], mode=4)
+
+
+def test_requests_are_batched_by_mode_and_exchange():
+    pairs = {("NFO", str(n)): 1 for n in range(SUBSCRIBE_BATCH + 1)} | {SBIN: 1, INFY: 3}
+    requests = subscription_requests(1, pairs)
+    assert len(requests) == 3  # two LTP requests (201 + 1 tokens over two exchanges), one SNAP_QUOTE
+
+    first, second, snap = (json.loads(r) for r in requests)
+    assert sum(len(e["tokens"]) for e in first["params"]["tokenList"]) == SUBSCRIBE_BATCH
+    assert {e["exchangeType"] for e in second["params"]["tokenList"]} == {1, 2}
+    assert snap["params"] == {"mode": 3, "tokenList": [{"exchangeType": 1, "tokens": ["1594"]}]}
+    assert all(len(json.loads(r)["correlationID"]) <= 10 for r in requests)
+    (unsubscribe,) = subscription_requests(0, {SBIN: QUOTE})
+    assert json.loads(unsubscribe)["action"] == 0 and json.loads(unsubscribe)["params"]["mode"] == QUOTE
+
+
+async def test_a_refused_handshake_asks_for_credentials_again(running):
+    renewals: list[int] = []
+    holder: dict = {}
+
+    async def renew() -> None:
+        renewals.append(1)
+        await holder["rest"].login()
+
+    stream, ticks, events, rest = await running(renew=renew)
+    holder["rest"] = rest
+    stream.subscribe([SBIN])
+    await ticks.wait(live("3045"), "the first tick")
+    await rest.client.post("/rest/secure/angelbroking/user/v1/logout", json={"clientcode": "P0001"})
+    mark = len(events.items)
+    await rest.control("/feed/drop", {"socket": "market"})
+    refused = await events.wait(lambda e: e.kind == "refused", "the handshake refused", after=mark)
+    assert "HTTP 401" in refused.detail and "Invalid Auth token" in refused.detail
+    await events.wait(lambda e: e.kind == "connected", "connected with fresh credentials", after=mark)
+    assert renewals
+    await rest.set_ltp(805)
+    await ticks.wait(live("3045", 80_500), "a tick on the new session")
+
+
+def test_backoff_is_full_jitter_capped_and_resets_after_a_healthy_minute():
+    backoff = Backoff(base_s=0.5, cap_s=30.0, draw=lambda: 1.0)
+    assert [backoff.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    backoff.connected_for(59.9)
+    assert backoff.next_delay() == 30
+    backoff.connected_for(60)
+    assert backoff.next_delay() == 0.5
+    assert Backoff(draw=lambda: 0.0).next_delay() == 0
