@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ._files import atomic_write
 from .cache import SymbolCache
 from .errors import SymbolError, UnknownSymbol
 from .freeze import load_freeze_qty
@@ -55,6 +56,7 @@ class SymbolBook:
         self._now = now
         self._isolated = isolated
         self._lock = asyncio.Lock()
+        self._writing = asyncio.Lock()
         self._retry_at = 0.0
         self._resolver: SymbolResolver | None = None
         self._cache: SymbolCache | None = None
@@ -131,8 +133,7 @@ class SymbolBook:
                 log.info("symbol cache: %s no longer resolves: %s", key, exc.reason)
         cache.pending = []
         self._resolver, self._cache = resolver, cache
-        if cache.dirty:
-            await asyncio.to_thread(cache.save)
+        await self._save_cache()
 
     async def _fresh(self) -> None:
         if self._resolver is None:
@@ -165,15 +166,29 @@ class SymbolBook:
             assert entry is not None
             symbol = Symbol(entry.exchange, entry.token, entry.tradingsymbol, entry.tradingsymbol.removesuffix("-EQ"),
                             "", entry.lotsize, entry.tick_size, source="search")
-        if cache.dirty:
-            await asyncio.to_thread(cache.save)
+        await self._save_cache()
         return symbol
 
     async def _remember(self, key: str, symbol: Symbol) -> Symbol:
         self.cache.put(key, symbol)
-        if self.cache.dirty:
-            await asyncio.to_thread(self.cache.save)
+        await self._save_cache()
         return symbol
+
+    async def _save_cache(self) -> None:
+        """Encode on the loop (the entries change there), write in a thread, one write at a time so
+        an older snapshot never lands after a newer one."""
+        cache = self.cache
+        if not cache.dirty:
+            return
+        async with self._writing:
+            if not cache.dirty:
+                return
+            data = cache.encode()
+            try:
+                await asyncio.to_thread(atomic_write, cache.path, data)
+            except OSError as exc:  # the cache is an optimisation: a full disk must not stop trading
+                cache.dirty = True
+                log.warning("symbol cache %s not written: %s", cache.path, exc)
 
     async def _equity(self, ticker: str) -> Symbol:
         try:

@@ -142,8 +142,17 @@ class SymbolCache:
         self.put(key, index.symbol(row))  # lot and tick sizes follow the master
         return row
 
+    def encode(self) -> bytes:
+        """The file's bytes as of now; marks the cache clean (the caller writes them)."""
+        body = _CacheFile(CACHE_VERSION, self.master_date, dict(sorted(self.entries.items())))
+        self.dirty = False
+        return msgspec.json.format(msgspec.json.encode(body), indent=1) + b"\n"
+
     def save(self) -> None:
         """Write the file atomically, whether or not anything changed."""
-        body = _CacheFile(CACHE_VERSION, self.master_date, dict(sorted(self.entries.items())))
-        atomic_write(self.path, msgspec.json.format(msgspec.json.encode(body), indent=1) + b"\n")
-        self.dirty = False
+        data = self.encode()
+        try:
+            atomic_write(self.path, data)
+        except BaseException:
+            self.dirty = True
+            raise

@@ -224,3 +224,23 @@ async def test_a_stale_index_serves_while_the_master_is_unreachable_but_a_corrup
 def test_a_master_fetched_before_the_refresh_hour_counts_for_the_day_before():
     early = datetime(2025, 11, 25, 2, 0, tzinfo=ist().tzinfo)
     assert master_day(early) == date(2025, 11, 24)
+
+
+def test_a_full_size_master_stays_small():
+    """The real master has ~150 000 rows; tickguard's RSS budget (10 000 trades + master) is 200 MB."""
+    from service.symbols.index import MasterRecord
+
+    expiries = [DAY + timedelta(days=7 * n) for n in range(6)]
+    records = [
+        MasterRecord("NFO", str(100_000 + n), f"U{n // 300:03d}{expiries[n % 6]:%d%b%y}{1000 + n % 50 * 10}{'CE' if n % 2 else 'PE'}".upper(),
+                     f"U{n // 300:03d}", "OPTSTK", expiries[n % 6], (1000 + n % 50 * 10) * 100, "CE" if n % 2 else "PE", 500, 5)
+        for n in range(150_000)
+    ]
+    index = MasterIndex.build(records, DAY, ist(), "synthetic")
+    del records
+    size = sum(sys.getsizeof(column) for column in index._c.values())
+    size += sys.getsizeof(index._symbols) + sys.getsizeof(index._tokens) + sum(sys.getsizeof(n) for n in index.names)
+    assert size < 12_000_000, f"{size / 1e6:.1f} MB"
+    row = index.by_token("NFO", "100301")
+    assert index.symbol(row).name == "U001"
+    assert index.symbol_of(index.by_symbol("NFO", index.symbol_of(row).lower())) == index.symbol_of(row)
