@@ -27,8 +27,9 @@ def order(**overrides) -> dict:
 
 
 @pytest.fixture
-def order_update_sdk(smartapi_module, monkeypatch):
-    """Start the SDK's order-update client in a thread against a paper exchange (cwd is already tmp)."""
+def order_update_sdk(smartapi_module, tmp_path, monkeypatch):
+    """Start the SDK's order-update client in a thread against a paper exchange."""
+    monkeypatch.chdir(tmp_path)  # its constructor writes ./logs
     from SmartApi.smartWebSocketOrderUpdate import SmartWebSocketOrderUpdate
 
     running: list[tuple[SmartWebSocketOrderUpdate, threading.Thread]] = []

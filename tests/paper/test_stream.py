@@ -152,7 +152,9 @@ def test_the_sdk_decodes_every_mode_to_the_prices_the_control_api_set(paper, str
 
 
 def test_the_sdk_gets_depth_for_nse_cash_and_derivatives_on_their_exchange_type(paper, stream_v2):
-    option = next(i for i in paper.exchange.universe.derivatives_of("NSE", "99926000") if i.is_option)
+    spot = paper.exchange.prices.quote("NSE", "99926000").ltp
+    options = [i for i in paper.exchange.universe.derivatives_of("NSE", "99926000") if i.is_option]
+    option = min(options, key=lambda i: (i.expiry, abs(i.strike_paise - spot)))  # near-month, at the money
 
     def on_open(sws):
         sws.subscribe("tg2", DEPTH, [{"exchangeType": 1, "tokens": [INFY]}])
@@ -166,7 +168,7 @@ def test_the_sdk_gets_depth_for_nse_cash_and_derivatives_on_their_exchange_type(
     assert depth["depth_20_sell_data"][5:] == [{"quantity": 0, "price": 0, "num_of_orders": 0}] * 15
     assert option_tick["exchange_type"] == 2 and option_tick["token"] == option.token
 
-    set_ltp(paper, 25_100.0, token="99926000")  # the index moves; its option reprices and ticks
+    set_ltp(paper, (spot + 10_000) / 100, token="99926000")  # the index moves 100 points; its option reprices
     moved = received.get(timeout=10)
     assert moved["token"] == option.token
     assert moved["last_traded_price"] == paper.exchange.prices.quote("NFO", option.token).ltp
