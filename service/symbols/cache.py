@@ -31,6 +31,7 @@ from .model import Symbol
 __all__ = ["SymbolCache", "CachedSymbol", "CACHE_VERSION"]
 
 CACHE_VERSION = 1
+SEARCHABLE = ("NSE", "BSE")  # segments whose symbols searchScrip may vouch for (cash: lot 1)
 log = logging.getLogger("tickguard.symbols")
 
 
@@ -124,18 +125,19 @@ class SymbolCache:
     def check(self, key: str, index: MasterIndex) -> int | None:
         """The index row of a cached entry still listed as cached (None: drop it and resolve again).
 
-        An entry the master does not list under any token is one searchScrip vouched for today; it is
-        kept (the whole file is rebuilt when the next master arrives) and reported as -1.
+        A cash entry the master does not list at all is one searchScrip vouched for today; it is kept
+        (the whole file is rebuilt when the next master arrives) and reported as -1. Any other entry
+        the master does not list as cached is wrong or gone, and dropped.
         """
         entry = self.entries.get(key)
         if entry is None:
             return None
         row = index.by_token(entry.exchange, entry.token)
         if row is None:
-            if index.by_symbol(entry.exchange, entry.tradingsymbol) is not None:
-                self.drop(key)  # listed, under another token: the cache is wrong
-                return None
-            return -1
+            if entry.exchange in SEARCHABLE and index.by_symbol(entry.exchange, entry.tradingsymbol) is None:
+                return -1
+            self.drop(key)
+            return None
         if index.symbol_of(row).upper() != entry.tradingsymbol.upper():
             self.drop(key)
             return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import msgspec
 import pytest
 
 from service.symbols import SymbolBook, UnknownSymbol
@@ -157,3 +158,56 @@ async def test_find_lists_the_resolution_first(book_for):
     chain = book.find("NIFTY25NOV2525000", limit=5)
     assert [s.tradingsymbol for s in chain[:2]] == ["NIFTY25NOV2525000CE", "NIFTY25NOV2525000PE"]
     assert book.find("NOTHINGLIKEIT") == []
+
+
+@pytest.fixture
+def paper_exchange(tmp_path):
+    """The paper exchange itself on a free port: its master route and its searchScrip."""
+    import pyotp
+
+    from paper.app import create_app
+    from paper.auth import PaperLogin
+    from paper.exchange import PaperConfig, PaperExchange
+    from tests.support.servers import ServerThread
+
+    login = PaperLogin("P0001", "1234", "paper-demo-key", "TICKGUARDPAPERDEMOTOTPSECRET2345")
+    exchange = PaperExchange(PaperConfig(logins=(login,), db_path=tmp_path / "paper.db", tick_ms=0, today=DAY))
+    with ServerThread(create_app(exchange)) as server:
+        yield server.url, login, pyotp.TOTP(login.totp_secret)
+
+
+def _paper_search(url: str, login, totp):
+    """searchScrip as the broker adapter would call it: log in once, then POST the search."""
+    import httpx
+
+    headers = {"X-PrivateKey": login.api_key, "Content-Type": "application/json", "Accept": "application/json"}
+    session: dict[str, str] = {}
+
+    async def search(exchange: str, text: str) -> list[dict]:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            if not session:
+                reply = await client.post("/rest/auth/angelbroking/user/v1/loginByPassword",
+                                          json={"clientcode": login.clientcode, "password": login.pin, "totp": totp.now()})
+                session["jwt"] = reply.json()["data"]["jwtToken"]
+            reply = await client.post("/rest/secure/angelbroking/order/v1/searchScrip",
+                                      json={"exchange": exchange, "searchscrip": text},
+                                      headers={"Authorization": f"Bearer {session['jwt']}"})
+            return reply.json()["data"] or []
+
+    return search
+
+
+async def test_paper_mode_reads_the_paper_exchanges_master_and_search(paper_exchange, master_server, universe, settings_for):
+    url, login, totp = paper_exchange
+    paper = SymbolBook(settings_for("", PAPER_URL=url), now=Clock(ist()), isolated=False)
+    await paper.open()
+    assert paper.url == url + "/OpenAPI_File/files/OpenAPIScripMaster.json"
+    assert len(paper.index) == len(universe) and (await paper.equity("TRENT")).token == "1964"
+
+    # A master that lacks TRENT: the book falls back to the exchange's searchScrip.
+    master_server.body = msgspec.json.encode([row for row in universe.master() if row["name"] != "TRENT"])
+    lacking = SymbolBook(settings_for(master_server.url, SYMBOLS_DIR=str(paper.symbols_dir) + "-other",
+                                      SYMBOL_TOKENS_FILE=str(paper.cache_path) + ".other"),
+                         search=_paper_search(url, login, totp), now=Clock(ist()), isolated=False)
+    trent = await lacking.equity("NSE:TRENT")
+    assert (trent.token, trent.tradingsymbol, trent.source) == ("1964", "TRENT-EQ", "search")

@@ -87,6 +87,7 @@ def test_entries_are_checked_against_the_index(tmp_path, master_index, universe)
             "NFO:NIFTY25NOV2525000CE": {"token": option.token, "exchange": "NFO",
                                         "tradingsymbol": option.symbol, "lotsize": 75, "tick_size": 5},
             "NEWLISTING": {"token": "777", "exchange": "NSE", "tradingsymbol": "NEWCO-EQ", "lotsize": 1, "tick_size": 5},
+            "UNLISTED": {"token": "778", "exchange": "NFO", "tradingsymbol": "NEWCO25NOV25FUT", "lotsize": 9, "tick_size": 5},
         },
     )
     cache = SymbolCache(path, DAY)
@@ -96,6 +97,7 @@ def test_entries_are_checked_against_the_index(tmp_path, master_index, universe)
     assert cache.check("RENAMED", master_index) is None and "RENAMED" not in cache
     assert master_index.token_of(cache.check("NFO:NIFTY25NOV2525000CE", master_index)) == option.token
     assert cache.check("NEWLISTING", master_index) == -1  # vouched for by searchScrip today
+    assert cache.check("UNLISTED", master_index) is None and "UNLISTED" not in cache  # never for derivatives
     assert cache.check("ABSENT", master_index) is None
 
 

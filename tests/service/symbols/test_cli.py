@@ -78,3 +78,16 @@ def test_progress_in_a_log_is_a_line_per_quarter():
     display(4_000_000, None)
     display.finish()
     assert unknown.getvalue().splitlines()[-1].endswith("4.0 MB")
+
+
+def test_public_names_are_exported():
+    import importlib
+
+    import service.symbols as package
+
+    for module in ("book", "cache", "cli", "errors", "freeze", "index", "master", "model", "resolve"):
+        loaded = importlib.import_module(f"service.symbols.{module}")
+        assert all(hasattr(loaded, name) for name in loaded.__all__), module
+    assert all(hasattr(package, name) for name in package.__all__)
+    public = {name for name in vars(package) if not name.startswith("_") and name[0].isupper()}
+    assert public <= set(package.__all__)
