@@ -1,7 +1,7 @@
 """The paper exchange's fill engine: SmartAPI order semantics over a price source, in memory.
 
-Life of an order: `accept` validates the request (refusals raise `OrderError` and leave nothing
-behind) and books it "open pending"; `settle` runs the RMS checks (lot, tick, circuit, SL-M on
+Life of an order: `accept` validates the request (`paper.params`: refusals raise `OrderError` and leave
+nothing behind) and books it "open pending"; `settle` runs the RMS checks (lot, tick, circuit, SL-M on
 options, funds: see `paper.positions`) and either rejects it with the broker's kind of text or sends
 it to the "exchange": "open" (or "trigger pending" for stop orders), then matches it.
 
@@ -18,19 +18,10 @@ The engine is synchronous and does no I/O; time comes from `clock` (epoch second
 Every state change is reported to the listeners, in order, after the state has changed; a listener
 that raises is recorded in `listener_error` and the engine carries on.
 
-Synchronous refusals (`OrderError`; codes from the SmartAPI table, "unverified" = our choice):
-    AB1008 Invalid Order Variety            unknown variety; STOPLOSS_* without STOPLOSS (unverified)
-    AB2002 ROBO order is block              variety ROBO
-    AB1009 Symbol Not Found                 unknown exchange/token, symbol not the token's, an index
-    AB4018 Symbol token cannot be empty     no symboltoken
-    AB1012 Invalid Product Type             unknown product; BO outside ROBO; DELIVERY on F&O;
-                                            CARRYFORWARD on cash (unverified)
-    AB4008 ordertag length should be less than 20 characters
+Synchronous refusals of a known order (`OrderError`; the request's own are in `paper.params`):
     AB1013 Order not found                  modify/cancel of an unknown or another client's order
-    AB2000 <precise message>                (unverified) bad transactiontype / ordertype / duration /
-                                            quantity / price / triggerprice; modify or cancel of a
-                                            finished order; a modification the RMS would reject
-Variety AMO is accepted and handled like NORMAL (the paper market is always open).
+    AB2000 <precise message>                (unverified) modify or cancel of a finished order; a
+                                            modification the RMS would reject
 """
 from __future__ import annotations
 
@@ -38,7 +29,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -46,8 +36,10 @@ from paper import positions as pos
 from paper.errors import OrderError, OrderNotFound
 from paper.faults import Fault, FaultPlan
 from paper.instruments import Instrument, Universe
+from paper.params import STOP_TYPES, parse_modify, parse_order, parse_variety
 from paper.positions import Fill, Funds, Position
 from paper.prices import Quote
+from paper.rows import Order, order_from_row, order_row, stamp
 
 __all__ = [
     "OrderEngine", "Order", "OrderEvent", "EngineState", "PriceSource", "LIVE_STATUSES", "parse_order",
@@ -55,64 +47,12 @@ __all__ = [
 ]
 
 IST = ZoneInfo("Asia/Kolkata")
-VARIETIES = ("NORMAL", "STOPLOSS", "AMO", "ROBO")
-SIDES = ("BUY", "SELL")
-ORDER_TYPES = ("MARKET", "LIMIT", "STOPLOSS_LIMIT", "STOPLOSS_MARKET")
-STOP_TYPES = ("STOPLOSS_LIMIT", "STOPLOSS_MARKET")
-PRODUCTS = ("DELIVERY", "CARRYFORWARD", "MARGIN", "INTRADAY", "BO")
-DURATIONS = ("DAY", "IOC")
 LIVE_STATUSES = ("open pending", "open", "trigger pending")  # can still fill or be cancelled
 WORKING = ("open", "trigger pending")  # at the exchange: modifiable, matched, blocking margin
 
 
 class PriceSource(Protocol):
     def quote(self, exchange: str, token: str) -> Quote: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Order:
-    """One order as the engine holds it: prices in paise, times already formatted in IST."""
-
-    orderid: str
-    uniqueorderid: str
-    clientcode: str
-    variety: str
-    exchange: str
-    symboltoken: str
-    tradingsymbol: str
-    transactiontype: str
-    ordertype: str
-    producttype: str
-    duration: str
-    price: int
-    triggerprice: int
-    quantity: int
-    disclosedquantity: int = 0
-    squareoff: int = 0
-    stoploss: int = 0
-    trailingstoploss: int = 0
-    ordertag: str = ""
-    status: str = "open pending"
-    text: str = ""
-    filledshares: int = 0
-    filledvalue: int = 0  # Σ fill price × size, paise
-    cancelsize: int = 0
-    triggered: bool = False
-    held: bool = False  # a fault keeps it resting until it is modified
-    fault: Fault | None = None  # an order fault not yet applied
-    exchangeorderid: str = ""
-    updatetime: str = ""
-    exchtime: str = ""
-    fillid: str = ""
-    filltime: str = ""
-
-    @property
-    def unfilled(self) -> int:
-        return self.quantity - self.filledshares
-
-    @property
-    def is_buy(self) -> bool:
-        return self.transactiontype == "BUY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +121,7 @@ class OrderEngine:
         now = self._now()
         order = self._store(replace(
             order, status="trigger pending" if order.ordertype in STOP_TYPES else "open",
-            exchangeorderid=f"{1_100_000_000_000_000 + self._sequence_of(order)}", exchtime=_stamp(now),
+            exchangeorderid=f"{1_100_000_000_000_000 + self._sequence_of(order)}", exchtime=stamp(now),
             held=fault is not None and fault.kind == "open",
             fault=fault if fault is not None and fault.kind == "partial" else None,
         ))
@@ -218,7 +158,7 @@ class OrderEngine:
 
     def cancel(self, clientcode: str, orderid: str, variety: str) -> Order:
         order = self._own(clientcode, orderid)
-        _variety({"variety": variety})
+        parse_variety({"variety": variety})
         if order.status not in LIVE_STATUSES:
             raise OrderError("AB2000", f"Order {order.orderid} is {order.status} and can no longer be cancelled", "orderid")
         return self._store(replace(order, status="cancelled", cancelsize=order.unfilled, fault=None, held=False))
@@ -430,7 +370,7 @@ class OrderEngine:
 
     # Plumbing ---------------------------------------------------------------------------------------------
     def _store(self, order: Order, fill: Fill | None = None) -> Order:
-        order = replace(order, updatetime=_stamp(self._now()))
+        order = replace(order, updatetime=stamp(self._now()))
         self._orders[order.orderid] = order
         if order.status in WORKING:
             self._working_ids[order.orderid] = None
@@ -484,195 +424,3 @@ class OrderEngine:
 
     def _trade_row(self, fill: Fill) -> dict[str, str]:
         return pos.trade_row(fill, self._instrument_at(fill.exchange, fill.symboltoken))
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%d-%b-%Y %H:%M:%S")
-
-
-# Requests ---------------------------------------------------------------------------------------------------
-def parse_order(params: Mapping[str, Any], universe: Universe) -> dict[str, Any]:
-    """The `Order` fields of a placeOrder request, numbers coerced from the SDK's strings; refusals raise."""
-    variety = _variety(params)
-    instrument = _instrument(params, universe)
-    fields = {
-        "variety": variety, "exchange": instrument.exchange, "symboltoken": instrument.token,
-        "tradingsymbol": instrument.symbol,
-        "transactiontype": _choice(params, "transactiontype", SIDES, "Invalid Transaction Type"),
-        "ordertype": _choice(params, "ordertype", ORDER_TYPES, "Invalid Order Type"),
-        "producttype": _product(params, variety, instrument),
-        "duration": _choice(params, "duration", DURATIONS, "Invalid Duration"),
-        "quantity": _whole(params, "quantity", "Invalid Quantity", minimum=1),
-        "disclosedquantity": _whole(params, "disclosedquantity", "Invalid Disclosed Quantity", minimum=0),
-        "squareoff": _paise(params, "squareoff", "Invalid Squareoff") or 0,
-        "stoploss": _paise(params, "stoploss", "Invalid Stoploss") or 0,
-        "trailingstoploss": _paise(params, "trailingStopLoss", "Invalid Trailing Stoploss") or 0,
-        "ordertag": _text(params, "ordertag"),
-    }
-    if len(fields["ordertag"]) >= 20:
-        raise OrderError("AB4008", "ordertag length should be less than 20 characters", "ordertag")
-    fields.update(_prices(params, variety, fields["ordertype"], None))
-    return fields
-
-
-def parse_modify(params: Mapping[str, Any], order: Order) -> dict[str, Any]:
-    """The changes a modifyOrder request makes; absent fields keep the order's values."""
-    variety = _variety(params)
-    ordertype = _choice(params, "ordertype", ORDER_TYPES, "Invalid Order Type", default=order.ordertype)
-    if _text(params, "producttype").upper() not in ("", order.producttype):
-        raise OrderError("AB1012", "Invalid Product Type", "producttype")
-    token = _text(params, "symboltoken")
-    if token and token != order.symboltoken:
-        raise OrderError("AB1009", "Symbol Not Found", "symboltoken")
-    changes: dict[str, Any] = {
-        "variety": variety, "ordertype": ordertype,
-        "duration": _choice(params, "duration", DURATIONS, "Invalid Duration", default=order.duration),
-        "quantity": _whole(params, "quantity", "Invalid Quantity", minimum=1, default=order.quantity),
-    }
-    changes.update(_prices(params, variety, ordertype, order))
-    return changes
-
-
-def _prices(params: Mapping[str, Any], variety: str, ordertype: str, order: Order | None) -> dict[str, int]:
-    if (ordertype in STOP_TYPES) != (variety == "STOPLOSS"):
-        needs = "needs variety STOPLOSS" if ordertype in STOP_TYPES else "cannot use variety STOPLOSS"
-        raise OrderError("AB1008", f"Invalid Order Variety: a {ordertype} order {needs}", "variety")
-    price = trigger = 0
-    if ordertype in ("LIMIT", "STOPLOSS_LIMIT"):
-        price = _paise(params, "price", "Invalid Price") or (order.price if order else 0)
-        if price <= 0:
-            raise OrderError("AB2000", f"Invalid Price: a {ordertype} order needs a price greater than 0", "price")
-    if ordertype in STOP_TYPES:
-        trigger = _paise(params, "triggerprice", "Invalid Trigger Price") or (order.triggerprice if order else 0)
-        if trigger <= 0:
-            raise OrderError(
-                "AB2000", f"Invalid Trigger Price: a {ordertype} order needs a trigger price greater than 0", "triggerprice"
-            )
-    return {"price": price, "triggerprice": trigger}
-
-
-def _variety(params: Mapping[str, Any]) -> str:
-    variety = _text(params, "variety").upper()
-    if variety == "ROBO":
-        raise OrderError("AB2002", "ROBO order is block", "variety")
-    if variety not in VARIETIES:
-        raise OrderError("AB1008", "Invalid Order Variety", "variety")
-    return variety
-
-
-def _instrument(params: Mapping[str, Any], universe: Universe) -> Instrument:
-    token = _text(params, "symboltoken")
-    if not token:
-        raise OrderError("AB4018", "Symbol token cannot be empty", "symboltoken")
-    instrument = universe.by_token(_text(params, "exchange"), token)
-    symbol = _text(params, "tradingsymbol").upper()
-    if instrument is None or instrument.is_index or symbol != instrument.symbol.upper():
-        field = "tradingsymbol" if instrument is not None else "symboltoken"
-        raise OrderError("AB1009", "Symbol Not Found", field)
-    return instrument
-
-
-def _product(params: Mapping[str, Any], variety: str, instrument: Instrument) -> str:
-    product = _text(params, "producttype").upper()
-    cash_only, derivatives_only = ("DELIVERY",), ("CARRYFORWARD",)
-    if (
-        product not in PRODUCTS
-        or (product == "BO") != (variety == "ROBO")
-        or (product in cash_only and instrument.is_derivative)
-        or (product in derivatives_only and not instrument.is_derivative)
-    ):
-        raise OrderError("AB1012", "Invalid Product Type", "producttype")
-    return product
-
-
-def _text(params: Mapping[str, Any], name: str) -> str:
-    value = params.get(name)
-    return "" if value is None else str(value).strip()
-
-
-def _choice(params: Mapping[str, Any], name: str, allowed: tuple[str, ...], label: str, default: str | None = None) -> str:
-    value = _text(params, name).upper()
-    if not value and default is not None:
-        return default
-    if value not in allowed:
-        raise OrderError("AB2000", f"{label}: {_text(params, name)!r} (expected {' or '.join(allowed)})", name)
-    return value
-
-
-def _number(params: Mapping[str, Any], name: str, label: str) -> Decimal | None:
-    raw = params.get(name)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if isinstance(raw, bool):
-        raise OrderError("AB2000", f"{label}: {raw!r} is not a number", name)
-    try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise OrderError("AB2000", f"{label}: {raw!r} is not a number", name) from None
-    if not value.is_finite() or value < 0:
-        raise OrderError("AB2000", f"{label}: {raw!r} must be a finite number >= 0", name)
-    return value
-
-
-def _whole(params: Mapping[str, Any], name: str, label: str, *, minimum: int, default: int | None = 0) -> int:
-    value = _number(params, name, label)
-    if value is None:
-        if minimum > 0 and default in (None, 0):
-            raise OrderError("AB2000", f"{label}: {name} is required", name)
-        return default or 0
-    if value != value.to_integral_value() or value < minimum:
-        raise OrderError("AB2000", f"{label}: {params.get(name)!r} (expected a whole number >= {minimum})", name)
-    return int(value)
-
-
-def _paise(params: Mapping[str, Any], name: str, label: str) -> int | None:
-    value = _number(params, name, label)
-    if value is None:
-        return None
-    paise = value * 100
-    if paise != paise.to_integral_value():
-        raise OrderError("AB2000", f"{label}: {params.get(name)!r} has more than 2 decimals", name)
-    return int(paise)
-
-
-# Rows -----------------------------------------------------------------------------------------------------
-def order_row(order: Order, instrument: Instrument) -> dict[str, Any]:
-    """The order-book row: prices as numbers in rupees, quantities as strings, as the docs show them."""
-    average = order.filledvalue / order.filledshares / 100 if order.filledshares else 0
-    return {
-        "variety": order.variety, "ordertype": order.ordertype, "producttype": order.producttype,
-        "duration": order.duration, "price": pos.rupees(order.price), "triggerprice": pos.rupees(order.triggerprice),
-        "quantity": str(order.quantity), "disclosedquantity": str(order.disclosedquantity),
-        "squareoff": pos.rupees(order.squareoff), "stoploss": pos.rupees(order.stoploss),
-        "trailingstoploss": pos.rupees(order.trailingstoploss), "tradingsymbol": order.tradingsymbol,
-        "transactiontype": order.transactiontype, "exchange": order.exchange, "symboltoken": order.symboltoken,
-        "ordertag": order.ordertag, "instrumenttype": instrument.instrumenttype,
-        "strikeprice": pos.strike_value(instrument), "optiontype": instrument.option_type or "",
-        "expirydate": pos.expiry_text(instrument), "lotsize": str(instrument.lotsize),
-        "cancelsize": str(order.cancelsize), "averageprice": round(average, 2),
-        "filledshares": str(order.filledshares), "unfilledshares": str(order.unfilled),
-        "orderid": order.orderid, "text": order.text, "status": order.status, "orderstatus": order.status,
-        "updatetime": order.updatetime, "exchtime": order.exchtime, "exchorderupdatetime": order.exchtime and order.updatetime,
-        "fillid": order.fillid, "filltime": order.filltime, "parentorderid": "",
-        "uniqueorderid": order.uniqueorderid, "exchangeorderid": order.exchangeorderid,
-    }
-
-
-def order_from_row(clientcode: str, row: Mapping[str, Any], filledvalue: int) -> Order:
-    """An order back from its stored row; `filledvalue` comes from its fills (the row's average is rounded)."""
-    status = str(row["status"])
-    if status == "modified":  # the row stored between a modification and its re-entry
-        status = "trigger pending" if row["ordertype"] in STOP_TYPES and row["filledshares"] == "0" else "open"
-    return Order(
-        str(row["orderid"]), str(row["uniqueorderid"]), clientcode, str(row["variety"]), str(row["exchange"]),
-        str(row["symboltoken"]), str(row["tradingsymbol"]), str(row["transactiontype"]), str(row["ordertype"]),
-        str(row["producttype"]), str(row["duration"]), pos.paise_of(row["price"]), pos.paise_of(row["triggerprice"]),
-        int(row["quantity"]), int(row["disclosedquantity"]), pos.paise_of(row["squareoff"]),
-        pos.paise_of(row["stoploss"]), pos.paise_of(row["trailingstoploss"]), str(row["ordertag"]),
-        status=status, text=str(row["text"]),
-        filledshares=int(row["filledshares"]), filledvalue=filledvalue, cancelsize=int(row["cancelsize"]),
-        triggered=status == "open" and row["ordertype"] in STOP_TYPES, exchangeorderid=str(row["exchangeorderid"]),
-        held=status == "open" and row["ordertype"] in ("MARKET", "STOPLOSS_MARKET"),  # only a fault keeps these open
-        updatetime=str(row["updatetime"]), exchtime=str(row["exchtime"]), fillid=str(row["fillid"]),
-        filltime=str(row["filltime"]),
-    )
