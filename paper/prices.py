@@ -1,7 +1,6 @@
 """Prices for every instrument: a seeded random walk for spots, a pricing model for derivatives."""
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import random
@@ -9,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from paper.candles import CANDLE_INTERVALS, CandleRow, Candles, ist_day
 from paper.instruments import Instrument, Universe
 from paper.pricing import IST, call_put_price, expiry_epoch, future_price, implied_vol, years_to_expiry
 
@@ -17,15 +17,8 @@ __all__ = ["Quote", "PriceBook", "CANDLE_INTERVALS"]
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list["Quote"]], None]
-CandleRow = tuple[str, str, int, int, int, int, int, int]  # exchange, token, minute epoch s, o, h, l, c, volume
 SnapshotRow = tuple[str, str, int, int, int, int, int, int, int, int]  # exchange, token, ltp, o, h, l, close, v, adj, as-of
 
-CANDLE_INTERVALS: dict[str, int] = {
-    "ONE_MINUTE": 1, "THREE_MINUTE": 3, "FIVE_MINUTE": 5, "TEN_MINUTE": 10, "FIFTEEN_MINUTE": 15,
-    "THIRTY_MINUTE": 30, "ONE_HOUR": 60, "ONE_DAY": 1440,
-}
-_IST_OFFSET_S = 19800
-_SESSION_OPEN_S = (9 * 60 + 15) * 60  # intraday candles are aligned to 09:15 IST, as SmartAPI's are
 _TRADING_SECONDS_PER_YEAR = 252 * 6.25 * 3600  # the walk's volatility is per trading time
 
 
@@ -92,10 +85,6 @@ def _to_tick(paise: float, tick: int) -> int:
     return max(tick, round(paise / tick) * tick)
 
 
-def _ist_day(epoch_s: float) -> int:
-    return int((epoch_s + _IST_OFFSET_S) // 86400)
-
-
 def _model_price(instrument: Instrument, expiry_at: float, spot_paise: float, now: float) -> float:
     years = years_to_expiry(expiry_at, now)
     if not instrument.is_option:
@@ -106,96 +95,6 @@ def _model_price(instrument: Instrument, expiry_at: float, spot_paise: float, no
 
 def _epoch(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=IST)).timestamp()
-
-
-class _Candles:
-    """One-minute OHLCV rows per instrument, sorted by minute, with a cursor of what was already persisted."""
-
-    def __init__(self, retention_s: float) -> None:
-        self.rows: dict[tuple[str, str], list[list[int]]] = {}
-        self.drained: dict[tuple[str, str], int] = {}
-        self.retention_s = retention_s
-        self.pruned_at = -math.inf
-
-    def record(self, key: tuple[str, str], minute: int, price: int, qty: int) -> None:
-        rows = self.rows.setdefault(key, [])
-        if not rows or rows[-1][0] < minute:
-            rows.append([minute, price, price, price, price, qty])
-            return
-        at = bisect.bisect_left(rows, minute, key=lambda row: row[0])
-        if at < len(rows) and rows[at][0] == minute:
-            row = rows[at]
-            row[2], row[3], row[4], row[5] = max(row[2], price), min(row[3], price), price, row[5] + qty
-        else:  # the clock stepped back into a minute nobody traded in
-            rows.insert(at, [minute, price, price, price, price, qty])
-
-    def drain(self, now: float) -> list[CandleRow]:
-        current = int(now // 60) * 60
-        closed: list[CandleRow] = []
-        for key, rows in self.rows.items():
-            at = self.drained.get(key, 0)
-            while at < len(rows) and rows[at][0] < current:
-                closed.append((key[0], key[1], *rows[at]))  # type: ignore[arg-type]
-                at += 1
-            self.drained[key] = at
-        if now - self.pruned_at >= 3600:
-            self.prune(now - self.retention_s)
-        return closed
-
-    def prune(self, before: float) -> None:
-        self.pruned_at = before + self.retention_s
-        for key, rows in self.rows.items():
-            cut = bisect.bisect_left(rows, before, key=lambda row: row[0])
-            cut = min(cut, self.drained.get(key, 0))  # never forget a candle before it was persisted
-            if cut:
-                del rows[:cut]
-                self.drained[key] -= cut
-
-    def load(self, rows: Iterable[Iterable[int | str]]) -> None:
-        loaded: dict[tuple[str, str], dict[int, list[int]]] = {}
-        for exchange, token, minute, o, h, lo, c, v in rows:
-            loaded.setdefault((str(exchange).upper(), str(token)), {})[int(minute)] = [
-                int(minute), int(o), int(h), int(lo), int(c), int(v)
-            ]
-        for key, by_minute in loaded.items():
-            existing = self.rows.get(key, [])
-            pending = {row[0] for row in existing[self.drained.get(key, 0):]}
-            by_minute.update({row[0]: row for row in existing})  # what this process saw wins
-            merged = sorted(by_minute.values())
-            self.rows[key] = merged
-            self.drained[key] = next((i for i, row in enumerate(merged) if row[0] in pending), len(merged))
-
-    def query(self, key: tuple[str, str], minutes: int, start: float, end: float) -> list[list]:
-        rows = self.rows.get(key, [])
-        width = minutes * 60
-        if minutes == 1440:
-            first, last = _ist_day(start), _ist_day(end)
-            lo = (first * 86400 - _IST_OFFSET_S)
-            hi = (last + 1) * 86400 - _IST_OFFSET_S - 1
-        else:
-            lo, hi = start - width, end + width
-        buckets: dict[int, list[int]] = {}
-        for row in rows[bisect.bisect_left(rows, lo, key=lambda r: r[0]):bisect.bisect_right(rows, hi, key=lambda r: r[0])]:
-            bucket = self.bucket(row[0], minutes)
-            if minutes != 1440 and not start <= bucket <= end:
-                continue
-            agg = buckets.get(bucket)
-            if agg is None:
-                buckets[bucket] = [row[1], row[2], row[3], row[4], row[5]]
-            else:
-                agg[1], agg[2], agg[3], agg[4] = max(agg[1], row[2]), min(agg[2], row[3]), row[4], agg[4] + row[5]
-        return [
-            [datetime.fromtimestamp(b, IST).isoformat(), o / 100, h / 100, lo_ / 100, c / 100, v]
-            for b, (o, h, lo_, c, v) in buckets.items()
-        ]
-
-    @staticmethod
-    def bucket(minute: int, minutes: int) -> int:
-        day_start = _ist_day(minute) * 86400 - _IST_OFFSET_S
-        if minutes == 1440:
-            return day_start
-        anchor = day_start + _SESSION_OPEN_S
-        return anchor + (minute - anchor) // (minutes * 60) * minutes * 60
 
 
 class PriceBook:
@@ -216,9 +115,9 @@ class PriceBook:
         self._live: dict[tuple[str, str], _Live] = {}
         self._spots: list[_Live] = []
         self._active: dict[tuple[str, str], list[_Live]] = {}  # by underlying
-        self._candles = _Candles(candle_retention_days * 86400)
+        self._candles = Candles(candle_retention_days * 86400)
         now = clock()
-        self._session_day = _ist_day(now)
+        self._session_day = ist_day(now)
         for instrument in universe.spots:
             rng = self._rng(instrument)
             close = universe.reference_price(instrument.exchange, instrument.token)
@@ -357,7 +256,7 @@ class PriceBook:
                 continue
             live = self._live.get((str(exchange), str(token))) or self._activate(str(exchange), str(token))
             ltp, volume = int(ltp), int(volume)
-            if len(row) > 9 and _ist_day(float(row[9])) < self._session_day:
+            if len(row) > 9 and ist_day(float(row[9])) < self._session_day:
                 o = h = lo = close = ltp
                 volume = 0
             live.fair, live.ltp, live.open, live.high, live.low = float(ltp), ltp, int(o), int(h), int(lo)
@@ -490,7 +389,7 @@ class PriceBook:
 
     def _roll_session(self, now: float) -> None:
         """At the first change of a new IST day, the last price becomes the previous close."""
-        day = _ist_day(now)
+        day = ist_day(now)
         if day == self._session_day:
             return
         self._session_day = day
