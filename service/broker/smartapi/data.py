@@ -140,6 +140,9 @@ class Reconnector:
             return "disconnected", f"connection closed: {exc}"
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             return "disconnected", f"unreachable: {exc!r}"
+        except Exception as exc:  # a fault of ours must cost one connection, never the stream
+            log.exception("%s: connection ended by an unexpected error", self.url)
+            return "disconnected", f"failed: {exc!r}"
 
     async def _stale(self) -> None:
         if self._renew is None:

@@ -1,6 +1,7 @@
 """SmartStream against the paper exchange's smart-stream: ticks, reconnects, stalls, bad frames, limits."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -116,6 +117,18 @@ async def test_malformed_frames_are_reported_and_survived(running):
     await rest.set_ltp(777.7)
     await ticks.wait(live("3045", 77_770), "a tick after the garbage")
     assert events.kinds().count("connected") == 1
+
+
+async def test_text_heartbeats_are_answered_and_pongs_are_no_news(running):
+    stream, ticks, events, rest = await running(text_ping_s=0.02)
+    stream.subscribe([SBIN])
+    await ticks.wait(live("3045"), "the first tick")
+    for n in range(5):  # a text ping goes out every 20 ms meanwhile, each answered with a text pong
+        await asyncio.sleep(0.05)
+        await rest.set_ltp(810 + n)
+        await ticks.wait(live("3045", (810 + n) * 100), f"tick {n}")
+    assert stream.malformed_frames == 0
+    assert events.kinds().count("connected") == 1 and "error" not in events.kinds()
 
 
 async def test_subscriptions_go_in_batches_up_to_the_limit_and_no_further(running):

@@ -1,0 +1,176 @@
+"""The smart-order-update stream (SmartWebSocketOrderUpdate) as the port's `OrderUpdateStream`.
+
+The socket pushes `{"order-status": "ABxx", "orderData": <order-book row>}`: AB00 once on connect
+(reported as `ready`), AB01…AB11 as `OrderUpdate(code, order)`. Nothing missed while it is down is
+ever replayed, so the order book fills the gap: polled at once when the socket goes down, every
+`poll_every_s` while it stays down, once right after every (re)connect, and every
+`reconcile_every_s` while it is up (a socket can also lose updates silently). Rows that changed
+since last seen come out as `OrderUpdate("POLL", order)`; a polled row never takes an order back
+to an older state than the socket already reported. Polls are at least a second apart (SmartAPI
+allows getOrderBook once a second). Same reconnect policy and handshake headers as the tick stream.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from reactivex import Observable
+from reactivex.subject import Subject
+from websockets.asyncio.client import ClientConnection
+
+from service.broker.smartapi.config import SmartApiConfig
+from service.broker.smartapi.data import Backoff, Credentials, Reconnector, Renew, StreamEvent
+from service.broker.smartapi.rows import order_from_row
+from service.broker.types import TERMINAL_STATUSES, BrokerOrder, OrderUpdate
+
+__all__ = ["OrderUpdates", "CONNECTED", "POLL", "MIN_POLL_GAP_S"]
+
+log = logging.getLogger(__name__)
+
+CONNECTED = "AB00"
+POLL = "POLL"
+MIN_POLL_GAP_S = 1.0
+PollOrders = Callable[[], Awaitable[list[BrokerOrder]]]
+_State = tuple[Any, ...]
+
+
+def _state(order: BrokerOrder) -> _State:
+    """What makes a row news: status, fills and the order's own terms (not its time stamp or text)."""
+    return (order.status, order.filled, order.cancelled, order.average_price, order.quantity, order.price,
+            order.trigger_price)
+
+
+class OrderUpdates:
+    """`OrderUpdateStream` on SmartAPI's smart-order-update socket, with the order book as its fallback."""
+
+    def __init__(self, config: SmartApiConfig, credentials: Credentials, poll_orders: PollOrders, *,
+                 renew: Renew | None = None, backoff: Backoff | None = None, poll_every_s: float = 2.0,
+                 reconcile_every_s: float | None = 60.0, ping_s: float = 10.0) -> None:
+        self.config = config
+        self.poll_every_s = max(poll_every_s, MIN_POLL_GAP_S)
+        self.reconcile_every_s = reconcile_every_s
+        self._poll = poll_orders
+        self._updates: Subject[OrderUpdate] = Subject()
+        self._events: Subject[StreamEvent] = Subject()
+        self._seen: dict[str, _State] = {}  # order id -> its last state we emitted
+        self._down = asyncio.Event()
+        self._polling = asyncio.Lock()
+        self._last_poll = float("-inf")
+        self._tasks: list[asyncio.Task] = []
+        self._link = Reconnector(config.order_update_url, credentials, self._report, renew=renew, backoff=backoff,
+                                 open_timeout_s=config.timeout_s, ping_interval_s=ping_s)
+
+    @property
+    def updates(self) -> Observable[OrderUpdate]:
+        return self._updates
+
+    @property
+    def events(self) -> Observable[StreamEvent]:
+        return self._events
+
+    @property
+    def down(self) -> bool:
+        """True while the socket is down (the order book is polled every `poll_every_s`)."""
+        return self._down.is_set()
+
+    async def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._link.run(self._session, self._down.set), name="order-updates"),
+                asyncio.create_task(self._poll_loop(), name="order-updates-poll"),
+            ]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._down.clear()
+        if tasks:
+            self._report("stopped", "")
+
+    def _report(self, kind: str, detail: str = "") -> None:
+        try:
+            self._events.on_next(StreamEvent(kind, detail))
+        except Exception:  # an event observer's failure must not end the stream
+            log.exception("order-update event observer failed on %s", kind)
+
+    def _emit(self, update: OrderUpdate) -> None:
+        self._seen[update.order.order_id] = _state(update.order)
+        try:
+            self._updates.on_next(update)
+        except Exception as exc:
+            self._report("subscriber-error", f"an order-update observer raised {exc!r}")
+
+    # The socket ----------------------------------------------------------------------------------------
+    async def _session(self, ws: ClientConnection) -> str:
+        self._down.clear()
+        catch_up = asyncio.create_task(self.poll_once("reconnected"))
+        try:
+            while True:
+                self._on_message(await ws.recv())
+        finally:
+            catch_up.cancel()
+
+    def _on_message(self, message: str | bytes) -> None:
+        try:
+            body = json.loads(message)
+            code, row = body["order-status"], body["orderData"]
+            if code == CONNECTED:
+                self._report("ready", f"AB00 for {body.get('user-id', '')}")
+                return
+            order = order_from_row(row)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._report("malformed", f"order update {str(message)[:80]!r}: {exc!r}")
+            return
+        self._emit(OrderUpdate(str(code), order))
+
+    # The order book --------------------------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        while True:
+            if self._down.is_set():
+                await asyncio.sleep(self.poll_every_s)
+                if self._down.is_set():
+                    await self.poll_once("socket down")
+                continue
+            try:
+                await asyncio.wait_for(self._down.wait(), self.reconcile_every_s)
+                why = "socket down"
+            except TimeoutError:
+                why = "reconcile"
+            await self.poll_once(why)
+
+    async def poll_once(self, why: str = "asked") -> int:
+        """Poll the order book now (at most once a second); emit rows that changed. Returns how many."""
+        async with self._polling:
+            loop = asyncio.get_running_loop()
+            wait = self._last_poll + MIN_POLL_GAP_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                orders = await self._poll()
+            except Exception as exc:
+                self._report("poll-failed", f"{why}: {exc!r}")
+                return 0
+            finally:
+                self._last_poll = loop.time()
+            changed = [order for order in orders if self._news(order)]
+            for order in changed:
+                self._emit(OrderUpdate(POLL, order))
+            self._report("polled", f"{why}: {len(orders)} orders, {len(changed)} changed")
+            return len(changed)
+
+    def _news(self, order: BrokerOrder) -> bool:
+        last = self._seen.get(order.order_id)
+        state = _state(order)
+        if last is None:
+            return True
+        if last == state:
+            return False
+        # A book fetched before an update arrived must not take the order back in time.
+        if last[0] in TERMINAL_STATUSES and order.status not in TERMINAL_STATUSES:
+            return False
+        return order.filled >= last[1]
