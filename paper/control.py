@@ -7,6 +7,7 @@ For tests and demos only: every route answers 403 when the exchange runs with it
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from paper.faults import FAULT_KINDS, Fault
 if TYPE_CHECKING:
     from paper.exchange import PaperExchange
 
-__all__ = ["control_routes"]
+__all__ = ["Invalid", "control_routes", "error_response", "guarded", "read_json"]
 
 PREFIX = "/paper/v1"
 
@@ -29,11 +30,11 @@ class Invalid(Exception):
         super().__init__(f"{field}: {reason}")
 
 
-def _error(exc: Invalid) -> Response:
+def error_response(exc: Invalid) -> Response:
     return JSONResponse({"errors": [{"field": exc.field, "reason": exc.reason}]}, exc.status)
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def read_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -72,19 +73,22 @@ def _int(body: dict[str, Any], name: str, default: int, minimum: int = 0) -> int
     return value
 
 
+def guarded(ex: PaperExchange, handler: Callable[[Request, dict[str, Any]], Awaitable[Response]]):
+    """A control route: 403 unless the control API is on; the JSON body read; `Invalid` answered."""
+
+    async def serve(request: Request) -> Response:
+        if not ex.config.control_api:
+            return error_response(Invalid("mode", "the paper control API is off while tickguard runs live", 403))
+        try:
+            return await handler(request, await read_json(request))
+        except Invalid as exc:
+            return error_response(exc)
+
+    serve.__name__ = handler.__name__
+    return serve
+
+
 def control_routes(ex: PaperExchange) -> list[Route]:
-    def guarded(handler):
-        async def serve(request: Request) -> Response:
-            if not ex.config.control_api:
-                return _error(Invalid("mode", "the paper control API is off while tickguard runs live", 403))
-            try:
-                return await handler(request, await _json(request))
-            except Invalid as exc:
-                return _error(exc)
-
-        serve.__name__ = handler.__name__
-        return serve
-
     async def ticks(request: Request, body: dict[str, Any]) -> Response:
         """Set prices at once: one `{"exchange","token","ltp"}` or `{"ticks": [...]}`."""
         items = body.get("ticks", [body])
@@ -164,13 +168,13 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         })
 
     return [
-        Route(f"{PREFIX}/ticks", guarded(ticks), methods=["POST"]),
-        Route(f"{PREFIX}/paths", guarded(start_path), methods=["POST"]),
-        Route(f"{PREFIX}/paths", guarded(list_paths), methods=["GET"]),
-        Route(f"{PREFIX}/paths/{{path_id}}", guarded(stop_path), methods=["DELETE"]),
-        Route(f"{PREFIX}/faults", guarded(add_fault), methods=["POST"]),
-        Route(f"{PREFIX}/faults", guarded(clear_faults), methods=["DELETE"]),
-        Route(f"{PREFIX}/sessions/expire", guarded(expire_sessions), methods=["POST"]),
-        Route(f"{PREFIX}/reset", guarded(reset), methods=["POST"]),
-        Route(f"{PREFIX}/state", guarded(state), methods=["GET"]),
+        Route(f"{PREFIX}/ticks", guarded(ex, ticks), methods=["POST"]),
+        Route(f"{PREFIX}/paths", guarded(ex, start_path), methods=["POST"]),
+        Route(f"{PREFIX}/paths", guarded(ex, list_paths), methods=["GET"]),
+        Route(f"{PREFIX}/paths/{{path_id}}", guarded(ex, stop_path), methods=["DELETE"]),
+        Route(f"{PREFIX}/faults", guarded(ex, add_fault), methods=["POST"]),
+        Route(f"{PREFIX}/faults", guarded(ex, clear_faults), methods=["DELETE"]),
+        Route(f"{PREFIX}/sessions/expire", guarded(ex, expire_sessions), methods=["POST"]),
+        Route(f"{PREFIX}/reset", guarded(ex, reset), methods=["POST"]),
+        Route(f"{PREFIX}/state", guarded(ex, state), methods=["GET"]),
     ]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from paper.auth import PaperLogin, Sessions
@@ -45,6 +46,8 @@ class PaperExchange:
     clock: Callable[[], float] = time.time
     quote_listeners: list[QuoteListener] = field(default_factory=list)
     order_listeners: list[OrderListener] = field(default_factory=list)
+    reset_hooks: list[Callable[[], None]] = field(default_factory=list)  # run after a reset
+    sockets: Any = None  # (market feed, order-update hub) once the socket routes are mounted
 
     def __post_init__(self) -> None:
         today = self.config.today or datetime.fromtimestamp(self.clock(), IST).date()
@@ -96,6 +99,8 @@ class PaperExchange:
         """Forget every order, trade and price move; sessions stay logged in."""
         self.store.clear()
         self._build()
+        for hook in self.reset_hooks:
+            hook()
 
     # Simulation and persistence ------------------------------------------------------------------
     async def _simulate(self) -> None:

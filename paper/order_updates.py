@@ -111,23 +111,11 @@ class OrderUpdates:
         """`Authorization: [Bearer ]<jwt>`; the SDK adds x-api-key and x-client-code, the docs do not."""
         headers = websocket.headers
         sessions = self.exchange.sessions
-        api_key = headers.get("x-api-key")
-        # Without x-api-key the token alone must do: try it against each key this exchange issued.
-        candidates = [api_key] if api_key else sorted(sessions.api_keys)
-        error = TokenError("AG8001", "Invalid Token")
-        for candidate in candidates:
-            try:
-                session = sessions.authenticate(headers.get("authorization"), candidate)
-            except TokenError as exc:
-                error = exc
-                if exc.errorcode == "AG8004":
-                    continue
-                raise
-            clientcode = headers.get("x-client-code")
-            if clientcode and clientcode.upper() != session.clientcode.upper():
-                raise TokenError("AG8001", "Invalid Client Code")
-            return session
-        raise error
+        session = sessions.authenticate(headers.get("authorization"), headers.get("x-api-key"), require_key=False)
+        clientcode = headers.get("x-client-code")
+        if clientcode and clientcode.upper() != session.clientcode.upper():
+            raise TokenError("AG8001", "Invalid Client Code")
+        return session
 
     def all_connections(self) -> list[Connection]:
         return [c for siblings in self.connections.values() for c in siblings]

@@ -17,13 +17,14 @@ Control routes answer 403 when the exchange runs with its control API off; error
 """
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from paper.control import Invalid
+from paper.control import guarded as control_guarded
 from paper.order_updates import OrderUpdates
 from paper.packets import ENCODERS, EXCHANGE_CODES, MODES, PACKET_SIZES
 from paper.stream import Connection, MarketFeed, text_message
@@ -37,53 +38,23 @@ PREFIX = "/paper/v1/feed"
 DEFAULT_GARBAGE = bytes([9, 1]) + b"\xff" * 49  # an LTP-sized frame in a mode that does not exist
 
 
-class Invalid(Exception):
-    def __init__(self, field: str, reason: str, status: int = 422) -> None:
-        self.field, self.reason, self.status = field, reason, status
-        super().__init__(f"{field}: {reason}")
-
-
-def _error(exc: Invalid) -> Response:
-    return JSONResponse({"errors": [{"field": exc.field, "reason": exc.reason}]}, exc.status)
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise Invalid("body", "not valid JSON") from None
-    if not isinstance(body, dict):
-        raise Invalid("body", "expected a JSON object")
-    return body
-
-
 def hubs_of(exchange: PaperExchange) -> tuple[MarketFeed, OrderUpdates]:
-    """The market feed and order-update hub serving `exchange` (they register as its listeners)."""
-    feed = next(fn.__self__ for fn in exchange.quote_listeners if isinstance(getattr(fn, "__self__", None), MarketFeed))
-    updates = next(
-        fn.__self__ for fn in exchange.order_listeners if isinstance(getattr(fn, "__self__", None), OrderUpdates)
-    )
-    return feed, updates
+    """The market feed and order-update hub serving `exchange`."""
+    return exchange.sockets
 
 
 def socket_routes(exchange: PaperExchange) -> list[BaseRoute]:
     feed = MarketFeed(exchange)
     updates = OrderUpdates(exchange)
+    exchange.sockets = (feed, updates)
+    exchange.reset_hooks.append(feed.reactivate)
 
     def guarded(handler):
-        async def serve(request: Request) -> Response:
-            if not exchange.config.control_api:
-                return _error(Invalid("mode", "the paper control API is off while tickguard runs live", 403))
-            try:
-                return await handler(await _json(request))
-            except Invalid as exc:
-                return _error(exc)
+        async def call(request: Request, body: dict[str, Any]) -> Response:
+            return await handler(body)
 
-        serve.__name__ = handler.__name__
-        return serve
+        call.__name__ = handler.__name__
+        return control_guarded(exchange, call)
 
     def sockets(which: Any) -> list[Connection]:
         if which not in ("market", "orders", "all"):

@@ -302,6 +302,16 @@ class MarketFeed:
                 quote = book.quote(exchange, token)  # activates a contract so it keeps ticking
                 connection.push({"type": "websocket.send", "bytes": encode(EXCHANGE_CODES[exchange], quote)})
 
+    def reactivate(self) -> None:
+        """After the exchange's reset: every subscribed contract ticks again in the new price book."""
+        book = self.exchange.prices
+        for connection in self.all_connections():
+            for exchange, token, _mode in connection.pairs:
+                try:
+                    book.quote(exchange, token)
+                except KeyError:
+                    pass
+
     def _unsubscribe(self, connection: Connection, pairs: set[Pair]) -> None:
         for exchange, token, mode in pairs & connection.pairs:
             by_mode = self._subscribers.get((exchange, token), {})

@@ -309,3 +309,15 @@ def test_a_path_at_twenty_thousand_points_a_second_reaches_the_client_point_for_
         assert reply.status_code == 201, reply.text
         received = [ltp_of(next_binary(ws, timeout=20))[2] for _ in points]
     assert received == [round(p * 100) for p in points]
+
+
+def test_subscribed_contracts_keep_ticking_after_a_reset(paper):
+    option = next(i for i in paper.exchange.universe.derivatives_of("NSE", "99926000") if i.option_type == "CE")
+    tokens = login(paper)
+    with connect(ws_url(paper, "/smart-stream"), additional_headers=market_headers(tokens)) as ws:
+        ws.send(request(LTP, [option.token], exchange_type=2))
+        assert ltp_of(next_binary(ws))[1] == option.token  # the state right after subscribing
+        assert paper.control("POST", "/reset").status_code == 200
+        spot = paper.exchange.prices.ltp("NSE", "99926000") / 100
+        set_ltp(paper, round(spot + 200, 2), token="99926000")
+        assert ltp_of(next_binary(ws))[1] == option.token

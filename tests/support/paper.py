@@ -74,7 +74,7 @@ def smartapi_module():
 
     with mock.patch("requests.get", side_effect=OSError("no network in tests")):
         import SmartApi  # noqa: F401
-        import SmartApi.smartConnect
+        import SmartApi.smartConnect  # noqa: F401
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(logzero, "logfile", lambda *args, **kwargs: None)
         yield sys.modules["SmartApi.smartConnect"]
