@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.alerts import AlertInvalid, Signal, dedup_key, parse_alert
+
+BASE = {"symbolname": "SBIN", "signal": "buy", "price": 812.5, "type": "equity", "strategyname": "s1"}
+
+
+def errors(body) -> dict[str, str]:
+    with pytest.raises(AlertInvalid) as caught:
+        parse_alert(body)
+    return {e["field"]: e["reason"] for e in caught.value.errors}
+
+
+def test_minimal_alert():
+    alert = parse_alert(BASE)
+    assert alert.signal is Signal.BUY and alert.price == Decimal("812.5")
+    assert alert.product == "INTRADAY" and alert.stop_basis == "option"
+
+
+@pytest.mark.parametrize("word, signal, chartink", [
+    ("BUY", Signal.BUY, False), ("Sell", Signal.SELL, False), ("exit", Signal.EXIT, False),
+    ("short", Signal.SELL, True), ("COVER", Signal.BUY, True),
+])
+def test_signal_words(word, signal, chartink):
+    alert = parse_alert({**BASE, "signal": word})
+    assert (alert.signal, alert.chartink_word) == (signal, chartink)
+
+
+def test_every_problem_is_reported_at_once():
+    found = errors({"signal": "hold", "price": -3, "type": "future", "colour": "red"})
+    assert found == {
+        "symbolname": "required", "strategyname": "required",
+        "signal": "expected one of buy, sell, exit, short, cover",
+        "price": "must be greater than 0", "type": "expected one of equity, option", "colour": "unknown field",
+    }
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"price": "abc"}, "price"), ({"price": True}, "price"), ({"price": float("inf")}, "price"),
+    ({"quantity": 1.5}, "quantity"), ({"quantity": 0}, "quantity"), ({"quantity": 5, "lots": 1}, "lots"),
+    ({"stoploss": {"type": "points"}}, "stoploss"), ({"stoploss": {"type": "ticks", "value": 1}}, "stoploss.type"),
+    ({"stoploss": {"type": "entry_pct", "value": 150}}, "stoploss.value"),
+    ({"trail": {"type": "rupees", "value": 5}}, "trail.type"),
+    ({"trail": {"type": "points", "value": 5, "activation": {"type": "fund_pct", "value": 1}}}, "trail.activation.type"),
+    ({"stop_basis": "underlying"}, "stop_basis"), ({"option": {"strike": "ATM"}}, "option"),
+    ({"product": "MIS"}, "product"), ({"accounts": []}, "accounts"), ({"exchange": "NYSE"}, "exchange"),
+    ({"symbolname": "x" * 65}, "symbolname"), ({"id": ""}, "id"),
+])
+def test_bad_fields_are_named(patch, field):
+    assert field in errors({**BASE, **patch})
+
+
+def test_option_alert_with_everything():
+    alert = parse_alert({**BASE, "symbolname": "NIFTY", "type": "option", "price": 24012,
+                         "option": {"expiry": "monthly", "strike": "otm2", "right": "pe"}, "stop_basis": "underlying",
+                         "lots": 2, "stoploss": {"type": "points", "value": 20},
+                         "trail": {"type": "points", "value": 10, "activation": {"type": "points", "value": 15}}})
+    assert alert.option is not None and (alert.option.expiry, alert.option.strike, alert.option.right) == ("monthly", "OTM2", "PE")
+    assert alert.trail is not None and alert.trail.activation is not None and alert.trail.activation.value == 15
+    assert alert.lots == 2 and alert.stop_basis == "underlying"
+
+
+def test_non_objects_are_refused():
+    assert errors([1, 2]) == {"body": "expected a JSON object"}
+
+
+def test_dedup_key_ignores_the_secret_and_prefers_the_id():
+    assert dedup_key({**BASE, "token": "s3cret"}) == dedup_key(BASE)
+    assert dedup_key({**BASE, "id": "a1"}) == dedup_key({**BASE, "id": "a1", "price": 1})
+    assert dedup_key(BASE) != dedup_key({**BASE, "price": 812.55})
+    assert "s3cret" not in dedup_key({**BASE, "token": "s3cret"})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(BASE) + ["quantity", "stoploss", "trail", "option", "x"]), json_values))
+def test_arbitrary_bodies_either_parse_or_name_fields(body):
+    try:
+        parse_alert(body)
+    except AlertInvalid as exc:
+        assert exc.errors and all(set(e) == {"field", "reason"} and e["reason"] for e in exc.errors)
