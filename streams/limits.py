@@ -81,8 +81,8 @@ class LossLimits:
             if group.trades.pop(trade.id, None) is None:
                 continue
             group.open -= signed * (self.prices[token] - trade.entry)
-            group.net[token] -= signed
-            if not group.net[token]:
+            group.net[token] -= signed  # may be 0 while a long and a short are both open
+            if not any(other.instrument.token == token for other in group.trades.values()):
                 del group.net[token]
                 self._holders[token].pop(group, None)
             if exit_price is not None:

@@ -285,3 +285,13 @@ def test_a_halt_lifts_at_the_next_day():
     got = run_marbles(ticks="-", events="--p-f-l", clock="-k------t", lookup=lookup | dict(k=T0, t=tuesday), intents_only=False)
     assert (6, Halted("account", "A1", -100_000, 1, T0)) in got
     assert (8, Resumed("account", "A1", tuesday)) in got
+
+
+def test_a_long_and_a_short_on_one_token_net_out_and_close_cleanly():
+    long = trade(25, "long", quantity=10, stop=rule("points", 50))
+    short = trade(26, "short", quantity=10, stop=rule("points", 50))
+    # flat net: the price move does not matter; realised -100 + -50 = -150 > -200: no halt
+    lookup = dict(p=Arm(long), q=Arm(short), l=SetLimit("account", "A1", 20_000), a=tick(99_000 + 5), f=Confirm(25, 99_000), g=Confirm(26, 100_500))
+    got = run_marbles(ticks="-------a", events="-p-q-l---f-g", clock="-k", lookup=lookup | _clock(), intents_only=False)
+    assert [v for _, v in got if isinstance(v, Disarmed)] == [Disarmed(25, "closed"), Disarmed(26, "closed")]
+    assert not [v for _, v in got if isinstance(v, Halted)]
