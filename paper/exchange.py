@@ -36,7 +36,6 @@ class PaperConfig:
     session_ttl_s: int = 28 * 3600
     rate_limits: bool = False
     control_api: bool = True  # the /paper/v1 control API; refused when tickguard runs live
-    always_open: bool = True
     today: date | None = None  # the universe's "today"; default: today in IST
 
 

@@ -35,7 +35,6 @@ def paper_config(settings: Settings, **overrides):
         session_ttl_s=settings.paper_session_ttl_s,
         rate_limits=settings.paper_rate_limits,
         control_api=not settings.live,
-        always_open=settings.paper_always_open,
     )
     values.update(overrides)
     return PaperConfig(**values)

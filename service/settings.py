@@ -50,6 +50,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_root: str = ""
     smartapi_stream_url: str = ""
     smartapi_order_update_url: str = ""
+    # Adapter behaviour (service/broker/smartapi).
+    stream_stall_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
+    entry_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    orders_per_second: Annotated[int, msgspec.Meta(ge=1, le=20)] = 10
     # The paper exchange.
     paper_host: str = "127.0.0.1"
     paper_port: Port = 8700
@@ -61,7 +65,6 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     paper_fill_latency_ms: NonNegative = 0
     paper_session_ttl_s: Positive = 28 * 3600
     paper_rate_limits: bool = False
-    paper_always_open: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Symbols (service/symbols, docs/symbols.md). The instrument master's URL; empty means Angel One's
     # file in live mode and the paper exchange's copy in paper mode.

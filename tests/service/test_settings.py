@@ -104,3 +104,13 @@ def test_env_example_documents_every_setting():
 def test_env_example_loads_as_valid_settings(tmp_path):
     settings = load_settings({}, env_file=str(ROOT / ".env.example"))
     assert settings.tickguard_mode == "paper"
+
+
+def test_adapter_config_follows_the_settings(tmp_path):
+    from service.broker.smartapi.config import config_from_settings
+
+    settings = load({"STREAM_STALL_S": "0.5", "ENTRY_TTL_S": "2", "PAPER_PORT": "8711"}, tmp_path)
+    config = config_from_settings(settings)
+    assert config.root == "http://127.0.0.1:8711" and config.stream_url.endswith(":8711/smart-stream")
+    assert (config.stream_stall_s, config.entry_ttl_s, config.clientcode) == (0.5, 2.0, "P0001")
+    assert settings.smartapi_pass not in repr(config)
