@@ -297,7 +297,16 @@ class SmartStream:
         return done.pop().result()  # the watchdog's reason, or the reader's/writer's ConnectionClosed
 
     async def _read(self, ws: ClientConnection) -> str:
-        recv, parse, emit = ws.recv, parse_tick, self._ticks.on_next
+        recv = ws.recv
+        if self._degraded.is_set():
+            # Within one connection the stream can only recover: the first binary frame ends the
+            # degraded state before its tick goes out, so no REST price is emitted after it.
+            while type(frame := await recv()) is not bytes:
+                self._on_text(frame)
+            self._degraded.clear()
+            self._report("recovered", "frames flow again")
+            self._on_binary(frame)
+        parse, emit = parse_tick, self._ticks.on_next
         while True:
             frame = await recv()
             if type(frame) is bytes:
@@ -307,14 +316,30 @@ class SmartStream:
                     if tick is not None:
                         emit(tick)
                 except MalformedPacket as exc:
-                    self.malformed_frames += 1
-                    self._report("malformed", f"{exc.reason} ({exc.size} B); {self.malformed_frames} so far")
+                    self._malformed(f"{exc.reason} ({exc.size} B)")
                 except Exception as exc:
                     self._report("subscriber-error", f"a tick observer raised {exc!r}")
-            elif frame != "pong":
+            else:
                 self._on_text(frame)
 
+    def _on_binary(self, frame: bytes) -> None:
+        self._frames += 1
+        try:
+            tick = parse_tick(frame)
+            if tick is not None:
+                self._ticks.on_next(tick)
+        except MalformedPacket as exc:
+            self._malformed(f"{exc.reason} ({exc.size} B)")
+        except Exception as exc:
+            self._report("subscriber-error", f"a tick observer raised {exc!r}")
+
+    def _malformed(self, what: str) -> None:
+        self.malformed_frames += 1
+        self._report("malformed", f"{what}; {self.malformed_frames} so far")
+
     def _on_text(self, text: str) -> None:
+        if text == "pong":
+            return
         try:
             reply = json.loads(text)
         except ValueError:
@@ -323,8 +348,7 @@ class SmartStream:
             self._report("error", f"{reply.get('errorCode')} {reply.get('errorMessage', '')} "
                                   f"(request {reply.get('correlationID') or '-'})")
             return
-        self.malformed_frames += 1
-        self._report("malformed", f"text frame {text[:80]!r}; {self.malformed_frames} so far")
+        self._malformed(f"text frame {text[:80]!r}")
 
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> str:
         """Requests as they come, and the documented text `ping` every `text_ping_s`."""
@@ -347,9 +371,6 @@ class SmartStream:
             now = loop.time()
             if self._frames != seen:
                 seen, quiet_since = self._frames, now
-                if self._degraded.is_set():
-                    self._degraded.clear()
-                    self._report("recovered", "frames flow again")
             elif not self._modes:
                 quiet_since = now
             elif now - quiet_since >= stall_s:
