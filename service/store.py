@@ -1,0 +1,293 @@
+"""tickguard's store: alerts, trades, their orders and events, stop states and flags, in SQLite.
+
+Every trade change is written as an event row and folded into the trade row in the same
+transaction (`service.trades.fold`). Writes return after their commit (see `service.db`), so an
+alert is acknowledged only once it is on disk.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from service.db import Database
+from service.trades import Trade, TradeEvent, TradeState, fold
+
+__all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "Duplicate"]
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, source TEXT NOT NULL,
+            dedup_key TEXT NOT NULL, dedup_until_ms INTEGER NOT NULL, body TEXT NOT NULL,
+            status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', trade_ids TEXT NOT NULL DEFAULT '[]')""",
+        "CREATE INDEX alerts_dedup ON alerts (dedup_key, dedup_until_ms)",
+        """CREATE TABLE trades (
+            id INTEGER PRIMARY KEY, alert_id INTEGER REFERENCES alerts (id), account TEXT NOT NULL,
+            strategy TEXT NOT NULL, exchange TEXT NOT NULL, token TEXT NOT NULL, tradingsymbol TEXT NOT NULL,
+            side TEXT NOT NULL, product TEXT NOT NULL, state TEXT NOT NULL, row TEXT NOT NULL,
+            created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)""",
+        "CREATE INDEX trades_state ON trades (state)",
+        "CREATE INDEX trades_position ON trades (account, strategy, exchange, token, state)",
+        """CREATE TABLE orders (
+            id INTEGER PRIMARY KEY, trade_id INTEGER NOT NULL REFERENCES trades (id), role TEXT NOT NULL,
+            attempt INTEGER NOT NULL, tag TEXT NOT NULL UNIQUE, broker_order_id TEXT, unique_order_id TEXT,
+            side TEXT NOT NULL, kind TEXT NOT NULL, quantity INTEGER NOT NULL, price INTEGER NOT NULL,
+            status TEXT NOT NULL, filled INTEGER NOT NULL DEFAULT 0, average_price INTEGER NOT NULL DEFAULT 0,
+            text TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)""",
+        "CREATE INDEX orders_trade ON orders (trade_id)",
+        "CREATE INDEX orders_broker ON orders (broker_order_id)",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, trade_id INTEGER, alert_id INTEGER,
+            kind TEXT NOT NULL, data TEXT NOT NULL)""",
+        "CREATE INDEX events_trade ON events (trade_id)",
+        "CREATE TABLE stops (trade_id INTEGER PRIMARY KEY, state TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
+        "CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
+    ],
+]
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class Duplicate(Exception):
+    def __init__(self, alert: AlertRecord) -> None:
+        self.alert = alert
+        super().__init__(f"duplicate of alert {alert.id}")
+
+
+class AlertRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    received_ms: int
+    source: str
+    status: str  # accepted | refused
+    reason: str
+    body: dict[str, Any]
+    trade_ids: list[int]
+
+
+class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    trade_id: int
+    role: str  # entry | exit
+    attempt: int
+    tag: str
+    broker_order_id: str | None
+    unique_order_id: str | None
+    side: str
+    kind: str
+    quantity: int
+    price: int
+    status: str
+    filled: int
+    average_price: int
+    text: str
+    created_ms: int
+    updated_ms: int
+
+
+def _trade(row: sqlite3.Row | tuple) -> Trade:
+    return msgspec.json.decode(row[0], type=Trade)
+
+
+def _order(row: sqlite3.Row) -> OrderRecord:
+    return OrderRecord(**{key: row[key] for key in row.keys()})
+
+
+def _alert(row: sqlite3.Row) -> AlertRecord:
+    return AlertRecord(id=row["id"], received_ms=row["received_ms"], source=row["source"], status=row["status"],
+                       reason=row["reason"], body=json.loads(row["body"]), trade_ids=json.loads(row["trade_ids"]))
+
+
+class Store:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.db = Database(path, MIGRATIONS, synchronous=synchronous)
+
+    def open(self) -> None:
+        self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # Alerts ----------------------------------------------------------------------------------------
+    @staticmethod
+    def find_duplicate(db: sqlite3.Connection, dedup_key: str, now_ms: int) -> AlertRecord | None:
+        row = db.execute(
+            "SELECT * FROM alerts WHERE dedup_key = ? AND dedup_until_ms > ? AND status = 'accepted' ORDER BY id LIMIT 1",
+            (dedup_key, now_ms),
+        ).fetchone()
+        return _alert(row) if row is not None else None
+
+    @staticmethod
+    def insert_alert(db: sqlite3.Connection, *, now_ms: int, source: str, dedup_key: str, dedup_until_ms: int,
+                     body: dict[str, Any], status: str, reason: str = "") -> int:
+        cursor = db.execute(
+            "INSERT INTO alerts (received_ms, source, dedup_key, dedup_until_ms, body, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now_ms, source, dedup_key, dedup_until_ms, json.dumps(body), status, reason),
+        )
+        alert_id = int(cursor.lastrowid)
+        Store.add_event(db, now_ms, "alert_" + status, alert_id=alert_id, data={"reason": reason} if reason else {})
+        return alert_id
+
+    @staticmethod
+    def set_alert_trades(db: sqlite3.Connection, alert_id: int, trade_ids: list[int]) -> None:
+        db.execute("UPDATE alerts SET trade_ids = ? WHERE id = ?", (json.dumps(trade_ids), alert_id))
+
+    async def alert(self, alert_id: int) -> AlertRecord | None:
+        def work(db: sqlite3.Connection) -> AlertRecord | None:
+            row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            return _alert(row) if row is not None else None
+        return await self.db.read(work)
+
+    async def count(self, table: str) -> int:
+        assert table in ("alerts", "trades", "orders", "events")
+        return await self.db.read(lambda db: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # Trades ----------------------------------------------------------------------------------------
+    @staticmethod
+    def insert_trade(db: sqlite3.Connection, trade: Trade) -> Trade:
+        cursor = db.execute(
+            "INSERT INTO trades (alert_id, account, strategy, exchange, token, tradingsymbol, side, product, state, row,"
+            " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+            (trade.alert_id, trade.account, trade.strategy, trade.exchange, trade.token, trade.tradingsymbol,
+             trade.side, trade.product, str(trade.state), trade.created_ms, trade.created_ms),
+        )
+        trade = msgspec.structs.replace(trade, id=int(cursor.lastrowid))
+        Store._save_trade(db, trade)
+        Store.add_event(db, trade.created_ms, "created", trade_id=trade.id, alert_id=trade.alert_id,
+                        data={"trade": msgspec.to_builtins(trade)})
+        return trade
+
+    @staticmethod
+    def _save_trade(db: sqlite3.Connection, trade: Trade) -> None:
+        db.execute("UPDATE trades SET state = ?, row = ?, updated_ms = ? WHERE id = ?",
+                   (str(trade.state), _ENCODER.encode(trade).decode(), trade.updated_ms, trade.id))
+
+    @staticmethod
+    def load_trade(db: sqlite3.Connection, trade_id: int) -> Trade | None:
+        row = db.execute("SELECT row FROM trades WHERE id = ?", (trade_id,)).fetchone()
+        return _trade(row) if row is not None else None
+
+    @staticmethod
+    def apply(db: sqlite3.Connection, trade_id: int, event: TradeEvent) -> Trade:
+        """Record `event` and fold it into the trade, in the caller's transaction."""
+        trade = Store.load_trade(db, trade_id)
+        if trade is None:
+            raise KeyError(f"no trade {trade_id}")
+        trade = fold(trade, event)
+        Store._save_trade(db, trade)
+        Store.add_event(db, event.at_ms, event.kind, trade_id=trade_id, data=event.data)
+        return trade
+
+    async def record(self, trade_id: int, *events: TradeEvent) -> Trade:
+        def work(db: sqlite3.Connection) -> Trade:
+            trade = None
+            for event in events:
+                trade = Store.apply(db, trade_id, event)
+            assert trade is not None
+            return trade
+        return await self.db.write(work)
+
+    async def trade(self, trade_id: int) -> Trade | None:
+        return await self.db.read(lambda db: Store.load_trade(db, trade_id))
+
+    async def trades(self, *, states: Iterable[TradeState] | None = None, strategy: str | None = None,
+                     account: str | None = None, limit: int = 500) -> list[Trade]:
+        clauses, args = [], []
+        if states is not None:
+            states = list(states)
+            clauses.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(str(s) for s in states)
+        if strategy is not None:
+            clauses.append("strategy = ?")
+            args.append(strategy)
+        if account is not None:
+            clauses.append("account = ?")
+            args.append(account)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT row FROM trades {where} ORDER BY id DESC LIMIT ?"
+        return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, (*args, limit))])
+
+    @staticmethod
+    def open_trades_on(db: sqlite3.Connection, account: str, strategy: str, exchange: str, token: str) -> list[Trade]:
+        rows = db.execute(
+            "SELECT row FROM trades WHERE account = ? AND strategy = ? AND exchange = ? AND token = ?"
+            " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id",
+            (account, strategy, exchange, token),
+        )
+        return [_trade(r) for r in rows]
+
+    # Orders ----------------------------------------------------------------------------------------
+    @staticmethod
+    def insert_order(db: sqlite3.Connection, *, trade_id: int, role: str, attempt: int, tag: str, side: str,
+                     kind: str, quantity: int, price: int, now_ms: int) -> OrderRecord:
+        cursor = db.execute(
+            "INSERT INTO orders (trade_id, role, attempt, tag, side, kind, quantity, price, status, created_ms, updated_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?)",
+            (trade_id, role, attempt, tag, side, kind, quantity, price, now_ms, now_ms),
+        )
+        return _order(db.execute("SELECT * FROM orders WHERE id = ?", (cursor.lastrowid,)).fetchone())
+
+    @staticmethod
+    def update_order(db: sqlite3.Connection, order_id: int, now_ms: int, **fields: Any) -> OrderRecord:
+        allowed = {"broker_order_id", "unique_order_id", "status", "filled", "average_price", "text", "price", "quantity"}
+        assert set(fields) <= allowed, set(fields) - allowed
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        db.execute(f"UPDATE orders SET {sets}, updated_ms = ? WHERE id = ?", (*fields.values(), now_ms, order_id))
+        return _order(db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone())
+
+    async def orders(self, trade_id: int) -> list[OrderRecord]:
+        return await self.db.read(
+            lambda db: [_order(r) for r in db.execute("SELECT * FROM orders WHERE trade_id = ? ORDER BY id", (trade_id,))]
+        )
+
+    async def order_by_tag(self, tag: str) -> OrderRecord | None:
+        def work(db: sqlite3.Connection) -> OrderRecord | None:
+            row = db.execute("SELECT * FROM orders WHERE tag = ?", (tag,)).fetchone()
+            return _order(row) if row is not None else None
+        return await self.db.read(work)
+
+    async def live_orders(self) -> list[OrderRecord]:
+        """Orders not known to be finished at the broker (for recovery and reconciliation)."""
+        sql = "SELECT * FROM orders WHERE status NOT IN ('complete', 'rejected', 'cancelled', 'failed') ORDER BY id"
+        return await self.db.read(lambda db: [_order(r) for r in db.execute(sql)])
+
+    # Events, stops and flags --------------------------------------------------------------------
+    @staticmethod
+    def add_event(db: sqlite3.Connection, at_ms: int, kind: str, *, trade_id: int | None = None,
+                  alert_id: int | None = None, data: dict[str, Any] | None = None) -> None:
+        db.execute("INSERT INTO events (at_ms, trade_id, alert_id, kind, data) VALUES (?, ?, ?, ?, ?)",
+                   (at_ms, trade_id, alert_id, kind, _ENCODER.encode(data or {}).decode()))
+
+    async def events(self, trade_id: int) -> list[dict[str, Any]]:
+        sql = "SELECT id, at_ms, kind, data FROM events WHERE trade_id = ? ORDER BY id"
+        return await self.db.read(lambda db: [
+            {"id": r[0], "at_ms": r[1], "kind": r[2], "data": json.loads(r[3])} for r in db.execute(sql, (trade_id,))
+        ])
+
+    async def replay(self, trade_id: int) -> Trade | None:
+        """The trade rebuilt from its events alone: must equal the stored row."""
+        events = await self.events(trade_id)
+        if not events or events[0]["kind"] != "created":
+            return None
+        trade = msgspec.convert(events[0]["data"]["trade"], Trade)
+        for event in events[1:]:
+            trade = fold(trade, TradeEvent(kind=event["kind"], at_ms=event["at_ms"], data=event["data"]))
+        return trade
+
+    @staticmethod
+    def save_stop(db: sqlite3.Connection, trade_id: int, state: dict[str, Any], now_ms: int) -> None:
+        db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?)", (trade_id, json.dumps(state), now_ms))
+
+    async def stop_states(self) -> dict[int, dict[str, Any]]:
+        return await self.db.read(lambda db: {r[0]: json.loads(r[1]) for r in db.execute("SELECT trade_id, state FROM stops")})
+
+    @staticmethod
+    def set_flag(db: sqlite3.Connection, name: str, value: Any, now_ms: int) -> None:
+        db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?, ?)", (name, json.dumps(value), now_ms))
+
+    async def flags(self) -> dict[str, Any]:
+        return await self.db.read(lambda db: {r[0]: json.loads(r[1]) for r in db.execute("SELECT name, value FROM flags")})

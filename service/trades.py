@@ -1,0 +1,135 @@
+"""A trade as tickguard keeps it: the fold of its events.
+
+Every state change of a trade is an event; the trade row is `fold(trade, event)` applied in order,
+so the row can always be rebuilt from the events (the store checks this in its tests).
+
+    PENDING_ENTRY ──entry filled──▶ OPEN ──exit fired──▶ EXITING ──exit filled──▶ CLOSED
+         │                          ▲                      │
+         ├─ entry rejected ─▶ REJECTED                     ├─ exit keeps failing ─▶ UNPROTECTED
+         └─ entry too late ─▶ EXPIRED                      └─ rearmed ─▶ OPEN
+"""
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+__all__ = ["TradeState", "Trade", "TradeEvent", "fold", "OPEN_STATES", "tag_for"]
+
+
+class TradeState(enum.StrEnum):
+    PENDING_ENTRY = "PENDING_ENTRY"
+    OPEN = "OPEN"
+    EXITING = "EXITING"
+    CLOSED = "CLOSED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    UNPROTECTED = "UNPROTECTED"
+
+
+OPEN_STATES = frozenset({TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED})
+
+
+class Trade(msgspec.Struct, kw_only=True):
+    id: int
+    alert_id: int | None
+    account: str
+    strategy: str
+    exchange: str
+    token: str
+    tradingsymbol: str
+    side: str  # LONG | SHORT
+    product: str
+    state: TradeState = TradeState.PENDING_ENTRY
+    quantity: int = 0  # intended entry quantity (units)
+    filled: int = 0  # entry quantity filled
+    entry_price: int | None = None  # average entry fill, paise
+    entry_value: int = 0  # sum of entry fill quantity x price, paise: P&L is computed from it exactly
+    exited: int = 0  # exit quantity filled
+    exit_price: int | None = None  # average exit fill, paise
+    exit_value: int = 0
+    realised_pnl: int | None = None  # paise
+    stop: int | None = None  # current stop level, paise
+    target: int | None = None
+    spec: dict[str, Any] = msgspec.field(default_factory=dict)  # rules, lot and tick size, basis …
+    reason: str = ""
+    created_ms: int = 0
+    updated_ms: int = 0
+    version: int = 0  # events folded so far
+
+    @property
+    def open_quantity(self) -> int:
+        return max(0, self.filled - self.exited)
+
+    @property
+    def long(self) -> bool:
+        return self.side == "LONG"
+
+
+class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    at_ms: int
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def fold(trade: Trade, event: TradeEvent) -> Trade:
+    """The trade after `event`. Unknown kinds only bump the version (they are history, not state)."""
+    data = event.data
+    kind = event.kind
+    changes: dict[str, Any] = {"updated_ms": event.at_ms, "version": trade.version + 1}
+    if kind == "sized":
+        changes["quantity"] = int(data["quantity"])
+    elif kind == "entry_fill":
+        qty, price = int(data["quantity"]), int(data["price"])
+        changes["filled"] = trade.filled + qty
+        changes["entry_value"] = trade.entry_value + qty * price
+        changes["entry_price"] = round(changes["entry_value"] / changes["filled"])
+        if trade.state is TradeState.PENDING_ENTRY:
+            changes["state"] = TradeState.OPEN
+    elif kind == "armed":
+        changes["stop"] = data.get("stop")
+        changes["target"] = data.get("target")
+    elif kind == "stop_moved":
+        changes["stop"] = data.get("stop")
+    elif kind == "exit_fired":
+        changes["state"] = TradeState.EXITING
+        changes["reason"] = str(data.get("reason", ""))
+    elif kind == "exit_fill":
+        qty, price = int(data["quantity"]), int(data["price"])
+        changes["exited"] = trade.exited + qty
+        changes["exit_value"] = trade.exit_value + qty * price
+        changes["exit_price"] = round(changes["exit_value"] / changes["exited"])
+    elif kind == "closed":
+        changes["state"] = TradeState.CLOSED
+        changes["realised_pnl"] = realised(trade)
+    elif kind == "rearmed":
+        changes["state"] = TradeState.OPEN
+    elif kind in ("rejected", "expired", "unprotected"):
+        changes["state"] = TradeState(kind.upper())
+        changes["reason"] = str(data.get("reason", ""))
+    return msgspec.structs.replace(trade, **changes)
+
+
+def realised(trade: Trade) -> int:
+    """Realised P&L of the exited quantity, in paise, from the exact fill values."""
+    if not trade.exited or not trade.filled:
+        return 0
+    cost = trade.entry_value * min(trade.exited, trade.filled) / trade.filled
+    move = trade.exit_value - cost
+    return round(move if trade.long else -move)
+
+
+def tag_for(trade_id: int, role: str, attempt: int) -> str:
+    """The ordertag of every order tickguard sends: `tg` + trade id in base 36 + E|X + attempt."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    n, text = trade_id, ""
+    while True:
+        n, r = divmod(n, 36)
+        text = digits[r] + text
+        if n == 0:
+            break
+    tag = f"tg{text}{'E' if role == 'entry' else 'X'}{attempt}"
+    if len(tag) >= 20:
+        raise ValueError(f"ordertag {tag!r} would exceed SmartAPI's limit")
+    return tag
