@@ -7,8 +7,8 @@
     DEPTH      443 B  header, then 20 buy and 20 sell levels of (i32 qty, i32 price, i16 orders)
 
 `parse_tick` is the hot path: precompiled `Struct.unpack_from`s (one for LTP, two for QUOTE and
-SNAP_QUOTE) that read only the fields a `Tick` carries, a cache from the exchangeType + token bytes
-to (token, exchange), no per-tick dict; the Tick is the only allocation that outlives the call.
+SNAP_QUOTE) that read only the fields a `Tick` carries, a cache from the mode + exchangeType + token
+bytes to (token, exchange), no per-tick dict; the Tick is the only allocation that outlives the call.
 `decode_fields` is the full reading, key for key and quirk for quirk the SDK's
 `SmartWebSocketV2._parse_binary_data` (its best-five buy list is the packets whose flag is not 0, the
 OI change % is read as int64, DEPTH drops the sequence and LTP); it exists to prove the hot path
@@ -36,9 +36,10 @@ PACKET_SIZES = {LTP: 51, QUOTE: 123, SNAP_QUOTE: 379, DEPTH: 443}
 _EXCHANGES: tuple[str | None, ...] = tuple(EXCHANGE_NAMES.get(code) for code in range(256))
 
 # Hot-path readers (x = bytes not read). Every packet starts with the LTP layout, read in one unpack
-# with the exchangeType byte and the token as one 26-byte key into the instrument cache; QUOTE and
-# SNAP_QUOTE add one more unpack that reads to the mode's full size, so truncation fails inside it.
-_TICK_HEAD = Struct("<B26s8xqq")  # mode, exchangeType + token, (sequence), exchange ts, ltp
+# with the mode byte, the exchangeType byte and the token as one 27-byte key into an instrument
+# cache; QUOTE and SNAP_QUOTE add one more unpack that reads to the mode's full size, so truncation
+# fails inside it. LTP keys have a cache of their own: a hit there is a LTP packet, no mode test.
+_TICK_HEAD = Struct("<27s8xqq")  # mode + exchangeType + token, (sequence), exchange ts, ltp
 _QUOTE_MORE = Struct("<67xq48x")  # volume @67
 _SNAP_MORE = Struct("<67xq72x" + "H8xq2x" * 10 + "32x")  # volume, (flag, price) of the ten best-five packets
 _DEPTH_SIZE = Struct("<443x")
@@ -48,8 +49,10 @@ _unpack_snap = _SNAP_MORE.unpack_from
 _check_depth = _DEPTH_SIZE.unpack_from
 assert (_TICK_HEAD.size, _QUOTE_MORE.size, _SNAP_MORE.size) == (51, 123, 379)
 
-_CACHE_LIMIT = 65_536  # a feed of garbage tokens cannot grow the cache without bound
-_instruments: dict[bytes, tuple[str, str]] = {}  # exchangeType byte + raw token -> (token, exchange)
+_CACHE_LIMIT = 65_536  # a feed of garbage tokens cannot grow a cache without bound
+_ltp_instruments: dict[bytes, tuple[str, str]] = {}  # LTP key -> (token, exchange)
+_instruments: dict[bytes, tuple[str, str]] = {}  # QUOTE and SNAP_QUOTE keys -> (token, exchange)
+_cached_ltp = _ltp_instruments.get
 
 
 class MalformedPacket(BrokerError):
@@ -61,15 +64,15 @@ class MalformedPacket(BrokerError):
         self.size = size
 
 
-def _new_instrument(key: bytes, size: int) -> tuple[str, str]:
-    exchange = _EXCHANGES[key[0]]
+def _new_instrument(cache: dict[bytes, tuple[str, str]], key: bytes, size: int) -> tuple[str, str]:
+    exchange = _EXCHANGES[key[1]]
     if exchange is None:
-        raise MalformedPacket(f"unknown exchange type {key[0]}", size)
+        raise MalformedPacket(f"unknown exchange type {key[1]}", size)
     # The SDK takes chr() of each byte up to the first NUL: latin-1, which never fails.
-    instrument = key[1:].split(b"\x00", 1)[0].decode("latin-1"), exchange
-    if len(_instruments) >= _CACHE_LIMIT:
-        _instruments.clear()
-    _instruments[key] = instrument
+    instrument = key[2:].split(b"\x00", 1)[0].decode("latin-1"), exchange
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = instrument
     return instrument
 
 
@@ -89,19 +92,21 @@ def parse_tick(packet: bytes) -> Tick | None:
     Raises `MalformedPacket` for anything else; trailing bytes past the mode's size are ignored.
     """
     try:
-        mode, key, ts, ltp = _unpack_head(packet)
+        key, ts, ltp = _unpack_head(packet)
     except StructError:
         raise MalformedPacket("shorter than a LTP packet", len(packet)) from None
-    if mode == 1:  # the common case, kept to one unpack, one dict hit and the Tick
-        try:
-            token, exchange = _instruments[key]
-        except KeyError:
-            token, exchange = _new_instrument(key, len(packet))
+    instrument = _cached_ltp(key)
+    if instrument is not None:  # the common case: one unpack, one dict hit and the Tick
+        token, exchange = instrument
         return Tick(token, exchange, ltp, ts)
-    return _parse_richer(packet, mode, key, ts, ltp)
+    return _parse_other(packet, key, ts, ltp)
 
 
-def _parse_richer(packet: bytes, mode: int, key: bytes, ts: int, ltp: int) -> Tick | None:
+def _parse_other(packet: bytes, key: bytes, ts: int, ltp: int) -> Tick | None:
+    mode = key[0]
+    if mode == 1:
+        token, exchange = _new_instrument(_ltp_instruments, key, len(packet))
+        return Tick(token, exchange, ltp, ts)
     try:
         if mode == 2:
             (volume,) = _unpack_quote(packet)
@@ -121,7 +126,7 @@ def _parse_richer(packet: bytes, mode: int, key: bytes, ts: int, ltp: int) -> Ti
             raise MalformedPacket(f"unknown subscription mode {mode}", len(packet))
     except StructError:
         raise MalformedPacket(f"truncated {MODE_NAMES[mode]} packet", len(packet)) from None
-    token, exchange = _instruments.get(key) or _new_instrument(key, len(packet))
+    token, exchange = _instruments.get(key) or _new_instrument(_instruments, key, len(packet))
     return Tick(token, exchange, ltp, ts, bid, ask, volume)
 
 

@@ -211,3 +211,9 @@ def test_paper_exchange_frames_parse():
     for mode, tick in expected.items():
         assert parse_tick(encode(mode, EXCHANGE_TYPES["NSE"], quote)) == tick
     assert parse_tick(encode(DEPTH, EXCHANGE_TYPES["NSE"], quote)) is None
+
+
+def test_a_flood_of_distinct_tokens_keeps_parsing_past_the_cache_limit():
+    for n in range(70_000):
+        token = str(n).encode()
+        assert parse_tick(struct.pack("<BB25sqqq", LTP, 2, token, 0, n, n)) == Tick(str(n), "NFO", n, n)
