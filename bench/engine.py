@@ -17,7 +17,6 @@ from reactivex import operators as ops
 from reactivex.subject import Subject
 
 from bench.common import Figure, best_rate
-from streams.examples.spike_filter import spike_filter
 from streams import (
     Arm,
     DistanceType,
@@ -34,6 +33,7 @@ from streams import (
     TrailRule,
     guard,
 )
+from streams.examples.spike_filter import spike_filter
 
 TOKENS = 1_000
 SIZES = (10, 1_000, 10_000, 100_000)

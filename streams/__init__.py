@@ -4,13 +4,14 @@ Pure: no network, no disk, no clock it is not given. See docs/engine.md and docs
 """
 from __future__ import annotations
 
+from .armed import ArmedTrade
 from .engine import Engine, EngineConfig
 from .errors import PluginError, PluginLoadError, RuleError, StreamsError
 from .index import TokenBook
 from .limits import LossLimits
 from .pipeline import Pipeline, PipelineConfig, exit_intents, fold, guard, state_changes
 from .plugins import Isolated, Plugin, PluginSpec, Stage, load, load_all
-from .rules import Levels, ceil_tick, distance, floor_tick, levels
+from .rules import Levels, ceil_tick, distance, floor_tick, levels, trail_stop
 from .session import Calendar, SegmentHours, SessionClock, default_calendar
 from .types import (
     Amend,
@@ -55,6 +56,7 @@ __all__ = [
     "Amend",
     "Arm",
     "Armed",
+    "ArmedTrade",
     "Calendar",
     "Clock",
     "Close",
@@ -117,4 +119,5 @@ __all__ = [
     "load",
     "load_all",
     "state_changes",
+    "trail_stop",
 ]

@@ -18,10 +18,11 @@ from collections.abc import Callable
 
 import msgspec
 
+from .armed import ArmedTrade
 from .errors import RuleError
-from .index import NO_HIGH, NO_LOW, TokenBook
+from .index import TokenBook
 from .limits import Group, LossLimits
-from .rules import levels
+from .rules import trail_stop
 from .session import Calendar, SessionClock, default_calendar, ist_day
 from .types import (
     Amend,
@@ -43,7 +44,6 @@ from .types import (
     Refused,
     Resumed,
     SetLimit,
-    Side,
     StopState,
     Tick,
     Trade,
@@ -61,74 +61,6 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stale_ms: int = 5_000  # STALE_TICK_S
 
 
-def _trail_stop(long: bool, best: int, offset: int, tick_size: int) -> int:
-    """best -/+ offset, rounded to the tick on the tighter side (towards the best price)."""
-    if long:
-        return -((offset - best) // tick_size) * tick_size
-    return (best + offset) // tick_size * tick_size
-
-
-class _Guard:
-    """The engine's mutable view of one trade. `low_key`/`high_key` are its keys in the book."""
-
-    __slots__ = (
-        "active", "high_key", "long", "low_key", "offset", "phase", "segment",
-        "stop", "target", "tick_size", "token", "trade", "trailed", "activation",
-    )  # fmt: skip
-
-    def __init__(self, trade: Trade) -> None:
-        lv = levels(trade)
-        basis = trade.basis or trade.instrument
-        self.trade = trade
-        self.token = basis.token
-        self.segment = trade.instrument.exchange
-        self.tick_size = basis.tick_size
-        self.long = lv.side is Side.LONG
-        self.stop = lv.stop
-        self.target = lv.target
-        self.offset = lv.trail_offset
-        self.activation = lv.activation_price
-        self.active = lv.trail_offset is not None and (
-            lv.activation_price <= lv.entry if self.long else lv.activation_price >= lv.entry
-        )
-        self.trailed = False
-        self.phase = ARMED
-        if self.active and self.offset is not None:
-            # best starts at the entry: trailing from arming already holds the stop within reach.
-            self.tighten(_trail_stop(self.long, lv.entry, self.offset, self.tick_size), True)
-        self.low_key: int | None = None
-        self.high_key: int | None = None
-
-    def tighten(self, stop: int | None, trailing: bool) -> None:
-        """Carry a trailed stop over (resume after restart, amend): kept only when tighter."""
-        if self.offset is None:
-            return
-        self.active = self.active or trailing
-        if stop is not None and (self.stop is None or (stop > self.stop if self.long else stop < self.stop)):
-            self.stop = stop
-            self.trailed = True
-
-    def keys(self) -> tuple[int | None, int | None]:
-        trigger = None
-        if self.offset is not None:
-            if self.long:
-                trigger = NO_LOW if self.stop is None else self.stop + self.offset + 1
-                if not self.active:
-                    trigger = max(trigger, self.activation)
-            else:
-                trigger = NO_HIGH if self.stop is None else self.stop - self.offset - 1
-                if not self.active:
-                    trigger = min(trigger, self.activation)
-        if self.long:
-            near = [k for k in (self.target, trigger) if k is not None]
-            return self.stop, min(near) if near else None
-        near = [k for k in (self.target, trigger) if k is not None]
-        return max(near) if near else None, self.stop
-
-    def state(self) -> StopState:
-        return StopState(self.trade.id, self.phase, self.stop, self.target, self.active, self.trailed)
-
-
 class Engine:
     def __init__(
         self,
@@ -143,7 +75,7 @@ class Engine:
         self.limits = LossLimits()
         self._stale_ms = config.stale_ms
         self._books: dict[str, TokenBook] = {}
-        self._guards: dict[int, _Guard] = {}
+        self._guards: dict[int, ArmedTrade] = {}
         self.clock_ms: int | None = None
         self._day: int | None = None
         self._squared: set[str] = set()
@@ -226,7 +158,7 @@ class Engine:
         if book.watch:
             self._on_breach(self.limits.mark(book.token, ltp), tick)
 
-    def _evaluate(self, guard: _Guard, tick: Tick) -> None:
+    def _evaluate(self, guard: ArmedTrade, tick: Tick) -> None:
         ltp, stop = tick.ltp, guard.stop
         if guard.long:
             if stop is not None and ltp <= stop:
@@ -237,7 +169,7 @@ class Engine:
                 guard.active = guard.active or ltp >= guard.activation
                 if guard.active:
                     # Every earlier price left the stop where it is, so ltp is the best price.
-                    moved = _trail_stop(True, ltp, guard.offset, guard.tick_size)
+                    moved = trail_stop(True, ltp, guard.offset, guard.tick_size)
                     if stop is None or moved > stop:
                         self._trail(guard, moved, tick)
         else:
@@ -248,16 +180,16 @@ class Engine:
             elif guard.offset is not None:
                 guard.active = guard.active or ltp <= guard.activation
                 if guard.active:
-                    moved = _trail_stop(False, ltp, guard.offset, guard.tick_size)
+                    moved = trail_stop(False, ltp, guard.offset, guard.tick_size)
                     if stop is None or moved < stop:
                         self._trail(guard, moved, tick)
 
-    def _trail(self, guard: _Guard, stop: int, tick: Tick) -> None:
+    def _trail(self, guard: ArmedTrade, stop: int, tick: Tick) -> None:
         old, guard.stop, guard.trailed = guard.stop, stop, True
         self.emit(TrailMoved(guard.trade.id, old, stop, tick))
 
     def _fire(
-        self, guard: _Guard, reason: ExitReason, level: int | None, tick: Tick | None, source: str = ""
+        self, guard: ArmedTrade, reason: ExitReason, level: int | None, tick: Tick | None, source: str = ""
     ) -> None:
         self._unindex(guard)
         guard.phase = EXITING
@@ -280,7 +212,7 @@ class Engine:
             book = self._books[token] = TokenBook(token)
         return book
 
-    def _index(self, guard: _Guard) -> None:
+    def _index(self, guard: ArmedTrade) -> None:
         book = self._book(guard.token)
         guard.low_key, guard.high_key = guard.keys()
         if guard.low_key is not None:
@@ -288,7 +220,7 @@ class Engine:
         if guard.high_key is not None:
             book.add_high(guard.high_key, guard.trade.id)
 
-    def _unindex(self, guard: _Guard) -> None:
+    def _unindex(self, guard: ArmedTrade) -> None:
         book = self._books[guard.token]
         if guard.low_key is not None:
             book.remove_low(guard.low_key, guard.trade.id)
@@ -325,17 +257,17 @@ class Engine:
         self.emit(Armed(guard.state()))
         self._settle(guard)
 
-    def _guard(self, trade: Trade) -> _Guard | None:
+    def _guard(self, trade: Trade) -> ArmedTrade | None:
         try:
             basis = trade.basis or trade.instrument
             if not self.sessions.knows(basis.exchange):
                 raise RuleError("exchange", f"no session hours for {basis.exchange}")
-            return _Guard(trade)
+            return ArmedTrade(trade)
         except RuleError as error:
             self.emit(Refused(trade.id, error.field, error.reason))
             return None
 
-    def _settle(self, guard: _Guard) -> None:
+    def _settle(self, guard: ArmedTrade) -> None:
         """A trade (re)enters ARMED: square-off, halt and the latest tick may act on it at once."""
         trade = guard.trade
         if trade.product == "INTRADAY" and guard.segment in self._squared:
@@ -376,7 +308,7 @@ class Engine:
         if guard.phase is ARMED:
             self._settle(guard)
 
-    def _drop(self, guard: _Guard, exit_price: int | None = None) -> list[Group]:
+    def _drop(self, guard: ArmedTrade, exit_price: int | None = None) -> list[Group]:
         if guard.phase is ARMED:
             self._unindex(guard)
         self._guards.pop(guard.trade.id, None)
@@ -420,7 +352,7 @@ class Engine:
             self._sync_watch(token)
         self._on_breach([group] if group.breached() else [], None)
 
-    def _known(self, trade_id: int, event: str) -> _Guard | None:
+    def _known(self, trade_id: int, event: str) -> ArmedTrade | None:
         guard = self._guards.get(trade_id)
         if guard is None:
             self.emit(Refused(trade_id, "trade_id", f"{event}: no such trade"))

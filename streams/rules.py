@@ -20,7 +20,7 @@ import msgspec
 from .errors import RuleError
 from .types import DistanceType, Side, StopRule, Trade
 
-__all__ = ["Levels", "ceil_tick", "distance", "floor_tick", "levels"]
+__all__ = ["Levels", "ceil_tick", "distance", "floor_tick", "levels", "trail_stop"]
 
 _TRAIL_TYPES = (DistanceType.POINTS, DistanceType.ENTRY_PCT)
 
@@ -138,3 +138,10 @@ def levels(trade: Trade) -> Levels:
             _check_distance(activation, entry, "trail.activation")
             activation_price = math.floor(entry - activation)
     return Levels(side, entry, stop, target, offset, activation_price)
+
+
+def trail_stop(long: bool, best: int, offset: int, tick_size: int) -> int:
+    """best -/+ offset, rounded to the tick on the tighter side (towards the best price)."""
+    if long:
+        return -((offset - best) // tick_size) * tick_size
+    return (best + offset) // tick_size * tick_size

@@ -11,8 +11,8 @@ from reactivex.testing.marbles import marbles_testing
 from streams import (
     ExitIntent,
     Instrument,
-    Plugin,
     PipelineConfig,
+    Plugin,
     Rules,
     Side,
     StopRule,

@@ -162,8 +162,9 @@ def test_square_off_closes_intraday_trades_at_the_segment_time():
 
 
 def test_no_square_off_on_a_holiday_in_that_segment():
-    from streams import EngineConfig, PipelineConfig, default_calendar
     from streams_helpers import MONDAY
+
+    from streams import EngineConfig, PipelineConfig, default_calendar
 
     config = PipelineConfig(EngineConfig(default_calendar(nse_holidays=frozenset({MONDAY}))))
     lookup = dict(k=ist(15, 16), a=Arm(LONG_STOP))
@@ -277,8 +278,9 @@ def test_daily_loss_counts_realised_pnl_and_halts_without_flattening():
 
 
 def test_a_halt_lifts_at_the_next_day():
-    from streams_helpers import MONDAY
     import datetime as dt
+
+    from streams_helpers import MONDAY
 
     lookup = dict(p=Arm(trade(24, "long", stop=rule("points", 50))), f=Confirm(24, 90_000), l=SetLimit("account", "A1", 1))
     tuesday = ist(9, 0, day=MONDAY + dt.timedelta(days=1))
