@@ -27,16 +27,39 @@ import msgspec
 from reactivex import Observable
 from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from service.broker.errors import BrokerError
-from service.broker.smartapi.config import EXCHANGE_TYPES, SmartApiConfig, StreamCredentials
-from service.broker.smartapi.parsing import LTP, MODE_NAMES, QUOTE, SNAP_QUOTE, MalformedPacket, parse_tick
+from service.broker.smartapi.config import (
+    EXCHANGE_TYPES,
+    SmartApiConfig,
+    StreamCredentials,
+)
+from service.broker.smartapi.parsing import (
+    LTP,
+    MODE_NAMES,
+    QUOTE,
+    SNAP_QUOTE,
+    MalformedPacket,
+    parse_tick,
+)
 from streams import Tick
 
 __all__ = [
-    "SmartStream", "StreamEvent", "Backoff", "Reconnector", "SubscriptionRefused", "handshake_headers",
-    "subscription_requests", "MAX_PAIRS", "SUBSCRIBE_BATCH",
+    "MAX_PAIRS",
+    "SUBSCRIBE_BATCH",
+    "Backoff",
+    "Reconnector",
+    "SmartStream",
+    "StreamEvent",
+    "SubscriptionRefused",
+    "handshake_headers",
+    "subscription_requests",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,10 +126,10 @@ class Reconnector:
         self.url = url
         self.backoff = backoff or Backoff()
         self._credentials, self._renew, self._report = credentials, renew, report
-        self._options: dict[str, Any] = dict(
-            open_timeout=open_timeout_s, ping_interval=ping_interval_s, ping_timeout=ping_interval_s,
-            close_timeout=1.0, compression=None, max_queue=max_queue, user_agent_header="tickguard",
-        )
+        self._options: dict[str, Any] = {
+            "open_timeout": open_timeout_s, "ping_interval": ping_interval_s, "ping_timeout": ping_interval_s,
+            "close_timeout": 1.0, "compression": None, "max_queue": max_queue, "user_agent_header": "tickguard",
+        }
 
     async def run(self, session: Callable[[ClientConnection], Awaitable[str]], down: Callable[[], None]) -> None:
         """Forever (until cancelled): `session` returns why it ended, or raises ConnectionClosed."""
@@ -119,7 +142,7 @@ class Reconnector:
     async def _attempt(self, session: Callable[[ClientConnection], Awaitable[str]]) -> tuple[str, str]:
         try:
             credentials = await self._credentials()
-        except Exception as exc:  # the provider's own failure (login refused, REST down): try again later
+        except Exception as exc:  # noqa: BLE001 - the provider's own failure (login, REST): try later
             return "refused", f"no credentials: {exc!r}"
         loop = asyncio.get_running_loop()
         try:
@@ -149,7 +172,7 @@ class Reconnector:
             return
         try:
             await self._renew()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._report("refused", f"renewing the session failed: {exc!r}")
 
 
@@ -168,7 +191,8 @@ def subscription_requests(action: int, pairs: Mapping[Pair, int], batch: int = S
             requests.append(json.dumps({
                 "correlationID": f"{'s' if action else 'u'}{mode}n{start // batch}"[:10],
                 "action": action,
-                "params": {"mode": mode, "tokenList": [{"exchangeType": c, "tokens": t} for c, t in token_list.items()]},
+                "params": {"mode": mode, "tokenList": [{"exchangeType": c, "tokens": t}
+                                                       for c, t in token_list.items()]},
             }))
     return requests
 
@@ -317,7 +341,7 @@ class SmartStream:
                         emit(tick)
                 except MalformedPacket as exc:
                     self._malformed(f"{exc.reason} ({exc.size} B)")
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001
                     self._report("subscriber-error", f"a tick observer raised {exc!r}")
             else:
                 self._on_text(frame)
@@ -330,7 +354,7 @@ class SmartStream:
                 self._ticks.on_next(tick)
         except MalformedPacket as exc:
             self._malformed(f"{exc.reason} ({exc.size} B)")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._report("subscriber-error", f"a tick observer raised {exc!r}")
 
     def _malformed(self, what: str) -> None:
@@ -375,7 +399,8 @@ class SmartStream:
                 quiet_since = now
             elif now - quiet_since >= stall_s:
                 self._degraded.set()  # REST LTP from now, not only once the close handshake is done
-                self._report("stalled", f"no frame for {now - quiet_since:.2f} s with {len(self._modes)} instruments subscribed")
+                self._report("stalled", f"no frame for {now - quiet_since:.2f} s "
+                                        f"with {len(self._modes)} instruments subscribed")
                 return "stalled"
 
     # REST while degraded ---------------------------------------------------------------------------------
@@ -390,7 +415,7 @@ class SmartStream:
     async def _fallback_once(self, pairs: list[Pair]) -> None:
         try:
             ticks = await self._fallback(pairs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._report("fallback-failed", f"REST LTP for {len(pairs)} instruments: {exc!r}")
             return
         if not self._degraded.is_set():
@@ -399,6 +424,6 @@ class SmartStream:
         for tick in ticks:
             try:
                 emit(tick)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 self._report("subscriber-error", f"a tick observer raised {exc!r}")
         self._report("fallback-ltp", f"{len(ticks)} of {len(pairs)} prices by REST")

@@ -16,7 +16,8 @@ against the SDK and is not used per tick.
 """
 from __future__ import annotations
 
-from struct import Struct, error as StructError
+from struct import Struct
+from struct import error as StructError
 from typing import Any
 
 from service.broker.errors import BrokerError
@@ -24,8 +25,15 @@ from service.broker.smartapi.config import EXCHANGE_NAMES
 from streams import Tick
 
 __all__ = [
-    "LTP", "QUOTE", "SNAP_QUOTE", "DEPTH", "MODE_NAMES", "PACKET_SIZES", "MalformedPacket",
-    "parse_tick", "decode_fields",
+    "DEPTH",
+    "LTP",
+    "MODE_NAMES",
+    "PACKET_SIZES",
+    "QUOTE",
+    "SNAP_QUOTE",
+    "MalformedPacket",
+    "decode_fields",
+    "parse_tick",
 ]
 
 LTP, QUOTE, SNAP_QUOTE, DEPTH = 1, 2, 3, 4

@@ -22,11 +22,17 @@ from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection
 
 from service.broker.smartapi.config import SmartApiConfig
-from service.broker.smartapi.data import Backoff, Credentials, Reconnector, Renew, StreamEvent
+from service.broker.smartapi.data import (
+    Backoff,
+    Credentials,
+    Reconnector,
+    Renew,
+    StreamEvent,
+)
 from service.broker.smartapi.rows import order_from_row
 from service.broker.types import TERMINAL_STATUSES, BrokerOrder, OrderUpdate
 
-__all__ = ["OrderUpdates", "CONNECTED", "POLL", "MIN_POLL_GAP_S"]
+__all__ = ["CONNECTED", "MIN_POLL_GAP_S", "POLL", "OrderUpdates"]
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +108,7 @@ class OrderUpdates:
         self._seen[update.order.order_id] = _state(update.order)
         try:
             self._updates.on_next(update)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._report("subscriber-error", f"an order-update observer raised {exc!r}")
 
     # The socket ----------------------------------------------------------------------------------------
@@ -152,7 +158,7 @@ class OrderUpdates:
                 await asyncio.sleep(wait)
             try:
                 orders = await self._poll()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 self._report("poll-failed", f"{why}: {exc!r}")
                 return 0
             finally:

@@ -34,9 +34,9 @@ def sdk_parse(smartapi_module):
 
 def stream_config(paper: RunningPaper, **overrides) -> SmartApiConfig:
     ws = paper.url.replace("http://", "ws://")
-    values = dict(root=paper.url, stream_url=f"{ws}/smart-stream", order_update_url=f"{ws}/smart-order-update",
-                  clientcode=DEMO.clientcode, pin=DEMO.pin, api_key=DEMO.api_key, totp_secret=DEMO.totp_secret,
-                  timeout_s=5.0)
+    values = {"root": paper.url, "stream_url": f"{ws}/smart-stream", "order_update_url": f"{ws}/smart-order-update",
+              "clientcode": DEMO.clientcode, "pin": DEMO.pin, "api_key": DEMO.api_key,
+              "totp_secret": DEMO.totp_secret, "timeout_s": 5.0}
     values.update(overrides)
     return SmartApiConfig(**values)
 
@@ -125,7 +125,8 @@ class Recorder:
         self.items: list = []
         source.subscribe(self.items.append)
 
-    async def wait(self, predicate: Callable[[object], bool], what: str, timeout: float = 10.0, after: int = 0) -> object:
+    async def wait(self, predicate: Callable[[object], bool], what: str, timeout: float = 10.0,
+                   after: int = 0) -> object:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             for item in self.items[after:]:

@@ -8,7 +8,12 @@ import pytest
 
 from service.broker.port import TickStream
 from service.broker.smartapi.data import (
-    MAX_PAIRS, SUBSCRIBE_BATCH, Backoff, SmartStream, SubscriptionRefused, subscription_requests,
+    MAX_PAIRS,
+    SUBSCRIBE_BATCH,
+    Backoff,
+    SmartStream,
+    SubscriptionRefused,
+    subscription_requests,
 )
 from service.broker.smartapi.parsing import QUOTE, SNAP_QUOTE
 from streams import Tick
@@ -106,7 +111,8 @@ async def test_malformed_frames_are_reported_and_survived(running):
     stream, ticks, events, rest = await running()
     stream.subscribe([SBIN])
     await ticks.wait(live("3045"), "the first tick")
-    await rest.control("/feed/garbage", {"kind": "truncated", "exchange": "NSE", "token": "3045", "mode": 1, "length": 30})
+    await rest.control("/feed/garbage",
+                       {"kind": "truncated", "exchange": "NSE", "token": "3045", "mode": 1, "length": 30})
     await rest.control("/feed/garbage", {"kind": "binary"})
     await rest.control("/feed/garbage", {"kind": "text", "text": '{"garbage": tru'})
     await until(lambda: stream.malformed_frames == 3, "three malformed frames counted")

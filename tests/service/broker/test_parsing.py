@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from service.broker.smartapi.config import EXCHANGE_NAMES, EXCHANGE_TYPES
 from service.broker.smartapi.parsing import (
-    DEPTH, LTP, PACKET_SIZES, QUOTE, SNAP_QUOTE, MalformedPacket, decode_fields, parse_tick,
+    DEPTH,
+    LTP,
+    PACKET_SIZES,
+    QUOTE,
+    SNAP_QUOTE,
+    MalformedPacket,
+    decode_fields,
+    parse_tick,
 )
 from streams import Tick
 
@@ -21,10 +28,13 @@ I32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 I16 = st.integers(min_value=-(2**15), max_value=2**15 - 1)
 F64 = st.floats(allow_nan=True, allow_infinity=True)
 FLAG = st.one_of(st.sampled_from([0, 1]), U16)  # mostly the documented flags, sometimes anything
+ANY_EXCHANGE_TYPE = st.integers(0, 255)
+TOKEN_BYTES = st.binary(max_size=25)
+ALL_MODES = (LTP, QUOTE, SNAP_QUOTE, DEPTH)
 
 
 @st.composite
-def packets(draw, modes=(LTP, QUOTE, SNAP_QUOTE, DEPTH), exchange_types=st.integers(0, 255), tokens=st.binary(max_size=25)) -> bytes:
+def packets(draw, modes=ALL_MODES, exchange_types=ANY_EXCHANGE_TYPE, tokens=TOKEN_BYTES) -> bytes:
     """A packet of the documented layout (smartapi-protocol.md §3.2), packed field by field."""
     mode = draw(st.sampled_from(modes))
     head = struct.pack("<BB25s", mode, draw(exchange_types), draw(tokens))

@@ -46,7 +46,7 @@ def of(order_id: str, status: OrderStatus | None = None, code: str | None = None
 
 
 async def test_orders_placed_over_rest_arrive_as_ab_codes(running, rest):
-    client, received, events = await running()
+    client, received, _ = await running()
     assert isinstance(client, OrderUpdateStream)
     order_id = await rest.place()
     done = await received.wait(of(order_id, OrderStatus.COMPLETE), "the fill")
@@ -57,7 +57,7 @@ async def test_orders_placed_over_rest_arrive_as_ab_codes(running, rest):
 
 
 async def test_paused_updates_are_recovered_by_the_reconciling_poll(running, rest):
-    client, received, events = await running(reconcile_every_s=1.0)
+    _, received, events = await running(reconcile_every_s=1.0)
     await rest.control("/feed/orders/pause")
     order_id = await rest.place()
     update = await received.wait(of(order_id, OrderStatus.COMPLETE), "the fill, from the order book")
@@ -103,7 +103,7 @@ async def test_a_book_older_than_the_socket_never_takes_an_order_back(running, r
     async def poll() -> list[BrokerOrder]:
         return stale[-1] if stale else await rest.order_book()
 
-    client, received, events = await running(poll=poll, reconcile_every_s=None)
+    client, received, _ = await running(poll=poll, reconcile_every_s=None)
     quote = await rest.client.post("/rest/secure/angelbroking/market/v1/quote",
                                    json={"mode": "LTP", "exchangeTokens": {"NSE": ["3045"]}})
     below = round(quote.json()["data"]["fetched"][0]["ltp"] * 0.95 * 20) / 20
@@ -121,7 +121,7 @@ async def test_a_book_older_than_the_socket_never_takes_an_order_back(running, r
 
 
 async def test_malformed_order_updates_are_reported_and_survived(running, rest):
-    client, received, events = await running()
+    _, received, events = await running()
     await rest.control("/feed/garbage", {"kind": "text", "socket": "orders", "text": '{"order-status": "AB05"}'})
     await rest.control("/feed/garbage", {"kind": "text", "socket": "orders", "text": "not json"})
     await until(lambda: [e for e in events.items if e.kind == "malformed"][1:], "two malformed messages")
