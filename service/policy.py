@@ -1,0 +1,101 @@
+"""What a signal does to a strategy's position on a symbol (trading-semantics §2).
+
+Pure: given the alert and the strategy's open trades on the instrument, `decide` returns which
+trades to close and what to open. The webhook applies the decision in the same transaction that
+stores the alert, so two alerts can never both act on the same open trade.
+
+Policies for the opposite signal, per strategy:
+    close_only (default)  sell closes an open long and never opens a short; buy closes an open
+                          short (opened with the Chartink word `short`) and otherwise opens a long
+    reverse               close the other side, then open this side
+    open_new              open this side regardless of the other
+`exit` always just closes. `short` opens or adds a short under every policy (it says so); `cover`
+only closes shorts. `position_size` (TradingView's target net position) overrides all of it.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from service.alerts import Alert, Signal
+from service.trades import Trade
+
+__all__ = ["Policy", "Decision", "decide"]
+
+
+class Policy(enum.StrEnum):
+    CLOSE_ONLY = "close_only"
+    REVERSE = "reverse"
+    OPEN_NEW = "open_new"
+
+
+@dataclass(frozen=True)
+class Decision:
+    close: list[int] = field(default_factory=list)  # trade ids to exit
+    open_side: str | None = None  # LONG | SHORT
+    open_quantity: int | None = None  # units; None = size it from the account
+    note: str = ""  # why nothing happens, when nothing does
+
+    @property
+    def empty(self) -> bool:
+        return not self.close and self.open_side is None
+
+
+def _side(signal: Signal) -> str:
+    return "LONG" if signal is Signal.BUY else "SHORT"
+
+
+def decide(alert: Alert, open_trades: list[Trade], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
+    longs = [t.id for t in open_trades if t.side == "LONG"]
+    shorts = [t.id for t in open_trades if t.side == "SHORT"]
+    if alert.position_size is not None:
+        return _target(alert, open_trades, lot_size)
+    if alert.signal is Signal.EXIT:
+        if not open_trades:
+            return Decision(note="no open trade to exit")
+        return Decision(close=longs + shorts)
+    side = _side(alert.signal)
+    other = shorts if side == "LONG" else longs
+    if alert.chartink_word:
+        if alert.signal is Signal.BUY:  # cover
+            return Decision(close=shorts) if shorts else Decision(note="no open short to cover")
+        return Decision(open_side="SHORT")  # short
+    if policy is Policy.OPEN_NEW:
+        return Decision(open_side=side)
+    if policy is Policy.REVERSE:
+        return Decision(close=other, open_side=side)
+    if other:
+        return Decision(close=other)
+    if side == "SHORT":
+        return Decision(note="sell with no open long: close_only never opens a short")
+    return Decision(open_side=side)
+
+
+def _target(alert: Alert, open_trades: list[Trade], lot_size: int) -> Decision:
+    """Move the net position to `position_size` (units; lots for options)."""
+    assert alert.position_size is not None
+    unit = lot_size if alert.type == "option" else 1
+    target = int(alert.position_size) * unit
+    if target == 0:
+        return Decision(close=[t.id for t in open_trades]) if open_trades else Decision(note="already flat")
+    net = sum(_held(t) if t.side == "LONG" else -_held(t) for t in open_trades)
+    if target == net:
+        return Decision(note=f"already at position size {alert.position_size}")
+    side = "LONG" if target > 0 else "SHORT"
+    same_way = [t for t in open_trades if t.side == side]
+    close = [t.id for t in open_trades if t.side != side]
+    held = sum(_held(t) for t in same_way)
+    want = abs(target)
+    for trade in sorted(same_way, key=lambda t: t.id, reverse=True):  # newest first, whole trades
+        if held <= want:
+            break
+        close.append(trade.id)
+        held -= _held(trade)
+    if held < want:
+        return Decision(close=close, open_side=side, open_quantity=want - held)
+    return Decision(close=close)
+
+
+def _held(trade: Trade) -> int:
+    """Units the trade holds, or will hold once its entry fills."""
+    return trade.open_quantity if trade.filled else trade.quantity

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.alerts import parse_alert
+from service.policy import Policy, decide
+from service.trades import Trade
+
+
+def trade(id: int, side: str, qty: int = 10) -> Trade:
+    return Trade(id=id, alert_id=None, account="A", strategy="s", exchange="NSE", token="3045",
+                 tradingsymbol="SBIN-EQ", side=side, product="INTRADAY", quantity=qty, filled=qty)
+
+
+def alert(signal: str, **extra):
+    return parse_alert({"symbolname": "SBIN", "signal": signal, "price": 800, "type": "equity", "strategyname": "s", **extra})
+
+
+@pytest.mark.parametrize("signal, trades, policy, close, opens", [
+    ("buy", [], Policy.CLOSE_ONLY, [], "LONG"),
+    ("buy", [trade(1, "LONG")], Policy.CLOSE_ONLY, [], "LONG"),  # adds
+    ("sell", [trade(1, "LONG")], Policy.CLOSE_ONLY, [1], None),
+    ("sell", [], Policy.CLOSE_ONLY, [], None),  # never opens a short
+    ("sell", [trade(1, "LONG")], Policy.REVERSE, [1], "SHORT"),
+    ("sell", [trade(1, "LONG")], Policy.OPEN_NEW, [], "SHORT"),
+    ("buy", [trade(2, "SHORT")], Policy.CLOSE_ONLY, [2], None),
+    ("exit", [trade(1, "LONG"), trade(2, "LONG")], Policy.REVERSE, [1, 2], None),
+    ("exit", [], Policy.CLOSE_ONLY, [], None),
+    ("short", [], Policy.CLOSE_ONLY, [], "SHORT"),
+    ("cover", [trade(3, "SHORT")], Policy.CLOSE_ONLY, [3], None),
+    ("cover", [], Policy.REVERSE, [], None),
+])
+def test_signal_policies(signal, trades, policy, close, opens):
+    decision = decide(alert(signal), trades, policy)
+    assert decision.close == close and decision.open_side == opens
+    assert decision.empty == (not close and opens is None)
+    if decision.empty:
+        assert decision.note
+
+
+@pytest.mark.parametrize("target, trades, close, opens, qty", [
+    (0, [trade(1, "LONG"), trade(2, "SHORT")], [1, 2], None, None),
+    (30, [trade(1, "LONG")], [], "LONG", 20),
+    (-10, [trade(1, "LONG")], [1], "SHORT", 10),
+    (10, [trade(1, "LONG"), trade(2, "LONG")], [2], None, None),
+    (-1, [trade(1, "SHORT", 2)], [1], "SHORT", 1),
+])
+def test_position_size_targets(target, trades, close, opens, qty):
+    decision = decide(alert("buy", position_size=target), trades, Policy.CLOSE_ONLY)
+    assert (decision.close, decision.open_side, decision.open_quantity) == (close, opens, qty)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["LONG", "SHORT"]), st.integers(1, 50)), max_size=5),
+    st.integers(-200, 200),
+)
+def test_position_size_always_lands_on_the_target(held, target):
+    trades = [trade(n + 1, side, qty) for n, (side, qty) in enumerate(held)]
+    decision = decide(alert("buy", position_size=target), trades)
+    remaining = [t for t in trades if t.id not in decision.close]
+    net = sum(t.quantity if t.side == "LONG" else -t.quantity for t in remaining)
+    if decision.open_side is not None:
+        net += decision.open_quantity if decision.open_side == "LONG" else -decision.open_quantity
+    assert net == target or (target == 0 and not remaining)
+    assert all(t.side == ("LONG" if target > 0 else "SHORT") for t in remaining) or target == 0 or not remaining
