@@ -14,7 +14,9 @@ when a tick crosses a level, so they cost nothing on the no-cross path.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -81,6 +83,8 @@ class Engine:
         self._squared: set[str] = set()
         self._entries: dict[str, bool] = {}
         self._pending_close: dict[int, None] = {}
+        self._busy = False
+        self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -131,11 +135,27 @@ class Engine:
         ltp = tick.ltp
         if ltp <= book.low or ltp >= book.high:
             try:
-                self._cross(book, tick)
+                self._serial(self._cross, book, tick)
             except Exception as error:
                 if self.fault is None:
                     raise
                 self.fault(error)
+
+    def _serial(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one input to the end before the next. An input that arrives while one is being
+        handled — a consumer that answers an exit intent synchronously with Confirm or Rearm — is
+        queued and handled right after, never in the middle of a tick."""
+        if self._busy:
+            self._deferred.append((step, args))
+            return
+        self._busy = True
+        try:
+            step(*args)
+            while self._deferred:
+                step, args = self._deferred.popleft()
+                step(*args)
+        finally:
+            self._busy = False
 
     def _cross(self, book: TokenBook, tick: Tick) -> None:
         if not self.passes(tick):
@@ -198,6 +218,9 @@ class Engine:
 
     def fire_custom(self, intent: ExitIntent, source: str) -> None:
         """An exit asked for by a signal-stage plug-in; always reason CUSTOM."""
+        self._serial(self._custom, intent, source)
+
+    def _custom(self, intent: ExitIntent, source: str) -> None:
         guard = self._guards.get(intent.trade_id)
         if guard is None:
             self.emit(Refused(intent.trade_id, "trade_id", f"{source}: no such trade"))
@@ -239,7 +262,7 @@ class Engine:
         handler = _HANDLERS.get(type(event))
         if handler is None:
             raise TypeError(f"not a trade event: {event!r}")
-        handler(self, event)
+        self._serial(handler, self, event)
 
     def _arm(self, event: Arm) -> None:
         trade = event.trade
@@ -380,6 +403,9 @@ class Engine:
     # -- the clock -------------------------------------------------------------------------------
 
     def on_clock(self, now_ms: int) -> None:
+        self._serial(self._clock, now_ms)
+
+    def _clock(self, now_ms: int) -> None:
         if self.clock_ms is not None and now_ms < self.clock_ms:
             return  # time does not run backwards; a late Clock is ignored
         self.clock_ms = now_ms

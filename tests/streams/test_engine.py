@@ -297,3 +297,25 @@ def test_a_long_and_a_short_on_one_token_net_out_and_close_cleanly():
     got = run_marbles(ticks="-------a", events="-p-q-l---f-g", clock="-k", lookup=lookup | _clock(), intents_only=False)
     assert [v for _, v in got if isinstance(v, Disarmed)] == [Disarmed(25, "closed"), Disarmed(26, "closed")]
     assert not [v for _, v in got if isinstance(v, Halted)]
+
+
+def test_a_consumer_that_answers_intents_synchronously_does_not_reenter_a_tick():
+    from streams import Engine, ExitIntent
+
+    engine: Engine
+    seen: list = []
+
+    def consumer(item: object) -> None:
+        seen.append(item)
+        if isinstance(item, ExitIntent):
+            engine.on_event(Confirm(item.trade_id, item.tick.ltp))  # an instant fill
+
+    engine = Engine(consumer)
+    engine.on_clock(T0)
+    for trade_id in (31, 32, 33):
+        engine.on_event(Arm(trade(trade_id, "long", stop=rule("points", 10))))
+    engine.on_tick(tick(98_000))
+    order = [(type(v).__name__, getattr(v, "trade_id", None)) for v in seen if isinstance(v, (ExitIntent, Disarmed))]
+    assert order == [("ExitIntent", 31), ("ExitIntent", 32), ("ExitIntent", 33),
+                     ("Disarmed", 31), ("Disarmed", 32), ("Disarmed", 33)]  # fmt: skip
+    assert engine.states() == []
