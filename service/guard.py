@@ -1,0 +1,178 @@
+"""The guard: live ticks and a clock into the stop engine, exit intents and state changes out.
+
+It owns the engine pipeline (`streams.Pipeline`), keeps the tick stream subscribed to exactly the
+basis tokens of armed trades, and ticks the engine's clock. Ticks reach the engine straight from the
+stream's subject on the event loop — no queue, no copy, no per-tick allocation here beyond a count.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from service.broker.port import TickStream
+from service.trades import Trade as TradeRecord
+from streams import (
+    Arm,
+    Amend,
+    Calendar,
+    Close,
+    Confirm,
+    Disarm,
+    EngineConfig,
+    ExitIntent,
+    Instrument,
+    Pipeline,
+    PipelineConfig,
+    Plugin,
+    Rearm,
+    Rules,
+    Side,
+    StateChange,
+    Tick,
+    Trade,
+)
+
+__all__ = ["Guard", "engine_trade"]
+
+log = logging.getLogger("tickguard.guard")
+CLOCK_MS = 250
+
+
+def engine_trade(record: TradeRecord) -> Trade:
+    """The engine's view of a stored trade: its open filled quantity at its average entry."""
+    spec = record.spec
+    instrument = Instrument(record.token, record.exchange, int(spec.get("tick_size", 5)))
+    basis = None
+    if spec.get("basis"):
+        b = spec["basis"]
+        basis = Instrument(str(b["token"]), str(b["exchange"]), int(b.get("tick_size", 5)))
+    return Trade(
+        id=record.id,
+        account=record.account,
+        strategy=record.strategy,
+        instrument=instrument,
+        side=Side(record.side),
+        quantity=record.open_quantity,
+        entry=int(record.entry_price or 0),
+        rules=msgspec.convert(spec.get("rules") or {}, Rules, dec_hook=_decimal),
+        basis=basis,
+        basis_entry=spec.get("basis_entry"),
+        basis_side=Side(spec["basis_side"]) if spec.get("basis_side") else None,
+        fund=spec.get("fund"),
+        product=record.product,
+    )
+
+
+def _decimal(kind: type, value: Any) -> Any:
+    if kind is Decimal:
+        return Decimal(str(value))
+    raise NotImplementedError
+
+
+class Guard:
+    def __init__(self, ticks: TickStream, *, on_exit: Callable[[ExitIntent], None],
+                 on_change: Callable[[StateChange], None], calendar: Calendar | None = None,
+                 stale_ms: int = 5_000, plugins: Sequence[Plugin] = (), clock: Callable[[], float] = time.time) -> None:
+        self.stream = ticks
+        self.clock = clock
+        self._on_exit = on_exit
+        self._on_change = on_change
+        engine = EngineConfig(calendar=calendar, stale_ms=stale_ms) if calendar else EngineConfig(stale_ms=stale_ms)
+        self.pipeline = Pipeline(self._emit, PipelineConfig(engine=engine), plugins, fault=self._fault)
+        self._engine_tick = self.pipeline.on_tick
+        self._tokens: Counter[tuple[str, str]] = Counter()  # basis (exchange, token) -> armed trades on it
+        self._basis: dict[int, tuple[str, str]] = {}
+        self.last: dict[str, Tick] = {}  # latest tick per token, for pricing exits
+        self.ticks_seen = 0
+        self._subscription = None
+        self._clock_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._subscription = self.stream.ticks.subscribe(self._on_tick)
+        self.pipeline.on_clock(int(self.clock() * 1000))
+        self._clock_task = asyncio.create_task(self._tick_clock(), name="guard-clock")
+        await self.stream.start()
+
+    async def stop(self) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            try:
+                await self._clock_task
+            except asyncio.CancelledError:
+                pass
+        if self._subscription is not None:
+            self._subscription.dispose()
+        await self.stream.stop()
+
+    def _on_tick(self, tick: Tick) -> None:
+        self.ticks_seen += 1
+        self.last[tick.token] = tick
+        self._engine_tick(tick)
+
+    async def _tick_clock(self) -> None:
+        while True:
+            await asyncio.sleep(CLOCK_MS / 1000)
+            self.pipeline.on_clock(int(self.clock() * 1000))
+
+    def _emit(self, output: Any) -> None:
+        if type(output) is ExitIntent:
+            self._on_exit(output)
+        else:
+            self._on_change(output)
+
+    def _fault(self, error: Exception) -> None:
+        log.error("stop engine fault", extra={"error": repr(error)})
+
+    # Trade events ----------------------------------------------------------------------------------
+    def arm(self, record: TradeRecord, resume_stop: int | None = None, resume_trailing: bool = False) -> None:
+        trade = engine_trade(record)
+        basis = trade.basis or trade.instrument
+        key = (basis.exchange, basis.token)
+        if record.id not in self._basis:
+            self._basis[record.id] = key
+            self._tokens[key] += 1
+            if self._tokens[key] == 1:
+                self.stream.subscribe([key])
+            self.pipeline.on_event(Arm(trade, resume_stop, resume_trailing))
+        else:
+            self.pipeline.on_event(Amend(trade))
+
+    def confirm(self, trade_id: int, exit_price: int) -> None:
+        self.pipeline.on_event(Confirm(trade_id, exit_price))
+        self._release(trade_id)
+
+    def disarm(self, trade_id: int) -> None:
+        self.pipeline.on_event(Disarm(trade_id))
+        self._release(trade_id)
+
+    def rearm(self, trade_id: int) -> None:
+        self.pipeline.on_event(Rearm(trade_id))
+
+    def close(self, trade_id: int) -> None:
+        self.pipeline.on_event(Close(trade_id))
+
+    def armed(self, trade_id: int) -> bool:
+        return trade_id in self._basis
+
+    def entries_open(self, exchange: str) -> bool:
+        return self.pipeline.engine.entries_open(exchange)
+
+    def last_price(self, token: str) -> int | None:
+        tick = self.last.get(token)
+        return tick.ltp if tick is not None else None
+
+    def _release(self, trade_id: int) -> None:
+        key = self._basis.pop(trade_id, None)
+        if key is None:
+            return
+        self._tokens[key] -= 1
+        if self._tokens[key] <= 0:
+            del self._tokens[key]
+            self.stream.unsubscribe([key])
