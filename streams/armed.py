@@ -13,20 +13,8 @@ class ArmedTrade:
     in its token's book."""
 
     __slots__ = (
-        "activation",
-        "active",
-        "high_key",
-        "long",
-        "low_key",
-        "offset",
-        "phase",
-        "segment",
-        "stop",
-        "target",
-        "tick_size",
-        "token",
-        "trade",
-        "trailed",
+        "activation", "active", "exchange", "high_key", "long", "low_key", "offset", "phase",
+        "segment", "stop", "target", "tick_size", "token", "trade", "trailed",
     )  # fmt: skip
 
     def __init__(self, trade: Trade) -> None:
@@ -34,6 +22,7 @@ class ArmedTrade:
         basis = trade.basis or trade.instrument
         self.trade = trade
         self.token = basis.token
+        self.exchange = basis.exchange
         self.segment = trade.instrument.exchange
         self.tick_size = basis.tick_size
         self.long = lv.side is Side.LONG

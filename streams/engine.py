@@ -76,7 +76,7 @@ class Engine:
         self.sessions = SessionClock(config.calendar)
         self.limits = LossLimits()
         self._stale_ms = config.stale_ms
-        self._books: dict[str, TokenBook] = {}
+        self._books: dict[str, dict[str, TokenBook]] = {}  # exchange -> token -> book
         self._guards: dict[int, ArmedTrade] = {}
         self.clock_ms: int | None = None
         self._day: int | None = None
@@ -109,7 +109,7 @@ class Engine:
 
     def would_act(self, tick: Tick) -> bool:
         """Would this tick fire or move something? (Used to watch tick-stage plug-ins.)"""
-        book = self._books.get(tick.token)
+        book = self._books.get(tick.exchange, {}).get(tick.token)
         if book is None:
             return False
         ltp = tick.ltp
@@ -127,10 +127,14 @@ class Engine:
             self.on_event(item)
 
     def on_tick(self, tick: Tick) -> None:
-        # The hot path: one dict lookup, one store, two integer comparisons when nothing crosses.
-        book = self._books.get(tick.token)
+        # The hot path: two dict lookups (tokens are unique only within an exchange), one store and
+        # two integer comparisons when nothing crosses.
+        venue = self._books.get(tick.exchange)
+        if venue is None:
+            venue = self._books[tick.exchange] = {}
+        book = venue.get(tick.token)
         if book is None:
-            book = self._books[tick.token] = TokenBook(tick.token)
+            book = venue[tick.token] = TokenBook(tick.exchange, tick.token)
         book.last = tick
         ltp = tick.ltp
         if ltp <= book.low or ltp >= book.high:
@@ -176,7 +180,7 @@ class Engine:
             if guard.phase is ARMED:
                 self._index(guard)
         if book.watch:
-            self._on_breach(self.limits.mark(book.token, ltp), tick)
+            self._on_breach(self.limits.mark((book.exchange, book.token), ltp), tick)
 
     def _evaluate(self, guard: ArmedTrade, tick: Tick) -> None:
         ltp, stop = tick.ltp, guard.stop
@@ -229,14 +233,15 @@ class Engine:
 
     # -- the book --------------------------------------------------------------------------------
 
-    def _book(self, token: str) -> TokenBook:
-        book = self._books.get(token)
+    def _book(self, exchange: str, token: str) -> TokenBook:
+        venue = self._books.setdefault(exchange, {})
+        book = venue.get(token)
         if book is None:
-            book = self._books[token] = TokenBook(token)
+            book = venue[token] = TokenBook(exchange, token)
         return book
 
     def _index(self, guard: ArmedTrade) -> None:
-        book = self._book(guard.token)
+        book = self._book(guard.exchange, guard.token)
         guard.low_key, guard.high_key = guard.keys()
         if guard.low_key is not None:
             book.add_low(guard.low_key, guard.trade.id)
@@ -244,7 +249,7 @@ class Engine:
             book.add_high(guard.high_key, guard.trade.id)
 
     def _unindex(self, guard: ArmedTrade) -> None:
-        book = self._books[guard.token]
+        book = self._books[guard.exchange][guard.token]
         if guard.low_key is not None:
             book.remove_low(guard.low_key, guard.trade.id)
             guard.low_key = None
@@ -252,8 +257,8 @@ class Engine:
             book.remove_high(guard.high_key, guard.trade.id)
             guard.high_key = None
 
-    def _last_tick(self, token: str) -> Tick | None:
-        book = self._books.get(token)
+    def _last_tick(self, exchange: str, token: str) -> Tick | None:
+        book = self._books.get(exchange, {}).get(token)
         return None if book is None else book.last
 
     # -- trade events ----------------------------------------------------------------------------
@@ -274,9 +279,9 @@ class Engine:
             return
         guard.tighten(event.resume_stop, event.resume_trailing)
         self._guards[trade.id] = guard
-        mark = self._last_tick(trade.instrument.token)
+        mark = self._last_tick(trade.instrument.exchange, trade.instrument.token)
         self.limits.open_trade(trade, None if mark is None else mark.ltp)
-        self._sync_watch(trade.instrument.token)
+        self._sync_watch(trade.instrument.exchange, trade.instrument.token)
         self.emit(Armed(guard.state()))
         self._settle(guard)
 
@@ -294,12 +299,12 @@ class Engine:
         """A trade (re)enters ARMED: square-off, halt and the latest tick may act on it at once."""
         trade = guard.trade
         if trade.product == "INTRADAY" and guard.segment in self._squared:
-            self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.token))
+            self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.exchange, guard.token))
         elif self.limits.flattening(trade):
-            self._fire(guard, ExitReason.RISK, None, self._last_tick(guard.token))
+            self._fire(guard, ExitReason.RISK, None, self._last_tick(guard.exchange, guard.token))
         else:
             self._index(guard)
-            last = self._books[guard.token].last
+            last = self._books[guard.exchange][guard.token].last
             if last is None or not self.passes(last):
                 return
             low, high = guard.low_key, guard.high_key
@@ -323,9 +328,9 @@ class Engine:
             guard.tighten(old.stop, old.active)
         self._drop(old)
         self._guards[trade.id] = guard
-        mark = self.limits.prices.get(trade.instrument.token)
+        mark = self.limits.prices.get((trade.instrument.exchange, trade.instrument.token))
         self.limits.open_trade(trade, mark)
-        self._sync_watch(trade.instrument.token)
+        self._sync_watch(trade.instrument.exchange, trade.instrument.token)
         guard.phase = old.phase
         self.emit(Armed(guard.state()))
         if guard.phase is ARMED:
@@ -337,7 +342,7 @@ class Engine:
         self._guards.pop(guard.trade.id, None)
         self._pending_close.pop(guard.trade.id, None)
         breached = self.limits.close_trade(guard.trade, exit_price)
-        self._sync_watch(guard.trade.instrument.token)
+        self._sync_watch(guard.trade.instrument.exchange, guard.trade.instrument.token)
         return breached
 
     def _disarm(self, event: Disarm) -> None:
@@ -365,14 +370,14 @@ class Engine:
         if guard is None or guard.phase is not ARMED:
             return
         if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
-            self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.token))
+            self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.exchange, guard.token))
         else:
             self._pending_close[guard.trade.id] = None
 
     def _set_limit(self, event: SetLimit) -> None:
         group = self.limits.set_limit(event.scope, event.key, event.max_loss, event.flatten)
-        for token in {trade.instrument.token for trade in group.trades.values()}:
-            self._sync_watch(token)
+        for exchange, token in {(t.instrument.exchange, t.instrument.token) for t in group.trades.values()}:
+            self._sync_watch(exchange, token)
         self._on_breach([group] if group.breached() else [], None)
 
     def _known(self, trade_id: int, event: str) -> ArmedTrade | None:
@@ -383,9 +388,9 @@ class Engine:
 
     # -- risk ------------------------------------------------------------------------------------
 
-    def _sync_watch(self, token: str) -> None:
-        watch = self.limits.watched(token)
-        book = self._book(token)
+    def _sync_watch(self, exchange: str, token: str) -> None:
+        watch = self.limits.watched((exchange, token))
+        book = self._book(exchange, token)
         if book.watch != watch:
             book.set_watch(watch)
 
@@ -420,7 +425,7 @@ class Engine:
         for trade_id in list(self._pending_close):
             guard = self._guards[trade_id]
             if self.sessions.is_open(guard.segment, now_ms):
-                self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.token))
+                self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.exchange, guard.token))
 
     def _timed(self, exchange: str, day: int, now_ms: int) -> None:
         entries = self.sessions.entries_open(exchange, now_ms)
@@ -436,7 +441,7 @@ class Engine:
         for trade_id in sorted(self._guards):
             guard = self._guards[trade_id]
             if guard.phase is ARMED and guard.segment == exchange and guard.trade.product == "INTRADAY":
-                self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.token))
+                self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.exchange, guard.token))
 
 
 _HANDLERS: dict[type, Callable[[Engine, object], None]] = {

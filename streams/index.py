@@ -1,4 +1,4 @@
-"""Per-token book of armed levels: what a tick on one basis token can cross.
+"""Per-token book of armed levels: what a tick on one basis instrument can cross.
 
 Every armed trade has at most one key on each side of its token's book:
 
@@ -28,9 +28,10 @@ NO_HIGH = 1 << 62  # above any price: nothing on the high side
 
 
 class TokenBook:
-    __slots__ = ("high", "highs", "last", "low", "lows", "token", "watch")
+    __slots__ = ("exchange", "high", "highs", "last", "low", "lows", "token", "watch")
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, exchange: str, token: str) -> None:
+        self.exchange = exchange
         self.token = token
         self.low = NO_LOW
         self.high = NO_HIGH

@@ -13,9 +13,13 @@ does a halt.
 """
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from .types import Scope, Side, Trade
 
 __all__ = ["Group", "LossLimits"]
+
+Key: TypeAlias = tuple[str, str]  # (exchange, token): tokens are unique only within an exchange
 
 
 class Group:
@@ -29,7 +33,7 @@ class Group:
         self.halted = False
         self.realised = 0
         self.open = 0
-        self.net: dict[str, int] = {}  # instrument token -> signed open quantity
+        self.net: dict[Key, int] = {}  # instrument -> signed open quantity
         self.trades: dict[int, Trade] = {}
 
     @property
@@ -40,6 +44,10 @@ class Group:
         return self.max_loss is not None and not self.halted and self.pnl <= -self.max_loss
 
 
+def _key(trade: Trade) -> Key:
+    return (trade.instrument.exchange, trade.instrument.token)
+
+
 def _signed(trade: Trade) -> int:
     return trade.quantity if trade.side is Side.LONG else -trade.quantity
 
@@ -47,8 +55,8 @@ def _signed(trade: Trade) -> int:
 class LossLimits:
     def __init__(self) -> None:
         self.groups: dict[tuple[Scope, str], Group] = {}
-        self.prices: dict[str, int] = {}
-        self._holders: dict[str, dict[Group, None]] = {}  # token -> groups with open quantity (ordered)
+        self.prices: dict[Key, int] = {}
+        self._holders: dict[Key, dict[Group, None]] = {}  # instrument -> groups holding it (ordered)
 
     def groups_of(self, trade: Trade) -> tuple[Group, Group]:
         return self._group("account", trade.account), self._group("strategy", trade.strategy)
@@ -59,11 +67,11 @@ class LossLimits:
             group = self.groups[(scope, key)] = Group(scope, key)
         return group
 
-    def watched(self, token: str) -> bool:
+    def watched(self, token: Key) -> bool:
         return any(group.max_loss is not None for group in self._holders.get(token, ()))
 
     def open_trade(self, trade: Trade, price: int | None) -> None:
-        token = trade.instrument.token
+        token = _key(trade)
         mark = self.prices.setdefault(token, trade.entry if price is None else price)
         signed = _signed(trade)
         for group in self.groups_of(trade):
@@ -74,7 +82,7 @@ class LossLimits:
 
     def close_trade(self, trade: Trade, exit_price: int | None) -> list[Group]:
         """Drop an open trade; with an exit price its P&L is realised. Returns breached groups."""
-        token = trade.instrument.token
+        token = _key(trade)
         signed = _signed(trade)
         breached = []
         for group in self.groups_of(trade):
@@ -82,7 +90,7 @@ class LossLimits:
                 continue
             group.open -= signed * (self.prices[token] - trade.entry)
             group.net[token] -= signed  # may be 0 while a long and a short are both open
-            if not any(other.instrument.token == token for other in group.trades.values()):
+            if not any(_key(other) == token for other in group.trades.values()):
                 del group.net[token]
                 self._holders[token].pop(group, None)
             if exit_price is not None:
@@ -91,7 +99,7 @@ class LossLimits:
                 breached.append(group)
         return breached
 
-    def mark(self, token: str, price: int) -> list[Group]:
+    def mark(self, token: Key, price: int) -> list[Group]:
         """A gated price for an instrument: move the open P&L. Returns newly breached groups."""
         old = self.prices.get(token)
         if old is None or old == price:

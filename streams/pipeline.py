@@ -76,7 +76,7 @@ class Pipeline:
         self._listeners: list[Isolated] = []
         self._signals: list[Isolated] = []
         self._queue: deque[tuple[Isolated, ExitIntent]] = deque()
-        self._held: dict[str, tuple[Tick, int]] = {}
+        self._held: dict[tuple[str, str], tuple[Tick, int]] = {}  # (exchange, token) -> raw tick, count
         for plugin in plugins:
             self._plug(plugin)
         plain = not any(p.stage in ("tick", "signal") for p in plugins)
@@ -147,14 +147,14 @@ class Pipeline:
         acting = engine.would_act(raw)
         self._feed(0, raw)
         if acting and engine.would_act(raw):
-            token = raw.token
+            token = (raw.exchange, raw.token)
             withheld = self._held.pop(token, (raw, 0))[1] + 1
             if withheld > self.config.max_withheld:
                 self._overrule(raw)
             else:
                 self._held[token] = (raw, withheld)
         elif self._held:
-            self._held.pop(raw.token, None)
+            self._held.pop((raw.exchange, raw.token), None)
         self._drain()
 
     def _overrule(self, raw: Tick) -> None:

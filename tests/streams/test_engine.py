@@ -319,3 +319,9 @@ def test_a_consumer_that_answers_intents_synchronously_does_not_reenter_a_tick()
     assert order == [("ExitIntent", 31), ("ExitIntent", 32), ("ExitIntent", 33),
                      ("Disarmed", 31), ("Disarmed", 32), ("Disarmed", 33)]  # fmt: skip
     assert engine.states() == []
+
+
+def test_a_token_number_on_another_exchange_is_another_instrument():
+    nse = trade(34, "long", stop=rule("points", 10))  # NSE 2885 stop 990
+    bse_tick, nse_tick = tick(98_000, exchange="BSE"), tick(98_000)
+    assert run("---b-n", dict(b=bse_tick, n=nse_tick, x=Arm(nse))) == [(5, intent(34, "STOP", 99_000, nse_tick))]

@@ -7,13 +7,13 @@ from streams.index import NO_HIGH, NO_LOW
 
 
 def test_an_empty_book_is_crossed_by_no_price():
-    book = TokenBook("2885")
+    book = TokenBook("NSE", "2885")
     assert (book.low, book.high) == (NO_LOW, NO_HIGH)
     assert book.take_crossed(1) == []
 
 
 def test_the_book_caches_the_nearest_key_of_each_side():
-    book = TokenBook("2885")
+    book = TokenBook("NSE", "2885")
     book.add_low(99_000, 1)
     book.add_low(99_500, 2)
     book.add_high(101_000, 3)
@@ -22,7 +22,7 @@ def test_the_book_caches_the_nearest_key_of_each_side():
 
 
 def test_a_falling_price_pops_only_the_low_keys_it_reached():
-    book = TokenBook("2885")
+    book = TokenBook("NSE", "2885")
     for trade_id, key in enumerate([98_000, 99_000, 99_500, 99_600], start=1):
         book.add_low(key, trade_id)
     book.add_high(101_000, 9)
@@ -31,7 +31,7 @@ def test_a_falling_price_pops_only_the_low_keys_it_reached():
 
 
 def test_a_rising_price_pops_only_the_high_keys_it_reached():
-    book = TokenBook("2885")
+    book = TokenBook("NSE", "2885")
     book.add_high(101_000, 1)
     book.add_high(100_500, 2)
     book.add_high(102_000, 3)
@@ -40,7 +40,7 @@ def test_a_rising_price_pops_only_the_high_keys_it_reached():
 
 
 def test_removing_a_key_refreshes_the_cache_and_unknown_keys_raise():
-    book = TokenBook("2885")
+    book = TokenBook("NSE", "2885")
     book.add_low(99_000, 1)
     book.add_low(99_500, 2)
     book.remove_low(99_500, 2)
@@ -53,7 +53,7 @@ def test_removing_a_key_refreshes_the_cache_and_unknown_keys_raise():
 
 
 def test_a_watched_book_sends_every_price_to_the_slow_path():
-    book = TokenBook("2885")
+    book = TokenBook("NSE", "2885")
     book.add_low(99_000, 1)
     book.set_watch(True)
     assert book.low >= 10**12 and book.high <= -(10**12)
