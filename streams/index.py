@@ -7,8 +7,8 @@ Every armed trade has at most one key on each side of its token's book:
 
 Each side is a list kept sorted so that the keys a falling (rising) price crosses first sit at the
 end: crossing pops from the end, O(1) per crossed trade, and a tick touches only crossed trades.
-The book caches the nearest key of each side in `low` and `high`, so the no-cross path of a tick is
-one dict lookup and two integer comparisons: `ltp <= book.low or ltp >= book.high`.
+The book caches the nearest key of each side in `low` and `high`, so once the engine has found the
+book, the no-cross path of a tick is two integer comparisons: `ltp <= book.low or ltp >= book.high`.
 
 A trailing trade's key is the lowest (highest) price at which its stop would ratchet or its
 trailing would start, so a token full of trailing trades costs nothing until one of them moves.
