@@ -68,7 +68,8 @@ def make_trades(count: int, rng: random.Random) -> list[Trade]:
         trail = None
         if trade_id % 10 == 9:
             trail = TrailRule(DistanceType.ENTRY_PCT, Decimal(1), StopRule(DistanceType.ENTRY_PCT, Decimal(2)))
-        rules = Rules(StopRule(DistanceType.ENTRY_PCT, stop_pct), StopRule(DistanceType.ENTRY_PCT, stop_pct * 2), trail)
+        stop, target = StopRule(DistanceType.ENTRY_PCT, stop_pct), StopRule(DistanceType.ENTRY_PCT, stop_pct * 2)
+        rules = Rules(stop, target, trail)
         instrument = Instrument(f"T{token:04d}", "NSE", 5)
         trades.append(Trade(trade_id, "A1", "S1", instrument, side, 10, _base(token), rules))
     return trades
@@ -128,10 +129,12 @@ def run(quick: bool) -> list[Figure]:
     for size in SIZES:
         rates[size], fired = engine_rate(make_trades(size, rng), ticks, armings)
         goal = ">= 0.7x" if size == 10_000 else ""
-        figures.append(Figure(f"engine, {size:,} trades ({fired} exits/run)", rates[size], "ticks/s", bare_rate, goal))
+        name = f"engine, {size:,} trades ({fired} exits/run)"
+        figures.append(Figure(name, rates[size], "ticks/s", bare_rate, goal))
     spike = Plugin("spike_filter", "tick", spike_filter(max_jump_pct=5))
     filtered, fired = engine_rate(make_trades(10_000, rng), ticks, armings, [spike])
-    figures.append(Figure(f"engine + spike filter, 10,000 trades ({fired} exits/run)", filtered, "ticks/s", bare_rate))
+    name = f"engine + spike filter, 10,000 trades ({fired} exits/run)"
+    figures.append(Figure(name, filtered, "ticks/s", bare_rate))
     per_tick_10, per_tick_100k = 1e9 / rates[10], 1e9 / rates[100_000]
     figures.append(Figure("per-tick cost, 100,000 vs 10 trades", per_tick_100k, "ns/tick", per_tick_10, "<= 1.3x"))
     return figures

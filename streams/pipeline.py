@@ -215,7 +215,8 @@ def guard(
                 observer.on_error(error)
 
             pipeline = Pipeline(observer.on_next, config, plugins, fault)
-            subscriptions.add(trade_events.subscribe(_guarded(pipeline.on_event, fault), fault, scheduler=scheduler))
+            on_event = _guarded(pipeline.on_event, fault)
+            subscriptions.add(trade_events.subscribe(on_event, fault, scheduler=scheduler))
             subscriptions.add(clock.subscribe(_guarded(pipeline.on_clock, fault), fault, scheduler=scheduler))
             subscriptions.add(ticks.subscribe(pipeline.on_tick, fault, observer.on_completed, scheduler=scheduler))
             return subscriptions

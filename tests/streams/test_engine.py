@@ -73,7 +73,8 @@ def test_rearm_guards_again_and_fires_on_the_latest_tick_at_once():
 
 def test_a_confirmed_trade_is_closed_for_good():
     a = tick(98_000)
-    got = run("---a---a", dict(a=a, x=Arm(LONG_STOP), f=Confirm(1, 97_950), r=Rearm(1)), events="--x--f-r", intents_only=False)
+    lookup = dict(a=a, x=Arm(LONG_STOP), f=Confirm(1, 97_950), r=Rearm(1))
+    got = run("---a---a", lookup, events="--x--f-r", intents_only=False)
     assert (3, intent(1, "STOP", 99_000, a)) in got
     assert (5, Disarmed(1, "closed")) in got
     assert (7, Refused(1, "trade_id", "rearm: no such trade")) in got
@@ -110,7 +111,10 @@ def test_short_trailing_activates_ratchets_and_fires_as_trail():
     assert got[-1] == (11, intent(5, "TRAIL", 99_700, p["e"]))
 
 
-@pytest.mark.parametrize(("side", "prices", "stops"), [("long", (100_200, 100_100), (99_700, 99_900)), ("short", (99_800, 99_900), (100_300, 100_100))])
+@pytest.mark.parametrize(
+    ("side", "prices", "stops"),
+    [("long", (100_200, 100_100), (99_700, 99_900)), ("short", (99_800, 99_900), (100_300, 100_100))],
+)
 def test_trailing_without_activation_trails_from_the_entry(side, prices, stops):
     t = trade(6, side, trailing=trail("points", 3))
     a, b = (tick(p) for p in prices)
@@ -120,9 +124,11 @@ def test_trailing_without_activation_trails_from_the_entry(side, prices, stops):
     assert [v.new_stop for _, v in got if isinstance(v, TrailMoved)] == [stops[1]]  # best -/+ 3.00
 
 
-def test_a_stale_tick_fires_nothing_a_fresh_one_does():
-    old, fresh = tick(98_000, at=T0 - 5_001), tick(98_500, at=T0)
-    assert run("---o-f", dict(o=old, f=fresh, x=Arm(LONG_STOP))) == [(5, intent(1, "STOP", 99_000, fresh))]
+@pytest.mark.parametrize(("trade_", "beyond"), [(LONG_STOP, 98_000), (SHORT_STOP, 102_000)])
+def test_a_stale_tick_fires_nothing_a_fresh_one_does(trade_, beyond):
+    old, fresh = tick(beyond, at=T0 - 5_001), tick(beyond, at=T0)
+    got = run("---o-f", dict(o=old, f=fresh, x=Arm(trade_)))
+    assert got == [(5, intent(trade_.id, "STOP", STOP_OF[trade_.id], fresh))]
 
 
 def test_a_tick_exactly_at_the_staleness_limit_is_fresh():
@@ -156,9 +162,10 @@ def test_square_off_closes_intraday_trades_at_the_segment_time():
     intraday = trade(8, "long", stop=rule("points", 10))
     carried = trade(9, "long", stop=rule("points", 10), product="CARRYFORWARD")
     late = trade(10, "short", stop=rule("points", 10))
-    lookup = dict(k=ist(15, 14, 59), s=ist(15, 15), a=Arm(intraday), b=Arm(carried), l=Arm(late), t=tick(100_000, ist(15, 14, 59)))
+    last = tick(100_000, ist(15, 14, 59))
+    lookup = dict(k=ist(15, 14, 59), s=ist(15, 15), a=Arm(intraday), b=Arm(carried), l=Arm(late), t=last)
     got = run_marbles(ticks="--t", events="--a-b--l", clock="-k---s", lookup=lookup)
-    assert got == [(5, intent(8, "SQUARE_OFF", None, lookup["t"])), (7, intent(10, "SQUARE_OFF", None, lookup["t"]))]
+    assert got == [(5, intent(8, "SQUARE_OFF", None, last)), (7, intent(10, "SQUARE_OFF", None, last))]
 
 
 def test_no_square_off_on_a_holiday_in_that_segment():
@@ -239,11 +246,12 @@ def test_disarm_stops_guarding():
     assert run("-----a", dict(a=tick(98_000), x=Arm(LONG_STOP), d=Disarm(1)), events="--x-d") == []
 
 
+@pytest.mark.parametrize("trade_", [LONG_STOP, SHORT_STOP])
 @pytest.mark.parametrize(("clock", "frame"), [(ist(10), 4), (ist(9, 0), 5)])
-def test_manual_close_is_honoured_at_once_in_session_or_at_the_open(clock, frame):
-    lookup = dict(k=clock, o=ist(9, 15), x=Arm(LONG_STOP), m=Close(1))
+def test_manual_close_is_honoured_at_once_in_session_or_at_the_open(trade_, clock, frame):
+    lookup = dict(k=clock, o=ist(9, 15), x=Arm(trade_), m=Close(trade_.id))
     got = run_marbles(ticks="-", events="--x-m", clock="-k---o", lookup=lookup)
-    assert got == [(frame, intent(1, "MANUAL", None, None))]
+    assert got == [(frame, intent(trade_.id, "MANUAL", None, None))]
 
 
 def test_manual_close_of_an_exiting_trade_sends_nothing_more():
@@ -258,7 +266,7 @@ def test_daily_loss_breach_halts_and_flattens_the_account():
     # limit Rs 500 on A1. Long 100 @1000 marked at 996: -400. Short 50 @1000 at 1002.05: -102.50
     a, b = tick(99_600), tick(100_205, token="11536")
     lookup = dict(a=a, b=b, p=Arm(t1), q=Arm(t2), l=SetLimit("account", "A1", 50_000, flatten=True))
-    got = run_marbles(ticks="-------a-b", events="-p-q-l", clock="-k", lookup=lookup | _clock(), intents_only=False)
+    got = run("-------a-b", lookup, events="-p-q-l", intents_only=False)
     halted = [(f, v) for f, v in got if isinstance(v, Halted)]
     assert halted == [(9, Halted("account", "A1", -50_250, 50_000, T0))]
     assert [(f, v) for f, v in got if type(v).__name__ == "ExitIntent"] == [
@@ -282,9 +290,11 @@ def test_a_halt_lifts_at_the_next_day():
 
     from streams_helpers import MONDAY
 
-    lookup = dict(p=Arm(trade(24, "long", stop=rule("points", 50))), f=Confirm(24, 90_000), l=SetLimit("account", "A1", 1))
+    armed = Arm(trade(24, "long", stop=rule("points", 50)))
+    lookup = dict(p=armed, f=Confirm(24, 90_000), l=SetLimit("account", "A1", 1), k=T0)
     tuesday = ist(9, 0, day=MONDAY + dt.timedelta(days=1))
-    got = run_marbles(ticks="-", events="--p-f-l", clock="-k------t", lookup=lookup | dict(k=T0, t=tuesday), intents_only=False)
+    lookup["t"] = tuesday
+    got = run_marbles(ticks="-", events="--p-f-l", clock="-k------t", lookup=lookup, intents_only=False)
     assert (6, Halted("account", "A1", -100_000, 1, T0)) in got
     assert (8, Resumed("account", "A1", tuesday)) in got
 
@@ -293,8 +303,9 @@ def test_a_long_and_a_short_on_one_token_net_out_and_close_cleanly():
     long = trade(25, "long", quantity=10, stop=rule("points", 50))
     short = trade(26, "short", quantity=10, stop=rule("points", 50))
     # flat net: the price move does not matter; realised -100 + -50 = -150 > -200: no halt
-    lookup = dict(p=Arm(long), q=Arm(short), l=SetLimit("account", "A1", 20_000), a=tick(99_000 + 5), f=Confirm(25, 99_000), g=Confirm(26, 100_500))
-    got = run_marbles(ticks="-------a", events="-p-q-l---f-g", clock="-k", lookup=lookup | _clock(), intents_only=False)
+    lookup = dict(p=Arm(long), q=Arm(short), l=SetLimit("account", "A1", 20_000), a=tick(99_005))
+    lookup |= dict(f=Confirm(25, 99_000), g=Confirm(26, 100_500))
+    got = run("-------a", lookup, events="-p-q-l---f-g", intents_only=False)
     assert [v for _, v in got if isinstance(v, Disarmed)] == [Disarmed(25, "closed"), Disarmed(26, "closed")]
     assert not [v for _, v in got if isinstance(v, Halted)]
 
@@ -315,7 +326,7 @@ def test_a_consumer_that_answers_intents_synchronously_does_not_reenter_a_tick()
     for trade_id in (31, 32, 33):
         engine.on_event(Arm(trade(trade_id, "long", stop=rule("points", 10))))
     engine.on_tick(tick(98_000))
-    order = [(type(v).__name__, getattr(v, "trade_id", None)) for v in seen if isinstance(v, (ExitIntent, Disarmed))]
+    order = [(type(v).__name__, v.trade_id) for v in seen if isinstance(v, (ExitIntent, Disarmed))]
     assert order == [("ExitIntent", 31), ("ExitIntent", 32), ("ExitIntent", 33),
                      ("Disarmed", 31), ("Disarmed", 32), ("Disarmed", 33)]  # fmt: skip
     assert engine.states() == []

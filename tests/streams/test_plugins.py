@@ -54,7 +54,8 @@ def test_load_resolves_a_factory_with_its_keyword_arguments():
         PluginSpec,
     )
     plugin = load(spec)
-    assert (plugin.name, plugin.stage, callable(plugin.operator)) == ("streams.examples.spike_filter:spike_filter", "tick", True)
+    assert (plugin.name, plugin.stage) == ("streams.examples.spike_filter:spike_filter", "tick")
+    assert callable(plugin.operator)
 
 
 def test_settings_with_unknown_plugin_fields_are_refused():
@@ -130,7 +131,8 @@ def test_a_tick_stage_that_withholds_a_real_move_is_overruled_on_the_next_crossi
     deaf = Plugin("deaf", "tick", ops.filter(lambda _: False))
     lower = tick(97_500)
     got = run("---c-l", deaf, l=lower)
-    assert [(f, v) for f, v in got if isinstance(v, PluginWithheld)] == [(5, PluginWithheld("deaf", "2885", lower))]
+    withheld = [(f, v) for f, v in got if isinstance(v, PluginWithheld)]
+    assert withheld == [(5, PluginWithheld("deaf", "2885", lower))]
     assert exits(got) == [(5, intent(1, "STOP", 99_000, lower))]
 
 
@@ -190,7 +192,8 @@ def test_a_signal_stage_that_raises_is_unplugged_and_stops_still_fire():
 
 def test_a_runaway_signal_stage_is_unplugged():
     def chatter(source):
-        return source.pipe(ops.filter(lambda i: isinstance(i, Refused)), ops.map(lambda _: ExitIntent(99, "CUSTOM", None, None)))
+        refused = ops.filter(lambda i: isinstance(i, Refused))
+        return source.pipe(refused, ops.map(lambda _: ExitIntent(99, "CUSTOM", None, None)))
 
     def seed(source):
         flat = ops.filter(lambda i: isinstance(i, Tick) and i.ltp == 100_000)

@@ -42,7 +42,8 @@ class Model:
         self.exits: list[tuple[int, Tick | None, str, int | None]] = []
 
     def fresh(self, t: Tick) -> bool:
-        return self.clock is not None and self.clock - t.exchange_ts_ms <= STALE_MS and self.sessions.is_open(t.exchange, t.exchange_ts_ms)
+        ts = t.exchange_ts_ms
+        return self.clock is not None and self.clock - ts <= STALE_MS and self.sessions.is_open(t.exchange, ts)
 
     def arm(self, spec) -> None:
         lv = levels(spec)
@@ -187,6 +188,7 @@ def test_the_model_is_not_vacuous():
     """Guard against a generator that never makes anything fire."""
     long = trade(1, "long", entry=10_000, stop=rule("points", "0.5"), trailing=trail("points", "0.5"))
     model = Model()
-    for item in [Clock(ist(10)), Arm(long), Tick("2885", "NSE", 10_200, ist(10)), Tick("2885", "NSE", 10_140, ist(10))]:
+    high, back = Tick("2885", "NSE", 10_200, ist(10)), Tick("2885", "NSE", 10_140, ist(10))
+    for item in [Clock(ist(10)), Arm(long), high, back]:
         model.feed(item)
     assert model.exits == [(1, Tick("2885", "NSE", 10_140, ist(10)), "TRAIL", 10_150)]
