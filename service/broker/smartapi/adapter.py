@@ -204,12 +204,12 @@ class SmartApiBroker:
         if self._ticks is None:
             from service.broker.smartapi.data import SmartStream
 
-            self._ticks = SmartStream(self.config, self.rest.credentials, self.quote_ticks)
+            self._ticks = SmartStream(self.config, self.rest.credentials, self.quote_ticks, renew=self.rest.renew)
         return self._ticks
 
     def order_update_stream(self) -> OrderUpdateStream:
         if self._updates is None:
             from service.broker.smartapi.updates import OrderUpdates
 
-            self._updates = OrderUpdates(self.config, self.rest.credentials, self.order_book)
+            self._updates = OrderUpdates(self.config, self.rest.credentials, self.order_book, renew=self.rest.renew)
         return self._updates
