@@ -239,6 +239,16 @@ class Store:
         db.execute(f"UPDATE orders SET {sets}, updated_ms = ? WHERE id = ?", (*fields.values(), now_ms, order_id))
         return _order(db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone())
 
+    @staticmethod
+    def order_sent(db: sqlite3.Connection, order_id: int, now_ms: int, broker_order_id: str, unique_order_id: str) -> OrderRecord:
+        """The broker's ids for an order; its status moves to `sent` only if no update came first."""
+        db.execute(
+            "UPDATE orders SET broker_order_id = ?, unique_order_id = ?, updated_ms = ?,"
+            " status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END WHERE id = ?",
+            (broker_order_id, unique_order_id, now_ms, order_id),
+        )
+        return _order(db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone())
+
     async def orders(self, trade_id: int) -> list[OrderRecord]:
         return await self.db.read(
             lambda db: [_order(r) for r in db.execute("SELECT * FROM orders WHERE trade_id = ? ORDER BY id", (trade_id,))]

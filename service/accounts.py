@@ -1,0 +1,73 @@
+"""Trading accounts and the stop rules they, their strategies and their alerts give (§4, §6).
+
+An account follows the account service's contract (`accountId`, `pseudoAccountName`, `fund`,
+`stoplosstype`, `stoploss`): `stoplosstype` `number` means rupees of risk per trade, `percentage`
+means percent of the account's fund at risk. Until the account service is wired, paper mode trades
+one demo account defined by settings.
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from service.alerts import Alert, DistanceSpec, TrailSpec
+from service.errors import SettingsError
+from service.policy import Policy
+
+__all__ = ["Account", "Strategy", "load_strategies", "resolve_rules"]
+
+
+class Account(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    name: str
+    fund: int  # paise per trade
+    stoploss_type: str | None = None  # number | percentage
+    stoploss: Decimal | None = None
+    clientcode: str | None = None
+
+    def default_stop(self) -> DistanceSpec | None:
+        if self.stoploss is None or self.stoploss_type is None:
+            return None
+        kind = {"number": "rupees", "percentage": "fund_pct"}.get(self.stoploss_type)
+        return DistanceSpec(kind, self.stoploss) if kind else None
+
+
+class Strategy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    policy: Policy = Policy.CLOSE_ONLY
+    stoploss: DistanceSpec | None = None
+    target: DistanceSpec | None = None
+    trail: TrailSpec | None = None
+
+
+def load_strategies(path: str) -> dict[str, Strategy]:
+    """STRATEGIES_FILE: `{"name": {"policy", "stoploss", "target", "trail"}}`; empty path → none."""
+    if not path:
+        return {}
+    try:
+        raw = json.loads(Path(path).read_text())
+        return msgspec.convert(raw, dict[str, Strategy])
+    except (OSError, ValueError, msgspec.ValidationError) as exc:
+        raise SettingsError([("STRATEGIES_FILE", f"{path}: {exc}")]) from None
+
+
+def _rule(spec: DistanceSpec | None) -> dict[str, Any] | None:
+    return None if spec is None else {"type": spec.type, "value": str(spec.value)}
+
+
+def resolve_rules(alert: Alert, strategy: Strategy | None, account: Account) -> tuple[dict[str, Any], str]:
+    """The trade's rules as the engine takes them, and where the stop came from."""
+    stop, source = alert.stoploss, "alert"
+    if stop is None and strategy is not None and strategy.stoploss is not None:
+        stop, source = strategy.stoploss, "strategy"
+    if stop is None:
+        stop, source = account.default_stop(), "account"
+    target = alert.target or (strategy.target if strategy else None)
+    trail = alert.trail or (strategy.trail if strategy else None)
+    rules: dict[str, Any] = {"stop": _rule(stop), "target": _rule(target), "trail": None}
+    if trail is not None:
+        rules["trail"] = {"type": trail.type, "value": str(trail.value), "activation": _rule(trail.activation)}
+    return rules, source if stop is not None else "none"

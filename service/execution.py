@@ -1,0 +1,369 @@
+"""Execution: trades into broker orders, broker order events into trade events (trading-semantics §5).
+
+Entry: sized against the account's fund and the broker's margin, sent with tag `tg<id>E1`, the
+order row committed before the request leaves, so a crash can always find it again by its tag.
+Fills (partial ones too) arm the filled quantity in the guard.
+
+Exit, when the engine fires: at most one exit in flight per trade. The unfilled rest of the entry is
+cancelled first; the quantity is the filled quantity still open, never more than the broker's net
+position in that direction (an exit never flips or opens a position). A protected marketable LIMIT
+(LTP ∓ `protection_pct`, on the tick) is sent and re-priced every `chase_ms` until it fills; a
+rejected exit is retried with backoff, then the trade is UNPROTECTED — loudly, never silently.
+A trade is CLOSED only when the broker confirms the exit fill.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from service.broker import (
+    Broker,
+    BrokerError,
+    BrokerOrder,
+    OrderKind,
+    OrderRefused,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderUpdate,
+    PlacementUnknown,
+    Priority,
+)
+from service.broker.smartapi.pacing import EntryExpired
+from service.guard import Guard
+from service.sizing import size_equity
+from service.store import OrderRecord, Store
+from service.trades import Trade, TradeEvent, TradeState, tag_for
+from streams import ExitIntent
+
+__all__ = ["ExecConfig", "Trader"]
+
+log = logging.getLogger("tickguard.execution")
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    exit_order_type: str = "LIMIT"  # LIMIT (protected, chased) | MARKET
+    protection_pct: Decimal = Decimal("0.5")  # how far beyond the LTP an exit limit is priced
+    chase_ms: int = 500  # re-price an unfilled exit this often
+    exit_attempts: int = 3  # exit orders tried before the trade is UNPROTECTED
+    retry_backoff_s: float = 0.2  # doubled after every rejected exit
+    leverage: dict[str, Decimal] = field(default_factory=lambda: {"INTRADAY": Decimal(1), "DELIVERY": Decimal(1)})
+
+
+def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal) -> int:
+    """A marketable limit: beyond the LTP by `pct` percent, on the tick grid, at least one tick away."""
+    buffer = max(tick, int(Decimal(ltp) * pct / 100))
+    if side is OrderSide.SELL:
+        return max(tick, (ltp - buffer) // tick * tick)
+    return -((-(ltp + buffer)) // tick) * tick
+
+
+class Trader:
+    def __init__(self, store: Store, broker: Broker, guard: Guard, *, config: ExecConfig | None = None,
+                 clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None) -> None:
+        self.store = store
+        self.broker = broker
+        self.guard = guard
+        self.config = config or ExecConfig()
+        self.clock = clock
+        self.on_trade = on_trade or (lambda trade: None)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._tags: dict[str, OrderRecord] = {}  # our orders by tag, as last recorded
+        self._order_events: dict[str, asyncio.Event] = {}  # exit tags being watched
+        self._exiting: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _lock(self, trade_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(trade_id, asyncio.Lock())
+
+    def spawn(self, coroutine, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("execution task failed", extra={"task": task.get_name(), "error": repr(task.exception())})
+
+    async def drain(self) -> None:
+        """Wait for every running entry and exit task (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _record(self, trade_id: int, kind: str, **data: Any) -> Trade:
+        trade = await self.store.record(trade_id, TradeEvent(kind=kind, at_ms=self.now_ms(), data=data))
+        self.on_trade(trade)
+        return trade
+
+    # Entry ---------------------------------------------------------------------------------------
+    def submit(self, trade_ids: list[int], *, fund: int, requested: dict[int, int | None] | None = None) -> None:
+        for trade_id in trade_ids:
+            quantity = (requested or {}).get(trade_id)
+            self.spawn(self.enter(trade_id, fund=fund, quantity=quantity), f"entry-{trade_id}")
+
+    async def enter(self, trade_id: int, *, fund: int, quantity: int | None = None) -> None:
+        async with self._lock(trade_id):
+            trade = await self.store.trade(trade_id)
+            if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
+                return
+            try:
+                margin = (await self.broker.funds()).net
+            except BrokerError as exc:
+                await self._record(trade_id, "rejected", reason=f"cannot read the broker's margin: {exc.message}")
+                return
+            price = int(trade.spec.get("alert_price") or 0)
+            leverage = self.config.leverage.get(trade.product, Decimal(1))
+            sized = size_equity(fund=fund, margin=margin, price=price, leverage=leverage, quantity=quantity)
+            if sized.refused:
+                await self._record(trade_id, "rejected", reason=sized.reason)
+                return
+            trade = await self._record(trade_id, "sized", quantity=sized.quantity)
+            side = OrderSide.BUY if trade.long else OrderSide.SELL
+            await self._send(trade, "entry", 1, side, sized.quantity, OrderKind.MARKET, 0, Priority.ENTRY)
+
+    async def _send(self, trade: Trade, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
+                    price: int, priority: Priority) -> OrderRecord | None:
+        tag = tag_for(trade.id, role, attempt)
+        record = await self.store.db.write(lambda db: Store.insert_order(
+            db, trade_id=trade.id, role=role, attempt=attempt, tag=tag, side=str(side), kind=str(kind),
+            quantity=quantity, price=price, now_ms=self.now_ms()))
+        self._remember(record)
+        request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token,
+                               side=side, quantity=quantity, kind=kind, price=price, product=trade.product, tag=tag)
+        try:
+            ack = await self.broker.place_order(request, priority)
+        except EntryExpired as exc:
+            await self._order_failed(record, "expired", exc.message)
+            await self._record(trade.id, "expired", reason=exc.message)
+            return None
+        except OrderRefused as exc:
+            await self._order_failed(record, "rejected", exc.message)
+            if role == "entry":
+                await self._record(trade.id, "rejected", reason=f"{exc.message} [{exc.errorcode}]")
+            return None
+        except PlacementUnknown as exc:
+            await self._order_failed(record, "unknown", exc.message)
+            log.error("order placement in doubt", extra={"trade_id": trade.id, "tag": tag})
+            return None
+        except BrokerError as exc:
+            await self._order_failed(record, "failed", exc.message)
+            if role == "entry":
+                await self._record(trade.id, "rejected", reason=exc.message)
+            return None
+        record = await self.store.db.write(
+            lambda db: Store.order_sent(db, record.id, self.now_ms(), ack.order_id, ack.unique_order_id))
+        self._remember(record)
+        await self._record(trade.id, f"{role}_sent", tag=tag, order_id=ack.order_id, quantity=quantity, price=price)
+        return record
+
+    def _remember(self, record: OrderRecord) -> None:
+        """Keep the most advanced view of an order: writes may finish out of order."""
+        known = self._tags.get(record.tag)
+        if known is None or _progress(record) >= _progress(known):
+            self._tags[record.tag] = record
+
+    async def _order_failed(self, record: OrderRecord, status: str, text: str) -> None:
+        self._remember(await self.store.db.write(
+            lambda db: Store.update_order(db, record.id, self.now_ms(), status=status, text=text[:200])))
+        event = self._order_events.get(record.tag)
+        if event is not None:
+            event.set()
+
+    # Order updates ------------------------------------------------------------------------------
+    def on_order_update(self, update: OrderUpdate) -> None:
+        if update.order.tag.startswith("tg"):
+            self.spawn(self.apply_order(update.order), f"update-{update.order.tag}")
+
+    async def apply_order(self, order: BrokerOrder) -> None:
+        record = self._tags.get(order.tag) or await self.store.order_by_tag(order.tag)
+        if record is None:
+            return
+        async with self._lock(record.trade_id):
+            record = self._tags.get(order.tag) or record
+            delta = order.filled - record.filled
+            status = str(order.status)
+            if delta <= 0 and status == record.status and order.order_id == (record.broker_order_id or order.order_id):
+                return
+            record = await self.store.db.write(lambda db: Store.update_order(
+                db, record.id, self.now_ms(), broker_order_id=order.order_id, unique_order_id=order.unique_order_id,
+                status=status, filled=max(order.filled, record.filled), average_price=order.average_price,
+                text=order.text[:200]))
+            self._remember(record)
+            if delta > 0:
+                price = _fill_price(record, order, delta)
+                await self._fill(record, delta, price)
+            elif record.role == "entry" and order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
+                trade = await self.store.trade(record.trade_id)
+                if trade is not None and trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
+                    await self._record(trade.id, "rejected", reason=order.text or status)
+        event = self._order_events.get(order.tag)
+        if event is not None:
+            event.set()
+
+    async def _fill(self, record: OrderRecord, quantity: int, price: int) -> None:
+        if record.role == "entry":
+            trade = await self._record(record.trade_id, "entry_fill", quantity=quantity, price=price, tag=record.tag)
+            if trade.state is TradeState.OPEN:
+                self.guard.arm(trade)
+            return
+        trade = await self._record(record.trade_id, "exit_fill", quantity=quantity, price=price, tag=record.tag)
+        if trade.exited >= trade.filled and trade.state is not TradeState.CLOSED:
+            trade = await self._record(trade.id, "closed")
+            self.guard.confirm(trade.id, int(trade.exit_price or price))
+            log.info("trade closed", extra={"trade_id": trade.id, "pnl_paise": trade.realised_pnl})
+
+    # Exit ----------------------------------------------------------------------------------------
+    def on_exit_intent(self, intent: ExitIntent) -> None:
+        if intent.trade_id in self._exiting:
+            return
+        self._exiting.add(intent.trade_id)
+        self.spawn(self.exit(intent), f"exit-{intent.trade_id}")
+
+    async def exit(self, intent: ExitIntent) -> None:
+        try:
+            await self._exit(intent)
+        finally:
+            self._exiting.discard(intent.trade_id)
+
+    async def _exit(self, intent: ExitIntent) -> None:
+        trade_id = intent.trade_id
+        async with self._lock(trade_id):
+            trade = await self.store.trade(trade_id)
+            if trade is None or trade.state not in (TradeState.OPEN, TradeState.UNPROTECTED, TradeState.EXITING):
+                return
+            tick = intent.tick
+            trade = await self._record(trade_id, "exit_fired", reason=str(intent.reason), level=intent.level,
+                                       tick_ltp=tick.ltp if tick else None, tick_ts_ms=tick.exchange_ts_ms if tick else None,
+                                       source=intent.source)
+        await self._cancel_entry_rest(trade)
+        for attempt in range(1, self.config.exit_attempts + 1):
+            trade = await self.store.trade(trade_id)
+            assert trade is not None
+            if trade.state is TradeState.CLOSED:
+                return
+            quantity = await self._exit_quantity(trade)
+            if quantity <= 0:
+                await self._record(trade_id, "closed", reason="no position left at the broker")
+                self.guard.confirm(trade_id, int(trade.entry_price or 0))
+                return
+            outcome = await self._exit_attempt(trade, attempt, quantity)
+            if outcome == "filled":
+                return
+            await self._record(trade_id, "exit_retry", attempt=attempt, outcome=outcome)
+            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (attempt - 1))
+        await self._record(trade_id, "unprotected", reason=f"exit failed {self.config.exit_attempts} times")
+        log.error("trade UNPROTECTED: exit keeps failing", extra={"trade_id": trade_id})
+
+    async def _cancel_entry_rest(self, trade: Trade) -> None:
+        for order in await self.store.orders(trade.id):
+            if order.role == "entry" and order.broker_order_id and order.status in ("sent", "open", "open pending", "trigger pending"):
+                try:
+                    await self.broker.cancel_order(order.broker_order_id, priority=Priority.EXIT)
+                except BrokerError as exc:
+                    log.warning("could not cancel the entry's rest", extra={"trade_id": trade.id, "error": exc.message})
+
+    async def _exit_quantity(self, trade: Trade) -> int:
+        """The open filled quantity, capped by the broker's net position in the trade's direction."""
+        wanted = trade.open_quantity
+        try:
+            positions = await self.broker.positions()
+        except BrokerError:
+            return wanted  # the broker's own RMS still refuses a flip for a net-zero position
+        net = sum(p.net_quantity for p in positions
+                  if p.exchange == trade.exchange and p.token == trade.token and p.product == trade.product)
+        held = net if trade.long else -net
+        return max(0, min(wanted, held))
+
+    async def _exit_attempt(self, trade: Trade, attempt: int, quantity: int) -> str:
+        side = OrderSide.SELL if trade.long else OrderSide.BUY
+        tick = int(trade.spec.get("tick_size", 5))
+        market = self.config.exit_order_type == "MARKET"
+        price = 0 if market else protected_price(side, await self._ltp(trade), tick, self.config.protection_pct)
+        tag = tag_for(trade.id, "exit", attempt)
+        event = self._order_events[tag] = asyncio.Event()
+        try:
+            record = await self._send(trade, "exit", attempt, side, quantity,
+                                      OrderKind.MARKET if market else OrderKind.LIMIT, price, Priority.EXIT)
+            if record is None:
+                return "refused"
+            while True:
+                try:
+                    await asyncio.wait_for(event.wait(), timeout=self.config.chase_ms / 1000)
+                except asyncio.TimeoutError:
+                    pass
+                event.clear()
+                current = self._tags.get(tag, record)
+                if current.status == "complete":
+                    return "filled"
+                if current.status in ("rejected", "cancelled", "failed", "unknown"):
+                    return current.status
+                if not market:
+                    price = await self._chase(trade, current, side, price, tick)
+        finally:
+            self._order_events.pop(tag, None)
+
+    async def _chase(self, trade: Trade, order: OrderRecord, side: OrderSide, price: int, tick: int) -> int:
+        fresh = protected_price(side, await self._ltp(trade), tick, self.config.protection_pct)
+        if fresh == price or not order.broker_order_id:
+            return price
+        request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token, side=side,
+                               quantity=order.quantity, kind=OrderKind.LIMIT, price=fresh, product=trade.product)
+        try:
+            await self.broker.modify_order(order.broker_order_id, request, Priority.EXIT)
+        except BrokerError as exc:
+            log.warning("exit re-price refused", extra={"trade_id": trade.id, "error": exc.message})
+            return price
+        await self._record(trade.id, "exit_chased", tag=order.tag, price=fresh)
+        return fresh
+
+    async def _ltp(self, trade: Trade) -> int:
+        price = self.guard.last_price(trade.token)
+        if price is not None:
+            return price
+        return await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+
+    # Manual close --------------------------------------------------------------------------------
+    async def close(self, trade_id: int) -> Trade | None:
+        """Close on the operator's word: cancel a pending entry, or have the engine fire MANUAL."""
+        trade = await self.store.trade(trade_id)
+        if trade is None:
+            return None
+        if trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
+            await self._cancel_entry_rest(trade)
+            return await self._record(trade_id, "rejected", reason="closed by the operator before the entry filled")
+        if trade.state is TradeState.UNPROTECTED:
+            self.on_exit_intent(ExitIntent(trade_id=trade_id, reason="MANUAL", level=None, tick=None))
+        elif self.guard.armed(trade_id):
+            self.guard.close(trade_id)
+        return trade
+
+
+_FINAL = {"complete": 3, "rejected": 2, "cancelled": 2, "failed": 2, "unknown": 1, "expired": 2}
+
+
+def _progress(record: OrderRecord) -> tuple[int, int, int]:
+    return (record.filled, _FINAL.get(record.status, 1 if record.status != "sending" else 0), record.updated_ms)
+
+
+def _fill_price(record: OrderRecord, order: BrokerOrder, delta: int) -> int:
+    """The price of the newly filled `delta` units, from the running average the broker reports."""
+    before = record.filled * record.average_price if record.filled else 0
+    after = order.filled * order.average_price
+    price = (after - before) / delta if before else order.average_price
+    return round(price)
