@@ -16,13 +16,14 @@ from dotenv import dotenv_values
 
 from service.errors import SettingsError
 
-__all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS"]
+__all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS", "PAPER_WEBHOOK_SECRET"]
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
-SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret"})
+SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret"})
+PAPER_WEBHOOK_SECRET = "paper-webhook-secret"
 
 # Public demo login of the paper exchange, used in paper mode when no broker settings are given.
 DEMO_CREDENTIALS = {
@@ -50,6 +51,22 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_root: str = ""
     smartapi_stream_url: str = ""
     smartapi_order_update_url: str = ""
+    # The service.
+    tickguard_db: str = ".tickguard/tickguard.db"
+    webhook_secret: str = ""
+    dedup_window_s: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 60
+    strategies_file: str = ""
+    market_hours: Literal["exchange", "always"] = "exchange"
+    stale_tick_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    exit_order_type: Literal["LIMIT", "MARKET"] = "LIMIT"
+    exit_protection_pct: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.5
+    exit_chase_ms: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
+    exit_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    # The demo account (until the account service is configured).
+    demo_account: str = "DEMO"
+    demo_fund: Annotated[float, msgspec.Meta(gt=0)] = 100_000.0
+    demo_stoploss_type: Literal["number", "percentage"] = "percentage"
+    demo_stoploss: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     # Adapter behaviour (service/broker/smartapi).
     stream_stall_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
     entry_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
@@ -173,6 +190,12 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         for name in credentials:
             if not values.get(name):
                 problems.append((name.upper(), "set all four broker settings, or none for the demo login"))
+    if mode == "live" and len(values.get("webhook_secret", "")) < 16:
+        problems.append(("WEBHOOK_SECRET", "required in live mode, at least 16 characters"))
+    elif mode != "live" and not values.get("webhook_secret"):
+        values["webhook_secret"] = PAPER_WEBHOOK_SECRET
+    if "market_hours" not in values and mode != "live":
+        values["market_hours"] = "always"
     secret = values.get("totp_secret")
     if secret and not _valid_totp_secret(secret):
         problems.append(("TOTP_SECRET", "not a usable TOTP secret: base32 (A-Z, 2-7), at least 23 characters"))

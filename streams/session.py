@@ -32,6 +32,7 @@ class SegmentHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Calendar(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hours: dict[str, SegmentHours]
     holidays: dict[str, frozenset[dt.date]] = {}
+    weekends: bool = False  # trade on Saturdays and Sundays too (a paper market around the clock)
 
 
 _EQUITY = SegmentHours(dt.time(9, 15), dt.time(15, 30), dt.time(15, 15), dt.time(15, 0))
@@ -80,7 +81,7 @@ class SessionClock:
         return tuple(self._hours)
 
     def trading_day(self, exchange: str, day: int) -> bool:
-        if day < 0 or (day + 3) % 7 >= 5:  # 1970-01-01 was a Thursday: +3 makes Monday 0
+        if day < 0 or (not self.calendar.weekends and (day + 3) % 7 >= 5):  # 1970-01-01 was a Thursday
             return False
         holidays = self.calendar.holidays.get(exchange)
         return not holidays or dt.date.fromordinal(day + _EPOCH_ORDINAL) not in holidays

@@ -15,6 +15,7 @@ LIVE = {
     "SMARTAPI_PASS": "9876",
     "SMARTAPI_KEY": "live-key-xyz",
     "TOTP_SECRET": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    "WEBHOOK_SECRET": "a-live-webhook-secret",
 }
 
 
@@ -35,7 +36,7 @@ def test_live_needs_every_broker_setting(tmp_path):
     with pytest.raises(SettingsError) as caught:
         load({"TICKGUARD_MODE": "live"}, tmp_path)
     assert sorted(name for name, _ in caught.value.problems) == [
-        "SMARTAPI_KEY", "SMARTAPI_PASS", "SMARTAPI_USER", "TOTP_SECRET",
+        "SMARTAPI_KEY", "SMARTAPI_PASS", "SMARTAPI_USER", "TOTP_SECRET", "WEBHOOK_SECRET",
     ]
 
 
@@ -114,3 +115,12 @@ def test_adapter_config_follows_the_settings(tmp_path):
     assert config.root == "http://127.0.0.1:8711" and config.stream_url.endswith(":8711/smart-stream")
     assert (config.stream_stall_s, config.entry_ttl_s, config.clientcode) == (0.5, 2.0, "P0001")
     assert settings.smartapi_pass not in repr(config)
+
+
+def test_paper_defaults_to_the_demo_webhook_secret_and_round_the_clock_hours(tmp_path):
+    settings = load({}, tmp_path)
+    assert settings.webhook_secret == "paper-webhook-secret" and settings.market_hours == "always"
+    live = load(LIVE, tmp_path)
+    assert live.market_hours == "exchange"
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
+        load({**LIVE, "WEBHOOK_SECRET": "short"}, tmp_path)

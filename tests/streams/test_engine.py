@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from streams_helpers import T0, intent, ist, rule, run_marbles, tick, trade, trail
+from tests.streams.streams_helpers import T0, intent, ist, rule, run_marbles, tick, trade, trail
 
 from streams import (
     Amend,
@@ -169,7 +169,7 @@ def test_square_off_closes_intraday_trades_at_the_segment_time():
 
 
 def test_no_square_off_on_a_holiday_in_that_segment():
-    from streams_helpers import MONDAY
+    from tests.streams.streams_helpers import MONDAY
 
     from streams import EngineConfig, PipelineConfig, default_calendar
 
@@ -288,7 +288,7 @@ def test_daily_loss_counts_realised_pnl_and_halts_without_flattening():
 def test_a_halt_lifts_at_the_next_day():
     import datetime as dt
 
-    from streams_helpers import MONDAY
+    from tests.streams.streams_helpers import MONDAY
 
     armed = Arm(trade(24, "long", stop=rule("points", 50)))
     lookup = dict(p=armed, f=Confirm(24, 90_000), l=SetLimit("account", "A1", 1), k=T0)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from reactivex.testing.marbles import marbles_testing
-from streams_helpers import T0, intent, rule, run_marbles, tick, trade
+from tests.streams.streams_helpers import T0, intent, rule, run_marbles, tick, trade
 
 from streams import Arm, Plugin
 from streams.examples.spike_filter import spike_filter

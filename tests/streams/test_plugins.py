@@ -4,7 +4,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 from reactivex import operators as ops
-from streams_helpers import T0, intent, rule, run_marbles, tick, trade
+from tests.streams.streams_helpers import T0, intent, rule, run_marbles, tick, trade
 
 from streams import (
     Arm,

@@ -8,7 +8,7 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streams_helpers import ist, rule, trade, trail
+from tests.streams.streams_helpers import ist, rule, trade, trail
 
 from streams import (
     Arm,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from streams_helpers import rule, trade, trail
+from tests.streams.streams_helpers import rule, trade, trail
 
 from streams import Instrument, RuleError, Side, levels
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from streams_helpers import MONDAY, ist
+from tests.streams.streams_helpers import MONDAY, ist
 
 from streams import SessionClock, default_calendar
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import msgspec
-from streams_helpers import T0, rule, tick, trade, trail
+from tests.streams.streams_helpers import T0, rule, tick, trade, trail
 
 import streams
 from streams import (
