@@ -55,3 +55,14 @@ def test_unknown_exchange_and_times_before_the_epoch_are_closed():
     assert not sessions.knows("XYZ")
     assert not sessions.is_open("XYZ", ist(11))
     assert not sessions.is_open("NSE", -(1 << 62))
+
+
+def test_a_calendar_may_trade_on_weekends():
+    from streams import Calendar, SegmentHours
+
+    saturday = MONDAY + dt.timedelta(days=5)
+    all_day = SegmentHours(dt.time(0, 0), dt.time(23, 59, 59, 999000))
+    round_the_clock = SessionClock(Calendar({"NSE": all_day}, weekends=True))
+    assert round_the_clock.is_open("NSE", ist(3, day=saturday))
+    assert round_the_clock.entries_open("NSE", ist(23, 30, day=saturday))
+    assert not SessionClock(Calendar({"NSE": all_day})).is_open("NSE", ist(3, day=saturday))
