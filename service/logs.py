@@ -1,0 +1,262 @@
+"""Structured JSON logs that cannot carry a secret.
+
+One line per record: ``ts`` (UTC, ms), ``level``, ``logger``, ``msg``, the caller's ``extra=`` fields,
+and ``exc``/``stack`` when present. Everything the caller controls — the message after ``%`` formatting,
+extra fields (keys and values, recursively), exception and stack text, even the logger name — passes
+through one `Redactor` before it is encoded, because a leaked webhook secret, PIN, API key, TOTP secret
+or session JWT is worse than a missing log line.
+
+The redaction happens in the formatter, so it covers every logger that propagates to the root handler,
+uvicorn's included (`configure_logging` strips uvicorn's own handlers and `UVICORN_LOG_CONFIG` keeps
+uvicorn from installing them again). A handler that someone else adds to the root logger is theirs: it
+sees unredacted records, which is why `logging.basicConfig` must not be called alongside this. What no
+caller controls is not masked: field names, level names and the time stamp, so a secret spelled like
+``"logger"`` would show there.
+
+Formatting is paid only for records that pass the level check; the tick path does not log.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from itertools import pairwise
+from typing import IO, Any
+
+import msgspec
+
+__all__ = ["MASK", "UVICORN_LOGGERS", "UVICORN_LOG_CONFIG", "JsonFormatter", "Redactor", "configure_logging"]
+
+MASK = "***"
+
+# Shorter secrets (a 4-digit MPIN) are matched only as a standalone token: matching them anywhere would
+# erase prices, quantities and order ids that merely contain the same digits.
+_SHORT_SECRET = 6
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i:\bbearer)\s+\S+")
+# From a scheme or a slash up to `?`, then the query (and any fragment) up to whitespace.
+_URL_QUERY = re.compile(r"((?:\b[A-Za-z][A-Za-z0-9+.\-]*://|/)[^\s?#]*)\?\S+")
+_PASSES = 4
+
+_SECRET_WORDS = frozenset({
+    "token", "password", "passwd", "pass", "pin", "mpin", "secret", "totp", "jwt", "authorization",
+    "apikey", "privatekey",
+})
+_SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("smartapi", "key"), ("feed", "token")})
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORDS = re.compile(r"[^a-z0-9]+")
+
+
+@lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """A key names a secret when one of its words does: `webhook_secret`, `jwtToken`, `X-PrivateKey`.
+
+    Words, not substrings, so `pinned` or `symboltoken` (an instrument id) stay visible.
+    """
+    words = [w for w in _WORDS.split(_CAMEL.sub("_", key).lower()) if w]
+    return any(w in _SECRET_WORDS for w in words) or any(pair in _SECRET_PAIRS for pair in pairwise(words))
+
+
+def _spellings(secret: str) -> tuple[str, ...]:
+    """`secret` raw and as repr() writes it inside a string quoted with ' or with "."""
+    quoted = repr(secret)
+    inner = quoted[1:-1]
+    other = inner.replace("\\'", "'") if quoted[0] == "'" else inner.replace("'", "\\'")
+    return secret, inner, other
+
+
+class Redactor:
+    """Masks configured secret values, JWTs, ``Bearer`` credentials and URL query strings.
+
+    Secrets may be added at any time from any thread (session tokens exist only after login); the
+    compiled pattern is swapped in one assignment so a concurrent `text` call sees the old or the new
+    set, never a half-built one. Replacement repeats until nothing changes, so masking one secret can
+    never splice a second one together; if that does not settle, the whole text becomes the mask.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._secrets: frozenset[str] = frozenset()
+        self._pattern: re.Pattern[str] | None = None
+        self._long: re.Pattern[str] | None = None
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Mask `secret` from now on. Blank values and values made only of mask characters are ignored."""
+        if not secret or not secret.strip() or not secret.strip("*…"):
+            return
+        with self._lock:
+            if secret in self._secrets:
+                return
+            secrets = self._secrets | {secret}
+            # Also as it appears inside the repr() of a container (`log.info("%s", headers)`), under
+            # either quote Python may choose. Longest first, so a secret containing another is masked whole.
+            spelled = {form for s in secrets for form in _spellings(s)}
+            ordered = sorted(spelled, key=len, reverse=True)
+            parts = [re.escape(s) if len(s) >= _SHORT_SECRET else rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])"
+                     for s in ordered]
+            long = [re.escape(s) for s in ordered if len(s) >= _SHORT_SECRET]
+            self._long = re.compile("|".join(long)) if long else None
+            self._pattern = re.compile("|".join(parts))
+            self._secrets = secrets
+
+    def __contains__(self, secret: object) -> bool:
+        return secret in self._secrets
+
+    def text(self, text: str) -> str:
+        """`text` with every secret, JWT and ``Bearer`` value masked and every URL query stripped."""
+        pattern = self._pattern
+        for _ in range(_PASSES):
+            masked = text if pattern is None else pattern.sub(MASK, text)
+            masked = _JWT.sub(MASK, masked)
+            masked = _BEARER.sub("Bearer " + MASK, masked)
+            masked = _URL_QUERY.sub(r"\1?…", masked)
+            if masked == text:
+                return text
+            text = masked
+        return MASK
+
+    def value(self, value: Any, _depth: int = 0) -> Any:
+        """A JSON-ready copy of `value`: strings masked, values under secret-named keys replaced."""
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, int | float):
+            return value if self.text(repr(value)) == repr(value) else MASK
+        if _depth >= 8:
+            return "…"
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self._field(str(k), v, _depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.value(v, _depth + 1) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return self.text(bytes(value).decode("utf-8", "replace"))
+        try:  # structs, dataclasses, enums, datetimes, Decimals; unknown types as their str()
+            plain = msgspec.to_builtins(value, enc_hook=str)
+        except Exception:  # noqa: BLE001 — a log line must not fail because of an odd value
+            return f"<{type(value).__name__}>"
+        return self.value(plain, _depth + 1)
+
+    def _field(self, key: str, value: Any, depth: int) -> Any:
+        if value is not None and not (isinstance(value, str) and not value) and _secret_key(key):
+            return MASK
+        return self.value(value, depth)
+
+    def leaks(self, line: str) -> bool:
+        """Whether an encoded line spells a secret that none of its masked values held.
+
+        JSON escaping can: a newline before ``abcdef`` is written ``\\nabcdef``. Short secrets are not
+        checked, as they would match the time stamp.
+        """
+        long = self._long
+        return long is not None and long.search(line) is not None
+
+
+# Attributes every LogRecord has; anything else on a record came from the caller's `extra=`.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName",
+    "color_message",  # uvicorn's ANSI copy of `msg`
+}
+_WITHHELD = MASK + " (line withheld: its encoding spelled a secret)"
+_OWN_KEYS = frozenset({"ts", "level", "logger", "msg", "exc", "stack"})
+_encode = msgspec.json.Encoder().encode
+# JSON leaves these unescaped, but str.splitlines() and JavaScript treat them as line ends.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+class JsonFormatter(logging.Formatter):
+    """One redacted JSON object per record (see the module docstring for the fields)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        redact = self.redactor
+        try:
+            message = record.getMessage()
+        except Exception as exc:  # noqa: BLE001 — keep the line, say why its arguments are missing
+            message = f"{record.msg} (log arguments did not format: {type(exc).__name__})"
+        seconds = time.gmtime(record.created)
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": redact.text(record.name),
+            "msg": redact.text(message),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS:
+                name = redact.text(key)
+                line[name + "_" if name in _OWN_KEYS else name] = redact._field(key, value, 0)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            # Cached masked, so a standard formatter that runs after this one reuses the masked text.
+            record.exc_text = line["exc"] = redact.text(record.exc_text)
+        if record.stack_info:
+            line["stack"] = redact.text(self.formatStack(record.stack_info))
+        text = _encode(line).decode().translate(_LINE_BREAKS)
+        if redact.leaks(text):
+            text = _encode({k: line[k] for k in ("ts", "level", "logger")}
+                           | {"msg": _WITHHELD}).decode()
+        return text
+
+
+class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The stock handleError prints the record's raw msg and args to stderr: a leak.
+        if logging.raiseExceptions:
+            sys.stderr.write(f"tickguard.logs: a log line from {record.name} could not be written "
+                             f"({type(sys.exc_info()[1]).__name__})\n")
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+# For `uvicorn.Config(log_config=UVICORN_LOG_CONFIG)`. Incremental, so uvicorn's dictConfig neither
+# closes the root handler nor disables tickguard's loggers; it only keeps uvicorn's loggers propagating
+# to the root JSON handler. The empty formatter entries absorb uvicorn writing `use_colors` into them.
+UVICORN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "incremental": True,
+    "formatters": {"default": {}, "access": {}},
+    "loggers": {name: {"propagate": True} for name in UVICORN_LOGGERS},
+}
+
+
+def configure_logging(level: str | int, *, secrets: Iterable[str] = (), stream: IO[str] | None = None) -> Redactor:
+    """Install the JSON handler on the root logger and return its `Redactor`.
+
+    Calling again replaces the handler (new level and stream) but keeps the same `Redactor`, so secrets
+    added at run time are never forgotten and a caller holding the redactor keeps feeding the live one.
+    `stream` defaults to `sys.stderr` as it is at call time.
+    """
+    if isinstance(level, str):
+        levels = logging.getLevelNamesMapping()
+        if level.upper() not in levels:
+            raise ValueError(f"unknown log level {level!r}; expected one of {', '.join(sorted(levels))}")
+        level = levels[level.upper()]
+    root = logging.getLogger()
+    redactor: Redactor | None = None
+    for handler in list(root.handlers):
+        if isinstance(handler, _JsonHandler):
+            redactor = redactor or handler.formatter.redactor  # type: ignore[union-attr]
+            root.removeHandler(handler)
+    redactor = redactor or Redactor()
+    for secret in secrets:
+        redactor.add(secret)
+    handler = _JsonHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter(redactor))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        for own in list(logger.handlers):
+            logger.removeHandler(own)
+        logger.propagate = True
+    return redactor
