@@ -37,9 +37,16 @@ MASK = "***"
 # erase prices, quantities and order ids that merely contain the same digits.
 _SHORT_SECRET = 6
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"(?i:\bbearer)\s+\S+")
+# Up to whitespace or the quote or bracket that closes the value it sits in.
+_BEARER = re.compile(r"(?i:\bbearer)\s+[^\s'\"`,;)}\]]+")
 # From a scheme or a slash up to `?`, then the query (and any fragment) up to whitespace.
 _URL_QUERY = re.compile(r"((?:\b[A-Za-z][A-Za-z0-9+.\-]*://|/)[^\s?#]*)\?\S+")
+# `password=...`, `'pin': '...'`, `Authorization: Basic ...` in free text: a dict or a header block
+# formatted into a message. The name starts a word (or a camelCase hump), so `symboltoken=3045` stays.
+_NAMED_VALUE = re.compile(
+    r"""((?:(?<![A-Za-z0-9])|(?<=[a-z])(?=[A-Z]))"""
+    r"""(?i:password|passwd|mpin|pin|secret|totp|api[_-]?key|private[_-]?key|jwt|token|authorization)"""
+    r"""["']?\s*[:=]\s*)("[^"]*"|'[^']*'|(?i:(?:basic|bearer|digest)\s+)?[^\s"',;&}\]]+)""")
 _PASSES = 4
 
 _SECRET_WORDS = frozenset({
@@ -70,7 +77,8 @@ def _spellings(secret: str) -> tuple[str, ...]:
 
 
 class Redactor:
-    """Masks configured secret values, JWTs, ``Bearer`` credentials and URL query strings.
+    """Masks configured secret values, JWTs, ``Bearer`` credentials, values written after a secret's
+    name (``password=``, ``'pin': ``) and URL query strings.
 
     Secrets may be added at any time from any thread (session tokens exist only after login); the
     compiled pattern is swapped in one assignment so a concurrent `text` call sees the old or the new
@@ -109,12 +117,13 @@ class Redactor:
         return secret in self._secrets
 
     def text(self, text: str) -> str:
-        """`text` with every secret, JWT and ``Bearer`` value masked and every URL query stripped."""
+        """`text` with every secret, JWT, ``Bearer`` and ``password=``-style value masked, URL queries cut."""
         pattern = self._pattern
         for _ in range(_PASSES):
             masked = text if pattern is None else pattern.sub(MASK, text)
             masked = _JWT.sub(MASK, masked)
             masked = _BEARER.sub("Bearer " + MASK, masked)
+            masked = _NAMED_VALUE.sub(r"\1" + MASK, masked)
             masked = _URL_QUERY.sub(r"\1?…", masked)
             if masked == text:
                 return text

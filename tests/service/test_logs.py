@@ -143,14 +143,28 @@ def test_values_under_secret_keys_are_masked_recursively():
 def test_jwts_bearer_values_and_query_strings_are_masked_everywhere():
     with json_logs() as (stream, _):
         log = logging.getLogger("tickguard.test")
-        log.info("session %s", JWT, extra={"auth": f"Bearer {JWT}", "nested": {"h": "bearer abc.def"}})
+        log.info("session %s", JWT, extra={"auth": f"Bearer {JWT}", "nested": {"h": "(bearer abc.def)"}})
         log.info("POST /opentrade?token=abc&x=1 from http://10.0.0.1:8000/chartink?signal=buy#frag done")
         log.info("what? /health ok? 1/2 is half", extra={"path": "/opentrade?token=abc"})
     session, paths, plain = lines(stream)
     assert session["msg"] == f"session {MASK}"
-    assert session["auth"] == f"Bearer {MASK}" and session["nested"] == {"h": f"Bearer {MASK}"}
+    assert session["auth"] == f"Bearer {MASK}" and session["nested"] == {"h": f"(Bearer {MASK})"}
     assert paths["msg"] == "POST /opentrade?… from http://10.0.0.1:8000/chartink?… done"
     assert plain["msg"] == "what? /health ok? 1/2 is half" and plain["path"] == "/opentrade?…"
+
+
+def test_values_written_after_a_secret_name_in_free_text_are_masked():
+    login = {"clientcode": "A123456", "password": "my pass", "totp": "123456", "symboltoken": "3045"}
+    with json_logs() as (stream, _):
+        log = logging.getLogger("tickguard.test")
+        log.info("login with %s", login)
+        log.info("headers {'Authorization': 'Basic dXNlcjpwdw==', 'X-PrivateKey': 'k1'} webhook_secret=abc def")
+        log.info('session {"jwtToken":"opaque","feedToken":"f1"} subscribed token 3045, pinned=3 tokens=4')
+    login_line, headers, session = (line["msg"] for line in lines(stream))
+    assert login_line == f"login with {{'clientcode': 'A123456', 'password': {MASK}, 'totp': {MASK}, " \
+                         "'symboltoken': '3045'}"
+    assert headers == f"headers {{'Authorization': {MASK}, 'X-PrivateKey': {MASK}}} webhook_secret={MASK} def"
+    assert session == f'session {{"jwtToken":{MASK},"feedToken":{MASK}}} subscribed token 3045, pinned=3 tokens=4'
 
 
 def test_secrets_added_at_run_time_are_masked_from_then_on():
