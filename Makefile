@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/tickguard paper
+	$(VENV)/bin/tickguard serve
 
 paper: $(STAMP)
 	$(VENV)/bin/tickguard paper

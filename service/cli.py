@@ -48,7 +48,8 @@ async def _run_paper(settings: Settings, host: str, port: int) -> None:
 
     exchange = PaperExchange(paper_config(settings))
     app = create_app(exchange)
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=settings.log_level.lower())
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None,
+                                            log_level=settings.log_level.lower())
     server = uvicorn.Server(config)
     base = f"http://{host}:{port}"
     print(f"paper exchange        {base}  (SmartAPI REST root)", flush=True)
@@ -58,12 +59,50 @@ async def _run_paper(settings: Settings, host: str, port: int) -> None:
     await server.serve()
 
 
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    """The service, and in paper mode (without PAPER_URL) the paper exchange beside it, in one loop."""
+    import uvicorn
+
+    from service.app import create_app
+
+    servers = []
+    if not settings.live and not settings.paper_url:
+        from paper.app import create_app as create_paper_app
+        from paper.exchange import PaperExchange
+
+        paper = uvicorn.Server(uvicorn.Config(create_paper_app(PaperExchange(paper_config(settings))),
+                                              host=settings.paper_host, port=settings.paper_port,
+                                              access_log=False, log_config=None, log_level="warning"))
+        paper_task = asyncio.create_task(paper.serve())
+        while not paper.started:
+            if paper_task.done():
+                await paper_task  # raises the paper exchange's start-up error
+                raise SystemExit(f"the paper exchange could not start on {settings.paper_base_url}")
+            await asyncio.sleep(0.05)
+        servers.append((paper, paper_task))
+    service = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, access_log=False,
+                                            log_config=None, log_level=settings.log_level.lower()))
+    print(f"tickguard            http://{host}:{port}  (mode {settings.tickguard_mode}; POST /opentrade)", flush=True)
+    print(f"broker REST root     {settings.rest_root}", flush=True)
+    if servers:
+        print(f"paper control API    {settings.paper_base_url}/paper/v1/", flush=True)
+    try:
+        await service.serve()
+    finally:
+        for server, task in servers:
+            server.should_exit = True
+            await task
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickguard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     paper = commands.add_parser("paper", help="run the SmartAPI-compatible paper exchange alone")
     paper.add_argument("--host", default=None, help="default: PAPER_HOST (127.0.0.1)")
     paper.add_argument("--port", type=int, default=None, help="default: PAPER_PORT (8700)")
+    serve = commands.add_parser("serve", help="run tickguard (in paper mode with the paper exchange beside it)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("settings", help="print the settings in force (secrets masked)")
     symbols_cli.add_commands(commands)
     return parser
@@ -73,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        from service.logs import configure_logging
+
+        secrets = [settings.smartapi_pass, settings.smartapi_key, settings.totp_secret, settings.webhook_secret]
+        configure_logging(settings.log_level, secrets=[s for s in secrets if s])
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per broker request is noise
         if args.command == "settings":
             for name in settings.__struct_fields__:
                 value = getattr(settings, name)
@@ -82,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "symbols":
             return symbols_cli.run(args, settings)
+        if args.command == "serve":
+            asyncio.run(_serve(settings, args.host, args.port))
+            return 0
         if args.command == "paper":
             if settings.live:
                 print("note: TICKGUARD_MODE=live, so the paper control API is off", file=sys.stderr)

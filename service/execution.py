@@ -7,8 +7,8 @@ Fills (partial ones too) arm the filled quantity in the guard.
 Exit, when the engine fires: at most one exit in flight per trade. The unfilled rest of the entry is
 cancelled first; the quantity is the filled quantity still open, never more than the broker's net
 position in that direction (an exit never flips or opens a position). A protected marketable LIMIT
-(LTP ∓ `protection_pct`, on the tick) is sent and re-priced every `chase_ms` until it fills; a
-rejected exit is retried with backoff, then the trade is UNPROTECTED — loudly, never silently.
+(LTP ∓ `protection_pct`, on the tick) is sent and re-priced every `chase_ms` until it fills, one
+protection step further out per chase; a rejected exit is retried with backoff, then the trade is UNPROTECTED — loudly, never silently.
 A trade is CLOSED only when the broker confirms the exit fill.
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ from streams import ExitIntent
 __all__ = ["ExecConfig", "Trader"]
 
 log = logging.getLogger("tickguard.execution")
+MAX_CHASE_STEPS = 4  # an exit limit is re-priced at most 5 protection buffers beyond the LTP
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Trader:
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("execution task failed", extra={"task": task.get_name(), "error": repr(task.exception())})
+            log.error("execution task failed: %s", task.get_name(), exc_info=task.exception())
 
     async def drain(self) -> None:
         """Wait for every running entry and exit task (tests and shutdown)."""
@@ -200,13 +201,14 @@ class Trader:
             status = str(order.status)
             if delta <= 0 and status == record.status and order.order_id == (record.broker_order_id or order.order_id):
                 return
+            previous = record
             record = await self.store.db.write(lambda db: Store.update_order(
-                db, record.id, self.now_ms(), broker_order_id=order.order_id, unique_order_id=order.unique_order_id,
-                status=status, filled=max(order.filled, record.filled), average_price=order.average_price,
+                db, previous.id, self.now_ms(), broker_order_id=order.order_id, unique_order_id=order.unique_order_id,
+                status=status, filled=max(order.filled, previous.filled), average_price=order.average_price,
                 text=order.text[:200]))
             self._remember(record)
             if delta > 0:
-                price = _fill_price(record, order, delta)
+                price = _fill_price(previous, order, delta)
                 await self._fill(record, delta, price)
             elif record.role == "entry" and order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
                 trade = await self.store.trade(record.trade_id)
@@ -302,6 +304,7 @@ class Trader:
                                       OrderKind.MARKET if market else OrderKind.LIMIT, price, Priority.EXIT)
             if record is None:
                 return "refused"
+            chases = 0
             while True:
                 try:
                     await asyncio.wait_for(event.wait(), timeout=self.config.chase_ms / 1000)
@@ -314,12 +317,16 @@ class Trader:
                 if current.status in ("rejected", "cancelled", "failed", "unknown"):
                     return current.status
                 if not market:
-                    price = await self._chase(trade, current, side, price, tick)
+                    chases += 1
+                    price = await self._chase(trade, current, side, price, tick, chases)
         finally:
             self._order_events.pop(tag, None)
 
-    async def _chase(self, trade: Trade, order: OrderRecord, side: OrderSide, price: int, tick: int) -> int:
-        fresh = protected_price(side, await self._ltp(trade), tick, self.config.protection_pct)
+    async def _chase(self, trade: Trade, order: OrderRecord, side: OrderSide, price: int, tick: int, chases: int) -> int:
+        """Re-price at the latest LTP, one protection step further out per chase (up to MAX_CHASE_STEPS):
+        an unfilled marketable limit at an unchanged price means the book has moved away from it."""
+        steps = 1 + min(chases, MAX_CHASE_STEPS)
+        fresh = protected_price(side, await self._ltp(trade), tick, self.config.protection_pct * steps)
         if fresh == price or not order.broker_order_id:
             return price
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token, side=side,

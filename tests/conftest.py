@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-pytest_plugins = ["tests.support.paper"]
+pytest_plugins = ["tests.support.paper", "tests.support.service"]
 
 hypothesis_settings.register_profile("default", deadline=None, max_examples=100)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -1,0 +1,136 @@
+"""tickguard's Starlette app: the webhook, the read API, the operator's controls, health and metrics.
+
+Every route but `/healthz` needs the webhook secret (an `X-Webhook-Secret` header, a `token` query
+parameter, or — on `/opentrade` only — a `token` body field).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.desk import Desk, trade_view
+from service.settings import Settings
+from service.trades import TradeState
+from service.webhook import authorised, opentrade
+
+__all__ = ["create_app"]
+
+
+def _unauthorised() -> JSONResponse:
+    return JSONResponse({"errors": [{"field": "token", "reason": "missing or wrong webhook secret"}]}, 401)
+
+
+def secured(handler):
+    async def serve(request: Request) -> Response:
+        desk: Desk = request.app.state.desk
+        if not authorised(request, desk.settings.webhook_secret):
+            return _unauthorised()
+        return await handler(request, desk)
+
+    serve.__name__ = handler.__name__
+    return serve
+
+
+async def list_trades(request: Request, desk: Desk) -> Response:
+    query = request.query_params
+    states = None
+    if "state" in query:
+        try:
+            states = [TradeState(s.strip().upper()) for s in query["state"].split(",") if s.strip()]
+        except ValueError:
+            return JSONResponse({"errors": [{"field": "state", "reason": f"expected some of {', '.join(TradeState)}"}]}, 422)
+    limit = query.get("limit", "200")
+    if not limit.isdigit() or not 0 < int(limit) <= 1000:
+        return JSONResponse({"errors": [{"field": "limit", "reason": "expected 1-1000"}]}, 422)
+    trades = await desk.store.trades(states=states, strategy=query.get("strategy"), account=query.get("account"),
+                                     limit=int(limit))
+    return JSONResponse({"trades": [trade_view(t) for t in trades]})
+
+
+async def get_trade(request: Request, desk: Desk) -> Response:
+    trade_id = request.path_params["trade_id"]
+    trade = await desk.store.trade(trade_id)
+    if trade is None:
+        return JSONResponse({"errors": [{"field": "trade_id", "reason": "no such trade"}]}, 404)
+    orders = [_order_view(o) for o in await desk.store.orders(trade_id)]
+    return JSONResponse({"trade": trade_view(trade), "orders": orders, "events": await desk.store.events(trade_id)})
+
+
+def _order_view(order: Any) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.to_builtins(order)
+
+
+async def close_trade(request: Request, desk: Desk) -> Response:
+    trade_id = request.path_params["trade_id"]
+    trade = await desk.store.trade(trade_id)
+    if trade is None:
+        return JSONResponse({"errors": [{"field": "trade_id", "reason": "no such trade"}]}, 404)
+    if trade.state not in (TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.UNPROTECTED):
+        return JSONResponse({"errors": [{"field": "trade_id", "reason": f"the trade is {trade.state}"}]}, 409)
+    await desk.trader.close(trade_id)
+    return JSONResponse({"trade_id": trade_id, "closing": True}, 202)
+
+
+async def halt(request: Request, desk: Desk) -> Response:
+    if request.method == "GET":
+        return JSONResponse({"halted": desk.halted})
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("halted"), bool) \
+            or not isinstance(body.get("flatten", False), bool):
+        return JSONResponse({"errors": [{"field": "halted", "reason": 'expected {"halted": true|false, "flatten"?: bool}'}]}, 422)
+    closing = await desk.set_halt(body["halted"], body.get("flatten", False))
+    return JSONResponse({"halted": desk.halted, "closing": closing})
+
+
+async def healthz(request: Request) -> Response:
+    desk: Desk = request.app.state.desk
+    return JSONResponse({"status": "ok", "mode": desk.settings.tickguard_mode, "halted": desk.halted})
+
+
+async def metrics(request: Request, desk: Desk) -> Response:
+    unprotected = await desk.store.trades(states=[TradeState.UNPROTECTED], limit=1000)
+    desk.metrics.unprotected_trades.set(len(unprotected))
+    body, content_type = desk.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def openapi(request: Request, desk: Desk) -> Response:
+    from service.openapi import SPEC
+
+    return JSONResponse(SPEC)
+
+
+def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
+    desk = desk or Desk(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await desk.start()
+        try:
+            yield
+        finally:
+            await desk.stop()
+
+    routes = [
+        Route("/opentrade", opentrade, methods=["POST"]),
+        Route("/trades", secured(list_trades), methods=["GET"]),
+        Route("/trades/{trade_id:int}", secured(get_trade), methods=["GET"]),
+        Route("/trades/{trade_id:int}/close", secured(close_trade), methods=["POST"]),
+        Route("/halt", secured(halt), methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", secured(metrics), methods=["GET"]),
+        Route("/openapi.json", secured(openapi), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.desk = desk
+    return app

@@ -1,0 +1,232 @@
+"""The desk: tickguard's composition root — store, symbols, broker, guard, execution — and the
+decisions an alert needs before it is acknowledged."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from service.accounts import Account, Strategy, load_strategies, resolve_rules
+from service.alerts import AlertInvalid, dedup_key, parse_alert
+from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.smartapi.config import config_from_settings
+from service.execution import ExecConfig, Trader
+from service.guard import Guard
+from service.metrics import Metrics
+from service.policy import Policy
+from service.settings import Settings
+from service.store import Duplicate, Store
+from service.symbols import SymbolBook, SymbolError
+from service.trades import OPEN_STATES, Trade, TradeEvent, TradeState
+from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_in, new_trade
+from streams import (
+    Armed,
+    Calendar,
+    ExitIntent,
+    Halted,
+    Rearmed,
+    Refused,
+    SegmentHours,
+    StateChange,
+    StopState,
+    TrailMoved,
+    default_calendar,
+)
+
+__all__ = ["Desk", "always_open_calendar"]
+
+log = logging.getLogger("tickguard.desk")
+
+
+def always_open_calendar() -> Calendar:
+    """The paper market's hours: every day, all day, no square-off (MARKET_HOURS=always)."""
+    import datetime as dt
+
+    hours = SegmentHours(dt.time(0, 0), dt.time(23, 59, 59, 999000))
+    return Calendar({code: hours for code in ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS")}, weekends=True)
+
+
+class Desk:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self.store = Store(settings.tickguard_db)
+        self.broker = SmartApiBroker(config_from_settings(settings), clock=clock)
+        self.symbols = SymbolBook(settings, search=self._search)
+        self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
+        self.account = Account(account_id=settings.demo_account, name="Demo account",
+                               fund=round(settings.demo_fund * 100), stoploss_type=settings.demo_stoploss_type,
+                               stoploss=Decimal(str(settings.demo_stoploss)) if settings.demo_stoploss else None)
+        calendar = always_open_calendar() if settings.market_hours == "always" else default_calendar()
+        self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
+                           calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock)
+        self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
+            exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
+            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts))
+        self.halted = False
+        self._updates = None
+
+    async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:
+        hits = await self.broker.search(exchange, text)
+        return [{"exchange": h.exchange, "tradingsymbol": h.tradingsymbol, "symboltoken": h.token} for h in hits]
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # Life cycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.open)
+        flags = await self.store.flags()
+        self.halted = bool(flags.get("halted", False))
+        await self.broker.connect()
+        await self.symbols.open()
+        updates = self.broker.order_update_stream()
+        self._updates = updates.updates.subscribe(self.trader.on_order_update)
+        await updates.start()
+        await self.guard.start()
+        await self.rearm_open_trades()
+
+    async def stop(self) -> None:
+        await self.trader.stop()
+        await self.guard.stop()
+        if self._updates is not None:
+            self._updates.dispose()
+        await self.broker.close()
+        await self.store.close()
+
+    async def rearm_open_trades(self) -> None:
+        """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""
+        stops = await self.store.stop_states()
+        for trade in await self.store.trades(states=[TradeState.OPEN, TradeState.EXITING]):
+            if trade.filled:
+                state = stops.get(trade.id, {})
+                self.guard.arm(trade, resume_stop=state.get("stop"), resume_trailing=bool(state.get("trailed")))
+
+    # Engine outputs -------------------------------------------------------------------------------
+    def _on_exit(self, intent: ExitIntent) -> None:
+        self.metrics.exits_total.labels(str(intent.reason)).inc()
+        self.trader.on_exit_intent(intent)
+
+    def _on_change(self, change: StateChange) -> None:
+        kind = type(change)
+        if kind is TrailMoved:
+            self.trader.spawn(self._trail_moved(change), f"trail-{change.trade_id}")
+        elif kind is Armed or kind is Rearmed:
+            self.trader.spawn(self._armed(change.state), f"armed-{change.state.trade_id}")
+        elif kind is Refused:
+            self.trader.spawn(self._refused(change), f"refused-{change.trade_id}")
+        elif kind is Halted:
+            self.trader.spawn(self.set_halt(True), "loss-limit-halt")
+
+    async def _record(self, trade_id: int, kind: str, **data: Any) -> None:
+        trade = await self.store.record(trade_id, TradeEvent(kind=kind, at_ms=self.now_ms(), data=data))
+        self.trader.on_trade(trade)
+
+    async def _armed(self, state: StopState) -> None:
+        await self._record(state.trade_id, "armed", stop=state.stop, target=state.target, trailing=state.trail_active)
+
+    async def _refused(self, change: Refused) -> None:
+        log.error("stop rules refused at arming: the trade is not guarded", extra={"trade_id": change.trade_id})
+        await self._record(change.trade_id, "unprotected", reason=f"{change.field}: {change.reason}")
+
+    async def _trail_moved(self, change: TrailMoved) -> None:
+        now = self.now_ms()
+        await self._record(change.trade_id, "stop_moved", stop=change.new_stop)
+        await self.store.db.write(lambda db: Store.save_stop(db, change.trade_id, {"stop": change.new_stop, "trailed": True}, now))
+
+    # Alerts ---------------------------------------------------------------------------------------
+    async def plan(self, body: dict[str, Any]) -> Plan:
+        alert = parse_alert(body)
+        if alert.type == "option":
+            raise AlertInvalid([{"field": "type", "reason": "option alerts are not traded by this version yet"}])
+        try:
+            ticker = alert.symbolname if not alert.exchange else f"{alert.exchange}:{alert.symbolname}"
+            symbol = await self.symbols.equity(ticker)
+        except SymbolError as exc:
+            raise AlertInvalid([{"field": "symbolname", "reason": exc.reason}]) from None
+        strategy = self.strategies.get(alert.strategyname)
+        rules, source = resolve_rules(alert, strategy, self.account)
+        check_rules(alert, rules, symbol, self.account.fund)
+        now = self.now_ms()
+        window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
+        stored = {k: v for k, v in body.items() if k != "token"}
+        return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, source)
+
+    async def accept(self, plan: Plan) -> Response:
+        now = self.now_ms()
+        strategy = self.strategies.get(plan.alert.strategyname)
+        policy = strategy.policy if strategy else Policy.CLOSE_ONLY
+        account = self.account.account_id
+        entries_open = self.guard.entries_open(plan.symbol.exchange)
+
+        def work(db) -> tuple[str, Any]:
+            duplicate = Store.find_duplicate(db, plan.key, now)
+            if duplicate is not None:
+                return "duplicate", duplicate
+            decision = decide_in(db, plan, account, policy, plan.symbol.lotsize)
+            refusal = ""
+            if decision.open_side is not None and self.halted:
+                refusal = "trading is halted: no new entries"
+            elif decision.open_side is not None and not entries_open:
+                refusal = f"outside the entry window of {plan.symbol.exchange}"
+            if refusal and not decision.close:
+                alert_id = Store.insert_alert(db, now_ms=now, source="opentrade", dedup_key=plan.key,
+                                              dedup_until_ms=now, body=plan.stored_body, status="refused", reason=refusal)
+                return "refused", (alert_id, refusal)
+            alert_id = Store.insert_alert(db, now_ms=now, source="opentrade", dedup_key=plan.key,
+                                          dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
+                                          reason=decision.note or refusal)
+            opened: list[int] = []
+            if decision.open_side is not None and not refusal:
+                trade = Store.insert_trade(db, new_trade(plan, account, decision.open_side, now, alert_id, self.account.fund))
+                opened.append(trade.id)
+            Store.set_alert_trades(db, alert_id, opened + decision.close)
+            return "accepted", (alert_id, opened, decision, refusal)
+
+        outcome, value = await self.store.db.write(work)
+        if outcome == "duplicate":
+            self.metrics.alerts_total.labels("duplicate").inc()
+            return JSONResponse({"alert_id": value.id, "trades": value.trade_ids, "duplicate": True}, 200)
+        if outcome == "refused":
+            self.metrics.alerts_total.labels("refused").inc()
+            alert_id, reason = value
+            return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, 409)
+        alert_id, opened, decision, refusal = value
+        self.metrics.alerts_total.labels("accepted").inc()
+        quantity = plan.alert.quantity
+        self.trader.submit(opened, fund=self.account.fund, requested={t: quantity for t in opened})
+        for trade_id in decision.close:
+            self.trader.spawn(self.trader.close(trade_id), f"close-{trade_id}")
+        reply: dict[str, Any] = {"alert_id": alert_id, "trades": opened, "closing": decision.close}
+        if decision.note or refusal:
+            reply["note"] = decision.note or refusal
+        return JSONResponse(reply, 202)
+
+    # Operator -------------------------------------------------------------------------------------
+    async def set_halt(self, halted: bool, flatten: bool = False) -> list[int]:
+        now = self.now_ms()
+        await self.store.db.write(lambda db: Store.set_flag(db, "halted", halted, now))
+        self.halted = halted
+        closing: list[int] = []
+        if halted and flatten:
+            for trade in await self.store.trades(states=OPEN_STATES):
+                closing.append(trade.id)
+                self.trader.spawn(self.trader.close(trade.id), f"flatten-{trade.id}")
+        return closing
+
+
+def trade_view(trade: Trade) -> dict[str, Any]:
+    import msgspec
+
+    view = msgspec.to_builtins(trade)
+    view["open_quantity"] = trade.open_quantity
+    return view
+
+
+__all__ += ["trade_view", "Duplicate"]

@@ -1,0 +1,150 @@
+"""`POST /opentrade`: authenticate, validate, deduplicate, decide, store — then acknowledge.
+
+The 202 goes out only after the alert, its trades and their events are committed. Execution is
+asynchronous (TradingView gives up after 3 s). Bad input is a 422 naming every field, and nothing is
+stored; an unauthenticated request is a 401 and nothing is stored either. A halted desk or a closed
+entry window answers 409 and stores the alert as refused.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.accounts import resolve_rules
+from service.alerts import Alert, AlertInvalid, dedup_key, parse_alert
+from service.policy import Decision, Policy, decide
+from service.store import Store
+from service.trades import Trade
+from streams import Instrument, Rules, RuleError, Side
+from streams import Trade as EngineTrade
+from streams import levels
+
+if TYPE_CHECKING:
+    from service.desk import Desk
+
+__all__ = ["opentrade", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised"]
+
+log = logging.getLogger("tickguard.webhook")
+MAX_BODY_BYTES = 16 * 1024
+ID_DEDUP_S = 24 * 3600
+
+
+def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse({"errors": errors}, status)
+
+
+def authorised(request: Request, secret: str, body: dict[str, Any] | None = None) -> bool:
+    """The secret by header, `token` query parameter or `token` body field, compared in constant time."""
+    if not secret:
+        return False
+    offered = (
+        request.headers.get("x-webhook-secret")
+        or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        or request.query_params.get("token")
+        or (body.get("token") if isinstance(body, dict) and isinstance(body.get("token"), str) else None)
+        or ""
+    )
+    return hmac.compare_digest(offered.encode(), secret.encode())
+
+
+async def read_body(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class Plan:
+    alert: Alert
+    key: str
+    dedup_until_ms: int
+    stored_body: dict[str, Any]
+    symbol: Any
+    rules: dict[str, Any]
+    rule_source: str
+    decision: Decision | None = None
+    opened: list[int] = field(default_factory=list)
+
+
+async def opentrade(request: Request) -> Response:
+    desk: Desk = request.app.state.desk
+    raw = await read_body(request)
+    if raw is None:
+        desk.metrics.alerts_total.labels("invalid").inc()
+        return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        body = None
+        parse_error = "not valid JSON"
+    else:
+        parse_error = "" if isinstance(body, dict) else "expected a JSON object"
+    if not authorised(request, desk.settings.webhook_secret, body if isinstance(body, dict) else None):
+        desk.metrics.alerts_total.labels("unauthorized").inc()
+        return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])
+    if parse_error:
+        desk.metrics.alerts_total.labels("invalid").inc()
+        return _errors(422, [{"field": "body", "reason": parse_error}])
+    assert isinstance(body, dict)
+    try:
+        plan = await desk.plan(body)
+    except AlertInvalid as exc:
+        desk.metrics.alerts_total.labels("invalid").inc()
+        return _errors(422, exc.errors)
+    return await desk.accept(plan)
+
+
+def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> None:
+    """Refuse at alert time a stop ≤ 0 or a distance ≥ entry, judged at the alert's price."""
+    import msgspec
+
+    try:
+        engine_rules = msgspec.convert(rules, Rules, dec_hook=lambda t, v: Decimal(str(v)))
+    except msgspec.ValidationError as exc:
+        raise AlertInvalid([{"field": "stoploss", "reason": str(exc)}]) from None
+    if alert.signal.value == "exit" or alert.position_size == 0 or alert.signal.value == "buy" and alert.chartink_word:
+        return  # closes only: no new trade, no stop to judge
+    price = int(alert.price * 100)
+    quantity = alert.quantity or max(1, fund // price)  # what sizing would give, to judge rupees/fund_pct
+    trade = EngineTrade(
+        id=0, account="", strategy=alert.strategyname,
+        instrument=Instrument(symbol.token, symbol.exchange, symbol.tick_size),
+        side=Side.LONG if alert.signal.value == "buy" else Side.SHORT, quantity=quantity, entry=price,
+        rules=engine_rules, fund=fund,
+    )
+    try:
+        levels(trade)
+    except RuleError as exc:
+        field_name = {"stop": "stoploss", "target": "target", "trail": "trail"}.get(exc.field.split(".")[0], exc.field)
+        raise AlertInvalid([{"field": field_name, "reason": exc.reason}]) from None
+
+
+def decide_in(db: sqlite3.Connection, plan: Plan, account: str, policy: Policy, lot_size: int) -> Decision:
+    open_trades = Store.open_trades_on(db, account, plan.alert.strategyname, plan.symbol.exchange, plan.symbol.token)
+    return decide(plan.alert, open_trades, policy, lot_size)
+
+
+def new_trade(plan: Plan, account: str, side: str, now_ms: int, alert_id: int, fund: int) -> Trade:
+    symbol = plan.symbol
+    return Trade(
+        id=0, alert_id=alert_id, account=account, strategy=plan.alert.strategyname, exchange=symbol.exchange,
+        token=symbol.token, tradingsymbol=symbol.tradingsymbol, side=side, product=plan.alert.product,
+        created_ms=now_ms, updated_ms=now_ms,
+        spec={"rules": plan.rules, "rule_source": plan.rule_source, "tick_size": symbol.tick_size,
+              "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": fund},
+    )

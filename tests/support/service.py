@@ -1,0 +1,85 @@
+"""Run tickguard itself (the real app, on a free port in a thread) against a paper exchange."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.settings import PAPER_WEBHOOK_SECRET, Settings, load_settings
+from tests.support.paper import RunningPaper
+from tests.support.servers import ServerThread
+
+SECRET = PAPER_WEBHOOK_SECRET
+
+
+@dataclass
+class RunningService:
+    url: str
+    settings: Settings
+    paper: RunningPaper
+    app: Any
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+
+    def alert(self, **body) -> httpx.Response:
+        values = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": "s1"}
+        values.update(body)
+        with self.client() as client:
+            return client.post("/opentrade", json=values)
+
+    def trade(self, trade_id: int) -> dict:
+        with self.client() as client:
+            return client.get(f"/trades/{trade_id}").json()
+
+    def wait_trade(self, trade_id: int, predicate, timeout: float = 15, what: str = "trade state") -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.trade(trade_id)
+            if predicate(view["trade"]):
+                return view
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {view['trade']}")
+            time.sleep(0.02)
+
+    def trade_count_in_store(self) -> tuple[int, int]:
+        """(alerts, trades) as the store holds them, read straight from its file."""
+        import sqlite3
+
+        db = sqlite3.connect(self.settings.tickguard_db)
+        try:
+            return tuple(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("alerts", "trades"))
+        finally:
+            db.close()
+
+    def price(self, ltp: float, token: str = "3045", exchange: str = "NSE") -> None:
+        reply = self.paper.control("POST", "/ticks", json={"exchange": exchange, "token": token, "ltp": ltp})
+        assert reply.status_code == 200, reply.text
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path, paper_factory):
+    started: list[ServerThread] = []
+
+    def start(paper: RunningPaper | None = None, **env: str) -> RunningService:
+        paper = paper or paper_factory()
+        values = {
+            "PAPER_URL": paper.url, "TICKGUARD_DB": str(tmp_path / "tickguard.db"),
+            "SYMBOLS_DIR": str(tmp_path / "symbols"), "SYMBOL_TOKENS_FILE": str(tmp_path / "symbol_tokens.json"),
+            "STREAM_STALL_S": "30", "EXIT_CHASE_MS": "100", "LOG_LEVEL": "WARNING",
+        }
+        values.update(env)
+        settings = load_settings(values, env_file=str(tmp_path / "absent.env"))
+        app = create_app(settings)
+        server = ServerThread(app).__enter__()
+        started.append(server)
+        return RunningService(server.url, settings, paper, app)
+
+    yield start
+    for server in reversed(started):
+        server.__exit__(None, None, None)
