@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from service.desk import Desk, trade_view
 from service.settings import Settings
-from service.trades import TradeState
+from service.trades import OPEN_STATES, TradeState
 from service.webhook import authorised, opentrade
 
 __all__ = ["create_app"]
@@ -98,8 +98,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request, desk: Desk) -> Response:
-    unprotected = await desk.store.trades(states=[TradeState.UNPROTECTED], limit=1000)
-    desk.metrics.unprotected_trades.set(len(unprotected))
+    open_trades = await desk.store.trades(states=OPEN_STATES, limit=100_000)
+    unprotected = sum(1 for t in open_trades if t.state is TradeState.UNPROTECTED)
+    desk.metrics.set_trades(len(open_trades) - unprotected, unprotected)
     body, content_type = desk.metrics.render()
     return Response(body, media_type=content_type)
 

@@ -68,9 +68,43 @@ class Desk:
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
-            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts))
+            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts), metrics=self.metrics)
+        self.trader.on_trade = self._trade_changed
         self.halted = False
         self._updates = None
+        self._sampler: asyncio.Task | None = None
+        # Who else hears about trades and desk events (the browser feed, notifications): called on the
+        # event loop after the change is stored; a listener must not block (queue and return).
+        self.trade_listeners: list[Callable[[Trade], None]] = []
+        self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def _trade_changed(self, trade: Trade) -> None:
+        for listener in self.trade_listeners:
+            try:
+                listener(trade)
+            except Exception:  # a broken listener must never stop execution
+                log.exception("trade listener failed")
+
+    def _announce(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in self.event_listeners:
+            try:
+                listener(kind, data)
+            except Exception:
+                log.exception("event listener failed")
+
+    async def _sample(self) -> None:
+        """Once a second: tick counts, stream lag and trade gauges into the metrics (never per tick)."""
+        seen = self.guard.ticks_seen
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.now_ms()
+            latest = max((t.exchange_ts_ms for t in self.guard.last.values()), default=None)
+            self.metrics.count_ticks(self.guard.ticks_seen - seen, latest, now)
+            seen = self.guard.ticks_seen
+            trades = await self.store.trades(states=OPEN_STATES, limit=100_000)
+            unprotected = sum(1 for t in trades if t.state is TradeState.UNPROTECTED)
+            self.metrics.set_trades(len(trades) - unprotected, unprotected)
+            self.metrics.set_halted(self.halted)
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:
         hits = await self.broker.search(exchange, text)
@@ -91,8 +125,12 @@ class Desk:
         await updates.start()
         await self.guard.start()
         await self.rearm_open_trades()
+        self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
         await self.trader.stop()
         await self.guard.stop()
         if self._updates is not None:
@@ -110,7 +148,6 @@ class Desk:
 
     # Engine outputs -------------------------------------------------------------------------------
     def _on_exit(self, intent: ExitIntent) -> None:
-        self.metrics.exits_total.labels(str(intent.reason)).inc()
         self.trader.on_exit_intent(intent)
 
     def _on_change(self, change: StateChange) -> None:
@@ -191,14 +228,17 @@ class Desk:
 
         outcome, value = await self.store.db.write(work)
         if outcome == "duplicate":
-            self.metrics.alerts_total.labels("duplicate").inc()
+            self.metrics.count_alert("duplicate")
             return JSONResponse({"alert_id": value.id, "trades": value.trade_ids, "duplicate": True}, 200)
         if outcome == "refused":
-            self.metrics.alerts_total.labels("refused").inc()
+            self.metrics.count_alert("refused")
             alert_id, reason = value
+            self._announce("alert_refused", {"alert_id": alert_id, "reason": reason, "alert": plan.stored_body})
             return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, 409)
         alert_id, opened, decision, refusal = value
-        self.metrics.alerts_total.labels("accepted").inc()
+        self.metrics.count_alert("accepted")
+        self._announce("alert_accepted", {"alert_id": alert_id, "trades": opened, "closing": decision.close,
+                                          "alert": plan.stored_body})
         quantity = plan.alert.quantity
         self.trader.submit(opened, fund=self.account.fund, requested={t: quantity for t in opened})
         for trade_id in decision.close:
@@ -213,6 +253,8 @@ class Desk:
         now = self.now_ms()
         await self.store.db.write(lambda db: Store.set_flag(db, "halted", halted, now))
         self.halted = halted
+        self.metrics.set_halted(halted)
+        self._announce("halt", {"halted": halted, "flatten": flatten})
         closing: list[int] = []
         if halted and flatten:
             for trade in await self.store.trades(states=OPEN_STATES):

@@ -67,13 +67,16 @@ def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal) -> int:
 
 class Trader:
     def __init__(self, store: Store, broker: Broker, guard: Guard, *, config: ExecConfig | None = None,
-                 clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None,
+                 metrics: Any = None) -> None:
         self.store = store
         self.broker = broker
         self.guard = guard
         self.config = config or ExecConfig()
         self.clock = clock
         self.on_trade = on_trade or (lambda trade: None)
+        self.metrics = metrics
+        self._fired_at: dict[int, tuple[float, str]] = {}  # trade id -> (perf_counter at the intent, reason)
         self._locks: dict[int, asyncio.Lock] = {}
         self._tags: dict[str, OrderRecord] = {}  # our orders by tag, as last recorded
         self._order_events: dict[str, asyncio.Event] = {}  # exit tags being watched
@@ -150,28 +153,40 @@ class Trader:
         try:
             ack = await self.broker.place_order(request, priority)
         except EntryExpired as exc:
+            self._count(role, "expired")
             await self._order_failed(record, "expired", exc.message)
             await self._record(trade.id, "expired", reason=exc.message)
             return None
         except OrderRefused as exc:
+            self._count(role, "rejected")
             await self._order_failed(record, "rejected", exc.message)
             if role == "entry":
                 await self._record(trade.id, "rejected", reason=f"{exc.message} [{exc.errorcode}]")
             return None
         except PlacementUnknown as exc:
+            self._count(role, "failed")
             await self._order_failed(record, "unknown", exc.message)
             log.error("order placement in doubt", extra={"trade_id": trade.id, "tag": tag})
             return None
         except BrokerError as exc:
+            self._count(role, "failed")
             await self._order_failed(record, "failed", exc.message)
             if role == "entry":
                 await self._record(trade.id, "rejected", reason=exc.message)
             return None
+        self._count(role, "sent")
+        fired = self._fired_at.pop(trade.id, None) if role == "exit" else None
+        if fired is not None and self.metrics is not None:
+            self.metrics.count_exit(fired[1], time.perf_counter() - fired[0])
         record = await self.store.db.write(
             lambda db: Store.order_sent(db, record.id, self.now_ms(), ack.order_id, ack.unique_order_id))
         self._remember(record)
         await self._record(trade.id, f"{role}_sent", tag=tag, order_id=ack.order_id, quantity=quantity, price=price)
         return record
+
+    def _count(self, role: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_order(role, outcome)
 
     def _remember(self, record: OrderRecord) -> None:
         """Keep the most advanced view of an order: writes may finish out of order."""
@@ -207,6 +222,8 @@ class Trader:
                 status=status, filled=max(order.filled, previous.filled), average_price=order.average_price,
                 text=order.text[:200]))
             self._remember(record)
+            if record.status in ("complete", "rejected") and previous.status != record.status:
+                self._count(record.role, "filled" if record.status == "complete" else "rejected")
             if delta > 0:
                 price = _fill_price(previous, order, delta)
                 await self._fill(record, delta, price)
@@ -235,6 +252,7 @@ class Trader:
         if intent.trade_id in self._exiting:
             return
         self._exiting.add(intent.trade_id)
+        self._fired_at[intent.trade_id] = (time.perf_counter(), str(intent.reason))
         self.spawn(self.exit(intent), f"exit-{intent.trade_id}")
 
     async def exit(self, intent: ExitIntent) -> None:

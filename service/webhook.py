@@ -85,7 +85,7 @@ async def opentrade(request: Request) -> Response:
     desk: Desk = request.app.state.desk
     raw = await read_body(request)
     if raw is None:
-        desk.metrics.alerts_total.labels("invalid").inc()
+        desk.metrics.count_alert("invalid")
         return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
     try:
         body = json.loads(raw) if raw.strip() else None
@@ -95,16 +95,16 @@ async def opentrade(request: Request) -> Response:
     else:
         parse_error = "" if isinstance(body, dict) else "expected a JSON object"
     if not authorised(request, desk.settings.webhook_secret, body if isinstance(body, dict) else None):
-        desk.metrics.alerts_total.labels("unauthorized").inc()
+        desk.metrics.count_alert("unauthorized")
         return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])
     if parse_error:
-        desk.metrics.alerts_total.labels("invalid").inc()
+        desk.metrics.count_alert("invalid")
         return _errors(422, [{"field": "body", "reason": parse_error}])
     assert isinstance(body, dict)
     try:
         plan = await desk.plan(body)
     except AlertInvalid as exc:
-        desk.metrics.alerts_total.labels("invalid").inc()
+        desk.metrics.count_alert("invalid")
         return _errors(422, exc.errors)
     return await desk.accept(plan)
 

@@ -211,3 +211,33 @@ def test_no_secret_no_service(service_factory):
     ok = httpx.post(f"{service.url}/opentrade", params={"token": "paper-webhook-secret"}, json={**body, "quantity": 1, "stoploss": {"type": "points", "value": 5}})
     assert ok.status_code == 202
     assert service.trade_count_in_store() == (1, 1)
+
+
+def test_metrics_count_alerts_orders_and_exits(service_factory):
+    service = service_factory()
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
+    service.price(789)
+    service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="stop exit")
+    with service.client() as client:
+        text = client.get("/metrics").text
+    assert 'tickguard_alerts_total{outcome="accepted"} 1.0' in text
+    assert 'tickguard_orders_total{outcome="sent",role="entry"} 1.0' in text
+    assert 'tickguard_orders_total{outcome="sent",role="exit"} 1.0' in text
+    assert 'tickguard_exits_total{reason="STOP"} 1.0' in text
+    assert "tickguard_tick_to_exit_seconds_count 1.0" in text
+
+
+def test_halt_refuses_entries_and_flatten_closes(service_factory):
+    service = service_factory()
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
+    with service.client() as client:
+        reply = client.post("/halt", json={"halted": True, "flatten": True})
+        assert reply.json() == {"halted": True, "closing": [trade_id]}
+        refused = service.alert(signal="buy", quantity=1, stoploss={"type": "points", "value": 10}, strategyname="s2")
+        assert refused.status_code == 409 and "halted" in refused.json()["errors"][0]["reason"]
+        service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="flatten")
+        assert client.get("/halt").json() == {"halted": True}
+        client.post("/halt", json={"halted": False})
+    accepted = service.alert(signal="buy", quantity=1, stoploss={"type": "points", "value": 10}, strategyname="s2")
+    assert accepted.status_code == 202
+    assert service.trade_count_in_store() == (3, 2)  # the refused alert is stored, without a trade
