@@ -96,6 +96,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The master is downloaded again once a day, after this IST hour (0-23).
     symbols_refresh_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 8
 
+    # Accounts (service/account_service.py, docs/accounts.md). The account service's list URL; empty:
+    # paper mode serves the demo accounts itself, live mode takes its accounts from DEMO_ACCOUNTS_FILE.
+    users_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://\S+)?$")] = ""
+    # A fetched account list is used this many seconds before the service is asked again.
+    accounts_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    # Accounts defined locally, JSON in the account service's contract ({"accountslist": [...]}).
+    demo_accounts_file: str = ""
+    # Alert sources (docs/alert-sources.md). Chartink scans, JSON: {"scan name": {"strategy", "signal"}}.
+    chartink_scans: str = ""
+    # Who may call /opentrade and /chartink: comma-separated networks, or `tradingview`; empty = anyone.
+    webhook_allowlist: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated networks).
+    trusted_proxies: str = ""
+
     def __repr__(self) -> str:
         shown = []
         for name in self.__struct_fields__:
