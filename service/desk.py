@@ -19,6 +19,7 @@ from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.metrics import Metrics
 from service.policy import Policy
+from service.recovery import recover
 from service.settings import Settings
 from service.store import Duplicate, Store
 from service.symbols import SymbolBook, SymbolError
@@ -100,6 +101,8 @@ class Desk:
             now = self.now_ms()
             latest = max((t.exchange_ts_ms for t in self.guard.last.values()), default=None)
             self.metrics.count_ticks(self.guard.ticks_seen - seen, latest, now)
+            if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
+                await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
             seen = self.guard.ticks_seen
             trades = await self.store.trades(states=OPEN_STATES, limit=100_000)
             unprotected = sum(1 for t in trades if t.state is TradeState.UNPROTECTED)
@@ -124,7 +127,7 @@ class Desk:
         self._updates = updates.updates.subscribe(self.trader.on_order_update)
         await updates.start()
         await self.guard.start()
-        await self.rearm_open_trades()
+        self.recovery = await recover(self)
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:
@@ -169,6 +172,9 @@ class Desk:
         await self._record(state.trade_id, "armed", stop=state.stop, target=state.target, trailing=state.trail_active)
 
     async def _refused(self, change: Refused) -> None:
+        trade = await self.store.trade(change.trade_id)
+        if trade is None or trade.state not in (TradeState.OPEN, TradeState.PENDING_ENTRY):
+            return  # an event for a trade that is no longer guarded: nothing is left unprotected
         log.error("stop rules refused at arming: the trade is not guarded", extra={"trade_id": change.trade_id})
         await self._record(change.trade_id, "unprotected", reason=f"{change.field}: {change.reason}")
 

@@ -272,7 +272,20 @@ class Trader:
                                        tick_ltp=tick.ltp if tick else None, tick_ts_ms=tick.exchange_ts_ms if tick else None,
                                        source=intent.source)
         await self._cancel_entry_rest(trade)
-        for attempt in range(1, self.config.exit_attempts + 1):
+        await self._exit_attempts(trade_id)
+
+    async def _exit_attempts(self, trade_id: int, watch: OrderRecord | None = None) -> None:
+        """Exit orders until one fills: first watch `watch` (an exit already at the broker), then new
+        attempts numbered after the last one sent; after `exit_attempts` failures, UNPROTECTED."""
+        sent = [o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"]
+        first = max(sent, default=0) + 1
+        if watch is not None:
+            trade = await self.store.trade(trade_id)
+            assert trade is not None
+            outcome = await self._watch(trade, watch)
+            if outcome == "filled":
+                return
+        for attempt in range(first, first + self.config.exit_attempts):
             trade = await self.store.trade(trade_id)
             assert trade is not None
             if trade.state is TradeState.CLOSED:
@@ -286,9 +299,30 @@ class Trader:
             if outcome == "filled":
                 return
             await self._record(trade_id, "exit_retry", attempt=attempt, outcome=outcome)
-            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (attempt - 1))
+            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (attempt - first))
         await self._record(trade_id, "unprotected", reason=f"exit failed {self.config.exit_attempts} times")
         log.error("trade UNPROTECTED: exit keeps failing", extra={"trade_id": trade_id})
+
+    def resume_exit(self, trade_id: int, live: OrderRecord | None) -> None:
+        """After a restart: keep working an exit already at the broker, or send one."""
+        if trade_id in self._exiting:
+            return
+        self._exiting.add(trade_id)
+
+        async def run() -> None:
+            try:
+                await self._exit_attempts(trade_id, live)
+            finally:
+                self._exiting.discard(trade_id)
+
+        self.spawn(run(), f"resume-exit-{trade_id}")
+
+    async def settle_unsent(self, record: OrderRecord, reason: str) -> None:
+        """An order the broker never received (tickguard stopped first)."""
+        await self._order_failed(record, "failed", reason)
+        trade = await self.store.trade(record.trade_id)
+        if record.role == "entry" and trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.filled:
+            await self._record(trade.id, "expired", reason=reason)
 
     async def _cancel_entry_rest(self, trade: Trade) -> None:
         for order in await self.store.orders(trade.id):
@@ -316,13 +350,25 @@ class Trader:
         market = self.config.exit_order_type == "MARKET"
         price = 0 if market else protected_price(side, await self._ltp(trade), tick, self.config.protection_pct)
         tag = tag_for(trade.id, "exit", attempt)
-        event = self._order_events[tag] = asyncio.Event()
+        self._order_events[tag] = asyncio.Event()
         try:
             record = await self._send(trade, "exit", attempt, side, quantity,
                                       OrderKind.MARKET if market else OrderKind.LIMIT, price, Priority.EXIT)
             if record is None:
                 return "refused"
-            chases = 0
+            return await self._watch(trade, record)
+        finally:
+            self._order_events.pop(tag, None)
+
+    async def _watch(self, trade: Trade, record: OrderRecord) -> str:
+        """Wait for an exit order to finish, re-pricing a limit every `chase_ms` until it fills."""
+        tag = record.tag
+        event = self._order_events.setdefault(tag, asyncio.Event())
+        side = OrderSide(record.side)
+        tick = int(trade.spec.get("tick_size", 5))
+        price = record.price
+        chases = 0
+        try:
             while True:
                 try:
                     await asyncio.wait_for(event.wait(), timeout=self.config.chase_ms / 1000)
@@ -334,7 +380,7 @@ class Trader:
                     return "filled"
                 if current.status in ("rejected", "cancelled", "failed", "unknown"):
                     return current.status
-                if not market:
+                if current.kind == "LIMIT" and current.status in ("open", "modified"):  # at the exchange, unfilled
                     chases += 1
                     price = await self._chase(trade, current, side, price, tick, chases)
         finally:

@@ -145,6 +145,8 @@ class Guard:
             self.pipeline.on_event(Amend(trade))
 
     def confirm(self, trade_id: int, exit_price: int) -> None:
+        if trade_id not in self._basis:  # disarmed already (an exit decided outside the engine)
+            return
         self.pipeline.on_event(Confirm(trade_id, exit_price))
         self._release(trade_id)
 

@@ -1,0 +1,106 @@
+"""Restart and reconciliation (trading-semantics §8).
+
+On start, before any trade is shown as protected again:
+1. every order not known to be finished is matched by its `ordertag` against the broker's order
+   book: what filled while tickguard was down is applied (an entry fill arms its trade, an exit fill
+   closes it);
+2. an order that never reached the broker is settled: an entry is expired (entering late is worse
+   than not entering), an exit is sent again — capped by the broker's net position;
+3. every armed trade is checked against what the market did while tickguard was down: one-minute
+   candles of its basis instrument since the last tick seen, then the current price (the engine
+   meets each armed trade with the first tick after subscribing). A level crossed while down fires
+   the exit at once, even if the price has come back since.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from service.broker import BrokerError
+from service.trades import TradeState
+from streams import ExitIntent, ExitReason
+
+if TYPE_CHECKING:
+    from service.desk import Desk
+
+__all__ = ["recover"]
+
+log = logging.getLogger("tickguard.recovery")
+IST = ZoneInfo("Asia/Kolkata")
+LIVE_AT_BROKER = ("sent", "open", "open pending", "trigger pending", "modified", "modify pending", "validation pending",
+                  "put order req received")
+
+
+async def recover(desk: Desk) -> dict[str, int]:
+    report = {"orders_applied": 0, "entries_expired": 0, "exits_resumed": 0, "crossed_while_down": 0}
+    book = {order.tag: order for order in await desk.broker.order_book() if order.tag.startswith("tg")}
+    trader = desk.trader
+    for record in await desk.store.live_orders():
+        found = book.get(record.tag)
+        if found is not None:
+            await trader.apply_order(found)
+            report["orders_applied"] += 1
+            continue
+        if record.role == "entry":
+            await trader.settle_unsent(record, "the entry never reached the broker before tickguard stopped")
+            report["entries_expired"] += 1
+        else:
+            await trader.settle_unsent(record, "the exit never reached the broker before tickguard stopped")
+    for trade in await desk.store.trades(states=[TradeState.PENDING_ENTRY]):
+        orders = await desk.store.orders(trade.id)
+        if not orders:  # stored and acknowledged, then down before the entry was even recorded
+            await trader._record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
+            report["entries_expired"] += 1
+    await desk.rearm_open_trades()
+    for trade in await desk.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
+        live = [o for o in await desk.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_AT_BROKER]
+        trader.resume_exit(trade.id, live[-1] if live else None)
+        report["exits_resumed"] += 1
+    since_ms = (await desk.store.flags()).get("last_tick_ms")
+    for trade in await desk.store.trades(states=[TradeState.OPEN]):
+        if await _crossed_while_down(desk, trade.id, since_ms or trade.updated_ms):
+            report["crossed_while_down"] += 1
+    log.info("recovered", extra=report)
+    return report
+
+
+async def _crossed_while_down(desk: Desk, trade_id: int, since_ms: int) -> bool:
+    trade = await desk.store.trade(trade_id)
+    state = desk.guard.pipeline.engine.state(trade_id)
+    if trade is None or state is None:
+        return False
+    basis = trade.spec.get("basis") or {"exchange": trade.exchange, "token": trade.token}
+    start = datetime.fromtimestamp(since_ms / 1000, IST).replace(second=0, microsecond=0)
+    end = datetime.fromtimestamp(desk.clock(), IST) + timedelta(minutes=1)
+    try:
+        candles = await desk.broker.candles(str(basis["exchange"]), str(basis["token"]), "ONE_MINUTE", start, end)
+    except BrokerError as exc:
+        log.warning("no candles to check a stop crossed while down", extra={"trade_id": trade_id, "error": exc.message})
+        return False
+    long = (trade.side == "LONG") if not trade.spec.get("basis_side") else trade.spec["basis_side"].upper() == "LONG"
+    for candle in candles:
+        hit = _crossing(long, state.stop, state.target, candle.low, candle.high)
+        if hit is not None:
+            reason, level = hit
+            desk.guard.disarm(trade_id)  # the engine must not fire a second exit for it
+            desk.trader.on_exit_intent(ExitIntent(trade_id=trade_id, reason=reason, level=level, tick=None,
+                                                  source=f"candle {candle.start}"))
+            return True
+    return False
+
+
+def _crossing(long: bool, stop: int | None, target: int | None, low: int, high: int) -> tuple[ExitReason, int] | None:
+    if long:
+        if stop is not None and low <= stop:
+            return ExitReason.STOP, stop
+        if target is not None and high >= target:
+            return ExitReason.TARGET, target
+    else:
+        if stop is not None and high >= stop:
+            return ExitReason.STOP, stop
+        if target is not None and low <= target:
+            return ExitReason.TARGET, target
+    return None
+
