@@ -58,7 +58,7 @@ class Desk:
         self.clock = clock
         self.metrics = Metrics()
         self.store = Store(settings.tickguard_db)
-        self.broker = SmartApiBroker(config_from_settings(settings), clock=clock)
+        self.broker = SmartApiBroker(config_from_settings(settings))  # the broker's TOTP needs the wall clock
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.account = Account(account_id=settings.demo_account, name="Demo account",
@@ -131,15 +131,18 @@ class Desk:
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:
+        """Stop whatever has started (also after a failed start)."""
         if self._sampler is not None:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
         await self.trader.stop()
-        await self.guard.stop()
         if self._updates is not None:
             self._updates.dispose()
-        await self.broker.close()
-        await self.store.close()
+        for step in (self.guard.stop, self.broker.close, self.store.close):
+            try:
+                await step()
+            except Exception:  # keep closing the rest
+                log.exception("error while stopping")
 
     async def rearm_open_trades(self) -> None:
         """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""

@@ -66,7 +66,7 @@ class RunningService:
 def service_factory(tmp_path: Path, paper_factory):
     started: list[ServerThread] = []
 
-    def start(paper: RunningPaper | None = None, **env: str) -> RunningService:
+    def start(paper: RunningPaper | None = None, clock=None, **env: str) -> RunningService:
         paper = paper or paper_factory()
         values = {
             "PAPER_URL": paper.url, "TICKGUARD_DB": str(tmp_path / "tickguard.db"),
@@ -75,7 +75,9 @@ def service_factory(tmp_path: Path, paper_factory):
         }
         values.update(env)
         settings = load_settings(values, env_file=str(tmp_path / "absent.env"))
-        app = create_app(settings)
+        from service.desk import Desk
+
+        app = create_app(settings, Desk(settings, clock=clock) if clock is not None else None)
         server = ServerThread(app).__enter__()
         started.append(server)
         return RunningService(server.url, settings, paper, app)
