@@ -7,6 +7,7 @@ reported together; secret values are never part of a message or a repr.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,8 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
-SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret"})
+SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret",
+                           "telegram_bot_token", "notify_webhook_urls"})
 PAPER_WEBHOOK_SECRET = "paper-webhook-secret"
 
 # Public demo login of the paper exchange, used in paper mode when no broker settings are given.
@@ -95,6 +97,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     freeze_qty_file: str = ""
     # The master is downloaded again once a day, after this IST hour (0-23).
     symbols_refresh_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 8
+    # Notifications (service/notify.py, docs/notifications.md). A Telegram bot's token (from @BotFather)
+    # and the chat it posts to: both or neither.
+    telegram_bot_token: str = ""
+    telegram_chat_id: str = ""
+    # The Bot API's root; tests point it at a local fake.
+    telegram_api_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+\S*$")] = "https://api.telegram.org"
+    # Outgoing webhooks, comma-separated http(s) URLs, each sent every notification as JSON. A secret:
+    # such URLs usually carry their own credentials (Slack, Discord).
+    notify_webhook_urls: str = ""
+    # Tries per message and destination (timeouts, 5xx, 429) before it is given up.
+    notify_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
 
     # Accounts (service/account_service.py, docs/accounts.md). The account service's list URL; empty:
     # paper mode serves the demo accounts itself, live mode takes its accounts from DEMO_ACCOUNTS_FILE.
@@ -221,9 +234,33 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         url = values.get(name)
         if url and not url.startswith(("ws://", "wss://")):
             problems.append((name.upper(), f"expected a ws(s) URL, got {url!r}"))
+    problems.extend(_notify_problems(values))
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
+
+
+_TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+_TELEGRAM_CHAT = re.compile(r"^(-?\d+|@[A-Za-z][A-Za-z0-9_]{3,})$")
+_HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
+
+
+def _notify_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Telegram token and chat both or neither, well formed; webhook URLs http(s). Never echoes a secret."""
+    problems: list[tuple[str, str]] = []
+    token, chat = values.get("telegram_bot_token", ""), values.get("telegram_chat_id", "")
+    if bool(token) != bool(chat):
+        missing = "TELEGRAM_CHAT_ID" if token else "TELEGRAM_BOT_TOKEN"
+        problems.append((missing, "set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID together, or neither"))
+    if token and not _TELEGRAM_TOKEN.match(token):
+        problems.append(("TELEGRAM_BOT_TOKEN", "not a bot token: expected digits, a colon, then letters, digits, _ or -"))
+    if chat and not _TELEGRAM_CHAT.match(chat):
+        problems.append(("TELEGRAM_CHAT_ID", f"expected a numeric chat id or an @channel name, got {chat!r}"))
+    urls = values.get("notify_webhook_urls", "").split(",")
+    for position, url in enumerate((u.strip() for u in urls), start=1):
+        if url and not _HTTP_URL.match(url):
+            problems.append(("NOTIFY_WEBHOOK_URLS", f"entry {position} is not an http(s) URL"))
+    return problems
 
 
 def _valid_totp_secret(secret: str) -> bool:
