@@ -189,20 +189,42 @@ class Desk:
     # Alerts ---------------------------------------------------------------------------------------
     async def plan(self, body: dict[str, Any]) -> Plan:
         alert = parse_alert(body)
-        if alert.type == "option":
-            raise AlertInvalid([{"field": "type", "reason": "option alerts are not traded by this version yet"}])
+        underlying = None
         try:
-            ticker = alert.symbolname if not alert.exchange else f"{alert.exchange}:{alert.symbolname}"
-            symbol = await self.symbols.equity(ticker)
+            if alert.type == "option":
+                symbol, underlying = await self._option_symbol(alert)
+            else:
+                ticker = alert.symbolname if not alert.exchange else f"{alert.exchange}:{alert.symbolname}"
+                symbol = await self.symbols.equity(ticker)
         except SymbolError as exc:
             raise AlertInvalid([{"field": "symbolname", "reason": exc.reason}]) from None
+        if alert.type == "option" and alert.quantity is not None and alert.quantity % symbol.lotsize:
+            raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
         strategy = self.strategies.get(alert.strategyname)
         rules, source = resolve_rules(alert, strategy, self.account)
-        check_rules(alert, rules, symbol, self.account.fund)
+        if alert.type == "equity" or alert.stop_basis == "underlying":  # an option's premium is known at entry
+            check_rules(alert, rules, underlying or symbol, self.account.fund)
         now = self.now_ms()
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
         stored = {k: v for k, v in body.items() if k != "token"}
-        return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, source)
+        return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, source, underlying)
+
+    async def _option_symbol(self, alert: Any) -> tuple[Any, Any]:
+        """The contract to buy and its underlying: a contract named in the alert, or one picked from the
+        underlying's price — a call for buy, a put for sell (or the alert's `option.right`)."""
+        name = alert.symbolname.split(":", 1)[-1].upper()
+        if name.endswith(("CE", "PE")) and any(ch.isdigit() for ch in name):
+            contract = await self.symbols.contract(name)
+            return contract, await self.symbols.equity(contract.name)
+        spec = alert.option
+        right = (spec.right if spec and spec.right else None) or ("PE" if alert.signal.value == "sell" and not alert.chartink_word
+                                                                  else "CE")
+        if alert.chartink_word and alert.signal.value == "sell":  # `short` an underlying: buy the put
+            right = "PE"
+        underlying = await self.symbols.equity(name)
+        contract = await self.symbols.option(name, price=int(alert.price * 100), right=right,
+                                             strike=spec.strike if spec else "ATM", expiry=spec.expiry if spec else "current")
+        return contract, underlying
 
     async def accept(self, plan: Plan) -> Response:
         now = self.now_ms()
@@ -249,6 +271,8 @@ class Desk:
         self._announce("alert_accepted", {"alert_id": alert_id, "trades": opened, "closing": decision.close,
                                           "alert": plan.stored_body})
         quantity = plan.alert.quantity
+        if plan.alert.lots is not None:
+            quantity = plan.alert.lots * plan.symbol.lotsize
         self.trader.submit(opened, fund=self.account.fund, requested={t: quantity for t in opened})
         for trade_id in decision.close:
             self.trader.spawn(self.trader.close(trade_id), f"close-{trade_id}")

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from service.broker import (
     Broker,
     BrokerError,
@@ -36,7 +38,7 @@ from service.broker import (
 )
 from service.broker.smartapi.pacing import EntryExpired
 from service.guard import Guard
-from service.sizing import size_equity
+from service.sizing import size_equity, size_option
 from service.store import OrderRecord, Store
 from service.trades import Trade, TradeEvent, TradeState, tag_for
 from streams import ExitIntent
@@ -131,9 +133,23 @@ class Trader:
             except BrokerError as exc:
                 await self._record(trade_id, "rejected", reason=f"cannot read the broker's margin: {exc.message}")
                 return
-            price = int(trade.spec.get("alert_price") or 0)
-            leverage = self.config.leverage.get(trade.product, Decimal(1))
-            sized = size_equity(fund=fund, margin=margin, price=price, leverage=leverage, quantity=quantity)
+            if trade.spec.get("right"):
+                try:
+                    premium = await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+                except BrokerError as exc:
+                    await self._record(trade_id, "rejected", reason=f"no premium for {trade.tradingsymbol}: {exc.message}")
+                    return
+                lot = int(trade.spec.get("lot_size") or 1)
+                sized = size_option(fund=fund, margin=margin, premium=premium, lot_size=lot,
+                                    lots=None if quantity is None else quantity // lot)
+                refusal = _rules_refusal(trade, premium, sized.quantity) if not sized.refused else None
+                if refusal:
+                    await self._record(trade_id, "rejected", reason=refusal)
+                    return
+            else:
+                price = int(trade.spec.get("alert_price") or 0)
+                leverage = self.config.leverage.get(trade.product, Decimal(1))
+                sized = size_equity(fund=fund, margin=margin, price=price, leverage=leverage, quantity=quantity)
             if sized.refused:
                 await self._record(trade_id, "rejected", reason=sized.reason)
                 return
@@ -423,6 +439,19 @@ class Trader:
         elif self.guard.armed(trade_id):
             self.guard.close(trade_id)
         return trade
+
+
+def _rules_refusal(trade: Trade, premium: int, quantity: int) -> str | None:
+    """Why the trade's rules cannot guard it at this premium (a stop at or below zero…), or None."""
+    from service.guard import engine_trade
+    from streams import RuleError, levels
+
+    probe = msgspec.structs.replace(trade, filled=max(1, quantity), entry_price=premium, entry_value=premium * max(1, quantity))
+    try:
+        levels(engine_trade(probe))
+    except RuleError as exc:
+        return f"stop rules at premium {premium / 100:.2f}: {exc.field}: {exc.reason}"
+    return None
 
 
 _FINAL = {"complete": 3, "rejected": 2, "cancelled": 2, "failed": 2, "unknown": 1, "expired": 2}

@@ -220,6 +220,16 @@ class Store:
         )
         return [_trade(r) for r in rows]
 
+    @staticmethod
+    def open_options_on(db: sqlite3.Connection, account: str, strategy: str, underlying: str) -> list[Trade]:
+        """Open option trades of a strategy on one underlying (calls and puts alike)."""
+        rows = db.execute(
+            "SELECT row FROM trades WHERE account = ? AND strategy = ?"
+            " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id",
+            (account, strategy),
+        )
+        return [t for t in map(_trade, rows) if t.spec.get("underlying") == underlying]
+
     # Orders ----------------------------------------------------------------------------------------
     @staticmethod
     def insert_order(db: sqlite3.Connection, *, trade_id: int, role: str, attempt: int, tag: str, side: str,

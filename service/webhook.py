@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.accounts import resolve_rules
-from service.alerts import Alert, AlertInvalid, dedup_key, parse_alert
+from service.alerts import Alert, AlertInvalid
 from service.policy import Decision, Policy, decide
 from service.store import Store
 from service.trades import Trade
-from streams import Instrument, Rules, RuleError, Side
+from streams import Instrument, RuleError, Rules, Side, levels
 from streams import Trade as EngineTrade
-from streams import levels
 
 if TYPE_CHECKING:
     from service.desk import Desk
@@ -77,6 +76,7 @@ class Plan:
     symbol: Any
     rules: dict[str, Any]
     rule_source: str
+    underlying: Any = None  # options: the underlying's symbol (spot or index)
     decision: Decision | None = None
     opened: list[int] = field(default_factory=list)
 
@@ -111,8 +111,6 @@ async def opentrade(request: Request) -> Response:
 
 def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> None:
     """Refuse at alert time a stop ≤ 0 or a distance ≥ entry, judged at the alert's price."""
-    import msgspec
-
     try:
         engine_rules = msgspec.convert(rules, Rules, dec_hook=lambda t, v: Decimal(str(v)))
     except msgspec.ValidationError as exc:
@@ -135,16 +133,30 @@ def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> 
 
 
 def decide_in(db: sqlite3.Connection, plan: Plan, account: str, policy: Policy, lot_size: int) -> Decision:
-    open_trades = Store.open_trades_on(db, account, plan.alert.strategyname, plan.symbol.exchange, plan.symbol.token)
-    return decide(plan.alert, open_trades, policy, lot_size)
+    if plan.underlying is None:
+        open_trades = Store.open_trades_on(db, account, plan.alert.strategyname, plan.symbol.exchange, plan.symbol.token)
+        return decide(plan.alert, open_trades, policy, lot_size)
+    # Options are only ever bought: a call is long the underlying, a put short. Decide on that view.
+    held = Store.open_options_on(db, account, plan.alert.strategyname, plan.underlying.name)
+    view = [msgspec.structs.replace(t, side="LONG" if t.spec.get("right") == "CE" else "SHORT") for t in held]
+    return decide(plan.alert, view, policy, lot_size)
 
 
 def new_trade(plan: Plan, account: str, side: str, now_ms: int, alert_id: int, fund: int) -> Trade:
     symbol = plan.symbol
+    spec: dict[str, Any] = {"rules": plan.rules, "rule_source": plan.rule_source, "tick_size": symbol.tick_size,
+                            "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": fund}
+    if plan.underlying is not None:
+        u = plan.underlying
+        spec.update(right=symbol.option_type, underlying=u.name, alert_price=None,
+                    underlying_price=int(plan.alert.price * 100), freeze_qty=symbol.freeze_qty)
+        if plan.alert.stop_basis == "underlying":
+            spec.update(basis={"exchange": u.exchange, "token": u.token, "tick_size": u.tick_size},
+                        basis_entry=int(plan.alert.price * 100),
+                        basis_side="LONG" if symbol.option_type == "CE" else "SHORT")
+        side = "LONG"  # an option alert buys the call or the put; tickguard never writes options
     return Trade(
         id=0, alert_id=alert_id, account=account, strategy=plan.alert.strategyname, exchange=symbol.exchange,
         token=symbol.token, tradingsymbol=symbol.tradingsymbol, side=side, product=plan.alert.product,
-        created_ms=now_ms, updated_ms=now_ms,
-        spec={"rules": plan.rules, "rule_source": plan.rule_source, "tick_size": symbol.tick_size,
-              "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": fund},
+        created_ms=now_ms, updated_ms=now_ms, spec=spec,
     )
