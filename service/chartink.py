@@ -1,0 +1,222 @@
+"""`POST /chartink`: one Chartink scan alert becomes one `/opentrade` alert per stock (trading-semantics §1).
+
+Chartink posts a fixed JSON body and cannot set headers, so the webhook secret travels as the `token`
+query parameter:
+
+    {"stocks": "SEPOWER,ASTEC,EDUCOMP", "trigger_prices": "3.75,541.8,2.1", "triggered_at": "2:34 pm",
+     "scan_name": "Short term breakouts", "scan_url": "short-term-breakouts",
+     "alert_name": "Alert for Short term breakouts", "webhook_url": "https://..."}
+
+The signal and strategy come from `CHARTINK_SCANS` (`{"scan name": {"strategy", "signal", "product"?}}`,
+names matched ignoring case and spacing) or from `signal` / `strategy` query parameters, which win.
+Each stock's alert carries the id `chartink:<scan>:<IST date> <triggered_at>:<stock>`, so Chartink's
+retries are duplicates while the same scan at the same clock time on another day is not (Chartink's
+`triggered_at` is a time of day only). An id longer than an alert id may be is replaced by a hash of it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, AlertInvalid
+from service.errors import SettingsError
+from service.webhook import MAX_BODY_BYTES, authorised, read_body
+
+if TYPE_CHECKING:
+    from service.desk import Desk
+
+__all__ = ["ChartinkScan", "chartink", "load_chartink_scans", "parse_chartink", "chartink_id"]
+
+log = logging.getLogger("tickguard.chartink")
+IST = ZoneInfo("Asia/Kolkata")
+
+
+class ChartinkScan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    strategy: str
+    signal: str
+    product: str | None = None
+
+
+def _key(scan_name: str) -> str:
+    return " ".join(scan_name.split()).casefold()
+
+
+def load_chartink_scans(path: str) -> dict[str, ChartinkScan]:
+    """CHARTINK_SCANS, keyed by the normalised scan name; empty path → no scans."""
+    if not path:
+        return {}
+    try:
+        raw = msgspec.convert(json.loads(Path(path).read_text()), dict[str, ChartinkScan])
+    except (OSError, ValueError, msgspec.ValidationError) as exc:
+        raise SettingsError([("CHARTINK_SCANS", f"{path}: {exc}")]) from None
+    problems = []
+    for name, scan in raw.items():
+        if scan.signal.strip().lower() not in SIGNAL_ALIASES:
+            problems.append(("CHARTINK_SCANS", f"{name}: signal must be one of {', '.join(SIGNAL_ALIASES)}"))
+        if not scan.strategy.strip() or len(scan.strategy.strip()) > TEXT_LIMIT:
+            problems.append(("CHARTINK_SCANS", f"{name}: strategy must be 1-{TEXT_LIMIT} characters"))
+        if scan.product is not None and scan.product.upper() not in PRODUCTS:
+            problems.append(("CHARTINK_SCANS", f"{name}: product must be one of {', '.join(PRODUCTS)}"))
+    if problems:
+        raise SettingsError(problems)
+    return {_key(name): scan for name, scan in raw.items()}
+
+
+def chartink_id(scan_name: str, triggered_at: str, stock: str, day: date | None = None) -> str:
+    """The alert id of one stock of one scan run; hashed when longer than an alert id may be."""
+    when = f"{day.isoformat()} {triggered_at}" if day is not None else triggered_at
+    full = f"chartink:{scan_name}:{when}:{stock}"
+    if len(full) <= TEXT_LIMIT:
+        return full
+    return "chartink:" + hashlib.sha256(full.encode()).hexdigest()[:40]
+
+
+def _listed(body: dict[str, Any], field: str, errors: list[dict[str, str]]) -> list[str] | None:
+    value = body.get(field)
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
+        return [str(item).strip() for item in value]
+    if not isinstance(value, str):
+        errors.append({"field": field, "reason": "required, a comma-separated list"})
+        return None
+    items = [item.strip() for item in value.split(",")]
+    return [] if items == [""] else items
+
+
+def _text(body: Mapping[str, Any], field: str, errors: list[dict[str, str]], *, required: bool = True) -> str | None:
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        errors.append({"field": field, "reason": "required" if value is None else "expected a non-empty string"})
+        return None
+    return " ".join(value.split())
+
+
+def _price(text: str) -> bool:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return False
+    return number.is_finite() and 0 < number < Decimal("1e9")
+
+
+def parse_chartink(body: Any, query: Mapping[str, str], scan_settings: Mapping[str, ChartinkScan], *,
+                   day: date | None = None) -> list[dict[str, Any]]:
+    """One `/opentrade` alert body per stock, in Chartink's order; `AlertInvalid` naming every problem."""
+    if not isinstance(body, dict):
+        raise AlertInvalid([{"field": "body", "reason": "expected a JSON object"}])
+    errors: list[dict[str, str]] = []
+    stocks = _listed(body, "stocks", errors)
+    prices = _listed(body, "trigger_prices", errors)
+    scan_name = _text(body, "scan_name", errors)
+    triggered_at = _text(body, "triggered_at", errors)
+    if stocks is not None and not stocks:
+        errors.append({"field": "stocks", "reason": "no stock in the alert"})
+    if stocks and prices is not None and len(stocks) != len(prices):
+        errors.append({"field": "trigger_prices", "reason": f"{len(prices)} prices for {len(stocks)} stocks"})
+    for position, stock in enumerate(stocks or ()):
+        if not stock or len(stock) > TEXT_LIMIT:
+            errors.append({"field": f"stocks[{position}]", "reason": f"expected a symbol of 1-{TEXT_LIMIT} characters"})
+    for position, price in enumerate(prices or ()):
+        if not _price(price):
+            errors.append({"field": f"trigger_prices[{position}]", "reason": "expected a number greater than 0"})
+    scan = scan_settings.get(_key(scan_name)) if scan_name else None
+    signal = _text(query, "signal", errors, required=False)
+    if signal is not None and signal.lower() not in SIGNAL_ALIASES:
+        errors.append({"field": "signal", "reason": f"expected one of {', '.join(SIGNAL_ALIASES)}"})
+    strategy = _text(query, "strategy", errors, required=False)
+    if strategy is not None and len(strategy) > TEXT_LIMIT:
+        errors.append({"field": "strategy", "reason": f"longer than {TEXT_LIMIT} characters"})
+    if scan is None and signal is None and scan_name:
+        errors.append({"field": "signal", "reason": f"scan {scan_name!r} is not in CHARTINK_SCANS: add it there "
+                       f"or put ?signal={'|'.join(SIGNAL_ALIASES)} on the webhook URL"})
+    if errors:
+        raise AlertInvalid(errors)
+    assert stocks and prices and scan_name and triggered_at
+    signal = (signal or (scan.signal if scan else "")).lower()
+    strategy = strategy or (scan.strategy.strip() if scan else scan_name[:TEXT_LIMIT])
+    alerts = []
+    for stock, price in zip(stocks, prices):
+        alert = {"symbolname": stock, "signal": signal, "price": price, "type": "equity", "strategyname": strategy,
+                 "id": chartink_id(scan_name, triggered_at, stock, day)}
+        if scan is not None and scan.product:
+            alert["product"] = scan.product.upper()
+        alerts.append(alert)
+    return alerts
+
+
+# The endpoint ------------------------------------------------------------------------------------
+def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse({"errors": errors}, status)
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return dict(parse_qsl(raw.decode("utf-8", "replace")))
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _scans(request: Request, desk: Desk) -> Mapping[str, ChartinkScan]:
+    scans = getattr(request.app.state, "chartink_scans", None)
+    if scans is None:
+        scans = request.app.state.chartink_scans = load_chartink_scans(desk.settings.chartink_scans)
+    return scans
+
+
+async def _one(desk: Desk, alert: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"symbolname": alert["symbolname"]}
+    try:
+        plan = await desk.plan(alert)
+    except AlertInvalid as exc:
+        desk.metrics.count_alert("invalid")
+        return {**result, "status": 422, "errors": exc.errors}
+    try:
+        response = await desk.accept(plan)
+    except Exception:  # deliberate: one stock failing must not lose the answer for the others
+        log.exception("chartink alert for %s failed", alert["symbolname"])
+        return {**result, "status": 500, "errors": [{"field": "symbolname", "reason": "internal error"}]}
+    return {**result, "status": response.status_code, **json.loads(bytes(response.body))}
+
+
+async def chartink(request: Request) -> Response:
+    desk: Desk = request.app.state.desk
+    raw = await read_body(request)
+    if raw is None:
+        desk.metrics.count_alert("invalid")
+        return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
+    if not authorised(request, desk.settings.webhook_secret):
+        desk.metrics.count_alert("unauthorized")
+        return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])
+    try:
+        scans = _scans(request, desk)
+    except SettingsError as exc:
+        return _errors(503, [{"field": name, "reason": reason} for name, reason in exc.problems])
+    day = datetime.fromtimestamp(desk.clock(), IST).date()
+    try:
+        alerts = parse_chartink(_decode(raw, request.headers.get("content-type", "")), request.query_params, scans,
+                                day=day)
+    except AlertInvalid as exc:
+        desk.metrics.count_alert("invalid")
+        return _errors(422, exc.errors)
+    results = [await _one(desk, alert) for alert in alerts]
+    statuses = [r["status"] for r in results]
+    if 202 in statuses:
+        status = 202
+    else:
+        status = next((s for s in statuses if s >= 400), 200)
+    return JSONResponse({"alerts": results}, status)
