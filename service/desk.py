@@ -18,6 +18,7 @@ from service.broker.smartapi.config import config_from_settings
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.metrics import Metrics
+from service.notify import Notifier
 from service.policy import Policy
 from service.recovery import recover
 from service.settings import Settings
@@ -78,6 +79,9 @@ class Desk:
         # event loop after the change is stored; a listener must not block (queue and return).
         self.trade_listeners: list[Callable[[Trade], None]] = []
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.notifier = Notifier(settings, clock=clock)
+        self.trade_listeners.append(self.notifier.on_trade)
+        self.event_listeners.append(self.notifier.on_event)
 
     def _trade_changed(self, trade: Trade) -> None:
         for listener in self.trade_listeners:
@@ -129,6 +133,7 @@ class Desk:
         await self.guard.start()
         self.recovery = await recover(self)
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
+        await self.notifier.start()
 
     async def stop(self) -> None:
         """Stop whatever has started (also after a failed start)."""
@@ -136,6 +141,7 @@ class Desk:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
         await self.trader.stop()
+        await self.notifier.stop()
         if self._updates is not None:
             self._updates.dispose()
         for step in (self.guard.stop, self.broker.close, self.store.close):
