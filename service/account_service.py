@@ -44,8 +44,16 @@ from service.errors import SettingsError, TickguardError
 from service.settings import Settings
 
 __all__ = [
-    "AccountDirectory", "AccountList", "AccountsError", "AccountsUnavailable", "UnknownAccounts",
-    "AccountUnusable", "demo_accounts", "parse_accountslist", "FETCH_TIMEOUT_S", "COPY_FILE_NAME",
+    "COPY_FILE_NAME",
+    "FETCH_TIMEOUT_S",
+    "AccountDirectory",
+    "AccountList",
+    "AccountUnusable",
+    "AccountsError",
+    "AccountsUnavailable",
+    "UnknownAccounts",
+    "demo_accounts",
+    "parse_accountslist",
 ]
 
 log = logging.getLogger("tickguard.accounts")
@@ -111,7 +119,7 @@ def parse_accountslist(body: bytes | str | Any) -> tuple[list[Account], dict[str
         except (ValueError, RecursionError):
             raise ValueError("the reply is not JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("accountslist"), list):
-        raise ValueError('the reply has no "accountslist" list')
+        raise ValueError('the reply has no "accountslist" list')  # noqa: TRY004 - a bad reply, not a bug
     accounts: list[Account] = []
     skipped: dict[str, str] = {}
     seen: set[str] = set()
@@ -141,7 +149,7 @@ def _row_label(row: Any, position: int) -> str:
 
 def _account(row: Any) -> Account:
     if not isinstance(row, dict):
-        raise ValueError("not an object")
+        raise ValueError("not an object")  # noqa: TRY004 - a bad row, not a bug
     raw_id = row.get("accountId")
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
         raise ValueError("accountId: required, a string or a whole number")
@@ -182,7 +190,7 @@ def _decimal(field: str, value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{field}: expected a number")
+        raise ValueError(f"{field}: expected a number")  # noqa: TRY004 - a bad field, not a bug
     try:
         number = Decimal(str(value).replace(",", "").strip())  # "1,00,000" as services often send it
     except InvalidOperation:
@@ -223,7 +231,8 @@ def _local_accounts(settings: Settings) -> list[Account]:
     if not settings.live:
         return demo_accounts(settings)
     if not settings.demo_accounts_file:
-        raise SettingsError([("USERS_URL", "required in live mode, or DEMO_ACCOUNTS_FILE listing the accounts to trade")])
+        reason = "required in live mode, or DEMO_ACCOUNTS_FILE listing the accounts to trade"
+        raise SettingsError([("USERS_URL", reason)])
     accounts = _file_accounts(settings)
     if not accounts:
         raise SettingsError([("DEMO_ACCOUNTS_FILE", "lists no account")])
@@ -237,8 +246,8 @@ class AccountDirectory:
     `clock` is wall-clock seconds (`time.time`): the on-disk copy carries its fetch time.
     """
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float], transport: httpx.AsyncBaseTransport | None = None,
-                 timeout_s: float = FETCH_TIMEOUT_S) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float],
+                 transport: httpx.AsyncBaseTransport | None = None, timeout_s: float = FETCH_TIMEOUT_S) -> None:
         self.settings = settings
         self.clock = clock
         logins = load_logins(settings)
@@ -258,7 +267,8 @@ class AccountDirectory:
         if not self._url:
             self._local = AccountList(_local_accounts(settings), fetched_at=clock())
         else:
-            self._client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s), follow_redirects=False)
+            self._client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s),
+                                             follow_redirects=False)
             self._good = self._read_copy()
         for account in self._local or ():
             reason = self.unusable_reason(account)
@@ -283,7 +293,8 @@ class AccountDirectory:
             return None
         stale = self.clock() >= self._fresh_until
         reason = (self._failure or f"older than ACCOUNTS_TTL_S={self._ttl_s:g}") if stale else ""
-        return AccountList(self._good, fetched_at=self._good.fetched_at, stale=stale, reason=reason, problems=self._good.problems)
+        return AccountList(self._good, fetched_at=self._good.fetched_at, stale=stale, reason=reason,
+                           problems=self._good.problems)
 
     async def accounts(self) -> AccountList:
         """Fresh within ACCOUNTS_TTL_S, else fetched; on failure the last good copy marked stale."""
@@ -363,7 +374,8 @@ class AccountDirectory:
     def _stale_or_raise(self) -> AccountList:
         copy = self.last_good()
         if copy is None:
-            raise AccountsUnavailable(f"the account service is unavailable ({self._failure}) and no earlier copy exists")
+            raise AccountsUnavailable(f"the account service is unavailable ({self._failure}) "
+                                      "and no earlier copy exists")
         return copy
 
     async def _refresh(self) -> AccountList:

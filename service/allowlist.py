@@ -16,7 +16,7 @@ from typing import Any
 from service.errors import SettingsError
 from service.settings import Settings
 
-__all__ = ["AllowList", "parse_networks", "PRESETS", "WEBHOOK_PATHS", "allowlist_from_settings"]
+__all__ = ["PRESETS", "WEBHOOK_PATHS", "AllowList", "allowlist_from_settings", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -84,8 +84,8 @@ class AllowList:
         if client is not None and _within(client, self.networks):
             await self.app(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_REFUSAL)).encode())]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_REFUSAL)).encode())]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
         await send({"type": "http.response.body", "body": _REFUSAL})
 
     @staticmethod

@@ -37,7 +37,7 @@ from service.webhook import MAX_BODY_BYTES, authorised, read_body
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["ChartinkScan", "chartink", "load_chartink_scans", "parse_chartink", "chartink_id"]
+__all__ = ["ChartinkScan", "chartink", "chartink_id", "load_chartink_scans", "parse_chartink"]
 
 log = logging.getLogger("tickguard.chartink")
 IST = ZoneInfo("Asia/Kolkata")

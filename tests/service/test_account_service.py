@@ -13,7 +13,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.account_service import (
-    COPY_FILE_NAME, AccountDirectory, AccountsUnavailable, AccountUnusable, UnknownAccounts, demo_accounts,
+    COPY_FILE_NAME,
+    AccountDirectory,
+    AccountsUnavailable,
+    AccountUnusable,
+    UnknownAccounts,
+    demo_accounts,
     parse_accountslist,
 )
 from service.errors import CredentialsError, SettingsError
@@ -95,9 +100,9 @@ async def test_the_contract_is_parsed_into_accounts(service, make):
     assert [a.account_id for a in accounts] == ["A1", "A2"] and not accounts.stale
     first, second = accounts
     assert (first.name, first.fund, first.stoploss_type, first.stoploss, first.clientcode) == \
-        ("Anil", 5_000_000, "number", Decimal("500"), None)
+        ("Anil", 5_000_000, "number", Decimal(500), None)
     assert (second.fund, second.stoploss_type, second.stoploss, second.clientcode) == \
-        (10_000_050, "percentage", Decimal("2"), "P0002")
+        (10_000_050, "percentage", Decimal(2), "P0002")
 
 
 def test_bad_rows_are_skipped_and_reported():
@@ -216,7 +221,7 @@ async def test_a_restart_during_an_outage_still_has_the_copy_for_exits(service, 
     restarted = make(USERS_URL=service.url)
     copy = restarted.last_good()
     assert copy is not None and [a.account_id for a in copy] == ["A1", "A2"] and copy.stale
-    assert copy[1].stoploss == Decimal("2") and service.hits == 1
+    assert copy[1].stoploss == Decimal(2) and service.hits == 1
     with pytest.raises(AccountsUnavailable):
         await restarted.for_entry()
     assert (await restarted.accounts()).stale
@@ -283,7 +288,7 @@ async def test_paper_mode_without_a_service_serves_the_demo_account(make):
     directory = make(DEMO_ACCOUNT="D1", DEMO_FUND="25000", DEMO_STOPLOSS_TYPE="number", DEMO_STOPLOSS="300")
     (account,) = await directory.for_entry()
     assert (account.account_id, account.fund, account.stoploss_type, account.stoploss) == \
-        ("D1", 2_500_000, "number", Decimal("300"))
+        ("D1", 2_500_000, "number", Decimal(300))
     assert directory.source == "local" and not directory.last_good().stale
     assert directory.login_for(account).clientcode == "P0001"
 

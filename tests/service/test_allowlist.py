@@ -8,7 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.allowlist import PRESETS, AllowList, allowlist_from_settings, parse_networks
+from service.allowlist import (
+    PRESETS,
+    AllowList,
+    allowlist_from_settings,
+    parse_networks,
+)
 from service.errors import SettingsError
 from service.settings import load_settings
 from tests.support.servers import ServerThread

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from service.alerts import AlertInvalid, parse_alert
-from service.chartink import ChartinkScan, chartink, chartink_id, load_chartink_scans, parse_chartink
+from service.chartink import (
+    ChartinkScan,
+    chartink,
+    chartink_id,
+    load_chartink_scans,
+    parse_chartink,
+)
 from service.errors import SettingsError
 from tests.support.service import SECRET
 
@@ -166,5 +172,6 @@ def test_the_endpoint_refuses_without_the_secret_and_names_bad_fields(chartink_s
     reply = httpx.post(url, params={"token": SECRET}, json={**SAMPLE, "scan_name": "Unknown"}, timeout=10)
     assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "signal"
     reply = httpx.post(url, params={"token": SECRET}, content=b"not json", timeout=10)
-    assert reply.status_code == 422 and reply.json()["errors"] == [{"field": "body", "reason": "expected a JSON object"}]
+    assert reply.status_code == 422
+    assert reply.json()["errors"] == [{"field": "body", "reason": "expected a JSON object"}]
     assert chartink_service.trade_count_in_store() == (0, 0)
