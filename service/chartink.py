@@ -30,6 +30,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.account_service import AccountsError
 from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, AlertInvalid
 from service.errors import SettingsError
 from service.webhook import MAX_BODY_BYTES, authorised, read_body
@@ -182,11 +183,13 @@ async def _one(desk: Desk, alert: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"symbolname": alert["symbolname"]}
     try:
         plan = await desk.plan(alert)
+        response = await desk.accept(plan)
     except AlertInvalid as exc:
         desk.metrics.count_alert("invalid")
         return {**result, "status": 422, "errors": exc.errors}
-    try:
-        response = await desk.accept(plan)
+    except AccountsError as exc:
+        desk.metrics.count_alert("refused")
+        return {**result, "status": 503, "errors": [{"field": "accounts", "reason": str(exc)}]}
     except Exception:  # deliberate: one stock failing must not lose the answer for the others
         log.exception("chartink alert for %s failed", alert["symbolname"])
         return {**result, "status": 500, "errors": [{"field": "symbolname", "reason": "internal error"}]}
