@@ -110,16 +110,19 @@ def settings_for(bot_server, tmp_path: Path):
 
 @pytest.fixture
 def captured_logs() -> Iterator[io.StringIO]:
-    """tickguard's JSON logs at DEBUG into a StringIO; the root logger is put back afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    """tickguard's JSON logs at DEBUG into a StringIO, httpx's request lines included (`tickguard`'s CLI
+    quiets them, and another test may have run it); the loggers are put back afterwards."""
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    saved = root.handlers[:], root.level, httpx_log.level
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream)
+    httpx_log.setLevel(logging.NOTSET)
     try:
         yield stream
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        httpx_log.setLevel(saved[2])
 
 
 TELEGRAM_PATH = f"/bot{BOT_TOKEN}/sendMessage"
@@ -302,6 +305,7 @@ async def test_a_refusal_is_not_retried_and_is_logged_once(bot, settings_for, ca
 
 async def test_the_bot_token_never_reaches_a_log_line(bot, settings_for, captured_logs, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # `tickguard` itself quiets httpx; this test wants its lines
     bot.answer(TELEGRAM_PATH, 500, 500, 500, 400)
     notes = notifier(settings_for())
     await notes.start()
