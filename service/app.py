@@ -11,9 +11,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
+from service import dashboard
 from service.desk import Desk, trade_view
+from service.feed import FeedHub, trades_feed
 from service.settings import Settings
 from service.trades import OPEN_STATES, TradeState
 from service.webhook import authorised, opentrade
@@ -29,7 +31,12 @@ def secured(handler):
     async def serve(request: Request) -> Response:
         desk: Desk = request.app.state.desk
         if not authorised(request, desk.settings.webhook_secret):
-            return _unauthorised()
+            # The dashboard's session cookie, from our own origin on a POST (see service/dashboard.py).
+            status = dashboard.session_status(request)
+            if status == 401:
+                return _unauthorised()
+            if status == 403:
+                return JSONResponse({"errors": [{"field": "origin", "reason": "cross-origin request refused"}]}, 403)
         return await handler(request, desk)
 
     serve.__name__ = handler.__name__
@@ -117,9 +124,12 @@ def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         await desk.start()
+        feed = app.state.feed = FeedHub(desk)
+        await feed.start()
         try:
             yield
         finally:
+            await feed.stop()
             await desk.stop()
 
     routes = [
@@ -131,6 +141,8 @@ def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", secured(metrics), methods=["GET"]),
         Route("/openapi.json", secured(openapi), methods=["GET"]),
+        WebSocketRoute("/ws/trades", trades_feed),
+        *dashboard.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.desk = desk

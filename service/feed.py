@@ -1,0 +1,323 @@
+"""`WS /ws/trades`: the live feed of trades, their events and prices for dashboards and scripts.
+
+One `FeedHub` per app. The desk calls `on_trade` and `on_event` on the event loop after each stored
+change; they only encode and enqueue, so a browser can never slow execution. Each socket has a bounded
+queue drained by its own writer task; a client that falls `queue_size` messages behind loses its backlog
+and gets a fresh snapshot instead (`"reason": "overflow"`).
+
+Where the messages come from:
+- `trade`: every stored trade version, as the desk hands it to `on_trade` (the state of the row).
+- `event`: the trade's event rows, read after each change from the store with a cursor on the event id
+  (`entry_sent`, `entry_fill`, `armed`, `stop_moved`, `exit_fired`, `exit_sent`, `closed`, `unprotected`
+  …); reading the rows keeps what diffing trade versions would lose (an order sent changes no field).
+- desk events (`alert_accepted`, `alert_refused`, `halt` …) as `event` messages without an id.
+- `prices`: a 10 Hz sampler reads the guard's latest tick per token for open trades and sends only the
+  trades whose LTP moved; per client, prices not yet written are merged, latest wins.
+
+Every price and P&L is integer paise, as everywhere in tickguard. The schema: `docs/feed.md`.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from service.dashboard import feed_access
+from service.trades import OPEN_STATES, Trade
+
+if TYPE_CHECKING:
+    from service.desk import Desk
+
+__all__ = ["FeedHub", "trades_feed", "QUEUE_SIZE", "PRICE_INTERVAL_S"]
+
+log = logging.getLogger("tickguard.feed")
+
+QUEUE_SIZE = 256
+PRICE_INTERVAL_S = 0.1  # at most ~10 price updates a second per trade
+RECENT_TRADES = 50  # closed trades in a snapshot beside every open one
+OPEN_LIMIT = 1000
+SNAPSHOT_EVENTS = 100
+_REMEMBERED = 2000  # finished trades kept to route their late events to filtered clients
+_PRICES = object()  # queue marker: write the client's merged prices here
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def _text(message: dict[str, Any]) -> str:
+    return _encode(message).decode()
+
+
+def pnl(trade: Trade, ltp: int | None) -> int | None:
+    """Realised plus unrealised P&L of the trade, in paise, at `ltp` for the quantity still open."""
+    if not trade.filled:
+        return None
+    open_quantity = trade.open_quantity
+    if open_quantity and ltp is None:
+        return None
+    # exited + open = filled, so the cost of both is the whole entry value.
+    move = trade.exit_value + open_quantity * (ltp or 0) - trade.entry_value
+    return round(move if trade.long else -move)
+
+
+@dataclass(eq=False)
+class Client:
+    websocket: WebSocket
+    strategy: str | None
+    account: str | None
+    queue: collections.deque = field(default_factory=collections.deque)
+    prices: dict[int, dict[str, Any]] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    resync: str | None = "connect"
+    snapshots: int = 0
+
+    def wants(self, strategy: str | None, account: str | None) -> bool:
+        """Whether a message about `strategy`/`account` passes this client's filters (None: names none)."""
+        return (self.strategy is None or strategy is None or strategy == self.strategy) and \
+               (self.account is None or account is None or account == self.account)
+
+
+class FeedHub:
+    def __init__(self, desk: Desk, *, queue_size: int = QUEUE_SIZE, price_interval_s: float = PRICE_INTERVAL_S) -> None:
+        self.desk = desk
+        self.queue_size = queue_size
+        self.price_interval_s = price_interval_s
+        self.clients: set[Client] = set()
+        self._open: dict[int, Trade] = {}
+        self._finished: collections.OrderedDict[int, Trade] = collections.OrderedDict()
+        self._sent_ltp: dict[int, int] = {}
+        self._cursor = 0  # last event row id fed
+        self._events_due = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.overflows = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # Life cycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        store = self.desk.store
+        for trade in await store.trades(states=OPEN_STATES, limit=100_000):
+            self._open[trade.id] = trade
+        self._cursor = await store.db.read(lambda db: db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+        self.desk.trade_listeners.append(self.on_trade)
+        self.desk.event_listeners.append(self.on_event)
+        self._tasks = [asyncio.create_task(self._pump_events(), name="feed-events"),
+                       asyncio.create_task(self._sample_prices(), name="feed-prices")]
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.desk.trade_listeners.remove(self.on_trade)
+        with contextlib.suppress(ValueError):
+            self.desk.event_listeners.remove(self.on_event)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # Desk listeners (on the loop; never await, never block) -----------------------------------------
+    def on_trade(self, trade: Trade) -> None:
+        if trade.state in OPEN_STATES:
+            self._open[trade.id] = trade
+        else:
+            self._open.pop(trade.id, None)
+            self._sent_ltp.pop(trade.id, None)
+            self._finished[trade.id] = trade
+            self._finished.move_to_end(trade.id)
+            while len(self._finished) > _REMEMBERED:
+                self._finished.popitem(last=False)
+        self._events_due.set()
+        if self.clients:
+            self._broadcast({"type": "trade", "trade": self.view(trade)}, trade.strategy, trade.account)
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if not self.clients:
+            return
+        alert = data.get("alert") if isinstance(data.get("alert"), dict) else {}
+        strategy = data.get("strategy") or alert.get("strategyname")
+        account = data.get("account") or alert.get("account")
+        message = {"type": "event", "id": None, "kind": kind, "trade_id": None, "at_ms": self.desk.now_ms(), "data": data}
+        self._broadcast(message, strategy, account)
+
+    def _broadcast(self, message: dict[str, Any], strategy: str | None, account: str | None) -> None:
+        text: str | None = None
+        for client in self.clients:
+            if client.wants(strategy, account):
+                text = text or _text(message)  # encoded once, shared by every client
+                self._offer(client, text)
+
+    def _offer(self, client: Client, item: Any) -> None:
+        if client.resync == "overflow":
+            return  # dropping everything until the fresh snapshot is written
+        if len(client.queue) >= self.queue_size:
+            # A backlog this long is stale by the time it would be read: a snapshot replaces it.
+            self.overflows += 1
+            client.resync = "overflow"
+            client.queue.clear()
+            client.prices.clear()
+        else:
+            client.queue.append(item)
+        client.wake.set()
+
+    # Views ------------------------------------------------------------------------------------------
+    def ltp(self, trade: Trade) -> int | None:
+        tick = self.desk.guard.last.get(trade.token)
+        return tick.ltp if tick is not None and tick.exchange == trade.exchange else None
+
+    def view(self, trade: Trade) -> dict[str, Any]:
+        from service.desk import trade_view
+
+        ltp = self.ltp(trade)
+        view = trade_view(trade)
+        view["ltp"] = ltp
+        view["pnl"] = pnl(trade, ltp) if trade.state in OPEN_STATES else trade.realised_pnl
+        return view
+
+    async def snapshot(self, client: Client, reason: str) -> dict[str, Any]:
+        store = self.desk.store
+        open_trades = await store.trades(states=OPEN_STATES, strategy=client.strategy, account=client.account,
+                                         limit=OPEN_LIMIT)
+        recent = await store.trades(strategy=client.strategy, account=client.account, limit=RECENT_TRADES)
+        trades = {t.id: t for t in recent} | {t.id: t for t in open_trades}
+        ids = sorted(trades, reverse=True)
+        events = await store.db.read(lambda db: _events_of(db, ids))
+        return {"type": "snapshot", "reason": reason, "at_ms": self.desk.now_ms(), "halted": self.desk.halted,
+                "filters": {"strategy": client.strategy, "account": client.account},
+                "trades": [self.view(trades[i]) for i in ids], "events": events}
+
+    # Producers ----------------------------------------------------------------------------------
+    async def _pump_events(self) -> None:
+        while True:
+            await self._events_due.wait()
+            self._events_due.clear()
+            try:
+                rows = await self.desk.store.db.read(lambda db: _events_after(db, self._cursor))
+            except sqlite3.Error:
+                log.exception("feed: reading new events failed")
+                await asyncio.sleep(1)
+                self._events_due.set()
+                continue
+            for row in rows:
+                self._cursor = max(self._cursor, row["id"])
+                trade = self._open.get(row["trade_id"]) or self._finished.get(row["trade_id"])
+                if trade is None:
+                    trade = await self.desk.store.trade(row["trade_id"])
+                if self.clients and trade is not None:
+                    self._broadcast({"type": "event", **row}, trade.strategy, trade.account)
+            if len(rows) == _EVENT_BATCH:
+                self._events_due.set()
+
+    async def _sample_prices(self) -> None:
+        while True:
+            await asyncio.sleep(self.price_interval_s)
+            moved: list[tuple[Trade, dict[str, Any]]] = []
+            for trade in self._open.values():
+                ltp = self.ltp(trade)
+                if ltp is None or self._sent_ltp.get(trade.id) == ltp:
+                    continue
+                self._sent_ltp[trade.id] = ltp
+                moved.append((trade, {"trade_id": trade.id, "ltp": ltp, "pnl": pnl(trade, ltp)}))
+            for client in self.clients:
+                for trade, price in moved:
+                    if not client.wants(trade.strategy, trade.account):
+                        continue
+                    if not client.prices:  # no price message pending: queue one; later samples merge into it
+                        self._offer(client, _PRICES)
+                    if client.resync == "overflow":
+                        break
+                    client.prices[trade.id] = price
+
+    # Sockets ------------------------------------------------------------------------------------
+    def join(self, websocket: WebSocket, strategy: str | None, account: str | None) -> Client:
+        client = Client(websocket, strategy or None, account or None)
+        client.wake.set()
+        self.clients.add(client)
+        return client
+
+    def leave(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    async def write(self, client: Client) -> None:
+        """Drain `client`'s queue to its socket until it closes; a resync becomes a fresh snapshot."""
+        send = client.websocket.send_text
+        while True:
+            await client.wake.wait()
+            client.wake.clear()
+            while True:
+                if client.resync is not None:
+                    reason, client.resync = client.resync, None
+                    client.queue.clear()
+                    client.prices.clear()
+                    client.snapshots += 1
+                    await send(_text(await self.snapshot(client, reason)))
+                    continue
+                if not client.queue:
+                    break
+                item = client.queue.popleft()
+                if item is _PRICES:
+                    item = _text({"type": "prices", "at_ms": self.desk.now_ms(), "prices": list(client.prices.values())})
+                    client.prices.clear()
+                await send(item)
+
+
+_EVENT_BATCH = 500
+
+
+def _event_row(row: sqlite3.Row | tuple) -> dict[str, Any]:
+    data = json.loads(row[4])
+    if row[3] == "created":
+        data = {}  # the whole trade: the `trade` message carries it
+    return {"id": row[0], "at_ms": row[1], "trade_id": row[2], "kind": row[3], "data": data}
+
+
+def _events_after(db: sqlite3.Connection, cursor: int) -> list[dict[str, Any]]:
+    sql = "SELECT id, at_ms, trade_id, kind, data FROM events WHERE id > ? AND trade_id IS NOT NULL ORDER BY id LIMIT ?"
+    return [_event_row(r) for r in db.execute(sql, (cursor, _EVENT_BATCH))]
+
+
+def _events_of(db: sqlite3.Connection, trade_ids: Iterable[int]) -> list[dict[str, Any]]:
+    ids = list(trade_ids)
+    if not ids:
+        return []
+    sql = (f"SELECT id, at_ms, trade_id, kind, data FROM events WHERE trade_id IN ({','.join('?' * len(ids))})"
+           " ORDER BY id DESC LIMIT ?")
+    return [_event_row(r) for r in reversed(db.execute(sql, (*ids, SNAPSHOT_EVENTS)).fetchall())]
+
+
+async def trades_feed(websocket: WebSocket) -> None:
+    hub: FeedHub = websocket.app.state.feed
+    if not feed_access(websocket):
+        await websocket.close(code=1008)  # before accept: the handshake is answered 403
+        return
+    await websocket.accept()
+    query = websocket.query_params
+    client = hub.join(websocket, query.get("strategy"), query.get("account"))
+    writer = asyncio.create_task(hub.write(client), name="feed-writer")
+    reader = asyncio.create_task(_read_until_closed(websocket), name="feed-reader")
+    try:
+        done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.leave(client)
+        for task in (writer, reader):
+            task.cancel()
+        results = await asyncio.gather(writer, reader, return_exceptions=True)
+    error = results[0]
+    if writer in done and isinstance(error, Exception) and not isinstance(error, (WebSocketDisconnect, OSError)):
+        log.error("feed writer failed", extra={"error": repr(error)})
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1011)
+
+
+async def _read_until_closed(websocket: WebSocket) -> None:
+    """The feed takes no input; reading is how a closed socket is noticed."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
