@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from service.account_service import AccountDirectory, AccountsUnavailable, UnknownAccounts
 from service.accounts import Account, Strategy, load_strategies, resolve_rules
 from service.alerts import AlertInvalid, dedup_key, parse_alert
 from service.broker.smartapi.adapter import SmartApiBroker
@@ -62,9 +63,7 @@ class Desk:
         self.broker = SmartApiBroker(config_from_settings(settings))  # the broker's TOTP needs the wall clock
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
-        self.account = Account(account_id=settings.demo_account, name="Demo account",
-                               fund=round(settings.demo_fund * 100), stoploss_type=settings.demo_stoploss_type,
-                               stoploss=Decimal(str(settings.demo_stoploss)) if settings.demo_stoploss else None)
+        self.accounts = AccountDirectory(settings, clock=clock)
         calendar = always_open_calendar() if settings.market_hours == "always" else default_calendar()
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock)
@@ -144,7 +143,7 @@ class Desk:
         await self.notifier.stop()
         if self._updates is not None:
             self._updates.dispose()
-        for step in (self.guard.stop, self.broker.close, self.store.close):
+        for step in (self.guard.stop, self.broker.close, self.accounts.close, self.store.close):
             try:
                 await step()
             except Exception:  # keep closing the rest
@@ -206,14 +205,30 @@ class Desk:
             raise AlertInvalid([{"field": "symbolname", "reason": exc.reason}]) from None
         if alert.type == "option" and alert.quantity is not None and alert.quantity % symbol.lotsize:
             raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
+        accounts, entry_refusal = await self._accounts_for(alert)
         strategy = self.strategies.get(alert.strategyname)
-        rules, source = resolve_rules(alert, strategy, self.account)
-        if alert.type == "equity" or alert.stop_basis == "underlying":  # an option's premium is known at entry
-            check_rules(alert, rules, underlying or symbol, self.account.fund)
+        rules: dict[str, tuple[dict[str, Any], str]] = {}
+        for account in accounts:
+            rules[account.account_id] = resolve_rules(alert, strategy, account)
+            if alert.type == "equity" or alert.stop_basis == "underlying":  # an option's premium is known at entry
+                check_rules(alert, rules[account.account_id][0], underlying or symbol, account.fund)
         now = self.now_ms()
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
         stored = {k: v for k, v in body.items() if k != "token"}
-        return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, source, underlying)
+        return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, underlying,
+                    accounts, entry_refusal)
+
+    async def _accounts_for(self, alert: Any) -> tuple[list[Account], str]:
+        """The accounts an alert trades on, and why entries are refused when the list is not fresh."""
+        try:
+            accounts = list(await self.accounts.for_entry(alert.accounts))
+        except UnknownAccounts as exc:
+            raise AlertInvalid([{"field": "accounts", "reason": f"not listed: {', '.join(exc.ids)}"}]) from None
+        except AccountsUnavailable as exc:
+            last = self.accounts.last_good() or []
+            wanted = set(alert.accounts) if alert.accounts else None
+            return [a for a in last if wanted is None or a.account_id in wanted], exc.reason
+        return accounts, ""
 
     async def _option_symbol(self, alert: Any) -> tuple[Any, Any]:
         """The contract to buy and its underlying: a contract named in the alert, or one picked from the
@@ -232,36 +247,48 @@ class Desk:
                                              strike=spec.strike if spec else "ATM", expiry=spec.expiry if spec else "current")
         return contract, underlying
 
-    async def accept(self, plan: Plan) -> Response:
+    async def accept(self, plan: Plan, source: str = "opentrade") -> Response:
         now = self.now_ms()
         strategy = self.strategies.get(plan.alert.strategyname)
         policy = strategy.policy if strategy else Policy.CLOSE_ONLY
-        account = self.account.account_id
         entries_open = self.guard.entries_open(plan.symbol.exchange)
+        general = ("trading is halted: no new entries" if self.halted else plan.entry_refusal
+                   or ("" if entries_open else f"outside the entry window of {plan.symbol.exchange}"))
+        by_id = {account.account_id: account for account in plan.accounts}
 
         def work(db) -> tuple[str, Any]:
             duplicate = Store.find_duplicate(db, plan.key, now)
             if duplicate is not None:
                 return "duplicate", duplicate
-            decision = decide_in(db, plan, account, policy, plan.symbol.lotsize)
-            refusal = ""
-            if decision.open_side is not None and self.halted:
-                refusal = "trading is halted: no new entries"
-            elif decision.open_side is not None and not entries_open:
-                refusal = f"outside the entry window of {plan.symbol.exchange}"
-            if refusal and not decision.close:
-                alert_id = Store.insert_alert(db, now_ms=now, source="opentrade", dedup_key=plan.key,
-                                              dedup_until_ms=now, body=plan.stored_body, status="refused", reason=refusal)
-                return "refused", (alert_id, refusal)
-            alert_id = Store.insert_alert(db, now_ms=now, source="opentrade", dedup_key=plan.key,
+            ids = list(by_id) if plan.alert.accounts is None else list(plan.alert.accounts)
+            ids += [a for a in Store.accounts_with_open_trades(db, plan.alert.strategyname) if a not in ids]
+            opens: list[tuple[str, str]] = []
+            closing: list[int] = []
+            notes: list[str] = []
+            for account_id in ids:
+                decision = decide_in(db, plan, account_id, policy, plan.symbol.lotsize)
+                closing += decision.close
+                if decision.note:
+                    notes.append(f"{account_id}: {decision.note}")
+                if decision.open_side is None:
+                    continue
+                refusal = general or self._entry_refusal(by_id.get(account_id))
+                if refusal:
+                    notes.append(f"{account_id}: {refusal}")
+                else:
+                    opens.append((account_id, decision.open_side))
+            if not opens and not closing and (general or notes):
+                reason = general or "; ".join(notes)
+                alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
+                                              body=plan.stored_body, status="refused", reason=reason)
+                return "refused", (alert_id, reason)
+            alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key,
                                           dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
-                                          reason=decision.note or refusal)
-            opened: list[int] = []
-            if decision.open_side is not None and not refusal:
-                trade = Store.insert_trade(db, new_trade(plan, account, decision.open_side, now, alert_id, self.account.fund))
-                opened.append(trade.id)
-            Store.set_alert_trades(db, alert_id, opened + decision.close)
-            return "accepted", (alert_id, opened, decision, refusal)
+                                          reason="; ".join(notes))
+            opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a])
+                      for a, side in opens]
+            Store.set_alert_trades(db, alert_id, [t for t, _ in opened] + closing)
+            return "accepted", (alert_id, opened, closing, notes)
 
         outcome, value = await self.store.db.write(work)
         if outcome == "duplicate":
@@ -271,21 +298,31 @@ class Desk:
             self.metrics.count_alert("refused")
             alert_id, reason = value
             self._announce("alert_refused", {"alert_id": alert_id, "reason": reason, "alert": plan.stored_body})
-            return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, 409)
-        alert_id, opened, decision, refusal = value
+            status = 503 if plan.entry_refusal and not self.halted else 409
+            return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, status)
+        alert_id, opened, closing, notes = value
+        trade_ids = [t for t, _ in opened]
         self.metrics.count_alert("accepted")
-        self._announce("alert_accepted", {"alert_id": alert_id, "trades": opened, "closing": decision.close,
+        self._announce("alert_accepted", {"alert_id": alert_id, "trades": trade_ids, "closing": closing,
                                           "alert": plan.stored_body})
         quantity = plan.alert.quantity
         if plan.alert.lots is not None:
             quantity = plan.alert.lots * plan.symbol.lotsize
-        self.trader.submit(opened, fund=self.account.fund, requested={t: quantity for t in opened})
-        for trade_id in decision.close:
+        for trade_id, account in opened:
+            self.trader.submit([trade_id], fund=account.fund, requested={trade_id: quantity})
+        for trade_id in closing:
             self.trader.spawn(self.trader.close(trade_id), f"close-{trade_id}")
-        reply: dict[str, Any] = {"alert_id": alert_id, "trades": opened, "closing": decision.close}
-        if decision.note or refusal:
-            reply["note"] = decision.note or refusal
+        reply: dict[str, Any] = {"alert_id": alert_id, "trades": trade_ids, "closing": closing}
+        if notes:
+            reply["notes"] = notes
         return JSONResponse(reply, 202)
+
+    def _entry_refusal(self, account: Account | None) -> str:
+        if account is None:
+            return "not in the account list"
+        if account.clientcode and account.clientcode.upper() != self.settings.smartapi_user.upper():
+            return f"trades on login {account.clientcode}: only the default login is connected in this version"
+        return ""
 
     # Operator -------------------------------------------------------------------------------------
     async def set_halt(self, halted: bool, flatten: bool = False) -> list[int]:

@@ -221,6 +221,12 @@ class Store:
         return [_trade(r) for r in rows]
 
     @staticmethod
+    def accounts_with_open_trades(db: sqlite3.Connection, strategy: str) -> list[str]:
+        rows = db.execute("SELECT DISTINCT account FROM trades WHERE strategy = ?"
+                          " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY account", (strategy,))
+        return [r[0] for r in rows]
+
+    @staticmethod
     def open_options_on(db: sqlite3.Connection, account: str, strategy: str, underlying: str) -> list[Trade]:
         """Open option trades of a strategy on one underlying (calls and puts alike)."""
         rows = db.execute(

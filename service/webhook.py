@@ -74,11 +74,10 @@ class Plan:
     dedup_until_ms: int
     stored_body: dict[str, Any]
     symbol: Any
-    rules: dict[str, Any]
-    rule_source: str
+    rules: dict[str, tuple[dict[str, Any], str]]  # account id -> (the trade's rules, where the stop came from)
     underlying: Any = None  # options: the underlying's symbol (spot or index)
-    decision: Decision | None = None
-    opened: list[int] = field(default_factory=list)
+    accounts: list[Any] = field(default_factory=list)  # the accounts an entry may trade on
+    entry_refusal: str = ""  # why no entry may be taken (the account list is stale), or ""
 
 
 async def opentrade(request: Request) -> Response:
@@ -142,10 +141,11 @@ def decide_in(db: sqlite3.Connection, plan: Plan, account: str, policy: Policy, 
     return decide(plan.alert, view, policy, lot_size)
 
 
-def new_trade(plan: Plan, account: str, side: str, now_ms: int, alert_id: int, fund: int) -> Trade:
+def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -> Trade:
     symbol = plan.symbol
-    spec: dict[str, Any] = {"rules": plan.rules, "rule_source": plan.rule_source, "tick_size": symbol.tick_size,
-                            "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": fund}
+    rules, source = plan.rules[account.account_id]
+    spec: dict[str, Any] = {"rules": rules, "rule_source": source, "tick_size": symbol.tick_size,
+                            "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund}
     if plan.underlying is not None:
         u = plan.underlying
         spec.update(right=symbol.option_type, underlying=u.name, alert_price=None,
@@ -156,7 +156,7 @@ def new_trade(plan: Plan, account: str, side: str, now_ms: int, alert_id: int, f
                         basis_side="LONG" if symbol.option_type == "CE" else "SHORT")
         side = "LONG"  # an option alert buys the call or the put; tickguard never writes options
     return Trade(
-        id=0, alert_id=alert_id, account=account, strategy=plan.alert.strategyname, exchange=symbol.exchange,
+        id=0, alert_id=alert_id, account=account.account_id, strategy=plan.alert.strategyname, exchange=symbol.exchange,
         token=symbol.token, tradingsymbol=symbol.tradingsymbol, side=side, product=plan.alert.product,
         created_ms=now_ms, updated_ms=now_ms, spec=spec,
     )

@@ -1,0 +1,70 @@
+"""Many accounts: each its own size and stop; a failing account never blocks the others; the account
+service going down stops entries but never exits."""
+from __future__ import annotations
+
+import json
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.support.servers import ServerThread
+
+ACCOUNTS = {"accountslist": [
+    {"accountId": "A1", "pseudoAccountName": "Asha", "fund": 100000, "stoplosstype": "number", "stoploss": 500},
+    {"accountId": "B2", "pseudoAccountName": "Bala", "fund": "40000", "stoplosstype": "percentage", "stoploss": 2},
+    {"accountId": "C3", "pseudoAccountName": "Chetan", "fund": 500, "stoplosstype": "number", "stoploss": 100},
+]}
+
+
+def trades_of(service, alert_reply) -> dict[str, dict]:
+    views = [service.wait_trade(t, lambda t: t["state"] in ("OPEN", "REJECTED") and (t["state"] == "REJECTED" or t["stop"]),
+                                what="entry settled")["trade"] for t in alert_reply.json()["trades"]]
+    return {v["account"]: v for v in views}
+
+
+def test_each_account_gets_its_own_size_and_stop(service_factory, tmp_path):
+    accounts_file = tmp_path / "accounts.json"
+    accounts_file.write_text(json.dumps(ACCOUNTS))
+    service = service_factory(DEMO_ACCOUNTS_FILE=str(accounts_file))
+    service.price(800)
+    reply = service.alert(accounts=["A1", "B2", "C3"])
+    assert reply.status_code == 202, reply.text
+    by_account = trades_of(service, reply)
+    a1, b2, c3 = by_account["A1"], by_account["B2"], by_account["C3"]
+    assert a1["quantity"] == 125 and b2["quantity"] == 50  # fund / price
+    assert a1["stop"] == 80000 - 400  # ₹500 at risk over 125 shares = ₹4
+    assert b2["stop"] == 80000 - 1600  # 2 % of ₹40,000 over 50 shares = ₹16
+    assert c3["state"] == "REJECTED" and "less than one share" in c3["reason"]
+    service.price(783)
+    for account in ("A1", "B2"):
+        service.wait_trade(by_account[account]["id"], lambda t: t["state"] == "CLOSED", what=f"{account} stopped")
+
+
+class FlakyAccounts:
+    def __init__(self) -> None:
+        self.up = True
+
+    def app(self) -> Starlette:
+        async def users(request):
+            if not self.up:
+                return Response("down for maintenance", status_code=503)
+            return JSONResponse(ACCOUNTS)
+        return Starlette(routes=[Route("/users", users)])
+
+
+def test_account_service_down_refuses_entries_but_exits_still_fire(service_factory):
+    flaky = FlakyAccounts()
+    with ServerThread(flaky.app()) as users:
+        service = service_factory(USERS_URL=f"{users.url}/users", ACCOUNTS_TTL_S="0.2")
+        service.price(800)
+        reply = service.alert(accounts=["A1"], stoploss={"type": "points", "value": 10})
+        (trade_id,) = reply.json()["trades"]
+        service.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"], what="armed")
+        flaky.up = False
+        import time
+        time.sleep(0.3)  # let the cached list age past its TTL
+        refused = service.alert(accounts=["A1"], stoploss={"type": "points", "value": 10}, strategyname="s9")
+        assert refused.status_code == 503 and "account service" in refused.json()["errors"][0]["reason"]
+        service.price(789)
+        service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="exit while the account service is down")
