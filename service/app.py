@@ -9,11 +9,14 @@ import contextlib
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from service import dashboard
+from service.allowlist import AllowList, parse_networks
+from service.chartink import chartink, load_chartink_scans
 from service.desk import Desk, trade_view
 from service.feed import FeedHub, trades_feed
 from service.settings import Settings
@@ -123,7 +126,11 @@ def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        await desk.start()
+        try:
+            await desk.start()
+        except BaseException:
+            await desk.stop()  # close what had opened before the failure
+            raise
         feed = app.state.feed = FeedHub(desk)
         await feed.start()
         try:
@@ -134,6 +141,7 @@ def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
 
     routes = [
         Route("/opentrade", opentrade, methods=["POST"]),
+        Route("/chartink", chartink, methods=["POST"]),
         Route("/trades", secured(list_trades), methods=["GET"]),
         Route("/trades/{trade_id:int}", secured(get_trade), methods=["GET"]),
         Route("/trades/{trade_id:int}/close", secured(close_trade), methods=["POST"]),
@@ -144,6 +152,9 @@ def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
         WebSocketRoute("/ws/trades", trades_feed),
         *dashboard.routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    allowlist = Middleware(AllowList, networks=parse_networks(settings.webhook_allowlist),
+                           trusted_proxies=parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES"))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[allowlist])
+    app.state.chartink_scans = load_chartink_scans(settings.chartink_scans)  # a bad file fails at start
     app.state.desk = desk
     return app

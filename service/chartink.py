@@ -183,7 +183,7 @@ async def _one(desk: Desk, alert: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"symbolname": alert["symbolname"]}
     try:
         plan = await desk.plan(alert)
-        response = await desk.accept(plan)
+        response = await desk.accept(plan, source="chartink")
     except AlertInvalid as exc:
         desk.metrics.count_alert("invalid")
         return {**result, "status": 422, "errors": exc.errors}

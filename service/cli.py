@@ -81,7 +81,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             await asyncio.sleep(0.05)
         servers.append((paper, paper_task))
     service = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, access_log=False,
-                                            log_config=None, log_level=settings.log_level.lower()))
+                                            log_config=None, log_level=settings.log_level.lower(),
+                                            proxy_headers=False))  # the allowlist decides whom to believe
     print(f"tickguard            http://{host}:{port}  (mode {settings.tickguard_mode}; POST /opentrade)", flush=True)
     print(f"broker REST root     {settings.rest_root}", flush=True)
     if servers:
@@ -114,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         from service.logs import configure_logging
 
-        secrets = [settings.smartapi_pass, settings.smartapi_key, settings.totp_secret, settings.webhook_secret]
-        configure_logging(settings.log_level, secrets=[s for s in secrets if s])
+        secrets = [getattr(settings, name) for name in sorted(SECRET_FIELDS)]
+        configure_logging(settings.log_level, secrets=[s for s in secrets if s and isinstance(s, str)])
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per broker request is noise
         if args.command == "settings":
             for name in settings.__struct_fields__:

@@ -121,6 +121,7 @@ class Desk:
 
     # Life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.notifier.start()  # first: whatever recovery finds (an UNPROTECTED trade) gets told
         await asyncio.to_thread(self.store.open)
         flags = await self.store.flags()
         self.halted = bool(flags.get("halted", False))
@@ -132,7 +133,6 @@ class Desk:
         await self.guard.start()
         self.recovery = await recover(self)
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
-        await self.notifier.start()
 
     async def stop(self) -> None:
         """Stop whatever has started (also after a failed start)."""
@@ -262,7 +262,7 @@ class Desk:
                 return "duplicate", duplicate
             ids = list(by_id) if plan.alert.accounts is None else list(plan.alert.accounts)
             ids += [a for a in Store.accounts_with_open_trades(db, plan.alert.strategyname) if a not in ids]
-            opens: list[tuple[str, str]] = []
+            opens: list[tuple[str, str, int | None]] = []
             closing: list[int] = []
             notes: list[str] = []
             for account_id in ids:
@@ -276,7 +276,7 @@ class Desk:
                 if refusal:
                     notes.append(f"{account_id}: {refusal}")
                 else:
-                    opens.append((account_id, decision.open_side))
+                    opens.append((account_id, decision.open_side, decision.open_quantity))
             if not opens and not closing and (general or notes):
                 reason = general or "; ".join(notes)
                 alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
@@ -285,9 +285,9 @@ class Desk:
             alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key,
                                           dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
                                           reason="; ".join(notes))
-            opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a])
-                      for a, side in opens]
-            Store.set_alert_trades(db, alert_id, [t for t, _ in opened] + closing)
+            opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a], qty)
+                      for a, side, qty in opens]
+            Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing)
             return "accepted", (alert_id, opened, closing, notes)
 
         outcome, value = await self.store.db.write(work)
@@ -301,14 +301,15 @@ class Desk:
             status = 503 if plan.entry_refusal and not self.halted else 409
             return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, status)
         alert_id, opened, closing, notes = value
-        trade_ids = [t for t, _ in opened]
+        trade_ids = [t for t, _, _ in opened]
         self.metrics.count_alert("accepted")
         self._announce("alert_accepted", {"alert_id": alert_id, "trades": trade_ids, "closing": closing,
                                           "alert": plan.stored_body})
-        quantity = plan.alert.quantity
+        asked = plan.alert.quantity
         if plan.alert.lots is not None:
-            quantity = plan.alert.lots * plan.symbol.lotsize
-        for trade_id, account in opened:
+            asked = plan.alert.lots * plan.symbol.lotsize
+        for trade_id, account, target_quantity in opened:  # position_size decides the quantity itself
+            quantity = target_quantity if target_quantity is not None else asked
             self.trader.submit([trade_id], fund=account.fund, requested={trade_id: quantity})
         for trade_id in closing:
             self.trader.spawn(self.trader.close(trade_id), f"close-{trade_id}")
