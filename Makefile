@@ -17,8 +17,14 @@ run: $(STAMP)
 paper: $(STAMP)
 	$(VENV)/bin/tickguard paper
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (never `playwright install`): installed only when missing.
+CHROMIUM := /usr/bin/chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
+
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -1,0 +1,126 @@
+"""The dashboard in headless Chromium against the real app and a paper exchange.
+
+Screenshots go to `test-output/dashboard/` at the repository root (ignored by git).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.service import SECRET
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
+STOP_10 = {"type": "points", "value": 10}
+TRAIL = {"type": "points", "value": 4, "activation": {"type": "points", "value": 2}}
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def row(page: Page, trade_id: int):
+    return page.locator(f'#trades tr[data-trade-id="{trade_id}"]')
+
+
+def cell(page: Page, trade_id: int, field: str):
+    return row(page, trade_id).locator(f'[data-field="{field}"]')
+
+
+def open_trade(service, **alert) -> int:
+    reply = service.alert(price=800, **alert)
+    assert reply.status_code == 202, reply.text
+    (trade_id,) = reply.json()["trades"]
+    return trade_id
+
+
+def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, browser: Browser):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    service = service_factory()
+    service.price(800)
+    desktop = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = desktop.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(service.url + "/")
+
+    expect(page.locator("#login-form")).to_be_visible()
+    page.fill("#secret", "not the secret")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).to_be_visible()
+    page.fill("#secret", SECRET)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    cookie = next(c for c in desktop.cookies() if c["name"] == "tickguard_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    trailed = open_trade(service, stoploss=STOP_10, trail=TRAIL, quantity=2)
+    expect(row(page, trailed)).to_be_visible()
+    expect(cell(page, trailed, "status")).to_have_text("OPEN")
+    expect(cell(page, trailed, "stop")).to_have_text("790.00")
+    other = open_trade(service, stoploss=STOP_10, target={"type": "points", "value": 40}, quantity=3,
+                       strategyname="s2")
+    expect(cell(page, other, "status")).to_have_text("OPEN")
+    expect(cell(page, other, "target")).to_have_text("840.00")
+
+    row(page, trailed).locator('[data-field="symbol"]').click()
+    chart = page.locator("#chart")
+    expect(chart).to_have_attribute("data-trade-id", str(trailed))
+    stop_line = chart.locator('path[data-line="stop"]')
+    expect(stop_line).to_have_attribute("data-value", "79000")
+
+    service.price(806)
+    expect(cell(page, trailed, "ltp")).to_have_text("806.00")
+    expect(cell(page, trailed, "pnl")).to_have_text("+12.00")
+    expect(cell(page, trailed, "pnl")).to_have_class("num profit")
+    expect(cell(page, trailed, "stop")).to_have_text("802.00")
+    expect(stop_line).to_have_attribute("data-value", "80200")
+    service.price(810)
+    expect(cell(page, trailed, "ltp")).to_have_text("810.00")
+    expect(cell(page, trailed, "pnl")).to_have_text("+20.00")
+    expect(stop_line).to_have_attribute("data-value", "80600")
+    expect(cell(page, other, "pnl")).to_have_text("+30.00")
+    expect(page.locator('#events li[data-kind="stop_moved"]')).to_have_count(2)
+    page.screenshot(path=str(OUTPUT / "desktop-1280x800.png"))
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                device_scale_factor=2, storage_state=desktop.storage_state())
+    small = phone.new_page()
+    small.set_default_timeout(15_000)
+    small.goto(service.url + "/")
+    expect(small.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(cell(small, trailed, "ltp")).to_have_text("810.00")
+    expect(small.locator("#trades thead")).to_be_hidden()  # cards, not a wide table
+    assert small.evaluate("document.documentElement.scrollWidth") <= 390
+    small.screenshot(path=str(OUTPUT / "phone-390x844.png"))
+    small.screenshot(path=str(OUTPUT / "phone-390x844-full.png"), full_page=True)
+    phone.close()
+
+    service.price(805.5)  # below the trailed stop of 806
+    expect(row(page, trailed)).to_have_attribute("data-state", "CLOSED")
+    expect(cell(page, trailed, "status")).to_have_text("CLOSED")
+    expect(cell(page, trailed, "pnl")).to_have_class("num profit")
+    expect(page.locator('#events li[data-kind="exit_fired"]')).to_have_count(1)
+    expect(cell(page, other, "status")).to_have_text("OPEN")
+
+    close = row(page, other).locator("button.close")
+    close.click()
+    expect(close).to_have_text("Confirm")
+    close.click()
+    expect(row(page, other)).to_have_attribute("data-state", "CLOSED")
+    expect(close).to_be_hidden()
+    assert service.trade(other)["trade"]["state"] == "CLOSED"
+    fired = [e for e in service.trade(other)["events"] if e["kind"] == "exit_fired"]
+    assert fired[0]["data"]["reason"] == "MANUAL"
+    page.screenshot(path=str(OUTPUT / "desktop-1280x800-closed.png"))
+    desktop.close()
