@@ -16,6 +16,7 @@ from service.accounts import Account, Strategy, load_strategies, resolve_rules
 from service.alerts import AlertInvalid, dedup_key, parse_alert
 from service.broker.smartapi.adapter import SmartApiBroker
 from service.broker.smartapi.config import config_from_settings
+from service.credentials import load_logins
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.metrics import Metrics
@@ -61,6 +62,11 @@ class Desk:
         self.metrics = Metrics()
         self.store = Store(settings.tickguard_db)
         self.broker = SmartApiBroker(config_from_settings(settings))  # the broker's TOTP needs the wall clock
+        default = settings.smartapi_user.upper()
+        # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
+        # comes from the default one.
+        self.logins = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
+                       for login in load_logins(settings) if login.clientcode.upper() != default}
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
@@ -71,6 +77,7 @@ class Desk:
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
             chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts), metrics=self.metrics)
         self.trader.on_trade = self._trade_changed
+        self.trader.brokers = dict(self.logins)
         self.halted = False
         self._updates = None
         self._sampler: asyncio.Task | None = None
@@ -127,9 +134,13 @@ class Desk:
         self.halted = bool(flags.get("halted", False))
         await self.broker.connect()
         await self.symbols.open()
-        updates = self.broker.order_update_stream()
-        self._updates = updates.updates.subscribe(self.trader.on_order_update)
-        await updates.start()
+        self._updates = []
+        for broker in (self.broker, *self.logins.values()):
+            if broker is not self.broker:
+                await broker.connect()
+            updates = broker.order_update_stream()
+            self._updates.append(updates.updates.subscribe(self.trader.on_order_update))
+            await updates.start()
         await self.guard.start()
         self.recovery = await recover(self)
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
@@ -141,9 +152,11 @@ class Desk:
             await asyncio.gather(self._sampler, return_exceptions=True)
         await self.trader.stop()
         await self.notifier.stop()
-        if self._updates is not None:
-            self._updates.dispose()
-        for step in (self.guard.stop, self.broker.close, self.accounts.close, self.store.close):
+        for subscription in self._updates or []:
+            subscription.dispose()
+        steps = [self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()), self.accounts.close,
+                 self.store.close]
+        for step in steps:
             try:
                 await step()
             except Exception:  # keep closing the rest
@@ -321,8 +334,9 @@ class Desk:
     def _entry_refusal(self, account: Account | None) -> str:
         if account is None:
             return "not in the account list"
-        if account.clientcode and account.clientcode.upper() != self.settings.smartapi_user.upper():
-            return f"trades on login {account.clientcode}: only the default login is connected in this version"
+        login = (account.clientcode or "").upper()
+        if login and login != self.settings.smartapi_user.upper() and login not in self.logins:
+            return f"its login {account.clientcode} is not in CREDENTIALS_FILE"
         return ""
 
     # Operator -------------------------------------------------------------------------------------

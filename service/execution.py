@@ -72,7 +72,8 @@ class Trader:
                  clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None,
                  metrics: Any = None) -> None:
         self.store = store
-        self.broker = broker
+        self.broker = broker  # the default login: market data, and the orders of virtual sub-accounts
+        self.brokers: dict[str, Broker] = {}  # other logins by client code (accounts trading on their own login)
         self.guard = guard
         self.config = config or ExecConfig()
         self.clock = clock
@@ -84,6 +85,11 @@ class Trader:
         self._order_events: dict[str, asyncio.Event] = {}  # exit tags being watched
         self._exiting: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
+
+    def broker_for(self, trade: Trade) -> Broker:
+        """The login a trade's orders go through: its account's own, or the default one."""
+        login = trade.spec.get("login")
+        return self.brokers.get(str(login).upper(), self.broker) if login else self.broker
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -129,7 +135,7 @@ class Trader:
             if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
                 return
             try:
-                margin = (await self.broker.funds()).net
+                margin = (await self.broker_for(trade).funds()).net
             except BrokerError as exc:
                 await self._record(trade_id, "rejected", reason=f"cannot read the broker's margin: {exc.message}")
                 return
@@ -167,7 +173,7 @@ class Trader:
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token,
                                side=side, quantity=quantity, kind=kind, price=price, product=trade.product, tag=tag)
         try:
-            ack = await self.broker.place_order(request, priority)
+            ack = await self.broker_for(trade).place_order(request, priority)
         except EntryExpired as exc:
             self._count(role, "expired")
             await self._order_failed(record, "expired", exc.message)
@@ -344,7 +350,7 @@ class Trader:
         for order in await self.store.orders(trade.id):
             if order.role == "entry" and order.broker_order_id and order.status in ("sent", "open", "open pending", "trigger pending"):
                 try:
-                    await self.broker.cancel_order(order.broker_order_id, priority=Priority.EXIT)
+                    await self.broker_for(trade).cancel_order(order.broker_order_id, priority=Priority.EXIT)
                 except BrokerError as exc:
                     log.warning("could not cancel the entry's rest", extra={"trade_id": trade.id, "error": exc.message})
 
@@ -352,7 +358,7 @@ class Trader:
         """The open filled quantity, capped by the broker's net position in the trade's direction."""
         wanted = trade.open_quantity
         try:
-            positions = await self.broker.positions()
+            positions = await self.broker_for(trade).positions()
         except BrokerError:
             return wanted  # the broker's own RMS still refuses a flip for a net-zero position
         net = sum(p.net_quantity for p in positions
@@ -412,7 +418,7 @@ class Trader:
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token, side=side,
                                quantity=order.quantity, kind=OrderKind.LIMIT, price=fresh, product=trade.product)
         try:
-            await self.broker.modify_order(order.broker_order_id, request, Priority.EXIT)
+            await self.broker_for(trade).modify_order(order.broker_order_id, request, Priority.EXIT)
         except BrokerError as exc:
             log.warning("exit re-price refused", extra={"trade_id": trade.id, "error": exc.message})
             return price

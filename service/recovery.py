@@ -35,7 +35,9 @@ LIVE_AT_BROKER = ("sent", "open", "open pending", "trigger pending", "modified",
 
 async def recover(desk: Desk) -> dict[str, int]:
     report = {"orders_applied": 0, "entries_expired": 0, "exits_resumed": 0, "crossed_while_down": 0}
-    book = {order.tag: order for order in await desk.broker.order_book() if order.tag.startswith("tg")}
+    book = {}
+    for broker in (desk.broker, *desk.logins.values()):
+        book.update({order.tag: order for order in await broker.order_book() if order.tag.startswith("tg")})
     trader = desk.trader
     for record in await desk.store.live_orders():
         found = book.get(record.tag)

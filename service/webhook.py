@@ -145,7 +145,8 @@ def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -
     symbol = plan.symbol
     rules, source = plan.rules[account.account_id]
     spec: dict[str, Any] = {"rules": rules, "rule_source": source, "tick_size": symbol.tick_size,
-                            "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund}
+                            "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund,
+                            "login": account.clientcode or None}
     if plan.underlying is not None:
         u = plan.underlying
         spec.update(right=symbol.option_type, underlying=u.name, alert_price=None,

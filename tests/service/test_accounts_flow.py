@@ -68,3 +68,29 @@ def test_account_service_down_refuses_entries_but_exits_still_fire(service_facto
         assert refused.status_code == 503 and "account service" in refused.json()["errors"][0]["reason"]
         service.price(789)
         service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="exit while the account service is down")
+
+
+def test_an_account_with_its_own_login_trades_on_it(service_factory, tmp_path):
+    from tests.support.paper import DEMO, OTHER
+    from tests.service.test_recovery import Broker
+
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps([{"clientcode": OTHER.clientcode, "password": OTHER.pin,
+                                        "api_key": OTHER.api_key, "totp_secret": OTHER.totp_secret}]))
+    credentials.chmod(0o600)
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps({"accountslist": [
+        {"accountId": "OWN", "pseudoAccountName": "Own login", "fund": 50000, "stoplosstype": "number",
+         "stoploss": 100, "clientcode": OTHER.clientcode}]}))
+    service = service_factory(CREDENTIALS_FILE=str(credentials), DEMO_ACCOUNTS_FILE=str(accounts))
+    service.price(800)
+    reply = service.alert(accounts=["OWN"], stoploss={"type": "points", "value": 10})
+    assert reply.status_code == 202, reply.text
+    (trade_id,) = reply.json()["trades"]
+    service.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"], what="armed on its own login")
+    service.price(789)
+    service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="exit on its own login")
+    assert DEMO.clientcode != OTHER.clientcode
+    own = Broker(service.paper, OTHER)
+    assert sorted(o["ordertag"] for o in own.orders()) == [f"tg{trade_id}E1", f"tg{trade_id}X1"]
+    assert [o for o in Broker(service.paper).orders() if o["ordertag"].startswith(f"tg{trade_id}")] == []

@@ -91,10 +91,10 @@ def service_process(tmp_path):
 class Broker:
     """The test's own view of the paper exchange, as the account holder would look at it."""
 
-    def __init__(self, paper) -> None:
+    def __init__(self, paper, login=DEMO) -> None:
         self.paper = paper
-        body = {"clientcode": DEMO.clientcode, "password": DEMO.pin, "totp": paper.totp()}
-        headers = {"X-PrivateKey": DEMO.api_key}
+        body = {"clientcode": login.clientcode, "password": login.pin, "totp": paper.totp(login)}
+        headers = {"X-PrivateKey": login.api_key}
         jwt = httpx.post(f"{paper.url}/rest/auth/angelbroking/user/v1/loginByPassword", json=body, headers=headers).json()["data"]["jwtToken"]
         self.headers = {**headers, "Authorization": f"Bearer {jwt}"}
 
