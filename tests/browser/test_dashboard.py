@@ -19,6 +19,16 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
 STOP_10 = {"type": "points", "value": 10}
 TRAIL = {"type": "points", "value": 4, "activation": {"type": "points", "value": 2}}
 
+# Cut the page's socket and resolve once the connection badge has said so.
+DROP_FEED = """() => new Promise((resolve) => {
+  const badge = document.getElementById("connection");
+  const watch = new MutationObserver(() => {
+    if (badge.dataset.state === "reconnecting") { watch.disconnect(); resolve(badge.textContent); }
+  });
+  watch.observe(badge, { attributes: true, childList: true });
+  state.socket.close();
+})"""
+
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
@@ -85,6 +95,9 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     expect(cell(page, trailed, "pnl")).to_have_class("num profit")
     expect(cell(page, trailed, "stop")).to_have_text("802.00")
     expect(stop_line).to_have_attribute("data-value", "80200")
+
+    page.evaluate(DROP_FEED)  # the page notices, says so, and reconnects by itself
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     service.price(810)
     expect(cell(page, trailed, "ltp")).to_have_text("810.00")
     expect(cell(page, trailed, "pnl")).to_have_text("+20.00")
@@ -94,7 +107,7 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     page.screenshot(path=str(OUTPUT / "desktop-1280x800.png"))
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                device_scale_factor=2, storage_state=desktop.storage_state())
+                                color_scheme="dark", device_scale_factor=2, storage_state=desktop.storage_state())
     small = phone.new_page()
     small.set_default_timeout(15_000)
     small.goto(service.url + "/")
@@ -122,5 +135,11 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     assert service.trade(other)["trade"]["state"] == "CLOSED"
     fired = [e for e in service.trade(other)["events"] if e["kind"] == "exit_fired"]
     assert fired[0]["data"]["reason"] == "MANUAL"
+
+    page.click("#halt")  # the switch works with the session cookie alone
+    expect(page.locator('#events li[data-kind="halt"]')).to_have_count(1)
+    expect(page.locator("#halt")).to_be_checked()
+    with service.client() as client:
+        assert client.get("/halt").json()["halted"] is True
     page.screenshot(path=str(OUTPUT / "desktop-1280x800-closed.png"))
     desktop.close()
