@@ -181,9 +181,16 @@ def _account(row: Any) -> Account:
     clientcode = row.get("clientcode")
     if clientcode is not None and not isinstance(clientcode, str):
         raise ValueError("clientcode: expected a string")
+    max_loss = _decimal("maxdailyloss", row.get("maxdailyloss"))
+    if max_loss is not None and max_loss <= 0:
+        raise ValueError("maxdailyloss: rupees greater than 0")
+    max_open = row.get("maxopentrades")
+    if max_open is not None and (isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1):
+        raise ValueError("maxopentrades: a whole number of at least 1")
     return Account(account_id=account_id, name=(name or "").strip() or account_id,
                    fund=int((fund * 100).to_integral_value(ROUND_FLOOR)), stoploss_type=kind,
-                   stoploss=stoploss, clientcode=(clientcode or "").strip() or None)
+                   stoploss=stoploss, clientcode=(clientcode or "").strip() or None,
+                   max_daily_loss=None if max_loss is None else int(max_loss * 100), max_open_trades=max_open)
 
 
 def _decimal(field: str, value: Any) -> Decimal | None:

@@ -28,6 +28,8 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     stoploss_type: str | None = None  # number | percentage
     stoploss: Decimal | None = None
     clientcode: str | None = None
+    max_daily_loss: int | None = None  # paise; realised + open P&L below -this halts the account's entries
+    max_open_trades: int | None = None
 
     def default_stop(self) -> DistanceSpec | None:
         if self.stoploss is None or self.stoploss_type is None:
@@ -41,6 +43,9 @@ class Strategy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     stoploss: DistanceSpec | None = None
     target: DistanceSpec | None = None
     trail: TrailSpec | None = None
+    max_daily_loss: Decimal | None = None  # rupees, across every account trading the strategy
+    max_open_trades: int | None = None
+    flatten_on_loss: bool = False  # also close the strategy's open trades when its loss limit is hit
 
 
 def load_strategies(path: str) -> dict[str, Strategy]:

@@ -35,7 +35,9 @@ from streams import (
     Halted,
     Rearmed,
     Refused,
+    Resumed,
     SegmentHours,
+    SetLimit,
     StateChange,
     StopState,
     TrailMoved,
@@ -79,6 +81,8 @@ class Desk:
         self.trader.on_trade = self._trade_changed
         self.trader.brokers = dict(self.logins)
         self.halted = False
+        self.loss_halts: set[tuple[str, str]] = set()  # (scope, key) halted by a daily-loss limit until the day rolls
+        self._limits: dict[tuple[str, str], tuple[int | None, bool]] = {}
         self._updates = None
         self._sampler: asyncio.Task | None = None
         # Who else hears about trades and desk events (the browser feed, notifications): called on the
@@ -183,7 +187,13 @@ class Desk:
         elif kind is Refused:
             self.trader.spawn(self._refused(change), f"refused-{change.trade_id}")
         elif kind is Halted:
-            self.trader.spawn(self.set_halt(True), "loss-limit-halt")
+            self.loss_halts.add((change.scope, change.key))
+            log.warning("daily loss limit reached: entries halted", extra={"scope": change.scope, "key": change.key,
+                                                                          "pnl_paise": change.pnl})
+            self._announce("loss_limit", {"scope": change.scope, "key": change.key, "pnl": change.pnl,
+                                          "max_loss": change.max_loss})
+        elif kind is Resumed:
+            self.loss_halts.discard((change.scope, change.key))
 
     async def _record(self, trade_id: int, kind: str, **data: Any) -> None:
         trade = await self.store.record(trade_id, TradeEvent(kind=kind, at_ms=self.now_ms(), data=data))
@@ -220,6 +230,7 @@ class Desk:
             raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
         accounts, entry_refusal = await self._accounts_for(alert)
         strategy = self.strategies.get(alert.strategyname)
+        self._apply_limits(accounts, alert.strategyname, strategy)
         rules: dict[str, tuple[dict[str, Any], str]] = {}
         for account in accounts:
             rules[account.account_id] = resolve_rules(alert, strategy, account)
@@ -230,6 +241,17 @@ class Desk:
         stored = {k: v for k, v in body.items() if k != "token"}
         return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, underlying,
                     accounts, entry_refusal)
+
+    def _apply_limits(self, accounts: list[Account], name: str, strategy: Strategy | None) -> None:
+        """Hand the engine the daily-loss limits of these accounts and this strategy (when they change)."""
+        wanted = {("account", a.account_id): (a.max_daily_loss, False) for a in accounts}
+        if strategy is not None:
+            loss = None if strategy.max_daily_loss is None else int(strategy.max_daily_loss * 100)
+            wanted[("strategy", name)] = (loss, strategy.flatten_on_loss)
+        for (scope, key), (loss, flatten) in wanted.items():
+            if self._limits.get((scope, key), (None, False)) != (loss, flatten):
+                self._limits[(scope, key)] = (loss, flatten)
+                self.guard.pipeline.on_event(SetLimit(scope, key, loss, flatten))
 
     async def _accounts_for(self, alert: Any) -> tuple[list[Account], str]:
         """The accounts an alert trades on, and why entries are refused when the list is not fresh."""
@@ -285,7 +307,7 @@ class Desk:
                     notes.append(f"{account_id}: {decision.note}")
                 if decision.open_side is None:
                     continue
-                refusal = general or self._entry_refusal(by_id.get(account_id))
+                refusal = general or self._entry_refusal(by_id.get(account_id), plan.alert.strategyname, db)
                 if refusal:
                     notes.append(f"{account_id}: {refusal}")
                 else:
@@ -331,9 +353,20 @@ class Desk:
             reply["notes"] = notes
         return JSONResponse(reply, 202)
 
-    def _entry_refusal(self, account: Account | None) -> str:
+    def _entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
         if account is None:
             return "not in the account list"
+        if ("account", account.account_id) in self.loss_halts:
+            return "the account's daily loss limit is reached"
+        if ("strategy", strategy) in self.loss_halts:
+            return "the strategy's daily loss limit is reached"
+        if db is not None and account.max_open_trades is not None \
+                and Store.open_trade_count(db, account=account.account_id) >= account.max_open_trades:
+            return f"the account already has {account.max_open_trades} open trades (its maximum)"
+        limit = self.strategies.get(strategy)
+        if db is not None and limit is not None and limit.max_open_trades is not None \
+                and Store.open_trade_count(db, strategy=strategy) >= limit.max_open_trades:
+            return f"the strategy already has {limit.max_open_trades} open trades (its maximum)"
         login = (account.clientcode or "").upper()
         if login and login != self.settings.smartapi_user.upper() and login not in self.logins:
             return f"its login {account.clientcode} is not in CREDENTIALS_FILE"

@@ -221,6 +221,12 @@ class Store:
         return [_trade(r) for r in rows]
 
     @staticmethod
+    def open_trade_count(db: sqlite3.Connection, *, account: str | None = None, strategy: str | None = None) -> int:
+        column, value = ("account", account) if account is not None else ("strategy", strategy)
+        return db.execute(f"SELECT COUNT(*) FROM trades WHERE {column} = ?"
+                          " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')", (value,)).fetchone()[0]
+
+    @staticmethod
     def accounts_with_open_trades(db: sqlite3.Connection, strategy: str) -> list[str]:
         rows = db.execute("SELECT DISTINCT account FROM trades WHERE strategy = ?"
                           " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY account", (strategy,))

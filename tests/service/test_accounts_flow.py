@@ -94,3 +94,32 @@ def test_an_account_with_its_own_login_trades_on_it(service_factory, tmp_path):
     own = Broker(service.paper, OTHER)
     assert sorted(o["ordertag"] for o in own.orders()) == [f"tg{trade_id}E1", f"tg{trade_id}X1"]
     assert [o for o in Broker(service.paper).orders() if o["ordertag"].startswith(f"tg{trade_id}")] == []
+
+
+def test_risk_limits_max_open_trades_and_daily_loss(service_factory, tmp_path):
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps({"accountslist": [
+        {"accountId": "R1", "fund": 100000, "maxdailyloss": 50, "stoplosstype": "number", "stoploss": 300}]}))
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text(json.dumps({"capped": {"max_open_trades": 1}}))
+    service = service_factory(DEMO_ACCOUNTS_FILE=str(accounts), STRATEGIES_FILE=str(strategies))
+    service.price(800)
+    first = service.alert(accounts=["R1"], strategyname="capped", quantity=10, stoploss={"type": "points", "value": 20})
+    (trade_id,) = first.json()["trades"]
+    service.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"], what="armed")
+    second = service.alert(accounts=["R1"], strategyname="capped", quantity=10, price=801,
+                           stoploss={"type": "points", "value": 20})
+    assert second.status_code == 409 and "open trades" in second.json()["errors"][0]["reason"]
+    service.price(794)  # open loss ₹60 on 10 shares: beyond the account's ₹50 a day, above the stop
+    import time
+    deadline = time.monotonic() + 10
+    while True:
+        other = service.alert(accounts=["R1"], strategyname="other", quantity=1, price=794,
+                              stoploss={"type": "points", "value": 5},
+                              id=f"probe-{time.monotonic()}")
+        if other.status_code == 409:
+            break
+        assert other.status_code == 202 and time.monotonic() < deadline, other.text
+        time.sleep(0.1)
+    assert "daily loss limit" in other.json()["errors"][0]["reason"]
+    assert service.trade(trade_id)["trade"]["state"] == "OPEN"  # a loss limit stops entries; it does not flatten
