@@ -31,7 +31,7 @@ from service.webhook import authorised
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["COOKIE", "Sessions", "routes", "session_status", "feed_access"]
+__all__ = ["COOKIE", "Sessions", "feed_access", "routes", "session_status"]
 
 COOKIE = "tickguard_session"
 SESSION_TTL_S = 12 * 3600

@@ -37,7 +37,7 @@ from service.trades import OPEN_STATES, Trade
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["FeedHub", "trades_feed", "QUEUE_SIZE", "PRICE_INTERVAL_S"]
+__all__ = ["PRICE_INTERVAL_S", "QUEUE_SIZE", "FeedHub", "trades_feed"]
 
 log = logging.getLogger("tickguard.feed")
 

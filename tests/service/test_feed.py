@@ -17,7 +17,6 @@ from websockets.sync.client import ClientConnection, connect
 
 from service.feed import QUEUE_SIZE, FeedHub
 from service.logs import JsonFormatter, Redactor
-from service.trades import Trade
 from tests.support.service import SECRET
 
 STOP_10 = {"type": "points", "value": 10}
