@@ -161,7 +161,16 @@ class Trader:
                 return
             trade = await self._record(trade_id, "sized", quantity=sized.quantity)
             side = OrderSide.BUY if trade.long else OrderSide.SELL
-            await self._send(trade, "entry", 1, side, sized.quantity, OrderKind.MARKET, 0, Priority.ENTRY)
+            freeze = int(trade.spec.get("freeze_qty") or 0) or sized.quantity
+            lot = int(trade.spec.get("lot_size") or 1)
+            freeze = max(lot, freeze // lot * lot)  # a slice is whole lots within the freeze quantity
+            left, slice_no = sized.quantity, 1
+            while left > 0:  # above the exchange's freeze quantity an order goes out in slices
+                part = min(left, freeze)
+                if await self._send(trade, "entry", slice_no, side, part, OrderKind.MARKET, 0, Priority.ENTRY) is None:
+                    return
+                left -= part
+                slice_no += 1
 
     async def _send(self, trade: Trade, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
                     price: int, priority: Priority) -> OrderRecord | None:
@@ -183,7 +192,7 @@ class Trader:
             self._count(role, "rejected")
             await self._order_failed(record, "rejected", exc.message)
             if role == "entry":
-                await self._record(trade.id, "rejected", reason=f"{exc.message} [{exc.errorcode}]")
+                await self._entry_refused(trade.id, f"{exc.message} [{exc.errorcode}]")
             return None
         except PlacementUnknown as exc:
             self._count(role, "failed")
@@ -194,7 +203,7 @@ class Trader:
             self._count(role, "failed")
             await self._order_failed(record, "failed", exc.message)
             if role == "entry":
-                await self._record(trade.id, "rejected", reason=exc.message)
+                await self._entry_refused(trade.id, exc.message)
             return None
         self._count(role, "sent")
         fired = self._fired_at.pop(trade.id, None) if role == "exit" else None
@@ -205,6 +214,14 @@ class Trader:
         self._remember(record)
         await self._record(trade.id, f"{role}_sent", tag=tag, order_id=ack.order_id, quantity=quantity, price=price)
         return record
+
+    async def _entry_refused(self, trade_id: int, reason: str) -> None:
+        """An entry order refused: the trade is REJECTED unless an earlier slice already filled."""
+        trade = await self.store.trade(trade_id)
+        if trade is not None and trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
+            await self._record(trade_id, "rejected", reason=reason)
+        else:
+            await self._record(trade_id, "entry_slice_refused", reason=reason)
 
     def _count(self, role: str, outcome: str) -> None:
         if self.metrics is not None:
@@ -297,17 +314,18 @@ class Trader:
         await self._exit_attempts(trade_id)
 
     async def _exit_attempts(self, trade_id: int, watch: OrderRecord | None = None) -> None:
-        """Exit orders until one fills: first watch `watch` (an exit already at the broker), then new
-        attempts numbered after the last one sent; after `exit_attempts` failures, UNPROTECTED."""
+        """Exit orders until the position is out: first watch `watch` (an exit already at the broker),
+        then new orders numbered after the last one sent, each at most the freeze quantity (a large
+        exit goes out in slices). After `exit_attempts` failed orders the trade is UNPROTECTED."""
         sent = [o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"]
-        first = max(sent, default=0) + 1
+        attempt = max(sent, default=0) + 1
+        failures = 0
         if watch is not None:
             trade = await self.store.trade(trade_id)
             assert trade is not None
-            outcome = await self._watch(trade, watch)
-            if outcome == "filled":
-                return
-        for attempt in range(first, first + self.config.exit_attempts):
+            if await self._watch(trade, watch) != "filled":
+                failures += 1
+        while failures < self.config.exit_attempts:
             trade = await self.store.trade(trade_id)
             assert trade is not None
             if trade.state is TradeState.CLOSED:
@@ -317,11 +335,16 @@ class Trader:
                 await self._record(trade_id, "closed", reason="no position left at the broker")
                 self.guard.confirm(trade_id, int(trade.entry_price or 0))
                 return
+            freeze = trade.spec.get("freeze_qty")
+            if freeze:
+                quantity = min(quantity, int(freeze))
             outcome = await self._exit_attempt(trade, attempt, quantity)
+            attempt += 1
             if outcome == "filled":
-                return
-            await self._record(trade_id, "exit_retry", attempt=attempt, outcome=outcome)
-            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (attempt - first))
+                continue  # the next slice, or the loop sees the trade CLOSED
+            failures += 1
+            await self._record(trade_id, "exit_retry", attempt=attempt - 1, outcome=outcome)
+            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (failures - 1))
         await self._record(trade_id, "unprotected", reason=f"exit failed {self.config.exit_attempts} times")
         log.error("trade UNPROTECTED: exit keeps failing", extra={"trade_id": trade_id})
 

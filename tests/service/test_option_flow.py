@@ -82,3 +82,19 @@ def test_option_quantity_must_be_whole_lots(service_factory):
     nifty(service, 24000)
     reply = service.alert(symbolname="NIFTY", signal="buy", price=24000, type="option", strategyname="opt", quantity=10)
     assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "quantity"
+
+
+def test_orders_above_the_freeze_quantity_go_out_in_slices(service_factory):
+    service = service_factory()
+    nifty(service, 24000)
+    (trade_id,) = option_alert(service, lots=30, stoploss={"type": "points", "value": 20})["trades"]
+    trade = wait_open(service, trade_id)
+    freeze, lot = trade["spec"]["freeze_qty"], trade["spec"]["lot_size"]
+    assert 30 * lot > freeze
+    service.wait_trade(trade_id, lambda t: t["filled"] == 30 * lot, what="every entry slice filled")
+    premium(service, trade, trade["entry_price"] / 100 - 25)
+    view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="sliced exit")
+    entries = [o["quantity"] for o in view["orders"] if o["role"] == "entry"]
+    exits = [o["quantity"] for o in view["orders"] if o["role"] == "exit"]
+    assert sum(entries) == sum(exits) == 30 * lot
+    assert max(entries) <= freeze and max(exits) <= freeze and len(entries) == len(exits) == 2
