@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +105,7 @@ class FeedHub:
         store = self.desk.store
         for trade in await store.trades(states=OPEN_STATES, limit=100_000):
             self._open[trade.id] = trade
-        self._cursor = await store.db.read(lambda db: db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+        self._cursor = await store.last_event_id()
         self.desk.trade_listeners.append(self.on_trade)
         self.desk.event_listeners.append(self.on_event)
         self._tasks = [asyncio.create_task(self._pump_events(), name="feed-events"),
@@ -187,7 +186,7 @@ class FeedHub:
         recent = await store.trades(strategy=client.strategy, account=client.account, limit=RECENT_TRADES)
         trades = {t.id: t for t in recent} | {t.id: t for t in open_trades}
         ids = sorted(trades, reverse=True)
-        events = await store.db.read(lambda db: _events_of(db, ids))
+        events = [_event_row(r) for r in await store.recent_events(ids, SNAPSHOT_EVENTS)]
         return {"type": "snapshot", "reason": reason, "at_ms": self.desk.now_ms(), "halted": self.desk.halted,
                 "filters": {"strategy": client.strategy, "account": client.account},
                 "trades": [self.view(trades[i]) for i in ids], "events": events}
@@ -198,7 +197,7 @@ class FeedHub:
             await self._events_due.wait()
             self._events_due.clear()
             try:
-                rows = await self.desk.store.db.read(lambda db: _events_after(db, self._cursor))
+                rows = [_event_row(r) for r in await self.desk.store.events_after(self._cursor, _EVENT_BATCH)]
             except sqlite3.Error:
                 log.exception("feed: reading new events failed")
                 await asyncio.sleep(1)
@@ -275,20 +274,6 @@ def _event_row(row: sqlite3.Row | tuple) -> dict[str, Any]:
     if row[3] == "created":
         data = {}  # the whole trade: the `trade` message carries it
     return {"id": row[0], "at_ms": row[1], "trade_id": row[2], "kind": row[3], "data": data}
-
-
-def _events_after(db: sqlite3.Connection, cursor: int) -> list[dict[str, Any]]:
-    sql = "SELECT id, at_ms, trade_id, kind, data FROM events WHERE id > ? AND trade_id IS NOT NULL ORDER BY id LIMIT ?"
-    return [_event_row(r) for r in db.execute(sql, (cursor, _EVENT_BATCH))]
-
-
-def _events_of(db: sqlite3.Connection, trade_ids: Iterable[int]) -> list[dict[str, Any]]:
-    ids = list(trade_ids)
-    if not ids:
-        return []
-    sql = (f"SELECT id, at_ms, trade_id, kind, data FROM events WHERE trade_id IN ({','.join('?' * len(ids))})"
-           " ORDER BY id DESC LIMIT ?")
-    return [_event_row(r) for r in reversed(db.execute(sql, (*ids, SNAPSHOT_EVENTS)).fetchall())]
 
 
 async def trades_feed(websocket: WebSocket) -> None:

@@ -300,6 +300,23 @@ class Store:
             {"id": r[0], "at_ms": r[1], "kind": r[2], "data": json.loads(r[3])} for r in db.execute(sql, (trade_id,))
         ])
 
+    async def last_event_id(self) -> int:
+        return await self.db.read(lambda db: db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+    async def events_after(self, cursor: int, limit: int) -> list[tuple]:
+        """Trade events past `cursor` (an event id), oldest first: (id, at_ms, trade_id, kind, data JSON)."""
+        sql = "SELECT id, at_ms, trade_id, kind, data FROM events WHERE id > ? AND trade_id IS NOT NULL ORDER BY id LIMIT ?"
+        return await self.db.read(lambda db: db.execute(sql, (cursor, limit)).fetchall())
+
+    async def recent_events(self, trade_ids: Iterable[int], limit: int) -> list[tuple]:
+        """The latest `limit` events of these trades, oldest first, shaped like `events_after`'s rows."""
+        ids = list(trade_ids)
+        if not ids:
+            return []
+        sql = (f"SELECT id, at_ms, trade_id, kind, data FROM events WHERE trade_id IN ({','.join('?' * len(ids))})"
+               " ORDER BY id DESC LIMIT ?")
+        return await self.db.read(lambda db: list(reversed(db.execute(sql, (*ids, limit)).fetchall())))
+
     async def replay(self, trade_id: int) -> Trade | None:
         """The trade rebuilt from its events alone: must equal the stored row."""
         events = await self.events(trade_id)
