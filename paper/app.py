@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from starlette.routing import Route
 from paper import market
 from paper.auth import LoginError, Session, TokenError
 from paper.control import control_routes
-from paper.envelopes import BadRequest, fail, ok, rate_limited, token_fail
+from paper.envelopes import BadRequest, fail, json_object, ok, rate_limited, token_fail
 from paper.errors import PaperError
 from paper.exchange import PaperExchange
 from paper.ratelimit import RateLimiter
@@ -93,16 +92,10 @@ def create_app(exchange: PaperExchange) -> Starlette:
 async def _body(request: Request) -> dict[str, Any]:
     if request.method != "POST":
         return {}  # GETs carry the SDK's JSON-in-query-string; nothing in it matters
-    raw = await request.body()
-    if not raw.strip():
-        return {}
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
-    return body
+        return json_object(await request.body())
+    except ValueError as exc:
+        raise BadRequest(f"Request body: {exc}") from None
 
 
 def _text(body: dict[str, Any], name: str) -> str:
@@ -180,14 +173,20 @@ async def cancel_order(request: Request, ex: PaperExchange, session: Session | N
     return ok({"orderid": order.orderid, "uniqueorderid": order.uniqueorderid})
 
 
-async def order_book(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
-    assert session is not None
-    return ok(ex.engine.order_book(session.clientcode) or None)
+def _listing(read: Callable[[Any, str], list]) -> Handler:
+    """A GET answering the session's rows — `data: null` when there are none, as the live API does."""
+
+    async def handler(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
+        assert session is not None
+        return ok(read(ex.engine, session.clientcode) or None)
+
+    return handler
 
 
-async def trade_book(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
-    assert session is not None
-    return ok(ex.engine.trade_book(session.clientcode) or None)
+order_book = _listing(lambda engine, client: engine.order_book(client))
+trade_book = _listing(lambda engine, client: engine.trade_book(client))
+positions = _listing(lambda engine, client: engine.positions(client))
+holding = _listing(lambda engine, client: engine.holdings(client))
 
 
 async def order_details(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
@@ -196,16 +195,6 @@ async def order_details(request: Request, ex: PaperExchange, session: Session | 
     if row is None:
         return fail("AB1007", "Order not found")
     return ok(row)
-
-
-async def positions(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
-    assert session is not None
-    return ok(ex.engine.positions(session.clientcode) or None)
-
-
-async def holding(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:
-    assert session is not None
-    return ok(ex.engine.holdings(session.clientcode) or None)
 
 
 async def all_holding(request: Request, ex: PaperExchange, session: Session | None, _: dict[str, Any]) -> Response:

@@ -6,7 +6,6 @@ For tests and demos only: every route answers 403 when the exchange runs with it
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from paper.envelopes import json_object
 from paper.faults import FAULT_KINDS, Fault
 
 if TYPE_CHECKING:
@@ -35,16 +35,10 @@ def error_response(exc: Invalid) -> Response:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise Invalid("body", "not valid JSON") from None
-    if not isinstance(body, dict):
-        raise Invalid("body", "expected a JSON object")
-    return body
+        return json_object(await request.body())
+    except ValueError as exc:
+        raise Invalid("body", str(exc)) from None
 
 
 def _price(value: Any, field: str, tick_paise: int = 1) -> int:

@@ -1,11 +1,12 @@
 """SmartAPI's response dialects, built in one place."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-__all__ = ["BadRequest", "ok", "fail", "token_fail", "rate_limited", "RATE_LIMIT_TEXT"]
+__all__ = ["BadRequest", "json_object", "ok", "fail", "token_fail", "rate_limited", "RATE_LIMIT_TEXT"]
 
 RATE_LIMIT_TEXT = "Access denied because of exceeding access rate"
 
@@ -34,3 +35,16 @@ class BadRequest(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (empty means `{}`); ValueError says what is wrong."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ValueError("not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body

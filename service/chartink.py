@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from service.account_service import AccountsError
 from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, AlertInvalid
 from service.errors import SettingsError
-from service.webhook import MAX_BODY_BYTES, authorised, read_body
+from service.webhook import authorised, limited_body
 
 if TYPE_CHECKING:
     from service.desk import Desk
@@ -198,10 +198,9 @@ async def _one(desk: Desk, alert: dict[str, Any]) -> dict[str, Any]:
 
 async def chartink(request: Request) -> Response:
     desk: Desk = request.app.state.desk
-    raw = await read_body(request)
-    if raw is None:
-        desk.metrics.count_alert("invalid")
-        return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
+    raw = await limited_body(request, desk)
+    if isinstance(raw, Response):
+        return raw
     if not authorised(request, desk.settings.webhook_secret):
         desk.metrics.count_alert("unauthorized")
         return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])

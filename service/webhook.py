@@ -29,7 +29,7 @@ from streams import Trade as EngineTrade
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["opentrade", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised"]
+__all__ = ["opentrade", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body"]
 
 log = logging.getLogger("tickguard.webhook")
 MAX_BODY_BYTES = 16 * 1024
@@ -80,12 +80,20 @@ class Plan:
     entry_refusal: str = ""  # why no entry may be taken (the account list is stale), or ""
 
 
-async def opentrade(request: Request) -> Response:
-    desk: Desk = request.app.state.desk
+async def limited_body(request: Request, desk: Desk) -> bytes | Response:
+    """The body, or the 413 for one over MAX_BODY_BYTES (counted as an invalid alert)."""
     raw = await read_body(request)
     if raw is None:
         desk.metrics.count_alert("invalid")
         return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
+    return raw
+
+
+async def opentrade(request: Request) -> Response:
+    desk: Desk = request.app.state.desk
+    raw = await limited_body(request, desk)
+    if isinstance(raw, Response):
+        return raw
     try:
         body = json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
