@@ -1,0 +1,107 @@
+"""A smart-stream source that is never the bottleneck: the same LTP frames, as fast as the reader takes them.
+
+`python -m bench._blaster --port N --tokens T`. It accepts any handshake on any path, answers protocol
+and text pings, ignores subscriptions, and writes pre-built WebSocket frames (unmasked server frames
+of the exchange's 51-byte LTP packets) straight to the socket, so the reader's speed alone sets the
+rate — TCP backpressure paces the writer. Prices walk within +-0.5 % of each token's base and about
+one tick in a thousand jumps 1.5 %, crossing the nearest stops of bench._tickguard's seeded trades.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import random
+import struct
+import time
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+NOW = 1_736_139_600_000
+
+
+def base_price(n: int) -> int:
+    return 50_000 + n * 200  # Rs 500 .. Rs 2,498, on the 5-paise grid
+
+
+def fake_token(n: int) -> str:
+    return str(900_000 + n)
+
+
+def ltp_frames(tokens: int, count: int, seed: int = 7) -> bytes:
+    rng = random.Random(seed)
+    frames = []
+    for sequence in range(count):
+        n = rng.randrange(tokens)
+        base = base_price(n)
+        if rng.random() < 0.001:
+            move = base * 15 // 1000 * rng.choice((-1, 1))
+        else:
+            move = rng.randint(-base // 200, base // 200)
+        ltp = (base + move) // 5 * 5
+        packet = struct.pack("<BB25sqqq", 1, 1, fake_token(n).encode(), sequence, NOW + sequence, ltp)
+        frames.append(b"\x82" + bytes([len(packet)]) + packet)
+    return b"".join(frames)
+
+
+async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = b""
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            key = line.split(b":", 1)[1].strip()
+    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read client frames; answer pings (protocol and text); end on close."""
+    while True:
+        first, second = await reader.readexactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", await reader.readexactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", await reader.readexactly(8))[0]
+        mask = await reader.readexactly(4) if second & 0x80 else b"\0\0\0\0"
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(await reader.readexactly(length)))
+        opcode = first & 0x0F
+        if opcode == 0x9:
+            writer.write(bytes([0x8A, len(data)]) + data)
+        elif opcode == 0x1 and data == b"ping":
+            writer.write(b"\x81\x04pong")
+        elif opcode == 0x8:
+            return
+
+
+async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, blob: bytes) -> None:
+    try:
+        await _handshake(reader, writer)
+        answering = asyncio.create_task(_answer(reader, writer))
+        chunk = 64 * 1024
+        while not answering.done():
+            for start in range(0, len(blob), chunk):
+                writer.write(blob[start:start + chunk])
+                await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(port: int, tokens: int, frames: int) -> None:
+    blob = ltp_frames(tokens, frames)
+    server = await asyncio.start_server(lambda r, w: _connection(r, w, blob), "127.0.0.1", port)
+    print(f"ready {time.time():.3f}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tokens", type=int, default=1000)
+    parser.add_argument("--frames", type=int, default=200_000)
+    args = parser.parse_args()
+    asyncio.run(main(args.port, args.tokens, args.frames))

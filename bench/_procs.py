@@ -1,0 +1,178 @@
+"""Processes the service benchmarks start: the paper exchange, tickguard, a bare app, load generators.
+
+Every process runs on 127.0.0.1 in a scratch directory, logs to a file there, and is stopped (then
+killed) when its `with` block ends, whatever happened inside it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import pyotp
+
+__all__ = ["DEMO", "ROOT", "SECRET", "Process", "Scratch", "free_port", "login", "rss_peak_kb", "wait_for"]
+
+SECRET = "paper-webhook-secret"
+ROOT = "/rest/secure/angelbroking"
+DEMO = ("P0001", "1234", "paper-demo-key", "TICKGUARDPAPERDEMOTOTPSECRET2345")  # the paper demo login
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0, every: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+class Scratch:
+    """A temporary directory, removed at the end (kept with BENCH_KEEP=1, for reading the logs)."""
+
+    def __enter__(self) -> Path:
+        self.path = Path(tempfile.mkdtemp(prefix="tickguard-bench-"))
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SMARTAPI_", "PAPER_", "TICKGUARD_", "BENCH_"))}
+
+
+class Process:
+    """One child process, started by `with`, stopped (SIGTERM, then SIGKILL) when the block ends."""
+
+    def __init__(self, name: str, args: list[str], scratch: Path, env: dict[str, str] | None = None,
+                 health_url: str | None = None, start_timeout: float = 60.0, ready_text: str = "") -> None:
+        self.name, self.args, self.health_url, self.start_timeout = name, args, health_url, start_timeout
+        self.ready_text = ready_text
+        self.env = {**_clean_env(), "TICKGUARD_ENV_FILE": str(scratch / "absent.env"), **(env or {})}
+        self.log = scratch / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Process:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, *self.args], env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            if self.health_url:
+                wait_for(self._healthy, f"{self.name} to answer", self.start_timeout, 0.1)
+            if self.ready_text:
+                wait_for(self._ready, f"{self.name} to be ready", self.start_timeout, 0.05)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        try:
+            return httpx.get(self.health_url, timeout=1).status_code < 500  # type: ignore[arg-type]
+        except httpx.HTTPError:
+            return False
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        return self.ready_text in self.tail(100_000)
+
+    def tail(self, size: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-size:]
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise TimeoutError(f"{self.name} did not finish within {timeout:.0f} s:\n{self.tail()}") from None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def paper(scratch: Path) -> Process:
+    port = free_port()
+    env = {"PAPER_TICK_MS": "0", "PAPER_DB": str(scratch / "paper.db"), "LOG_LEVEL": "WARNING",
+           "PAPER_FUNDS": "1000000000"}
+    process = Process("paper", ["-m", "service.cli", "paper", "--port", str(port)], scratch, env,
+                      f"http://127.0.0.1:{port}/paper/v1/state")
+    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    return process
+
+
+def tickguard(scratch: Path, paper_url: str, *, seed_trades: int = 0, seed_tokens: str = "", **env: str) -> Process:
+    """tickguard's real app (`bench._tickguard`: `service.cli serve`'s app, plus trades armed at start)."""
+    port = free_port()
+    values = {
+        "PAPER_URL": paper_url, "TICKGUARD_DB": str(scratch / "tickguard.db"),
+        "SYMBOLS_DIR": str(scratch / "symbols"), "SYMBOL_TOKENS_FILE": str(scratch / "symbol_tokens.json"),
+        "STREAM_STALL_S": "30", "LOG_LEVEL": "WARNING", "BENCH_SEED_TRADES": str(seed_trades),
+        "BENCH_SEED_TOKENS": seed_tokens, **env,
+    }
+    process = Process("tickguard", ["-m", "bench._tickguard", "--port", str(port)], scratch, values,
+                      f"http://127.0.0.1:{port}/healthz")
+    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    return process
+
+
+def login(paper_url: str) -> dict[str, str]:
+    """Headers of a fresh demo session at the paper exchange (the account holder's own view)."""
+    clientcode, pin, key, secret = DEMO
+    body = {"clientcode": clientcode, "password": pin, "totp": pyotp.TOTP(secret).now()}
+    reply = httpx.post(f"{paper_url}/rest/auth/angelbroking/user/v1/loginByPassword", json=body,
+                       headers={"X-PrivateKey": key}, timeout=10)
+    jwt = reply.json()["data"]["jwtToken"]
+    return {"X-PrivateKey": key, "Authorization": f"Bearer {jwt}"}
+
+
+def rss_peak_kb(pid: int) -> int:
+    """The process's peak resident set (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for pid {pid}")

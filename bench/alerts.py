@@ -1,0 +1,51 @@
+"""`/opentrade`: alerts/s acknowledged durably, and their p99, with the load from another process.
+
+Baseline: a bare Starlette JSON endpoint (`bench._bare`) under the same uvicorn set-up, loaded the same
+way in the same run. The load (`bench._load`) posts distinct buy alerts over 32 keep-alive
+connections, each waiting for its reply; tickguard (`bench._tickguard`, its own process, the paper
+exchange in a third) answers 202 only after the alert and its trade are committed to SQLite
+(synchronous=FULL). Every accepted alert also queues a real entry order, paced at the broker's
+10 orders/s, so the entries that cannot go out in time expire — background work the run includes.
+"""
+from __future__ import annotations
+
+import json
+
+from bench import _procs
+from bench.common import Figure
+
+CONNECTIONS = 32
+
+
+def load(scratch, port: int, count: int, *, alerts: bool, offset: int = 0) -> tuple[float, float, float, dict]:
+    args = ["-m", "bench._load", "--port", str(port), "--count", str(count), "--connections", str(CONNECTIONS),
+            "--offset", str(offset)] + (["--alerts"] if alerts else [])
+    with _procs.Process(f"load{offset}", args, scratch) as generator:
+        generator.wait(120)
+    sent, seconds, p50, p99, statuses = generator.tail().strip().splitlines()[-1].split(" ", 4)
+    return int(sent) / float(seconds), float(p50), float(p99), json.loads(statuses)
+
+
+def run(quick: bool) -> list[Figure]:
+    count = 2_000 if quick else 10_000
+    with _procs.Scratch() as scratch:
+        port = _procs.free_port()
+        bare = _procs.Process("bare", ["-m", "bench._bare", "--port", str(port)], scratch,
+                              health_url=f"http://127.0.0.1:{port}/healthz")
+        with bare:
+            load(scratch, port, 500, alerts=False)  # warm-up
+            bare_rate, _, bare_p99, _ = load(scratch, port, count, alerts=False)
+        with _procs.paper(scratch) as paper, _procs.tickguard(scratch, paper.url) as service:
+            port = int(service.url.rsplit(":", 1)[1])
+            _, _, _, warm = load(scratch, port, 100, alerts=True, offset=1)  # symbols, accounts, first commits
+            if warm.get("202") != 100:
+                raise RuntimeError(f"warm-up alerts were not all accepted: {warm}\n{service.tail()}")
+            rate, p50, p99, statuses = load(scratch, port, count, alerts=True, offset=1_000_000)
+            if statuses.get("202") != count:
+                raise RuntimeError(f"alerts not all accepted: {statuses}\n{service.tail()}")
+    return [
+        Figure("bare Starlette JSON endpoint", bare_rate, "alerts/s"),
+        Figure("/opentrade alerts acknowledged durably", rate, "alerts/s", bare_rate, ">= 0.3x, >= 1000/s"),
+        Figure("/opentrade p50", p50, "ms"),
+        Figure("/opentrade p99", p99, "ms", bare_p99, "<= 50 ms"),
+    ]

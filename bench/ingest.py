@@ -1,0 +1,87 @@
+"""Service ingest: ticks/s tickguard takes in over one smart-stream socket, with 10 000 armed trades.
+
+Baseline: a bare `websockets` receive loop (`bench._receiver`, set up as the adapter's connection is)
+on the same frames in the same run. Both read from `bench._blaster`, a stream source in its own
+process that writes pre-built LTP frames as fast as the reader takes them, so the reader sets the
+rate. tickguard (`bench._tickguard`, its own process, the paper exchange beside it for REST) guards
+10 000 trades over the blaster's 1 000 tokens; about one tick in a thousand crosses a level, and the
+exits it fires take their real path to the paper exchange. tickguard's rate is read from its own
+tick counter (`tickguard_ticks_total`, sampled about once a second): the window runs from one
+sample to the sample that ends it, timed where the counter is seen to move.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from bench import _procs
+from bench._blaster import base_price, fake_token
+from bench.common import Figure
+
+TRADES, TOKENS = 10_000, 1_000
+
+
+def ticks_total(client: httpx.Client) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("tickguard_ticks_total "):
+            return float(line.split()[1])
+    raise RuntimeError("tickguard_ticks_total missing from /metrics")
+
+
+def _next_sample(client: httpx.Client, last: float, timeout: float = 5.0) -> tuple[float, float]:
+    """Wait for the counter to move from `last`; returns (value, when it was seen)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = ticks_total(client)
+        if value != last:
+            return value, time.perf_counter()
+        time.sleep(0.01)
+    raise TimeoutError("tickguard's tick counter stopped moving")
+
+
+def service_rate(url: str, seconds: float) -> float:
+    with httpx.Client(base_url=url, headers={"X-Webhook-Secret": _procs.SECRET}, timeout=10) as client:
+        first, started = _next_sample(client, ticks_total(client))
+        value, when = first, started
+        while when - started < seconds:
+            value, when = _next_sample(client, value)
+        return (value - first) / (when - started)
+
+
+def bare_rate(scratch, stream_url: str, seconds: float) -> float:
+    args = ["-m", "bench._receiver", "--url", stream_url, "--seconds", str(seconds)]
+    with _procs.Process("receiver", args, scratch) as receiver:
+        receiver.wait(seconds + 30)
+    frames, elapsed = receiver.tail().split()[-2:]
+    return int(frames) / float(elapsed)
+
+
+def seed_file(scratch) -> str:
+    path = scratch / "seed_tokens.json"
+    path.write_text(json.dumps([["NSE", fake_token(n), f"BENCH{n}-EQ", base_price(n)] for n in range(TOKENS)]))
+    return str(path)
+
+
+def run(quick: bool) -> list[Figure]:
+    seconds = 4.0 if quick else 12.0
+    with _procs.Scratch() as scratch:
+        port = _procs.free_port()
+        stream_url = f"ws://127.0.0.1:{port}/smart-stream"
+        blaster = _procs.Process("blaster", ["-m", "bench._blaster", "--port", str(port), "--tokens", str(TOKENS)],
+                                 scratch, ready_text="ready")
+        with blaster, _procs.paper(scratch) as paper:
+            bare = bare_rate(scratch, stream_url, seconds)
+            seeded = scratch / "seeded"
+            service = _procs.tickguard(scratch, paper.url, seed_trades=TRADES, seed_tokens=seed_file(scratch),
+                                       SMARTAPI_STREAM_URL=stream_url, BENCH_SEEDED_FILE=str(seeded))
+            with service:
+                _procs.wait_for(seeded.exists, "10 000 trades armed", 120)
+                ours = service_rate(service.url, seconds)
+            if not quick:  # the baseline again, after the service, so both see the same machine
+                bare = max(bare, bare_rate(scratch, stream_url, seconds))
+    return [
+        Figure("bare websockets receive loop", bare, "ticks/s"),
+        Figure(f"service ingest, {TRADES:,} trades, one socket", ours, "ticks/s", bare, ">= 0.6x"),
+    ]
