@@ -37,6 +37,7 @@ from streams import (
     Refused,
     Resumed,
     SegmentHours,
+    SessionClock,
     SetLimit,
     StateChange,
     StopState,
@@ -75,6 +76,10 @@ class Desk:
         calendar = always_open_calendar() if settings.market_hours == "always" else default_calendar()
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock)
+        sessions = SessionClock(calendar)
+        stream = self.broker.tick_stream()
+        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]
+                                          for exchange in {pair[0] for pair in stream.subscriptions})
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
             chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts), metrics=self.metrics)

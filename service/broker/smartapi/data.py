@@ -217,6 +217,9 @@ class SmartStream:
         self._tasks: list[asyncio.Task] = []
         self._link = Reconnector(config.stream_url, credentials, self._report, renew=renew, backoff=backoff,
                                  open_timeout_s=config.timeout_s, ping_interval_s=protocol_ping_s)
+        # Whether silence is suspicious right now: outside the subscribed segments' sessions a quiet
+        # feed is a closed market, not a stall (the service sets this from its session calendar).
+        self.expect_ticks: Callable[[], bool] = lambda: True
 
     @property
     def ticks(self) -> Observable[Tick]:
@@ -395,7 +398,7 @@ class SmartStream:
             now = loop.time()
             if self._frames != seen:
                 seen, quiet_since = self._frames, now
-            elif not self._modes:
+            elif not self._modes or not self.expect_ticks():
                 quiet_since = now
             elif now - quiet_since >= stall_s:
                 self._degraded.set()  # REST LTP from now, not only once the close handshake is done

@@ -204,3 +204,19 @@ def test_backoff_is_full_jitter_capped_and_resets_after_a_healthy_minute():
     backoff.connected_for(60)
     assert backoff.next_delay() == 0.5
     assert Backoff(draw=lambda: 0.0).next_delay() == 0
+
+
+async def test_silence_outside_the_session_is_not_a_stall(running):
+    stream, ticks, events, rest = await running(stall_s=0.3, tick_ms=50)
+    market_open = True
+    stream.expect_ticks = lambda: market_open
+    stream.subscribe([SBIN])
+    await ticks.wait(live("3045"), "live ticks")
+    market_open = False  # the segment closes: a quiet feed is expected now
+    await rest.control("/feed/stall")
+    import asyncio
+    await asyncio.sleep(1.0)  # three stall periods of silence
+    assert not [e for e in events.items if e.kind == "stalled"] and not stream.degraded
+    market_open = True
+    await events.wait(lambda e: e.kind == "stalled", "a stall once the session is open again")
+    await rest.control("/feed/resume")
