@@ -8,7 +8,7 @@ import sys
 
 from service.credentials import load_logins
 from service.errors import TickguardError
-from service.settings import SECRET_FIELDS, Settings, load_settings
+from service.settings import PAPER_WEBHOOK_SECRET, SECRET_FIELDS, Settings, load_settings
 from service.symbols import cli as symbols_cli
 
 __all__ = ["main", "paper_config"]
@@ -83,7 +83,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     service = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, access_log=False,
                                             log_config=None, log_level=settings.log_level.lower(),
                                             proxy_headers=False))  # the allowlist decides whom to believe
-    print(f"tickguard            http://{host}:{port}  (mode {settings.tickguard_mode}; POST /opentrade)", flush=True)
+    print(f"tickguard            http://{host}:{port}/  (mode {settings.tickguard_mode}; dashboard at /, alerts to POST /opentrade)",
+          flush=True)
+    if not settings.live and settings.webhook_secret == PAPER_WEBHOOK_SECRET:
+        print(f"webhook secret       {PAPER_WEBHOOK_SECRET}  (the public paper demo value)", flush=True)
     print(f"broker REST root     {settings.rest_root}", flush=True)
     if servers:
         print(f"paper control API    {settings.paper_base_url}/paper/v1/", flush=True)
