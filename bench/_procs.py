@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 import pyotp
@@ -71,7 +72,7 @@ class Process:
         self.log = scratch / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> Process:
+    def __enter__(self) -> Self:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, *self.args], env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)

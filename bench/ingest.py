@@ -65,7 +65,7 @@ def seed_file(scratch) -> str:
 
 
 def run(quick: bool) -> list[Figure]:
-    seconds = 4.0 if quick else 12.0
+    seconds = 3.0 if quick else 12.0
     with _procs.Scratch() as scratch:
         port = _procs.free_port()
         stream_url = f"ws://127.0.0.1:{port}/smart-stream"

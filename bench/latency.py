@@ -1,0 +1,159 @@
+"""tick→exit: the exchange sends the crossing tick → the exchange receives the exit order, under load.
+
+Three processes: the paper exchange, tickguard (`bench._tickguard`, 10 000 armed trades over 1 000
+tokens, 40 of them real instruments that tick) and this one. Background load: price paths on 20 of
+those instruments at 1 000 points/s each (20 000 ticks/s on tickguard's socket; the rate tickguard
+really saw is printed too), walking within +-0.5 %, never near a seeded stop.
+
+Crossing trades are real: buy alerts through `/opentrade` on 8 other instruments, filled by the paper
+exchange and armed, with stops staggered 0.5 % apart so each crossing tick fires exactly one of them.
+A sample is measured from outside the exchange, on this process's clock: from just before
+`POST /paper/v1/ticks` (the exchange queues the frame to the sockets before replying) to the arrival
+of the exit's first order update (AB09, sent when placeOrder has the order) on the order-update
+socket. So it is an upper bound: it includes the control request's trip in and the update's trip
+out, also printed (the control round trip alone). Samples are 1.1 s apart: the exit path reads the
+broker's positions, a route SmartAPI allows once a second.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import time
+from datetime import date
+
+import httpx
+from websockets.asyncio.client import connect
+
+from bench import _procs
+from bench._blaster import fake_token
+from bench.common import Figure
+from bench.ingest import service_rate
+from paper.instruments import build_universe
+
+TRADES, SEEDED_TOKENS = 10_000, 992
+BACKGROUND_PATHS, PATH_RATE = 20, 1_000
+CROSSING_TOKENS = 8
+
+
+def _rupees(paise: int) -> float:
+    return paise // 5 * 5 / 100
+
+
+def instruments() -> tuple[list, list]:
+    equities = [i for i in build_universe(date.today(), 7).instruments if i.exchange == "NSE" and i.instrumenttype == ""]
+    universe = build_universe(date.today(), 7)
+    priced = [(i, universe.reference_price("NSE", i.token) // 5 * 5) for i in equities]
+    return priced[:CROSSING_TOKENS], priced[CROSSING_TOKENS:]
+
+
+def walk(price: int, count: int, rng: random.Random) -> list[float]:
+    return [_rupees(price + rng.randint(-price // 200, price // 200)) for _ in range(count)]
+
+
+async def _updates(url: str, headers: dict[str, str], arrivals: dict[str, float]) -> None:
+    async with connect(url.replace("http", "ws", 1) + "/smart-order-update", additional_headers=headers) as ws:
+        async for message in ws:
+            now = time.perf_counter()
+            try:
+                tag = json.loads(message).get("orderData", {}).get("ordertag", "")
+            except (ValueError, AttributeError):
+                continue
+            arrivals.setdefault(tag, now)
+
+
+async def _trade(client: httpx.AsyncClient, trade_id: int) -> dict:
+    return (await client.get(f"/trades/{trade_id}")).json()["trade"]
+
+
+async def measure(paper_url: str, service_url: str, crossing: list, per_token: int) -> tuple[list[float], list[float], float]:
+    headers = _procs.login(paper_url)
+    arrivals: dict[str, float] = {}
+    listener = asyncio.create_task(_updates(paper_url, {"Authorization": headers["Authorization"]}, arrivals))
+    control = httpx.AsyncClient(base_url=f"{paper_url}/paper/v1", timeout=10)
+    service = httpx.AsyncClient(base_url=service_url, headers={"X-Webhook-Secret": _procs.SECRET}, timeout=10)
+    try:
+        trades = []  # (trade id, instrument, step), step k has its stop k * 0.5 % below the entry
+        for step in range(1, per_token + 1):
+            for n, (instrument, _) in enumerate(crossing):
+                body = {"symbolname": f"NSE:{instrument.name}", "signal": "buy", "price": 100, "type": "equity",
+                        "strategyname": f"cross{n}-{step}", "quantity": 1,
+                        "stoploss": {"type": "entry_pct", "value": 0.5 * step}}
+                reply = await service.post("/opentrade", json=body)
+                assert reply.status_code == 202, reply.text
+                trades.append((reply.json()["trades"][0], instrument, step))
+        deadline = time.monotonic() + 60
+        for trade_id, _, _ in trades:
+            while (await _trade(service, trade_id))["stop"] is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"trade {trade_id} was never armed")
+                await asyncio.sleep(0.05)
+        latencies, round_trips = [], []
+        last = 0.0
+        for trade_id, instrument, _ in trades:
+            stop = (await _trade(service, trade_id))["stop"]
+            await asyncio.sleep(max(0.0, last + 1.1 - time.perf_counter()))
+            tag = f"tg{_base36(trade_id)}X1"
+            started = time.perf_counter()
+            reply = await control.post("/ticks", json={"exchange": "NSE", "token": instrument.token,
+                                                        "ltp": _rupees(stop - stop // 500)})
+            round_trips.append(time.perf_counter() - started)
+            assert reply.status_code == 200, reply.text
+            last = started
+            while tag not in arrivals:
+                if time.perf_counter() - started > 10:
+                    raise TimeoutError(f"no exit {tag} at the exchange")
+                await asyncio.sleep(0.0005)
+            latencies.append(arrivals[tag] - started)
+        background = await asyncio.to_thread(service_rate, service_url, 3.0)
+        return latencies, round_trips, background
+    finally:
+        listener.cancel()
+        await control.aclose()
+        await service.aclose()
+
+
+def _base36(n: int) -> str:
+    digits, text = "0123456789abcdefghijklmnopqrstuvwxyz", ""
+    while True:
+        n, r = divmod(n, 36)
+        text = digits[r] + text
+        if n == 0:
+            return text
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def run(quick: bool) -> list[Figure]:
+    per_token = 1 if quick else 6
+    crossing, seeded_real = instruments()
+    rng = random.Random(3)
+    with _procs.Scratch() as scratch:
+        seeds = [["NSE", i.token, i.symbol, price] for i, price in seeded_real]
+        seeds += [["NSE", fake_token(n), f"BENCH{n}-EQ", 50_000 + n * 200] for n in range(SEEDED_TOKENS - len(seeds))]
+        (scratch / "seed_tokens.json").write_text(json.dumps(seeds))
+        seeded = scratch / "seeded"
+        with _procs.paper(scratch) as paper:
+            ticks = [{"exchange": "NSE", "token": i.token, "ltp": _rupees(p)} for i, p in crossing + seeded_real]
+            assert httpx.post(f"{paper.url}/paper/v1/ticks", json={"ticks": ticks}, timeout=10).status_code == 200
+            service = _procs.tickguard(scratch, paper.url, seed_trades=TRADES, seed_tokens=str(scratch / "seed_tokens.json"),
+                                       BENCH_SEEDED_FILE=str(seeded))
+            with service:
+                _procs.wait_for(seeded.exists, "10 000 trades armed", 120)
+                for instrument, price in seeded_real[:BACKGROUND_PATHS]:
+                    body = {"exchange": "NSE", "token": instrument.token, "points": walk(price, 1_000, rng),
+                            "rate": PATH_RATE, "repeat": 1_000}
+                    reply = httpx.post(f"{paper.url}/paper/v1/paths", json=body, timeout=10)
+                    assert reply.status_code in (200, 201, 202), reply.text
+                latencies, round_trips, background = asyncio.run(measure(paper.url, service.url, crossing, per_token))
+    ms = [s * 1000 for s in latencies]
+    return [
+        Figure(f"background ticks seen by tickguard ({len(ms)} samples)", background, "ticks/s"),
+        Figure("tick->exit p50 (exchange clock, upper bound)", statistics.median(ms), "ms", None, "<= 1 ms"),
+        Figure("tick->exit p99 (exchange clock, upper bound)", _percentile(ms, 0.99), "ms", None, "<= 5 ms"),
+        Figure("control POST /ticks round trip p50 (in the above)", statistics.median(round_trips) * 1000, "ms"),
+    ]
