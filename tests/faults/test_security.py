@@ -22,7 +22,16 @@ from service.app import create_app
 from service.cli import paper_config
 from service.errors import CredentialsError
 from service.settings import load_settings
-from tests.faults.conftest import FAULT_LOGIN, STOP_10, Broker, feed_messages, leaks, secret_env, secret_values, wait_for
+from tests.faults.conftest import (
+    FAULT_LOGIN,
+    STOP_10,
+    Broker,
+    feed_messages,
+    leaks,
+    secret_env,
+    secret_values,
+    wait_for,
+)
 from tests.support.servers import ServerThread
 
 # The dashboard has to load and log in before it holds a session; these answer without one and say
@@ -126,7 +135,8 @@ def test_the_command_refuses_a_loose_credentials_file_without_printing_a_secret(
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SMARTAPI_", "PAPER_", "TICKGUARD_"))},
            **secret_env(), "CREDENTIALS_FILE": str(credentials), "TICKGUARD_ENV_FILE": str(tmp_path / "absent.env"),
            "TICKGUARD_DB": str(tmp_path / "t.db"), "PAPER_URL": "http://127.0.0.1:9"}
-    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", "0"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", "0"], check=False, env=env,
+                          capture_output=True,
                           text=True, timeout=60, cwd=Path(__file__).parents[2])
     assert done.returncode == 2, done.stderr[-2000:]
     assert "chmod 600" in done.stderr
