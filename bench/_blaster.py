@@ -79,7 +79,7 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     try:
         await _handshake(reader, writer)
         answering = asyncio.create_task(_answer(reader, writer))
-        chunk = 64 * 1024
+        chunk = 53 * 1200  # whole frames, so a pong written between chunks never splits one
         while not answering.done():
             for start in range(0, len(blob), chunk):
                 writer.write(blob[start:start + chunk])
