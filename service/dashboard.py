@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -112,10 +112,13 @@ def feed_access(conn: HTTPConnection) -> bool:
 
 async def _login_secret(request: Request) -> str | None:
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_LOGIN_BYTES:
-            return None
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_LOGIN_BYTES:
+                return None
+    except ClientDisconnect:  # the browser went away mid-request: nothing to log in
+        return None
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             value = json.loads(body or b"null")

@@ -47,6 +47,7 @@ __all__ = ["ExecConfig", "Trader"]
 
 log = logging.getLogger("tickguard.execution")
 MAX_CHASE_STEPS = 4  # an exit limit is re-priced at most 5 protection buffers beyond the LTP
+CONFIRM_AFTER_S = 1.0  # an order without news for this long is looked up at the broker
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,8 @@ class Trader:
             lambda db: Store.order_sent(db, record.id, self.now_ms(), ack.order_id, ack.unique_order_id))
         self._remember(record)
         await self._record(trade.id, f"{role}_sent", tag=tag, order_id=ack.order_id, quantity=quantity, price=price)
+        if role == "entry":
+            self.spawn(self._confirm_entry(trade.id, tag), f"confirm-{tag}")
         return record
 
     async def _entry_refused(self, trade_id: int, reason: str) -> None:
@@ -413,12 +416,15 @@ class Trader:
         tick = int(trade.spec.get("tick_size", 5))
         price = record.price
         chases = 0
+        checked = time.monotonic()
         try:
             while True:
                 try:
                     await asyncio.wait_for(event.wait(), timeout=self.config.chase_ms / 1000)
                 except asyncio.TimeoutError:
-                    pass
+                    if time.monotonic() - checked >= CONFIRM_AFTER_S:  # no update for a while: ask the broker
+                        checked = time.monotonic()
+                        await self.refresh(trade, self._tags.get(tag, record))
                 event.clear()
                 current = self._tags.get(tag, record)
                 if current.status == "complete":
@@ -430,6 +436,28 @@ class Trader:
                     price = await self._chase(trade, current, side, price, tick, chases)
         finally:
             self._order_events.pop(tag, None)
+
+    async def refresh(self, trade: Trade, record: OrderRecord) -> None:
+        """Read an order's state from the broker and apply it: the order-update socket can be up and
+        silent (updates lost), and its reconciling poll is a minute apart."""
+        if not record.unique_order_id:
+            return
+        try:
+            order = await self.broker_for(trade).order(record.unique_order_id)
+        except BrokerError:
+            return
+        if order is not None:
+            await self.apply_order(order)
+
+    async def _confirm_entry(self, trade_id: int, tag: str) -> None:
+        """An entry still unconfirmed after CONFIRM_AFTER_S is looked up rather than waited for."""
+        while True:
+            await asyncio.sleep(CONFIRM_AFTER_S)
+            record = self._tags.get(tag)
+            trade = await self.store.trade(trade_id)
+            if record is None or trade is None or record.status in _DONE or trade.state is not TradeState.PENDING_ENTRY:
+                return
+            await self.refresh(trade, record)
 
     async def _chase(self, trade: Trade, order: OrderRecord, side: OrderSide, price: int, tick: int, chases: int) -> int:
         """Re-price at the latest LTP, one protection step further out per chase (up to MAX_CHASE_STEPS):
@@ -444,6 +472,7 @@ class Trader:
             await self.broker_for(trade).modify_order(order.broker_order_id, request, Priority.EXIT)
         except BrokerError as exc:
             log.warning("exit re-price refused", extra={"trade_id": trade.id, "error": exc.message})
+            await self.refresh(trade, order)  # refused because it filled meanwhile? learn it now
             return price
         await self._record(trade.id, "exit_chased", tag=order.tag, price=fresh)
         return fresh
@@ -483,6 +512,7 @@ def _rules_refusal(trade: Trade, premium: int, quantity: int) -> str | None:
     return None
 
 
+_DONE = ("complete", "rejected", "cancelled", "failed", "unknown", "expired")
 _FINAL = {"complete": 3, "rejected": 2, "cancelled": 2, "failed": 2, "unknown": 1, "expired": 2}
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from service.alerts import Alert, AlertInvalid
@@ -81,8 +81,12 @@ class Plan:
 
 
 async def limited_body(request: Request, desk: Desk) -> bytes | Response:
-    """The body, or the 413 for one over MAX_BODY_BYTES (counted as an invalid alert)."""
-    raw = await read_body(request)
+    """The body, or the 413 for one over MAX_BODY_BYTES (counted as an invalid alert). A sender that
+    hangs up mid-body gets a 400 nobody reads — not an application error and a traceback."""
+    try:
+        raw = await read_body(request)
+    except ClientDisconnect:
+        return _errors(400, [{"field": "body", "reason": "the client disconnected before the body ended"}])
     if raw is None:
         desk.metrics.count_alert("invalid")
         return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
