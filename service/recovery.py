@@ -61,33 +61,46 @@ async def recover(desk: Desk) -> dict[str, int]:
         trader.resume_exit(trade.id, live[-1] if live else None)
         report["exits_resumed"] += 1
     since_ms = (await desk.store.flags()).get("last_tick_ms")
-    for trade in await desk.store.trades(states=[TradeState.OPEN]):
-        if await _crossed_while_down(desk, trade.id, since_ms or trade.updated_ms):
-            report["crossed_while_down"] += 1
+    report["crossed_while_down"] = await _crossed_while_down(desk, since_ms)
     log.info("recovered", extra=report)
     return report
 
 
-async def _crossed_while_down(desk: Desk, trade_id: int, since_ms: int) -> bool:
-    trade = await desk.store.trade(trade_id)
-    state = desk.guard.pipeline.engine.state(trade_id)
-    if trade is None or state is None:
-        return False
-    basis = trade.spec.get("basis") or {"exchange": trade.exchange, "token": trade.token}
-    start = datetime.fromtimestamp(since_ms / 1000, IST).replace(second=0, microsecond=0)
+async def _crossed_while_down(desk: Desk, since_ms: int | None) -> int:
+    """Fire every armed trade whose stop or target the market crossed while tickguard was down:
+    one candle request per basis instrument, however many trades stand on it."""
+    by_basis: dict[tuple[str, str], list] = {}
+    for trade in await desk.store.trades(states=[TradeState.OPEN]):
+        basis = trade.spec.get("basis") or {"exchange": trade.exchange, "token": trade.token}
+        by_basis.setdefault((str(basis["exchange"]), str(basis["token"])), []).append(trade)
+    fired = 0
     end = datetime.fromtimestamp(desk.clock(), IST) + timedelta(minutes=1)
-    try:
-        candles = await desk.broker.candles(str(basis["exchange"]), str(basis["token"]), "ONE_MINUTE", start, end)
-    except BrokerError as exc:
-        log.warning("no candles to check a stop crossed while down", extra={"trade_id": trade_id, "error": exc.message})
+    for (exchange, token), trades in by_basis.items():
+        start_ms = since_ms or min(t.updated_ms for t in trades)
+        start = datetime.fromtimestamp(start_ms / 1000, IST).replace(second=0, microsecond=0)
+        try:
+            candles = await desk.broker.candles(exchange, token, "ONE_MINUTE", start, end)
+        except BrokerError as exc:
+            log.warning("no candles to check stops crossed while down", extra={"token": token, "error": exc.message})
+            continue
+        for trade in trades:
+            if _fire_if_crossed(desk, trade, candles):
+                fired += 1
+    return fired
+
+
+def _fire_if_crossed(desk: Desk, trade, candles) -> bool:
+    state = desk.guard.pipeline.engine.state(trade.id)
+    if state is None:
         return False
-    long = (trade.side == "LONG") if not trade.spec.get("basis_side") else trade.spec["basis_side"].upper() == "LONG"
+    basis_side = trade.spec.get("basis_side")
+    long = trade.side == "LONG" if not basis_side else str(basis_side).upper() == "LONG"
     for candle in candles:
         hit = _crossing(long, state.stop, state.target, candle.low, candle.high)
         if hit is not None:
             reason, level = hit
-            desk.guard.disarm(trade_id)  # the engine must not fire a second exit for it
-            desk.trader.on_exit_intent(ExitIntent(trade_id=trade_id, reason=reason, level=level, tick=None,
+            desk.guard.disarm(trade.id)  # the engine must not fire a second exit for it
+            desk.trader.on_exit_intent(ExitIntent(trade_id=trade.id, reason=reason, level=level, tick=None,
                                                   source=f"candle {candle.start}"))
             return True
     return False

@@ -195,7 +195,9 @@ class Store:
         return await self.db.read(lambda db: Store.load_trade(db, trade_id))
 
     async def trades(self, *, states: Iterable[TradeState] | None = None, strategy: str | None = None,
-                     account: str | None = None, limit: int = 500) -> list[Trade]:
+                     account: str | None = None, limit: int | None = None) -> list[Trade]:
+        """Trades newest first; every one that matches unless `limit` is given (the API pages, the
+        service's own sweeps — re-arming, recovery, flatten — must see them all)."""
         clauses, args = [], []
         if states is not None:
             states = list(states)
@@ -209,7 +211,7 @@ class Store:
             args.append(account)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT row FROM trades {where} ORDER BY id DESC LIMIT ?"
-        return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, (*args, limit))])
+        return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, (*args, -1 if limit is None else limit))])
 
     @staticmethod
     def open_trades_on(db: sqlite3.Connection, account: str, strategy: str, exchange: str, token: str) -> list[Trade]:

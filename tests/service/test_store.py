@@ -106,3 +106,12 @@ def test_fold_matches_a_reference_average_and_pnl(entries, exits, side):
     sign = 1 if side == "LONG" else -1
     exited_cost = sum(q * p for q, p in entries) * min(exit_qty, entry_qty) / entry_qty
     assert realised(trade) == round(sign * (sum(q * p for q, p in exits) - exited_cost))
+
+
+async def test_sweeps_see_every_trade_and_pages_are_bounded(store):
+    def insert_many(db):
+        for _ in range(650):
+            Store.insert_trade(db, new_trade())
+    await store.db.write(insert_many)
+    assert len(await store.trades(states=[TradeState.PENDING_ENTRY])) == 650  # re-arming after a restart needs all
+    assert len(await store.trades(limit=200)) == 200
