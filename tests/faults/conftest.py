@@ -24,6 +24,7 @@ from paper.auth import PaperLogin
 from service.logs import configure_logging
 from tests.support.paper import RunningPaper
 from tests.support.service import RunningService
+from tests.support.waiting import wait_for  # noqa: F401  (re-exported to the fault tests)
 
 ROOT = "/rest/secure/angelbroking"
 SBIN = "3045"
@@ -71,17 +72,6 @@ def secret_values(env: dict[str, str]) -> dict[str, str]:
 
 def leaks(text: str, secrets: dict[str, str]) -> list[str]:
     return [name for name, value in secrets.items() if value in text]
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass

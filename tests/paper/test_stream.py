@@ -5,7 +5,6 @@ import json
 import queue
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -16,6 +15,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from paper.packets import DEPTH, LTP, PACKET_SIZES, QUOTE, SNAP_QUOTE
 from tests.support.paper import DEMO, OTHER, RunningPaper
+from tests.support.waiting import wait_for
 
 SBIN, INFY = "3045", "1594"
 
@@ -47,14 +47,7 @@ def request(mode: int, tokens: list[str], exchange_type: int = 1, action: int = 
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    return wait_for(predicate, what, timeout, every=0.01)
 
 
 def feed_state(paper: RunningPaper) -> dict:

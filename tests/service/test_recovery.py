@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.paper import DEMO
 from tests.support.service import SECRET
+from tests.support.waiting import wait_for
 
 ROOT = "/rest/secure/angelbroking"
 
@@ -110,14 +111,7 @@ class Broker:
 
 
 def wait(predicate, what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(predicate, what, timeout, every=0.05)
 
 
 def post_alert(service: Process) -> int:
