@@ -29,5 +29,10 @@ $(CHROMIUM):
 bench: $(STAMP)
 	$(PY) -m bench
 
+# The full fault run (~5-15 min, not part of `make test`): SIGKILLs, feed faults, hostile input at volume.
+.PHONY: faults
+faults: $(STAMP)
+	$(PY) -m tests.faults.full
+
 clean:
 	rm -rf $(VENV) build *.egg-info .tickguard

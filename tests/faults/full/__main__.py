@@ -1,0 +1,57 @@
+"""`python -m tests.faults.full [--only crash,sweep,hostile] [--rounds N] [--bodies N]`: the full fault run.
+
+Prints one table (figure, value, goal) and exits 1 when a zero-goal figure is not zero.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.faults.full.tally import Tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.faults.full", description=__doc__)
+    parser.add_argument("--only", default="crash,sweep,hostile")
+    parser.add_argument("--rounds", type=int, default=55, help="crash rounds (each one SIGKILL or more)")
+    parser.add_argument("--trades", type=int, default=24, help="trades per sweep wave")
+    parser.add_argument("--bodies", type=int, default=10_000, help="hostile bodies")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workdir", help="keep the processes' databases and logs here (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    parts = args.only.split(",")
+    tally = Tally()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tickguard-faults-") as tmp:
+        tmp = args.workdir or tmp
+        for part in parts:
+            workdir = Path(tmp) / part
+            workdir.mkdir(parents=True)
+            t0 = time.monotonic()
+            if part == "crash":
+                from tests.faults.full import crash
+                crash.run(workdir, tally, args.rounds, args.seed)
+            elif part == "sweep":
+                from tests.faults.full import sweep
+                sweep.run(workdir, tally, args.trades, args.seed)
+            elif part == "hostile":
+                from tests.faults.full import hostile
+                hostile.run(workdir, tally, args.bodies, args.seed)
+            else:
+                parser.error(f"unknown part {part}")
+            print(f"== {part}: {time.monotonic() - t0:.0f} s", flush=True)
+    print(f"\nfull fault run ({', '.join(parts)}) in {time.monotonic() - started:.0f} s\n")
+    print(tally.table())
+    for finding in tally.findings:
+        print(f"- {finding}")
+    failed = tally.failed()
+    if failed:
+        print(f"\nNOT ZERO: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The figures of a fault run and the table they print as."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Tally"]
+
+ZERO_GOALS = ("alerts lost", "duplicate orders", "positions flipped", "stops missed", "5xx seen", "trades not settled")
+
+
+@dataclass
+class Tally:
+    figures: dict[str, int] = field(default_factory=lambda: {
+        "faults injected": 0, "SIGKILLs": 0, "alerts acknowledged": 0, "hostile bodies": 0, "stop crossings checked": 0,
+        **{name: 0 for name in ZERO_GOALS}})
+    findings: list[str] = field(default_factory=list)
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.figures[name] += n
+
+    def bad(self, name: str, detail: str, n: int = 1) -> None:
+        self.figures[name] += n
+        self.findings.append(f"{name}: {detail}")
+        print(f"  !! {name}: {detail}", flush=True)
+
+    def failed(self) -> list[str]:
+        return [name for name in ZERO_GOALS if self.figures[name]]
+
+    def table(self) -> str:
+        rows = [("figure", "value", "goal"), ("---", "---:", "---:")]
+        for name, value in self.figures.items():
+            rows.append((name, str(value), "0" if name in ZERO_GOALS else "—"))
+        return "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
