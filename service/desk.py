@@ -174,7 +174,7 @@ class Desk:
     async def rearm_open_trades(self) -> None:
         """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""
         stops = await self.store.stop_states()
-        for trade in await self.store.trades(states=[TradeState.OPEN, TradeState.EXITING]):
+        for trade in await self.store.trades(states=[TradeState.OPEN]):  # an EXITING trade's exit is resumed instead
             if trade.filled:
                 state = stops.get(trade.id, {})
                 self.guard.arm(trade, resume_stop=state.get("stop"), resume_trailing=bool(state.get("trailed")))

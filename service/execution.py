@@ -60,12 +60,15 @@ class ExecConfig:
     leverage: dict[str, Decimal] = field(default_factory=lambda: {"INTRADAY": Decimal(1), "DELIVERY": Decimal(1)})
 
 
-def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal) -> int:
-    """A marketable limit: beyond the LTP by `pct` percent, on the tick grid, at least one tick away."""
+def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal, band: tuple[int, int] | None = None) -> int:
+    """A marketable limit: beyond the LTP by `pct` percent, on the tick grid, at least one tick away —
+    and never outside the day's circuit band, where the exchange would reject it."""
     buffer = max(tick, int(Decimal(ltp) * pct / 100))
     if side is OrderSide.SELL:
-        return max(tick, (ltp - buffer) // tick * tick)
-    return -((-(ltp + buffer)) // tick) * tick
+        price = max(tick, (ltp - buffer) // tick * tick)
+        return max(price, -(-band[0] // tick) * tick) if band else price
+    price = -((-(ltp + buffer)) // tick) * tick
+    return min(price, band[1] // tick * tick) if band else price
 
 
 class Trader:
@@ -81,6 +84,7 @@ class Trader:
         self.on_trade = on_trade or (lambda trade: None)
         self.metrics = metrics
         self._fired_at: dict[int, tuple[float, str]] = {}  # trade id -> (perf_counter at the intent, reason)
+        self.bands: dict[tuple[str, str], tuple[int, int] | None] = {}  # circuit bands, fetched once a trade arms
         self._locks: dict[int, asyncio.Lock] = {}
         self._tags: dict[str, OrderRecord] = {}  # our orders by tag, as last recorded
         self._order_events: dict[str, asyncio.Event] = {}  # exit tags being watched
@@ -282,6 +286,9 @@ class Trader:
             trade = await self._record(record.trade_id, "entry_fill", quantity=quantity, price=price, tag=record.tag)
             if trade.state is TradeState.OPEN:
                 self.guard.arm(trade)
+                if (trade.exchange, trade.token) not in self.bands:  # off the exit path: learn the band now
+                    self.bands[(trade.exchange, trade.token)] = None
+                    self.spawn(self._learn_band(trade), f"band-{trade.token}")
             return
         trade = await self._record(record.trade_id, "exit_fill", quantity=quantity, price=price, tag=record.tag)
         if trade.exited >= trade.filled and trade.state is not TradeState.CLOSED:
@@ -307,8 +314,8 @@ class Trader:
         trade_id = intent.trade_id
         async with self._lock(trade_id):
             trade = await self.store.trade(trade_id)
-            if trade is None or trade.state not in (TradeState.OPEN, TradeState.UNPROTECTED, TradeState.EXITING):
-                return
+            if trade is None or trade.state not in (TradeState.OPEN, TradeState.UNPROTECTED):
+                return  # EXITING: an exit is already working (or being resumed): never a second one
             tick = intent.tick
             trade = await self._record(trade_id, "exit_fired", reason=str(intent.reason), level=intent.level,
                                        tick_ltp=tick.ltp if tick else None, tick_ts_ms=tick.exchange_ts_ms if tick else None,
@@ -396,7 +403,8 @@ class Trader:
         side = OrderSide.SELL if trade.long else OrderSide.BUY
         tick = int(trade.spec.get("tick_size", 5))
         market = self.config.exit_order_type == "MARKET"
-        price = 0 if market else protected_price(side, await self._ltp(trade), tick, self.config.protection_pct)
+        band = self.bands.get((trade.exchange, trade.token))
+        price = 0 if market else protected_price(side, await self._ltp(trade), tick, self.config.protection_pct, band)
         tag = tag_for(trade.id, "exit", attempt)
         self._order_events[tag] = asyncio.Event()
         try:
@@ -437,6 +445,12 @@ class Trader:
         finally:
             self._order_events.pop(tag, None)
 
+    async def _learn_band(self, trade: Trade) -> None:
+        try:
+            self.bands[(trade.exchange, trade.token)] = await self.broker.circuit_limits(trade.exchange, trade.token)
+        except (BrokerError, AttributeError):
+            self.bands.pop((trade.exchange, trade.token), None)  # try again with the next trade
+
     async def refresh(self, trade: Trade, record: OrderRecord) -> None:
         """Read an order's state from the broker and apply it: the order-update socket can be up and
         silent (updates lost), and its reconciling poll is a minute apart."""
@@ -463,7 +477,8 @@ class Trader:
         """Re-price at the latest LTP, one protection step further out per chase (up to MAX_CHASE_STEPS):
         an unfilled marketable limit at an unchanged price means the book has moved away from it."""
         steps = 1 + min(chases, MAX_CHASE_STEPS)
-        fresh = protected_price(side, await self._ltp(trade), tick, self.config.protection_pct * steps)
+        fresh = protected_price(side, await self._ltp(trade), tick, self.config.protection_pct * steps,
+                                self.bands.get((trade.exchange, trade.token)))
         if fresh == price or not order.broker_order_id:
             return price
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token, side=side,

@@ -98,6 +98,9 @@ class Broker(Protocol):
 
     async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int: ...
 
+    async def circuit_limits(self, exchange: str, token: str) -> tuple[int, int] | None:
+        """Today's (lower, upper) price band in paise, or None where the segment has none."""
+
     async def candles(self, exchange: str, token: str, interval: str, start: datetime, end: datetime) -> list[Candle]: ...
 
     async def search(self, exchange: str, text: str) -> list[SearchHit]: ...

@@ -280,3 +280,15 @@ def test_intraday_trades_are_squared_off_at_1515(service_factory):
     assert fired["data"]["reason"] == "SQUARE_OFF"
     late = service.alert(quantity=1, stoploss={"type": "points", "value": 10}, strategyname="late")
     assert late.status_code == 409 and "entry window" in late.json()["errors"][0]["reason"]
+
+
+def test_an_exit_near_the_lower_circuit_is_priced_inside_the_band(service_factory):
+    service = service_factory()
+    band_low = service.paper.exchange.prices.quote("NSE", "3045").lower_circuit  # paise
+    entry = (band_low + 1500) / 100  # ₹15 above the band
+    trade_id = open_trade(service, price=entry, stoploss={"type": "points", "value": 10}, quantity=2)
+    service.price((band_low + 100) / 100)  # through the stop, ₹1 above the band: LTP − 0.5 % is below it
+    view = service.wait_trade(trade_id, lambda t: t["state"] in ("CLOSED", "UNPROTECTED"), what="the exit")
+    assert view["trade"]["state"] == "CLOSED", [o["text"] for o in view["orders"]]
+    (exit_order,) = [o for o in view["orders"] if o["role"] == "exit"]
+    assert exit_order["price"] >= band_low

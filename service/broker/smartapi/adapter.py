@@ -160,6 +160,15 @@ class SmartApiBroker:
         data = await self.rest.call("getLtpData", {"exchange": exchange, "tradingsymbol": tradingsymbol, "symboltoken": token})
         return paise(data["ltp"])
 
+    async def circuit_limits(self, exchange: str, token: str) -> tuple[int, int] | None:
+        """Today's (lower, upper) circuit band in paise from a FULL quote; None where there is none."""
+        data = await self.rest.call("quote", {"mode": "FULL", "exchangeTokens": {exchange: [token]}})
+        for row in (data or {}).get("fetched", []):
+            lower, upper = paise(row.get("lowerCircuit")), paise(row.get("upperCircuit"))
+            if 0 < lower < upper:
+                return lower, upper
+        return None
+
     async def quote_ticks(self, instruments: list[tuple[str, str]]) -> list[Tick]:
         """Last prices over REST, 50 a request: the tick stream's fallback while its socket is down."""
         ticks: list[Tick] = []
