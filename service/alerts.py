@@ -188,9 +188,11 @@ def parse_alert(body: Any) -> Alert:
     else:
         signal, chartink = SIGNAL_ALIASES[raw_signal.strip().lower()]
     price = check.number("price", body.get("price"), required=True)
-    kind = check.choice("type", ("equity", "option"))
-    if "type" not in body:
+    if body.get("type") is None:  # absent or null
+        kind = None
         check.fail("type", "required")
+    else:
+        kind = check.choice("type", ("equity", "option"))
     values: dict[str, Any] = {}
     if "id" in body:
         values["id"] = check.text("id")
@@ -214,7 +216,8 @@ def parse_alert(body: Any) -> Alert:
         check.fail("product", "options trade INTRADAY or CARRYFORWARD")
     if check.errors:
         raise AlertInvalid(check.errors)
-    assert symbol and strategy and signal and price and kind
+    if not (symbol and strategy and signal and price and kind):  # every path above reports its field
+        raise AlertInvalid([{"field": "body", "reason": "incomplete alert"}])
     return Alert(symbolname=symbol, signal=signal, price=price, type=kind, strategyname=strategy,
                  chartink_word=chartink, **{k: v for k, v in values.items() if v is not None})
 

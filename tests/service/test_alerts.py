@@ -66,6 +66,11 @@ def test_option_alert_with_everything():
     assert alert.lots == 2 and alert.stop_basis == "underlying"
 
 
+@pytest.mark.parametrize("field", ["symbolname", "signal", "price", "type", "strategyname"])
+def test_a_required_field_sent_as_null_is_required(field):
+    assert errors({**BASE, field: None})[field] == "required"
+
+
 def test_non_objects_are_refused():
     assert errors([1, 2]) == {"body": "expected a JSON object"}
 
@@ -84,7 +89,8 @@ json_values = st.recursive(
 )
 
 
-@given(st.dictionaries(st.sampled_from(sorted(BASE) + ["quantity", "stoploss", "trail", "option", "x"]), json_values))
+@given(st.dictionaries(st.sampled_from(sorted(BASE) + ["quantity", "stoploss", "trail", "option", "x"]), json_values)
+       | st.builds(lambda patch: {**BASE, **patch}, st.dictionaries(st.sampled_from(sorted(BASE)), json_values)))
 def test_arbitrary_bodies_either_parse_or_name_fields(body):
     try:
         parse_alert(body)
