@@ -213,7 +213,10 @@ class SmartApiBroker:
         if self._ticks is None:
             from service.broker.smartapi.data import SmartStream
 
-            self._ticks = SmartStream(self.config, self.rest.credentials, self.quote_ticks, renew=self.rest.renew)
+            # REST prices every 0.25 s while degraded: a stop crossed during an outage fires within that, and
+            # the quote route's own pacing (10/s, 50 instruments a request) keeps it within SmartAPI's limit.
+            self._ticks = SmartStream(self.config, self.rest.credentials, self.quote_ticks, renew=self.rest.renew,
+                                      fallback_every_s=0.25)
         return self._ticks
 
     def order_update_stream(self) -> OrderUpdateStream:
