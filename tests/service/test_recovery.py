@@ -147,7 +147,11 @@ def test_killed_after_the_ack_before_the_entry_fill(paper_factory, service_proce
     assert fired["data"]["reason"] == "STOP" and fired["data"]["source"].startswith("candle")
 
 
-def test_killed_after_the_exit_was_sent_before_it_filled(paper_factory, service_process):
+@pytest.mark.parametrize("prices_while_down", [
+    (785, 801),  # through the stop and back while down
+    (785,),  # still through the stop when tickguard comes back: the resting exit is resumed, never doubled
+])
+def test_killed_after_the_exit_was_sent_before_it_filled(paper_factory, service_process, prices_while_down):
     paper = paper_factory()
     broker = Broker(paper)
     broker.price(800)
@@ -159,26 +163,8 @@ def test_killed_after_the_exit_was_sent_before_it_filled(paper_factory, service_
     broker.price(789)
     wait(lambda: [o for o in broker.orders() if o["ordertag"] == f"tg{trade_id}X1"], "the exit at the exchange")
     service.kill()
-    broker.price(785)
-    broker.price(801)
-    service = service_process(paper.url, EXIT_CHASE_MS="200")
-    service.start()
-    assert_clean_end(service, broker, trade_id)
-
-
-def test_a_resting_exit_is_resumed_never_doubled_when_the_price_is_still_through_the_stop(paper_factory, service_process):
-    paper = paper_factory()
-    broker = Broker(paper)
-    broker.price(800)
-    service = service_process(paper.url, EXIT_CHASE_MS="60000")
-    service.start()
-    trade_id = post_alert(service)
-    wait(lambda: service.get(f"/trades/{trade_id}")["trade"]["stop"] is not None, "the trade to be armed")
-    paper.control("POST", "/faults", json={"kind": "open", "count": 1})  # the exit rests unfilled
-    broker.price(789)
-    wait(lambda: [o for o in broker.orders() if o["ordertag"] == f"tg{trade_id}X1"], "the exit at the exchange")
-    service.kill()
-    broker.price(785)  # still through the stop when tickguard comes back
+    for price in prices_while_down:
+        broker.price(price)
     service = service_process(paper.url, EXIT_CHASE_MS="200")
     service.start()
     assert_clean_end(service, broker, trade_id)
