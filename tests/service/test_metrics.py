@@ -83,7 +83,7 @@ def test_unknown_label_values_never_become_series():
     assert value(metrics, "tickguard_alerts_total", outcome="other") == 1
     assert value(metrics, "tickguard_orders_total", role="other", outcome="other") == 1
     assert value(metrics, "tickguard_exits_total", reason="OTHER") == 1
-    assert b"secret" not in metrics.render()[0] and b"801" not in metrics.render()[0]
+    assert b"secret" not in metrics.render()[0] and b"801.5" not in metrics.render()[0]  # process gauges may hold any digits
 
 
 def test_tick_to_exit_histogram_buckets():
