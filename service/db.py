@@ -76,10 +76,14 @@ class Database:
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in a write transaction; returns its result once the transaction committed."""
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `work` now (writes run in the order they are queued); the future resolves once it committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         self._queue.put((work, loop, future))
-        return await future
+        return future
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._read, work)

@@ -3,6 +3,7 @@ decisions an alert needs before it is acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from service.account_service import AccountDirectory, AccountsUnavailable, Unkno
 from service.accounts import Account, Strategy, load_strategies, resolve_rules
 from service.alerts import AlertInvalid, dedup_key, parse_alert
 from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.port import StreamEvent
 from service.broker.smartapi.config import config_from_settings
 from service.credentials import load_logins
 from service.execution import ExecConfig, Trader
@@ -144,14 +146,17 @@ class Desk:
         await self.broker.connect()
         await self.symbols.open()
         self._updates = []
-        for broker in (self.broker, *self.logins.values()):
+        for login, broker in (("", self.broker), *self.logins.items()):
             if broker is not self.broker:
                 await broker.connect()
             updates = broker.order_update_stream()
-            self._updates.append(updates.updates.subscribe(self.trader.on_order_update))
+            self._updates.append(updates.updates.subscribe(functools.partial(self.trader.on_order_update, login=login)))
+            self._updates.append(updates.events.subscribe(functools.partial(self._order_stream_event, login=login)))
             await updates.start()
         await self.guard.start()
         self.recovery = await recover(self)
+        for book in {id(b): b for b in (self.trader.book(login) for login in ("", *self.logins))}.values():
+            await book.refresh()
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:
@@ -170,6 +175,14 @@ class Desk:
                 await step()
             except Exception:  # keep closing the rest
                 log.exception("error while stopping")
+
+    def _order_stream_event(self, event: StreamEvent, login: str) -> None:
+        """Fills the order-update stream would have reported are unknown while it is down: positions too."""
+        book = self.trader.book(login)
+        if event.kind in ("disconnected", "stopped", "refused"):
+            book.forget()
+        elif event.kind == "ready":
+            book.refresh_soon(1.5)  # after the catch-up poll of the order book
 
     async def rearm_open_trades(self) -> None:
         """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""
