@@ -5,8 +5,9 @@ are taken inside it, on one clock (`time.perf_counter_ns`, CLOCK_MONOTONIC, so c
 process on the machine), so "the exchange sent the crossing tick → the exchange received the exit
 order" is one subtraction. Read them with `GET /paper/v1/stamps?exchange=&token=&tag=`.
 
-- A tick is stamped when its frame has been handed to the socket of its first subscriber (the
-  writer task's `send` returned), once per frame, newest `per_token` kept for each token.
+- A tick is stamped when its frame is handed to the socket of its first subscriber (the writer task
+  calls `send`, which writes it out before it waits for the buffer to drain), once per frame, newest
+  `per_token` kept for each token.
 - An order is stamped when placeOrder is received (before its session is checked), by `ordertag`;
   the newest `orders` tags are kept.
 """

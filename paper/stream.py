@@ -113,10 +113,10 @@ class Connection:
                 await wake.wait()
                 continue
             message = outbox.popleft()
-            await send(message)
             if stamps is not None and (quote := message.get("quote")) is not None:
                 message["quote"] = None  # the frame is shared by every subscriber: stamped at its first send
-                stamps.tick_sent(*quote)
+                stamps.tick_sent(*quote)  # before `send`: it writes to the socket at once, then may wait to drain
+            await send(message)
             if message["type"] == "websocket.close":
                 return
 
