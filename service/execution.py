@@ -596,18 +596,21 @@ class Trader:
             self._order_events.pop(tag, None)
 
     async def _watch(self, trade: Trade, record: OrderRecord) -> str:
-        """Wait for an exit order to finish, re-pricing a limit every `chase_ms` until it fills."""
+        """Wait for an exit order to finish, re-pricing a limit once it has rested unfilled for `chase_ms`
+        (news that it is open is no reason to re-price: the fill may be on its way behind it)."""
         tag = record.tag
         event = self._order_events.setdefault(tag, asyncio.Event())
         side = OrderSide(record.side)
         tick = int(trade.spec.get("tick_size", 5))
         price = record.price
         chases = 0
+        chase_s = self.config.chase_ms / 1000
         checked = time.monotonic()
+        chase_at = checked + chase_s
         try:
             while True:
                 try:
-                    await asyncio.wait_for(event.wait(), timeout=self.config.chase_ms / 1000)
+                    await asyncio.wait_for(event.wait(), timeout=max(0.0, chase_at - time.monotonic()))
                 except asyncio.TimeoutError:
                     if time.monotonic() - checked >= CONFIRM_AFTER_S:  # no update for a while: ask the broker
                         checked = time.monotonic()
@@ -618,9 +621,12 @@ class Trader:
                     return "filled"
                 if current.status in ("rejected", "cancelled", "failed", "unknown"):
                     return current.status
+                if time.monotonic() < chase_at:
+                    continue
                 if current.kind == "LIMIT" and current.status in ("open", "modified"):  # at the exchange, unfilled
                     chases += 1
                     price = await self._chase(trade, current, side, price, tick, chases)
+                chase_at = time.monotonic() + chase_s
         finally:
             self._order_events.pop(tag, None)
 
