@@ -21,6 +21,7 @@ from service.broker.smartapi.config import config_from_settings
 from service.credentials import load_logins
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
+from service.heap import Heap
 from service.metrics import Metrics
 from service.notify import Notifier
 from service.policy import Policy
@@ -97,6 +98,7 @@ class Desk:
         self.trade_listeners: list[Callable[[Trade], None]] = []
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.notifier = Notifier(settings, clock=clock)
+        self.heap = Heap()
         self.trade_listeners.append(self.notifier.on_trade)
         self.event_listeners.append(self.notifier.on_event)
 
@@ -125,10 +127,11 @@ class Desk:
             if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
                 await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
             seen = self.guard.ticks_seen
-            trades = await self.store.trades(states=OPEN_STATES, limit=100_000)
-            unprotected = sum(1 for t in trades if t.state is TradeState.UNPROTECTED)
-            self.metrics.set_trades(len(trades) - unprotected, unprotected)
+            counts = await self.store.state_counts()
+            unprotected = counts.get(str(TradeState.UNPROTECTED), 0)
+            self.metrics.set_trades(sum(counts.get(str(state), 0) for state in OPEN_STATES) - unprotected, unprotected)
             self.metrics.set_halted(self.halted)
+            self.heap.maintain(guarding=bool(self.guard.records))
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:
         hits = await self.broker.search(exchange, text)
@@ -155,6 +158,7 @@ class Desk:
             await updates.start()
         await self.guard.start()
         self.recovery = await recover(self)
+        self.heap.settle()
         for book in {id(b): b for b in (self.trader.book(login) for login in ("", *self.logins))}.values():
             await book.refresh()
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
@@ -166,6 +170,7 @@ class Desk:
             await asyncio.gather(self._sampler, return_exceptions=True)
         await self.trader.stop()
         await self.notifier.stop()
+        self.heap.release()
         for subscription in self._updates or []:
             subscription.dispose()
         steps = [self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()), self.accounts.close,

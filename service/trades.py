@@ -32,7 +32,7 @@ class TradeState(enum.StrEnum):
 OPEN_STATES = frozenset({TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED})
 
 
-class Trade(msgspec.Struct, kw_only=True):
+class Trade(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per trade, never in a cycle
     id: int
     alert_id: int | None
     account: str
