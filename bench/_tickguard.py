@@ -94,7 +94,9 @@ def main() -> None:
     secrets = [getattr(settings, name) for name in sorted(SECRET_FIELDS)]
     configure_logging(settings.log_level, secrets=[s for s in secrets if s and isinstance(s, str)])
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(args.port))
+    from service.cli import run
+
+    run(serve(args.port), settings.event_loop)
 
 
 if __name__ == "__main__":
