@@ -5,6 +5,11 @@ envelope) renews the session once for every caller that saw it — generateToken
 token, or a fresh TOTP login when that fails — and the call is repeated once. The plain-text
 "exceeding access rate" reply is retried with backoff. Network errors, timeouts and 5xx raise
 `BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`).
+
+The account reads SmartAPI allows once or twice a second (positions, order and trade books, funds) are
+shared: a caller that asks while a read of the same route is still waiting for its turn gets that
+read's answer. Every answer is still read after its caller asked, and twenty exits checking positions
+at once cost one or two reads, not twenty seconds.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})
 RATE_LIMIT_TEXT = b"exceeding access rate"
 RATE_LIMIT_RETRIES = 4
 NO_SESSION_ROUTES = frozenset({"loginByPassword", "generateTokens"})
+SHARED_READS = frozenset({"getPosition", "getOrderBook", "getTradeBook", "getRMS"})
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,13 @@ class SmartApiRest:
         self.renewals = 0
         self.logins = 0
         self.rate_limit_retries = 0
+        self._waiting_reads: dict[str, asyncio.Future] = {}  # route -> the shared read not yet sent
+        self._reads: set[asyncio.Task] = set()
 
     async def close(self) -> None:
+        for task in list(self._reads):
+            task.cancel()
+        await asyncio.gather(*self._reads, return_exceptions=True)
         await self.orders.close()
         await self.http.aclose()
 
@@ -123,6 +134,39 @@ class SmartApiRest:
     async def call(self, route: str, body: dict[str, Any] | None = None, *, priority: Priority = Priority.QUERY,
                    segment: str = "", ttl_s: float | None = None, suffix: str = "") -> Any:
         """One REST call: the `data` of a successful answer, or a typed BrokerError."""
+        if route in SHARED_READS and body is None and not suffix:
+            return await self._shared_read(route, priority)
+        return await self._call(route, body, priority=priority, segment=segment, ttl_s=ttl_s, suffix=suffix)
+
+    async def _shared_read(self, route: str, priority: Priority) -> Any:
+        waiting = self._waiting_reads.get(route)
+        if waiting is None:
+            waiting = self._waiting_reads[route] = asyncio.get_running_loop().create_future()
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody left to read it is fine
+            task = asyncio.create_task(self._read_for_all(route, waiting, priority), name=f"shared-{route}")
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+        return await asyncio.shield(waiting)
+
+    async def _read_for_all(self, route: str, answer: asyncio.Future, priority: Priority) -> None:
+        def sent() -> None:  # from here on a new caller needs a newer read
+            if self._waiting_reads.get(route) is answer:
+                del self._waiting_reads[route]
+
+        try:
+            data = await self._call(route, None, priority=priority, on_turn=sent)
+        except asyncio.CancelledError:
+            sent()
+            answer.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every caller sharing the read gets its error
+            sent()
+            answer.set_exception(exc)
+        else:
+            answer.set_result(data)
+
+    async def _call(self, route: str, body: dict[str, Any] | None, *, priority: Priority, segment: str = "",
+                    ttl_s: float | None = None, suffix: str = "", on_turn: Callable[[], None] | None = None) -> Any:
         if self._tokens is None:
             await self._renew(self._generation, full=True)
         if route in ORDER_ROUTES:
@@ -130,7 +174,8 @@ class SmartApiRest:
         for attempt in range(2):
             seen = self._generation
             try:
-                return await self._send(route, body, priority, suffix=suffix, paced=route not in ORDER_ROUTES)
+                return await self._send(route, body, priority, suffix=suffix, paced=route not in ORDER_ROUTES,
+                                        on_turn=on_turn)
             except SessionExpired:
                 if attempt:
                     raise
@@ -138,11 +183,13 @@ class SmartApiRest:
         raise AssertionError("unreachable")
 
     async def _send(self, route: str, body: dict[str, Any] | None, priority: Priority, *, suffix: str = "",
-                    paced: bool = True) -> Any:
+                    paced: bool = True, on_turn: Callable[[], None] | None = None) -> Any:
         method, path = ROUTES[route]
         for retry in range(RATE_LIMIT_RETRIES + 1):
             if paced:
                 await self.routes.acquire(route)
+            if on_turn is not None:
+                on_turn()
             try:
                 reply = await self.http.request(
                     method, path + suffix, headers=self._headers(route),

@@ -5,6 +5,7 @@ import asyncio
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from service.broker import (
@@ -195,3 +196,59 @@ async def test_exits_are_placed_ahead_of_queued_entries(broker, paper):
     await asyncio.gather(*entries)
     arrival = [o.tag for o in sorted(await broker.order_book(), key=lambda o: o.order_id)]  # the exchange's own order
     assert arrival.index("tgX1") < 3, arrival
+
+
+class HeldPositions(httpx.AsyncBaseTransport):
+    """A real transport that counts getPosition requests and can hold their answers back on the way home."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.reads = 0
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/getPosition"):
+            await response.aread()
+            self.reads += 1
+            self.answered.set()
+            await self.release.wait()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+async def held(paper):
+    transport = HeldPositions()
+    broker = SmartApiBroker(config_for(paper), transport=transport)
+    await broker.connect()
+    yield broker, transport
+    transport.release.set()
+    await broker.close()
+
+
+async def test_concurrent_position_reads_share_one_request(held, paper):
+    broker, transport = held
+    set_price(paper, 800)
+    await broker.place_order(sbin(quantity=3))
+    answers = await asyncio.gather(*(broker.positions() for _ in range(20)))
+    assert transport.reads == 1  # one read a second is SmartAPI's limit: twenty would take twenty seconds
+    assert all([p.net_quantity for p in answer] == [3] for answer in answers)
+
+
+async def test_a_position_read_asked_after_one_was_sent_is_a_newer_read(held, paper):
+    broker, transport = held
+    set_price(paper, 800)
+    transport.release.clear()
+    earlier = asyncio.create_task(broker.positions())
+    await transport.answered.wait()  # the first read is answered: a fill now is not in its answer
+    await broker.place_order(sbin(quantity=2))
+    later = asyncio.create_task(broker.positions())
+    transport.release.set()
+    assert await earlier == []
+    assert [p.net_quantity for p in await later] == [2]
+    assert transport.reads == 2
