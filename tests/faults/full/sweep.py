@@ -12,9 +12,9 @@ tickguard holding the reset prices: a trade armed earlier would meet the previou
 
 The crossing time is the paper exchange's own stamp of the first tick at or below the stop sent to a
 socket during the wave (`GET /paper/v1/stamps`, epoch ms, the clock of tickguard's `exit_fired`
-event). A crossing point played while no frame could go out (the socket dropped, the feed stalled) has
-no stamp: its time is then estimated from the path's progress — a lower bound, which only makes the
-check stricter. Each wave also prints the slowest crossing -> exit order received by the exchange
+event). A crossing tick that never left for a socket (the socket dropped, the feed stalled, an outbox
+dropped for overflow) is timed by the exchange's stamp of when its price book played it; only with
+neither is it estimated from the path's progress, a lower bound, which only makes the check stricter. Each wave also prints the slowest crossing -> exit order received by the exchange
 (both stamped by the exchange, on its perf_counter clock).
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -200,24 +201,29 @@ def wave_check(paper: Paper, tg: Tickguard, tally: Tally, rng: random.Random, fa
         time.sleep(0.02)
     if not ended:
         end_fault()
-    stamps = {token: [tick for tick in paper.control("GET", "/stamps", params={"exchange": "NSE", "token": token})
-                      .json()["ticks"] if tick[1] >= since_ns] for token in paths}
-    crossings: dict[int, tuple[float, int | None]] = {}  # trade id -> (epoch s, perf_counter ns if stamped)
+    stamps = {token: paper.control("GET", "/stamps", params={"exchange": "NSE", "token": token}).json() for token in paths}
+    crossings: dict[int, tuple[float, int | None, str]] = {}  # trade id -> (epoch s, perf_counter ns, how known)
     for trade_id, (token, stop) in opened.items():
         _, started, prices = paths[token]
         index = next(i for i, p in enumerate(prices) if p <= stop)
-        estimate = max([started + index / RATE] + [t for played, t in seen_before[token].items() if played <= index])
-        tick = crossing_tick(stamps[token], prices[index], stop)
-        crossings[trade_id] = (estimate, None) if tick is None else (tick[2] / 1000, tick[1])
-    fired = {trade_id: check_fired(tg, tally, fault, trade_id, *opened[trade_id], crossings[trade_id][0])
+        for how in ("ticks", "played"):
+            tick = crossing_tick([t for t in stamps[token][how] if t[1] >= since_ns], prices[index], stop)
+            if tick is not None:
+                crossings[trade_id] = (tick[2] / 1000, tick[1], how)
+                break
+        else:
+            estimate = max([started + index / RATE] + [t for n, t in seen_before[token].items() if n <= index])
+            crossings[trade_id] = (estimate, None, "estimated")
+    fired = {trade_id: check_fired(tg, tally, fault, trade_id, *opened[trade_id], crossings[trade_id])
              for trade_id in opened}
     wait_settled(tg, tally, opened, f"sweep {fault}")
     for running in paper.control("GET", "/paths").json()["running"]:
         if running["path_id"] != keep:
             paper.control("DELETE", f"/paths/{running['path_id']}")
-    to_order = [exit_received(paper, tg, trade_id, *crossings[trade_id]) for trade_id in opened]
-    stamped = sum(1 for _, ns in crossings.values() if ns is not None)
-    return (f"{stamped} of {len(opened)} crossings stamped; crossing -> exit_fired {spread(list(fired.values()))}; "
+    to_order = [exit_received(paper, tg, trade_id, *crossings[trade_id][:2]) for trade_id in opened]
+    known = Counter(how for _, _, how in crossings.values())
+    return (f"crossings {known['ticks']} sent, {known['played']} played only, {known['estimated']} estimated; "
+            f"crossing -> exit_fired {spread(list(fired.values()))}; "
             f"crossing -> exit order at the exchange {spread(to_order)}")
 
 
@@ -230,21 +236,23 @@ def spread(seconds: list[float | None]) -> str:
 
 
 def crossing_tick(ticks: list[list[int]], crossing_ltp: int, stop: int) -> list[int] | None:
-    """The stamp of the crossing tick (ltp, sent ns, sent epoch ms), or None if it never left for a socket."""
+    """The stamp (ltp, ns, epoch ms) of the crossing tick among the first at or below the stop, or None."""
     first = next((tick for tick in ticks if tick[0] <= stop), None)
     return first if first is not None and first[0] == crossing_ltp else None
 
 
 def check_fired(tg: Tickguard, tally: Tally, fault: str, trade_id: int, token: str, stop: int,
-                crossed: float) -> float | None:
+                crossing: tuple[float, int | None, str]) -> float | None:
     """Counts the crossing (missed or not); returns seconds from the crossing to `exit_fired`, if it fired."""
+    crossed, _, how = crossing
     view = tg.trade(trade_id)
     fired = next((e["at_ms"] / 1000 for e in view["events"] if e["kind"] == "exit_fired"), None)
     tally.add("stop crossings checked")
     if view["trade"]["state"] not in FIRED or fired is None or fired - crossed > ALLOWED[fault]:
         took = "never" if fired is None else f"{fired - crossed:.3f} s"
         tally.bad("stops missed", f"{fault}: trade {trade_id} on {token} stop {stop / 100} fired {took} after the "
-                                  f"crossing (allowed {ALLOWED[fault]} s); state {view['trade']['state']}")
+                                  f"crossing ({how} at {crossed:.3f}; allowed {ALLOWED[fault]} s); "
+                                  f"state {view['trade']['state']}")
     return None if fired is None else fired - crossed
 
 
