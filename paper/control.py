@@ -167,6 +167,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         reply: dict[str, Any] = {}
         if "token" in query:
             reply["ticks"] = ex.stamps.ticks(query.get("exchange", "NSE"), query["token"])
+            reply["played"] = ex.stamps.played(query.get("exchange", "NSE"), query["token"])
         if "tag" in query:
             reply["order"] = ex.stamps.order(query["tag"])
         if not reply:

@@ -119,6 +119,9 @@ class PaperExchange:
         self.store.put_quotes(self.prices.snapshot())
 
     def _on_quotes(self, quotes: list[Quote]) -> None:
+        played = self.stamps.tick_played
+        for quote in quotes:
+            played(quote.exchange, quote.token, quote.ltp)
         self.engine.on_quotes(quotes)
         for listener in self.quote_listeners:
             listener(quotes)

@@ -8,6 +8,8 @@ order" is one subtraction. Read them with `GET /paper/v1/stamps?exchange=&token=
 - A tick is stamped when its frame is handed to the socket of its first subscriber (the writer task
   calls `send`, which writes it out before it waits for the buffer to drain), once per frame, newest
   `per_token` kept for each token.
+- A tick is also stamped when the price book plays it (`played`), sent or not: a tick changed while no
+  frame could go out (no subscriber, a stalled feed, an outbox dropped) has only this stamp.
 - An order is stamped when placeOrder is received (before its session is checked), by `ordertag`;
   the newest `orders` tags are kept.
 """
@@ -26,6 +28,7 @@ class Stamps:
         self.per_token = per_token
         self.order_limit = orders
         self._ticks: dict[tuple[str, str], deque[tuple[int, int, int]]] = {}
+        self._played: dict[tuple[str, str], deque[tuple[int, int, int]]] = {}
         self._orders: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
     def tick_sent(self, exchange: str, token: str, ltp: int) -> None:
@@ -33,6 +36,12 @@ class Stamps:
         if sent is None:
             sent = self._ticks[(exchange, token)] = deque(maxlen=self.per_token)
         sent.append((ltp, time.perf_counter_ns(), int(self.clock() * 1000)))
+
+    def tick_played(self, exchange: str, token: str, ltp: int) -> None:
+        played = self._played.get((exchange, token))
+        if played is None:
+            played = self._played[(exchange, token)] = deque(maxlen=self.per_token)
+        played.append((ltp, time.perf_counter_ns(), int(self.clock() * 1000)))
 
     def order_received(self, tag: str, at_ns: int) -> None:
         if not tag:
@@ -45,10 +54,15 @@ class Stamps:
         """(ltp paise, sent perf_counter_ns, sent epoch ms), oldest first."""
         return list(self._ticks.get((exchange, token), ()))
 
+    def played(self, exchange: str, token: str) -> list[tuple[int, int, int]]:
+        """(ltp paise, played perf_counter_ns, played epoch ms), oldest first."""
+        return list(self._played.get((exchange, token), ()))
+
     def order(self, tag: str) -> tuple[int, int] | None:
         """(received perf_counter_ns, received epoch ms) of the order tagged `tag`."""
         return self._orders.get(tag)
 
     def clear(self) -> None:
         self._ticks.clear()
+        self._played.clear()
         self._orders.clear()

@@ -318,6 +318,15 @@ def test_subscribed_contracts_keep_ticking_after_a_reset(paper):
 
 
 # Exchange-side stamps (paper.stamps) ------------------------------------------------------------------
+@contextmanager
+def paper_stalled(paper) -> Iterator[None]:
+    paper.control("POST", "/feed/stall")
+    try:
+        yield
+    finally:
+        paper.control("POST", "/feed/resume")
+
+
 def test_stamps_time_a_sent_tick_and_a_received_order_on_one_clock(paper):
     tokens = login(paper)
     with market_socket(paper, tokens) as ws:
@@ -329,6 +338,12 @@ def test_stamps_time_a_sent_tick_and_a_received_order_on_one_clock(paper):
         sent = paper.control("GET", "/stamps", params={"exchange": "NSE", "token": SBIN}).json()["ticks"]
         ltp, sent_ns, sent_ms = sent[-1]
         assert ltp == 80_105 and before < sent_ns < time.perf_counter_ns() and abs(sent_ms / 1000 - time.time()) < 60
+        played = paper.control("GET", "/stamps", params={"exchange": "NSE", "token": SBIN}).json()["played"]
+        assert played[-1][0] == 80_105 and before < played[-1][1] <= sent_ns
+        with paper_stalled(paper):
+            set_ltp(paper, 801.10)  # no frame goes out: played, never sent
+        stamps = paper.control("GET", "/stamps", params={"exchange": "NSE", "token": SBIN}).json()
+        assert stamps["played"][-1][0] == 80_110 and stamps["ticks"][-1][0] == 80_105
 
         headers = {"Authorization": f"Bearer {tokens['jwt']}", "X-PrivateKey": DEMO.api_key}
         body = {"variety": "NORMAL", "tradingsymbol": "SBIN-EQ", "symboltoken": SBIN, "exchange": "NSE",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,10 +48,11 @@ def _rupees(paise_value: int) -> str:
 
 
 class SmartApiBroker:
-    def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time,
+                 trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
         self.config = config
         self.clock = clock
-        self.rest = SmartApiRest(config, clock=clock)
+        self.rest = SmartApiRest(config, clock=clock, trace_configs=trace_configs)
         self._ticks: TickStream | None = None
         self._updates: OrderUpdateStream | None = None
 

@@ -9,13 +9,18 @@ envelope) renews the session once for every caller that saw it — generateToken
 token, or a fresh TOTP login when that fails — and the call is repeated once. The plain-text
 "exceeding access rate" reply is retried with backoff. Network errors, timeouts and 5xx raise
 `BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`).
+
+The account reads SmartAPI allows once or twice a second (positions, order and trade books, funds) are
+shared: a caller that asks while a read of the same route is still waiting for its turn gets that
+read's answer. Every answer is still read after its caller asked, and twenty exits checking positions
+at once cost one or two reads, not twenty seconds.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +59,7 @@ TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})
 RATE_LIMIT_TEXT = b"exceeding access rate"
 RATE_LIMIT_RETRIES = 4
 NO_SESSION_ROUTES = frozenset({"loginByPassword", "generateTokens"})
+SHARED_READS = frozenset({"getPosition", "getOrderBook", "getTradeBook", "getRMS"})
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,11 @@ class _Tokens:
 
 
 class SmartApiRest:
-    def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time,
+                 trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
         self.config = config
         self.clock = clock
+        self.trace_configs = list(trace_configs)  # aiohttp request hooks (tracing, tests)
         self.root = config.root.rstrip("/")
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
         self.routes = RoutePacer()
@@ -77,14 +85,20 @@ class SmartApiRest:
         self.renewals = 0
         self.logins = 0
         self.rate_limit_retries = 0
+        self._waiting_reads: dict[str, asyncio.Future] = {}  # route -> the shared read not yet sent
+        self._reads: set[asyncio.Task] = set()
 
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
+                                               trace_configs=self.trace_configs or None)
         return self._http
 
     async def close(self) -> None:
+        for task in list(self._reads):
+            task.cancel()
+        await asyncio.gather(*self._reads, return_exceptions=True)
         await self.orders.close()
         if self._http is not None:
             await self._http.close()
@@ -134,6 +148,39 @@ class SmartApiRest:
     async def call(self, route: str, body: dict[str, Any] | None = None, *, priority: Priority = Priority.QUERY,
                    segment: str = "", ttl_s: float | None = None, suffix: str = "") -> Any:
         """One REST call: the `data` of a successful answer, or a typed BrokerError."""
+        if route in SHARED_READS and body is None and not suffix:
+            return await self._shared_read(route, priority)
+        return await self._call(route, body, priority=priority, segment=segment, ttl_s=ttl_s, suffix=suffix)
+
+    async def _shared_read(self, route: str, priority: Priority) -> Any:
+        waiting = self._waiting_reads.get(route)
+        if waiting is None:
+            waiting = self._waiting_reads[route] = asyncio.get_running_loop().create_future()
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody left to read it is fine
+            task = asyncio.create_task(self._read_for_all(route, waiting, priority), name=f"shared-{route}")
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+        return await asyncio.shield(waiting)
+
+    async def _read_for_all(self, route: str, answer: asyncio.Future, priority: Priority) -> None:
+        def sent() -> None:  # from here on a new caller needs a newer read
+            if self._waiting_reads.get(route) is answer:
+                del self._waiting_reads[route]
+
+        try:
+            data = await self._call(route, None, priority=priority, on_turn=sent)
+        except asyncio.CancelledError:
+            sent()
+            answer.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every caller sharing the read gets its error
+            sent()
+            answer.set_exception(exc)
+        else:
+            answer.set_result(data)
+
+    async def _call(self, route: str, body: dict[str, Any] | None, *, priority: Priority, segment: str = "",
+                    ttl_s: float | None = None, suffix: str = "", on_turn: Callable[[], None] | None = None) -> Any:
         if self._tokens is None:
             await self._renew(self._generation, full=True)
         if route in ORDER_ROUTES:
@@ -141,7 +188,8 @@ class SmartApiRest:
         for attempt in range(2):
             seen = self._generation
             try:
-                return await self._send(route, body, priority, suffix=suffix, paced=route not in ORDER_ROUTES)
+                return await self._send(route, body, priority, suffix=suffix, paced=route not in ORDER_ROUTES,
+                                        on_turn=on_turn)
             except SessionExpired:
                 if attempt:
                     raise
@@ -149,11 +197,13 @@ class SmartApiRest:
         raise AssertionError("unreachable")
 
     async def _send(self, route: str, body: dict[str, Any] | None, priority: Priority, *, suffix: str = "",
-                    paced: bool = True) -> Any:
+                    paced: bool = True, on_turn: Callable[[], None] | None = None) -> Any:
         method, path = ROUTES[route]
         for retry in range(RATE_LIMIT_RETRIES + 1):
             if paced:
                 await self.routes.acquire(route)
+            if on_turn is not None:
+                on_turn()
             try:
                 async with self.http.request(method, self.root + path + suffix, headers=self._headers(route),
                                              data=json.dumps(body) if method == "POST" else None) as reply:
