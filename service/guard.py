@@ -180,4 +180,5 @@ class Guard:
         self._tokens[key] -= 1
         if self._tokens[key] <= 0:
             del self._tokens[key]
+            self.last.pop(key[1], None)  # no fresher tick will follow it: never price an exit on it
             self.stream.unsubscribe([key])
