@@ -51,6 +51,8 @@ from streams import (
 __all__ = ["Desk", "always_open_calendar"]
 
 log = logging.getLogger("tickguard.desk")
+UP_EVENTS = frozenset({"connected", "ready", "recovered"})
+DOWN_EVENTS = frozenset({"disconnected", "stalled", "refused", "stopped"})
 
 
 def always_open_calendar() -> Calendar:
@@ -99,6 +101,8 @@ class Desk:
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.notifier = Notifier(settings, clock=clock)
         self.heap = Heap()
+        self._throttled: dict[tuple[str, str], float] = {}  # (stream, event kind) -> last logged
+        self._ticks_events = None
         self.trade_listeners.append(self.notifier.on_trade)
         self.event_listeners.append(self.notifier.on_event)
 
@@ -156,6 +160,7 @@ class Desk:
             self._updates.append(updates.updates.subscribe(functools.partial(self.trader.on_order_update, login=login)))
             self._updates.append(updates.events.subscribe(functools.partial(self._order_stream_event, login=login)))
             await updates.start()
+        self._ticks_events = self.guard.stream.events.subscribe(functools.partial(self._stream_event, "ticks"))
         await self.guard.start()
         self.recovery = await recover(self)
         self.heap.settle()
@@ -171,7 +176,7 @@ class Desk:
         await self.trader.stop()
         await self.notifier.stop()
         self.heap.release()
-        for subscription in self._updates or []:
+        for subscription in [*(self._updates or []), *([self._ticks_events] if self._ticks_events else [])]:
             subscription.dispose()
         steps = [self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()), self.accounts.close,
                  self.store.close]
@@ -188,6 +193,25 @@ class Desk:
             book.forget()
         elif event.kind == "ready":
             book.refresh_soon(1.5)  # after the catch-up poll of the order book
+        self._stream_event("orders", event, login)
+
+    def _stream_event(self, stream: str, event: StreamEvent, login: str = "") -> None:
+        """Every change of a socket's health in the log and in `tickguard_stream_connected`."""
+        if event.kind in UP_EVENTS:
+            if not login:
+                self.metrics.set_stream(stream, True)
+            log.info("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+        elif event.kind in DOWN_EVENTS:
+            if not login:
+                self.metrics.set_stream(stream, False)
+            log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+        elif event.kind in ("malformed", "fallback-failed"):  # can come many a second: a line per ten seconds
+            now = time.monotonic()
+            if now - self._throttled.get((stream, event.kind), float("-inf")) >= 10:
+                self._throttled[(stream, event.kind)] = now
+                log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail})
+        elif event.kind not in ("subscribed", "fallback-ltp"):
+            log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
 
     async def rearm_open_trades(self) -> None:
         """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""
