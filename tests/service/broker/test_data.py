@@ -5,12 +5,14 @@ import asyncio
 import json
 
 import pytest
+from reactivex.internal import DisposedException
 
 from service.broker.port import TickStream
 from service.broker.smartapi.data import (
     MAX_PAIRS,
     SUBSCRIBE_BATCH,
     Backoff,
+    LoopSubject,
     SmartStream,
     SubscriptionRefused,
     subscription_requests,
@@ -220,3 +222,28 @@ async def test_silence_outside_the_session_is_not_a_stall(running):
     market_open = True
     await events.wait(lambda e: e.kind == "stalled", "a stall once the session is open again")
     await rest.control("/feed/resume")
+
+
+def test_the_tick_subject_broadcasts_in_order_and_observers_may_leave_while_called():
+    subject: LoopSubject[int] = LoopSubject()
+    first: list[int] = []
+    second: list[int] = []
+    leaving = None
+
+    def once(value: int) -> None:
+        second.append(value)
+        leaving.dispose()  # unsubscribing from inside on_next: the others still get this value
+
+    subject.subscribe(first.append)
+    leaving = subject.subscribe(once)
+    third = subject.subscribe(lambda value: first.append(value * 10))
+    for value in (1, 2):
+        subject.on_next(value)
+    assert first == [1, 10, 2, 20] and second == [1]
+    third.dispose()
+    subject.on_completed()
+    subject.on_next(3)  # after completion: nobody hears it
+    assert first == [1, 10, 2, 20]
+    subject.dispose()
+    with pytest.raises(DisposedException):
+        subject.on_next(4)
