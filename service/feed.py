@@ -216,6 +216,8 @@ class FeedHub:
     async def _sample_prices(self) -> None:
         while True:
             await asyncio.sleep(self.price_interval_s)
+            if not self.clients:
+                continue  # no reader; a client that joins gets every price in its snapshot
             moved: list[tuple[Trade, dict[str, Any]]] = []
             for trade in self._open.values():
                 ltp = self.ltp(trade)

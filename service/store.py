@@ -228,10 +228,6 @@ class Store:
         return db.execute(f"SELECT COUNT(*) FROM trades WHERE {column} = ?"
                           " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')", (value,)).fetchone()[0]
 
-    async def state_counts(self) -> dict[str, int]:
-        """Trades per state, counted by SQLite (no rows decoded: this runs every second)."""
-        return await self.db.read(lambda db: dict(db.execute("SELECT state, COUNT(*) FROM trades GROUP BY state").fetchall()))
-
     @staticmethod
     def accounts_with_open_trades(db: sqlite3.Connection, strategy: str) -> list[str]:
         rows = db.execute("SELECT DISTINCT account FROM trades WHERE strategy = ?"

@@ -106,7 +106,9 @@ class Model:
                 tr["phase"] = "ARMED"
                 self.meet_latest(tr)
         elif isinstance(item, (Confirm, Disarm)):
-            self.trades.pop(item.trade_id, None)
+            gone = self.trades.pop(item.trade_id, None)
+            if gone is not None and not any(t["token"] == gone["token"] for t in self.trades.values()):
+                self.last.pop(gone["token"], None)  # nobody guards the token: its last tick is not current
 
 
 POINTS = st.sampled_from(["0.05", "0.5", "1", "1.5", "2.35", "4"])

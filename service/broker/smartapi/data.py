@@ -1,6 +1,8 @@
 """The smart-stream tick stream (SmartWebSocketV2) on `websockets`, as the port's `TickStream`.
 
     Reconnector    one socket kept up: handshake headers, backoff, credentials asked again after a 401
+    TickConnection the socket: binary messages handed over as the protocol parses them, not queued
+    LoopSubject    the ticks' Subject, without its per-value locks (everything runs on the loop thread)
     SmartStream    subscriptions (kept across reconnects), the frame reader, the stall watchdog and
                    the REST LTP served while the socket is down or silent
 
@@ -11,7 +13,9 @@ credentials are stale: `renew` (when given) is awaited and the provider asked ag
 every attempt. Every subscription is sent again on every new connection.
 
 Per frame: one parse, one `on_next`, a counter for the watchdog — no logging, no allocation beyond
-the `Tick`. Ticks and events are emitted on the event-loop thread. `subscribe`/`unsubscribe` must be
+the `Tick`, no task switch: a socket read's frames become ticks inside the connection's
+`data_received`, one after another, before the loop runs anything else (TCP holds the rest back
+meanwhile). Ticks and events are emitted on the event-loop thread. `subscribe`/`unsubscribe` must be
 called from that thread too.
 """
 from __future__ import annotations
@@ -21,10 +25,11 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from reactivex import Observable
+from reactivex.internal import DisposedException
 from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -33,6 +38,7 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidURI,
 )
+from websockets.frames import Frame, Opcode
 
 from service.broker.errors import BrokerError
 from service.broker.smartapi.config import (
@@ -54,10 +60,12 @@ __all__ = [
     "MAX_PAIRS",
     "SUBSCRIBE_BATCH",
     "Backoff",
+    "LoopSubject",
     "Reconnector",
     "SmartStream",
     "StreamEvent",
     "SubscriptionRefused",
+    "TickConnection",
     "handshake_headers",
     "subscription_requests",
 ]
@@ -70,6 +78,59 @@ Pair = tuple[str, str]  # (exchange, token)
 Credentials = Callable[[], Awaitable[StreamCredentials]]
 Renew = Callable[[], Awaitable[None]]
 LtpFallback = Callable[[list[Pair]], Awaitable[list[Tick]]]
+T = TypeVar("T")
+
+
+class LoopSubject(Subject[T]):
+    """A `Subject` for values emitted on the event-loop thread, subscribed to from it as well.
+
+    `Subject.on_next` takes its lock twice per value (about a microsecond, more than the engine
+    spends on a tick that crosses nothing); on one thread there is nothing to lock against. Errors,
+    completion and disposal are the Subject's own."""
+
+    def on_next(self, value: T) -> None:
+        if self.is_disposed:
+            raise DisposedException()
+        if not self.is_stopped:
+            for observer in self.observers[:]:  # a copy: an observer may unsubscribe while it is called
+                observer.on_next(value)
+
+
+class TickConnection(ClientConnection):
+    """The smart-stream client connection: every binary message goes to `on_binary` as soon as the
+    protocol has parsed it (inside `data_received`), in order, instead of queueing for `recv`.
+
+    Taking a tick packet off a `recv` queue costs a few coroutine steps, as much as the engine's work
+    on it; handed over this way, a packet costs one call, and a read's worth of frames is handled
+    before the loop runs anything else. Text messages (pongs, error replies) and control frames take
+    the usual path; `on_binary` must not raise (an exception here would end the connection).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_binary: Callable[[bytes | bytearray], None] = _dropped
+        self._fragments: list[bytes | bytearray] | None = None  # a fragmented binary message so far
+
+    def process_event(self, event: Any) -> None:
+        if type(event) is Frame:
+            opcode = event.opcode
+            if opcode is Opcode.BINARY:
+                if event.fin:
+                    self.on_binary(event.data)
+                else:
+                    self._fragments = [event.data]
+                return
+            if opcode is Opcode.CONT and self._fragments is not None:
+                self._fragments.append(event.data)
+                if event.fin:
+                    message, self._fragments = b"".join(self._fragments), None
+                    self.on_binary(message)
+                return
+        super().process_event(event)
+
+
+def _dropped(_: bytes | bytearray) -> None:
+    return None  # a frame that arrives while no session reads the connection (it is closing)
 
 
 class StreamEvent(msgspec.Struct, frozen=True):
@@ -122,13 +183,15 @@ class Reconnector:
 
     def __init__(self, url: str, credentials: Credentials, report: Callable[[str, str], None], *,
                  renew: Renew | None = None, backoff: Backoff | None = None, open_timeout_s: float = 7.0,
-                 ping_interval_s: float = 10.0, max_queue: int = 1024) -> None:
+                 ping_interval_s: float = 10.0, max_queue: int = 1024,
+                 connection: type[ClientConnection] = ClientConnection) -> None:
         self.url = url
         self.backoff = backoff or Backoff()
         self._credentials, self._renew, self._report = credentials, renew, report
         self._options: dict[str, Any] = {
             "open_timeout": open_timeout_s, "ping_interval": ping_interval_s, "ping_timeout": ping_interval_s,
             "close_timeout": 1.0, "compression": None, "max_queue": max_queue, "user_agent_header": "tickguard",
+            "create_connection": connection,
         }
 
     async def run(self, session: Callable[[ClientConnection], Awaitable[str]], down: Callable[[], None]) -> None:
@@ -208,7 +271,7 @@ class SmartStream:
         self.text_ping_s = text_ping_s
         self.malformed_frames = 0
         self._fallback = ltp_fallback
-        self._ticks: Subject[Tick] = Subject()
+        self._ticks: LoopSubject[Tick] = LoopSubject()
         self._events: Subject[StreamEvent] = Subject()
         self._modes: dict[Pair, int] = {}  # what we want, kept across reconnects
         self._outbox: asyncio.Queue[str] | None = None  # requests for the live connection, if any
@@ -216,7 +279,8 @@ class SmartStream:
         self._degraded = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._link = Reconnector(config.stream_url, credentials, self._report, renew=renew, backoff=backoff,
-                                 open_timeout_s=config.timeout_s, ping_interval_s=protocol_ping_s)
+                                 open_timeout_s=config.timeout_s, ping_interval_s=protocol_ping_s,
+                                 connection=TickConnection)
         # Whether silence is suspicious right now: outside the subscribed segments' sessions a quiet
         # feed is a closed market, not a stall (the service sets this from its session calendar).
         self.expect_ticks: Callable[[], bool] = lambda: True
@@ -303,11 +367,23 @@ class SmartStream:
 
     # One connection ------------------------------------------------------------------------------------
     async def _session(self, ws: ClientConnection) -> str:
+        assert isinstance(ws, TickConnection), "the Reconnector is built with TickConnection"
         outbox = self._outbox = asyncio.Queue()
         for request in subscription_requests(1, self._modes):
             outbox.put_nowait(request)
         if self._modes:
             self._report("subscribed", f"{len(self._modes)} instruments")
+        ws.on_binary = self._on_binary
+        if self._degraded.is_set():
+            # Within one connection the stream can only recover: the first binary frame ends the
+            # degraded state before its tick goes out, so no REST price is emitted after it.
+            def first(frame: bytes | bytearray) -> None:
+                ws.on_binary = self._on_binary
+                self._degraded.clear()
+                self._report("recovered", "frames flow again")
+                self._on_binary(frame)
+
+            ws.on_binary = first
         tasks = [
             asyncio.create_task(self._read(ws)),
             asyncio.create_task(self._write(ws, outbox)),
@@ -316,6 +392,7 @@ class SmartStream:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            ws.on_binary = _dropped
             if self._outbox is outbox:
                 self._outbox = None
             for task in tasks:
@@ -323,33 +400,15 @@ class SmartStream:
             await asyncio.gather(*tasks, return_exceptions=True)
         return done.pop().result()  # the watchdog's reason, or the reader's/writer's ConnectionClosed
 
-    async def _read(self, ws: ClientConnection) -> str:
+    async def _read(self, ws: TickConnection) -> str:
+        """Text messages until the connection ends (`recv` raises ConnectionClosed then); binary
+        messages never queue for `recv`, the connection hands them to `_on_binary` as they arrive."""
         recv = ws.recv
-        if self._degraded.is_set():
-            # Within one connection the stream can only recover: the first binary frame ends the
-            # degraded state before its tick goes out, so no REST price is emitted after it.
-            while type(frame := await recv()) is not bytes:
-                self._on_text(frame)
-            self._degraded.clear()
-            self._report("recovered", "frames flow again")
-            self._on_binary(frame)
-        parse, emit = parse_tick, self._ticks.on_next
         while True:
-            frame = await recv()
-            if type(frame) is bytes:
-                self._frames += 1
-                try:
-                    tick = parse(frame)
-                    if tick is not None:
-                        emit(tick)
-                except MalformedPacket as exc:
-                    self._malformed(f"{exc.reason} ({exc.size} B)")
-                except Exception as exc:  # noqa: BLE001
-                    self._report("subscriber-error", f"a tick observer raised {exc!r}")
-            else:
-                self._on_text(frame)
+            self._on_text(await recv())
 
-    def _on_binary(self, frame: bytes) -> None:
+    def _on_binary(self, frame: bytes | bytearray) -> None:
+        """One tick packet: the hot path (one parse, one `on_next`, a count for the watchdog)."""
         self._frames += 1
         try:
             tick = parse_tick(frame)
@@ -357,7 +416,7 @@ class SmartStream:
                 self._ticks.on_next(tick)
         except MalformedPacket as exc:
             self._malformed(f"{exc.reason} ({exc.size} B)")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - never into the connection's data_received
             self._report("subscriber-error", f"a tick observer raised {exc!r}")
 
     def _malformed(self, what: str) -> None:

@@ -5,14 +5,19 @@ import asyncio
 import json
 
 import pytest
+from reactivex.internal import DisposedException
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
 
 from service.broker.port import TickStream
 from service.broker.smartapi.data import (
     MAX_PAIRS,
     SUBSCRIBE_BATCH,
     Backoff,
+    LoopSubject,
     SmartStream,
     SubscriptionRefused,
+    TickConnection,
     subscription_requests,
 )
 from service.broker.smartapi.parsing import QUOTE, SNAP_QUOTE
@@ -220,3 +225,50 @@ async def test_silence_outside_the_session_is_not_a_stall(running):
     market_open = True
     await events.wait(lambda e: e.kind == "stalled", "a stall once the session is open again")
     await rest.control("/feed/resume")
+
+
+def test_the_tick_subject_broadcasts_in_order_and_observers_may_leave_while_called():
+    subject: LoopSubject[int] = LoopSubject()
+    first: list[int] = []
+    second: list[int] = []
+    leaving = None
+
+    def once(value: int) -> None:
+        second.append(value)
+        leaving.dispose()  # unsubscribing from inside on_next: the others still get this value
+
+    subject.subscribe(first.append)
+    leaving = subject.subscribe(once)
+    third = subject.subscribe(lambda value: first.append(value * 10))
+    for value in (1, 2):
+        subject.on_next(value)
+    assert first == [1, 10, 2, 20] and second == [1]
+    third.dispose()
+    subject.on_completed()
+    subject.on_next(3)  # after completion: nobody hears it
+    assert first == [1, 10, 2, 20]
+    subject.dispose()
+    with pytest.raises(DisposedException):
+        subject.on_next(4)
+
+
+async def test_binary_messages_whole_or_fragmented_reach_the_tick_path_in_order_and_text_still_queues():
+    async def exchange(ws) -> None:  # smart-stream sends nothing before a request either
+        await ws.recv()
+        await ws.send(b"one")
+        await ws.send([b"tw", b"o"])  # one binary message in two frames
+        await ws.send("pong")
+        await ws.send(["frag", "ment"])  # a fragmented text message
+        await ws.send(b"three")
+        await ws.wait_closed()
+
+    async with serve(exchange, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", create_connection=TickConnection) as ws:
+            assert isinstance(ws, TickConnection)
+            binary: list[bytes] = []
+            ws.on_binary = lambda message: binary.append(bytes(message))
+            await ws.send("go")
+            assert [await ws.recv(), await ws.recv()] == ["pong", "fragment"]
+            await until(lambda: len(binary) == 3, "three binary messages")
+    assert binary == [b"one", b"two", b"three"]
