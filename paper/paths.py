@@ -18,6 +18,7 @@ __all__ = ["PathPlayer", "Path"]
 
 SetPrice = Callable[[str, str, int], object]
 BATCH = 500
+MIN_WAKE_S = 0.005  # twenty 1 000 points/s paths make 4 000 wake-ups a second, not 20 000
 
 
 @dataclass
@@ -73,9 +74,9 @@ class PathPlayer:
                 while path.played < due:
                     self.set_price(path.exchange, path.token, path.prices[path.played % len(path.prices)])
                     path.played += 1
-                if path.played < total:
+                if path.played < total:  # fast paths wake every MIN_WAKE_S and play what fell due: ~5 points at 1 000/s
                     next_at = started + path.played / path.rate
-                    await asyncio.sleep(max(0.0, next_at - self.clock()) if path.rate < 1000 else 0.001)
+                    await asyncio.sleep(max(next_at - self.clock(), MIN_WAKE_S if path.rate >= 1000 else 0.0))
         finally:
             self._tasks.pop(path.path_id, None)
             self._paths.pop(path.path_id, None)

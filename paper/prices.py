@@ -51,6 +51,25 @@ class Quote:
     asks: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+DEPTH_CACHE = 1024  # price levels whose book shape is kept per instrument
+
+
+def _depth(ltp: int, tick: int, lot: int, salt: int, is_index: bool) -> tuple:
+    """Five levels a side around `ltp` (none for an index) and the day's total buy and sell quantities."""
+    bids: list[tuple[int, int, int]] = []
+    asks: list[tuple[int, int, int]] = []
+    if not is_index:
+        mix = ((ltp // tick) * 2654435761 + salt) & 0xFFFFFFFF
+        for level in range(5):
+            lots_bid, lots_ask = 1 + (mix >> (level * 3)) % 40, 1 + (mix >> (level * 3 + 15)) % 40
+            if ltp - (level + 1) * tick > 0:
+                bids.append((lots_bid * lot * 10, ltp - (level + 1) * tick, 1 + lots_bid % 9))
+            asks.append((lots_ask * lot * 10, ltp + (level + 1) * tick, 1 + lots_ask % 9))
+    depth_scale = 20 + salt % 30
+    return (tuple(bids), tuple(asks), float(sum(q for q, _, _ in bids) * depth_scale),
+            float(sum(q for q, _, _ in asks) * depth_scale))
+
+
 @dataclass(slots=True, eq=False)
 class _Live:
     """The mutable state behind one instrument's quotes; each change publishes a fresh Quote."""
@@ -77,6 +96,7 @@ class _Live:
     twin: _Live | None = None  # BSE equities: the NSE listing whose walk they follow
     expiry_at: float = 0.0
     salt: int = 0
+    depth: dict[int, tuple] = field(default_factory=dict)  # price -> (bids, asks, total buy, total sell)
     sequence: int = 0
     quote: Quote | None = None
 
@@ -336,17 +356,13 @@ class PriceBook:
     def _publish_quote(self, live: _Live, now: float, *, traded: bool) -> Quote:
         live.sequence += 1
         instrument = live.instrument
-        ltp, tick, lot = live.ltp, instrument.tick_paise, instrument.lotsize
-        bids: list[tuple[int, int, int]] = []
-        asks: list[tuple[int, int, int]] = []
-        if not instrument.is_index:
-            mix = (live.sequence * 2654435761 + live.salt) & 0xFFFFFFFF
-            for level in range(5):
-                lots_bid, lots_ask = 1 + (mix >> (level * 3)) % 40, 1 + (mix >> (level * 3 + 15)) % 40
-                if ltp - (level + 1) * tick > 0:
-                    bids.append((lots_bid * lot * 10, ltp - (level + 1) * tick, 1 + lots_bid % 9))
-                asks.append((lots_ask * lot * 10, ltp + (level + 1) * tick, 1 + lots_ask % 9))
-        depth_scale = 20 + live.salt % 30
+        ltp = live.ltp
+        book = live.depth.get(ltp)
+        if book is None:  # the book's shape is a function of the price: built once per price level seen
+            if len(live.depth) >= DEPTH_CACHE:
+                live.depth.clear()
+            book = live.depth[ltp] = _depth(ltp, instrument.tick_paise, instrument.lotsize, live.salt, instrument.is_index)
+        bids, asks, total_buy, total_sell = book
         previous = live.quote
         live.quote = Quote(
             exchange=instrument.exchange,
@@ -363,14 +379,14 @@ class PriceBook:
             volume=live.volume,
             last_qty=live.last_qty,
             avg_price=round(live.turnover / live.volume) if live.volume else (0 if instrument.is_index else ltp),
-            total_buy_qty=float(sum(q for q, _, _ in bids) * depth_scale),
-            total_sell_qty=float(sum(q for q, _, _ in asks) * depth_scale),
+            total_buy_qty=total_buy,
+            total_sell_qty=total_sell,
             open_interest=live.open_interest,
             exchange_ts_ms=int(now * 1000),
             last_trade_ts=int(now) if traded or previous is None else previous.last_trade_ts,
             sequence=live.sequence,
-            bids=bids,
-            asks=asks,
+            bids=list(bids),
+            asks=list(asks),
         )
         return live.quote
 
