@@ -20,7 +20,7 @@ from service.chartink import chartink, load_chartink_scans
 from service.desk import Desk, trade_view
 from service.feed import FeedHub, trades_feed
 from service.settings import Settings
-from service.trades import OPEN_STATES, TradeState
+from service.trades import TradeState
 from service.webhook import authorised, opentrade
 
 __all__ = ["create_app"]
@@ -108,9 +108,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request, desk: Desk) -> Response:
-    open_trades = await desk.store.trades(states=OPEN_STATES, limit=100_000)
-    unprotected = sum(1 for t in open_trades if t.state is TradeState.UNPROTECTED)
-    desk.metrics.set_trades(len(open_trades) - unprotected, unprotected)
+    open_trades, unprotected = await desk.store.open_counts()
+    desk.metrics.set_trades(open_trades - unprotected, unprotected)
     body, content_type = desk.metrics.render()
     return Response(body, media_type=content_type)
 

@@ -123,9 +123,8 @@ class Desk:
             if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
                 await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
             seen = self.guard.ticks_seen
-            trades = await self.store.trades(states=OPEN_STATES, limit=100_000)
-            unprotected = sum(1 for t in trades if t.state is TradeState.UNPROTECTED)
-            self.metrics.set_trades(len(trades) - unprotected, unprotected)
+            open_trades, unprotected = await self.store.open_counts()
+            self.metrics.set_trades(open_trades - unprotected, unprotected)
             self.metrics.set_halted(self.halted)
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:

@@ -48,6 +48,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE stops (trade_id INTEGER PRIMARY KEY, state TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
         "CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
     ],
+    [  # every alert asks which accounts hold a strategy's open trades; limits count open trades
+        "CREATE INDEX trades_strategy ON trades (strategy, state, account)",
+        "CREATE INDEX trades_account ON trades (account, state)",
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()
@@ -212,6 +216,12 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT row FROM trades {where} ORDER BY id DESC LIMIT ?"
         return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, (*args, -1 if limit is None else limit))])
+
+    async def open_counts(self) -> tuple[int, int]:
+        """(open trades, of which UNPROTECTED), counted on the state index without reading the rows."""
+        sql = ("SELECT COUNT(*), COALESCE(SUM(state = 'UNPROTECTED'), 0) FROM trades"
+               " WHERE state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')")
+        return await self.db.read(lambda db: tuple(db.execute(sql).fetchone()))
 
     @staticmethod
     def open_trades_on(db: sqlite3.Connection, account: str, strategy: str, exchange: str, token: str) -> list[Trade]:
