@@ -127,14 +127,18 @@ class Database:
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
             results = [(None, exc)] * len(jobs)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, BaseException | None]]] = {}
         for (_work, loop, future), (value, error) in zip(jobs, results):
-            loop.call_soon_threadsafe(_settle, future, value, error)
+            by_loop.setdefault(loop, []).append((future, value, error))
+        for loop, outcomes in by_loop.items():  # one wake-up of each loop per group, not one per job
+            loop.call_soon_threadsafe(_settle, outcomes)
 
 
-def _settle(future: asyncio.Future, value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _settle(outcomes: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)

@@ -27,7 +27,7 @@ from service.settings import Settings
 from service.store import Duplicate, Store
 from service.symbols import SymbolBook, SymbolError
 from service.trades import OPEN_STATES, Trade, TradeEvent, TradeState
-from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_in, new_trade
+from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_in, json_reply, new_trade
 from streams import (
     Armed,
     Calendar,
@@ -356,7 +356,7 @@ class Desk:
         reply: dict[str, Any] = {"alert_id": alert_id, "trades": trade_ids, "closing": closing}
         if notes:
             reply["notes"] = notes
-        return JSONResponse(reply, 202)
+        return json_reply(reply, 202)
 
     def _entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
         if account is None:

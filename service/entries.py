@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from service.broker import Broker, BrokerError, OrderKind, OrderSide, Priority
-from service.broker.smartapi.pacing import EntryExpired
+from service.broker.smartapi.pacing import expired_reason
 from service.sizing import Sized, size_equity, size_option
 from service.store import Store
 from service.trades import Trade, TradeEvent, TradeState
@@ -81,9 +81,8 @@ class EntryQueue:
                 trade = Store.load_trade(db, entry.trade_id)
                 if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
                     continue  # closed by the operator while it waited
-                reason = EntryExpired(now - entry.queued_at).message
-                expired.append(Store.apply(db, entry.trade_id, TradeEvent(kind="expired", at_ms=at_ms,
-                                                                          data={"reason": reason})))
+                event = TradeEvent(kind="expired", at_ms=at_ms, data={"reason": expired_reason(now - entry.queued_at)})
+                expired.append(Store.apply(db, entry.trade_id, event))
             return expired
 
         for trade in await self.trader.store.db.write(work):

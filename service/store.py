@@ -130,7 +130,7 @@ class Store:
                      body: dict[str, Any], status: str, reason: str = "") -> int:
         cursor = db.execute(
             "INSERT INTO alerts (received_ms, source, dedup_key, dedup_until_ms, body, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now_ms, source, dedup_key, dedup_until_ms, json.dumps(body), status, reason),
+            (now_ms, source, dedup_key, dedup_until_ms, _ENCODER.encode(body).decode(), status, reason),
         )
         alert_id = int(cursor.lastrowid)
         Store.add_event(db, now_ms, "alert_" + status, alert_id=alert_id, data={"reason": reason} if reason else {})
@@ -138,7 +138,7 @@ class Store:
 
     @staticmethod
     def set_alert_trades(db: sqlite3.Connection, alert_id: int, trade_ids: list[int]) -> None:
-        db.execute("UPDATE alerts SET trade_ids = ? WHERE id = ?", (json.dumps(trade_ids), alert_id))
+        db.execute("UPDATE alerts SET trade_ids = ? WHERE id = ?", (_ENCODER.encode(trade_ids).decode(), alert_id))
 
     async def alert(self, alert_id: int) -> AlertRecord | None:
         def work(db: sqlite3.Connection) -> AlertRecord | None:
@@ -160,15 +160,17 @@ class Store:
              trade.side, trade.product, str(trade.state), trade.created_ms, trade.created_ms),
         )
         trade = msgspec.structs.replace(trade, id=int(cursor.lastrowid))
-        Store._save_trade(db, trade)
-        Store.add_event(db, trade.created_ms, "created", trade_id=trade.id, alert_id=trade.alert_id,
-                        data={"trade": msgspec.to_builtins(trade)})
+        row = Store._save_trade(db, trade)
+        db.execute("INSERT INTO events (at_ms, trade_id, alert_id, kind, data) VALUES (?, ?, ?, 'created', ?)",
+                   (trade.created_ms, trade.id, trade.alert_id, f'{{"trade":{row}}}'))  # the row, encoded once
         return trade
 
     @staticmethod
-    def _save_trade(db: sqlite3.Connection, trade: Trade) -> None:
+    def _save_trade(db: sqlite3.Connection, trade: Trade) -> str:
+        row = _ENCODER.encode(trade).decode()
         db.execute("UPDATE trades SET state = ?, row = ?, updated_ms = ? WHERE id = ?",
-                   (str(trade.state), _ENCODER.encode(trade).decode(), trade.updated_ms, trade.id))
+                   (str(trade.state), row, trade.updated_ms, trade.id))
+        return row
 
     @staticmethod
     def load_trade(db: sqlite3.Connection, trade_id: int) -> Trade | None:

@@ -29,11 +29,19 @@ from streams import Trade as EngineTrade
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["opentrade", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body"]
+__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body"]
 
 log = logging.getLogger("tickguard.webhook")
 MAX_BODY_BYTES = 16 * 1024
 ID_DEDUP_S = 24 * 3600
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_reply(content: dict[str, Any], status: int) -> Response:
+    """A JSON response encoded by msgspec (the bytes Starlette's JSONResponse would send)."""
+    return Response(_encode(content), status, media_type="application/json")
 
 
 def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
