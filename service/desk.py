@@ -27,7 +27,7 @@ from service.settings import Settings
 from service.store import Duplicate, Store
 from service.symbols import SymbolBook, SymbolError
 from service.trades import OPEN_STATES, Trade, TradeEvent, TradeState
-from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_in, json_reply, new_trade
+from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_for, json_reply, new_trade
 from streams import (
     Armed,
     Calendar,
@@ -300,13 +300,14 @@ class Desk:
             duplicate = Store.find_duplicate(db, plan.key, now)
             if duplicate is not None:
                 return "duplicate", duplicate
+            open_trades = Store.open_trades_of(db, plan.alert.strategyname)
             ids = list(by_id) if plan.alert.accounts is None else list(plan.alert.accounts)
-            ids += [a for a in Store.accounts_with_open_trades(db, plan.alert.strategyname) if a not in ids]
+            ids += sorted({t.account for t in open_trades} - set(ids))
             opens: list[tuple[str, str, int | None]] = []
             closing: list[int] = []
             notes: list[str] = []
             for account_id in ids:
-                decision = decide_in(db, plan, account_id, policy, plan.symbol.lotsize)
+                decision = decide_for(plan, account_id, open_trades, policy, plan.symbol.lotsize)
                 closing += decision.close
                 if decision.note:
                     notes.append(f"{account_id}: {decision.note}")
