@@ -8,8 +8,10 @@ time a batch takes at the exchanges' 10 orders/s), so entries wait here rather t
 pacer with their order rows written.
 
 An entry still queued `entry_ttl_s` after its alert expires with an `expired` event instead of
-trading late; the pacer's own time-to-live covers the wait for an order slot after that. Entries
-queued when tickguard stops are expired by recovery (no order was sent for them).
+trading late: a second task wakes when the oldest entry turns late and expires the late ones, a
+few dozen to a transaction so that alerts' writes go in between. The pacer's own time-to-live
+covers the wait for an order slot after that. Entries queued when tickguard stops are expired by
+recovery (no order was sent for them).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ __all__ = ["ENTRY_BATCH", "EntryQueue", "Queued"]
 
 ENTRY_BATCH = 10  # entries sized on one margin read: a second of orders at the exchanges' 10/s
 BATCH_WAIT_S = 1.0  # how long a batch's orders may hold back the next batch
+EXPIRE_CHUNK = 64  # late entries expired in one transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class EntryQueue:
         self.clock = clock
         self.waiting: deque[Queued] = deque()
         self._runner: asyncio.Task | None = None
+        self._expirer: asyncio.Task | None = None
+        self._expired = asyncio.Event()  # set whenever the expirer has taken late entries off the queue
         self._held: dict[Broker, int] = {}  # per login: margin of entries sized here, not yet at the broker
 
     def submit(self, trade_ids: list[int], fund: int, requested: dict[int, int | None]) -> None:
@@ -57,22 +62,39 @@ class EntryQueue:
         self.waiting.extend(Queued(trade_id, fund, requested.get(trade_id), now) for trade_id in trade_ids)
         if self._runner is None or self._runner.done():
             self._runner = self.trader.spawn(self._run(), "entries")
+        if self._expirer is None or self._expirer.done():
+            self._expirer = self.trader.spawn(self._expire_due(), "entries-expiry")
+
+    def _late(self, now: float) -> bool:
+        return now - self.waiting[0].queued_at >= self.trader.config.entry_ttl_s
 
     async def _run(self) -> None:
         while self.waiting:
-            await self._expire(self.clock())
-            batch = [self.waiting.popleft() for _ in range(min(ENTRY_BATCH, len(self.waiting)))]
+            now = self.clock()
+            batch: list[Queued] = []
+            while self.waiting and len(batch) < ENTRY_BATCH and not self._late(now):
+                batch.append(self.waiting.popleft())
             if batch:
                 await self._enter(batch)
+            else:  # the oldest entry is late: the expirer takes it
+                self._expired.clear()
+                await self._expired.wait()
 
-    async def _expire(self, now: float) -> None:
-        """Expire, in one transaction, every entry queued longer than the time-to-live (the oldest first)."""
-        ttl = self.trader.config.entry_ttl_s
-        late: list[Queued] = []
-        while self.waiting and now - self.waiting[0].queued_at >= ttl:
-            late.append(self.waiting.popleft())
-        if not late:
-            return
+    async def _expire_due(self) -> None:
+        """Expire entries as they turn late, EXPIRE_CHUNK to a transaction so alerts' writes go between."""
+        while self.waiting:
+            now = self.clock()
+            late: list[Queued] = []
+            while self.waiting and len(late) < EXPIRE_CHUNK and self._late(now):
+                late.append(self.waiting.popleft())
+            if late:
+                await self._expire(late, now)
+                self._expired.set()
+            elif self.waiting:
+                await asyncio.sleep(self.waiting[0].queued_at + self.trader.config.entry_ttl_s - now)
+        self._expired.set()
+
+    async def _expire(self, late: list[Queued], now: float) -> None:
         at_ms = self.trader.now_ms()
 
         def work(db) -> list[Trade]:
