@@ -36,7 +36,7 @@ __all__ = ["ENTRY_BATCH", "EntryQueue", "Queued"]
 
 ENTRY_BATCH = 10  # entries sized on one margin read: a second of orders at the exchanges' 10/s
 BATCH_WAIT_S = 1.0  # how long a batch's orders may hold back the next batch
-EXPIRE_CHUNK = 64  # late entries expired in one transaction
+EXPIRE_CHUNK = 32  # late entries expired in one transaction
 
 
 @dataclass(frozen=True, slots=True)
