@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,10 @@ def create_app(exchange: PaperExchange) -> Starlette:
     limiter = RateLimiter()
 
     def endpoint(name: str, handler: Handler, *, secure: bool = True) -> Callable[[Request], Awaitable[Response]]:
+        stamped = name == "placeOrder"
+
         async def serve(request: Request) -> Response:
+            arrived = time.perf_counter_ns()
             api_key = request.headers.get("x-privatekey")
             if exchange.config.rate_limits and not limiter.allow(api_key or "", name):
                 return rate_limited()
@@ -40,6 +44,8 @@ def create_app(exchange: PaperExchange) -> Starlette:
                     exchange.sessions.authenticate(request.headers.get("authorization"), api_key) if secure else None
                 )
                 body = await _body(request)
+                if stamped:
+                    exchange.stamps.order_received(str(body.get("ordertag") or ""), arrived)
                 return await handler(request, exchange, session, body)
             except TokenError as exc:
                 return token_fail(exc.errorcode, exc.message)

@@ -161,6 +161,19 @@ def control_routes(ex: PaperExchange) -> list[Route]:
             "store_error": repr(ex.store.error) if ex.store.error else None,
         })
 
+    async def stamps(request: Request, body: dict[str, Any]) -> Response:
+        """Exchange-side stamps (paper.stamps): a token's sent ticks and/or a tag's arrival."""
+        query = request.query_params
+        reply: dict[str, Any] = {}
+        if "token" in query:
+            reply["ticks"] = ex.stamps.ticks(query.get("exchange", "NSE"), query["token"])
+            reply["played"] = ex.stamps.played(query.get("exchange", "NSE"), query["token"])
+        if "tag" in query:
+            reply["order"] = ex.stamps.order(query["tag"])
+        if not reply:
+            raise Invalid("token", "give token (with exchange) and/or tag")
+        return JSONResponse(reply)
+
     return [
         Route(f"{PREFIX}/ticks", guarded(ex, ticks), methods=["POST"]),
         Route(f"{PREFIX}/paths", guarded(ex, start_path), methods=["POST"]),
@@ -171,4 +184,5 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         Route(f"{PREFIX}/sessions/expire", guarded(ex, expire_sessions), methods=["POST"]),
         Route(f"{PREFIX}/reset", guarded(ex, reset), methods=["POST"]),
         Route(f"{PREFIX}/state", guarded(ex, state), methods=["GET"]),
+        Route(f"{PREFIX}/stamps", guarded(ex, stamps), methods=["GET"]),
     ]

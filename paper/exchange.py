@@ -16,6 +16,7 @@ from paper.instruments import Universe, build_universe
 from paper.orders import OrderEngine, OrderEvent
 from paper.paths import PathPlayer
 from paper.prices import PriceBook, Quote
+from paper.stamps import Stamps
 from paper.store import PaperStore
 
 __all__ = ["PaperConfig", "PaperExchange"]
@@ -54,6 +55,7 @@ class PaperExchange:
         self.store = PaperStore(self.config.db_path)
         self._build()
         self.paths = PathPlayer(lambda exchange, token, ltp: self.prices.set_ltp(exchange, token, ltp))
+        self.stamps = Stamps(self.clock)
         self._simulator: asyncio.Task | None = None
         self._persist_every_s = 5.0
 
@@ -117,6 +119,9 @@ class PaperExchange:
         self.store.put_quotes(self.prices.snapshot())
 
     def _on_quotes(self, quotes: list[Quote]) -> None:
+        played = self.stamps.tick_played
+        for quote in quotes:
+            played(quote.exchange, quote.token, quote.ltp)
         self.engine.on_quotes(quotes)
         for listener in self.quote_listeners:
             listener(quotes)

@@ -1,8 +1,10 @@
 """Scripted price paths, played out over time at a chosen rate.
 
 A path is a list of prices for one instrument, played at `rate` points per second. High rates (tens
-of thousands a second) are played in batches: each wake-up applies every point that is due by then,
-so the rate holds on average without one timer per point.
+of thousands a second) are played in batches: each wake-up applies the points due by then, so the rate
+holds on average without one timer per point. A wake-up applies at most `BATCH` points and then yields:
+a path faster than this process can play falls behind its rate instead of freezing the exchange (no
+frame sent, no request answered) until it has caught up.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 __all__ = ["PathPlayer", "Path"]
 
 SetPrice = Callable[[str, str, int], object]
+BATCH = 500
 
 
 @dataclass
@@ -66,7 +69,7 @@ class PathPlayer:
         started = self.clock()
         try:
             while path.played < total:
-                due = min(total, int((self.clock() - started) * path.rate) + 1)
+                due = min(total, int((self.clock() - started) * path.rate) + 1, path.played + BATCH)
                 while path.played < due:
                     self.set_price(path.exchange, path.token, path.prices[path.played % len(path.prices)])
                     path.played += 1

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from paper.auth import TokenError
 from paper.packets import DEPTH, ENCODERS, EXCHANGE_CODES, EXCHANGE_TYPES, MODES
+from paper.stamps import Stamps
 
 if TYPE_CHECKING:
     from paper.exchange import PaperExchange
@@ -45,10 +46,12 @@ def text_message(text: str) -> dict[str, Any]:
 class Connection:
     """One accepted socket: a bounded outbox of ASGI messages and the writer task that drains it."""
 
-    __slots__ = ("websocket", "clientcode", "limit", "pairs", "closing", "overflowed", "_outbox", "_wake", "_writer")
+    __slots__ = ("websocket", "clientcode", "limit", "pairs", "closing", "overflowed", "stamps", "_outbox", "_wake",
+                 "_writer")
 
-    def __init__(self, websocket: WebSocket, clientcode: str, limit: int) -> None:
+    def __init__(self, websocket: WebSocket, clientcode: str, limit: int, stamps: Stamps | None = None) -> None:
         self.websocket = websocket
+        self.stamps = stamps  # market frames carry their quote's (exchange, token, ltp) to be stamped once sent
         self.clientcode = clientcode
         self.limit = limit
         self.pairs: set[Pair] = set()  # market subscriptions
@@ -103,13 +106,16 @@ class Connection:
             await asyncio.gather(writer, reader, return_exceptions=True)
 
     async def _write(self) -> None:
-        outbox, wake, send = self._outbox, self._wake, self.websocket.send
+        outbox, wake, send, stamps = self._outbox, self._wake, self.websocket.send, self.stamps
         while True:
             if not outbox:
                 wake.clear()
                 await wake.wait()
                 continue
             message = outbox.popleft()
+            if stamps is not None and (quote := message.get("quote")) is not None:
+                message["quote"] = None  # the frame is shared by every subscriber: stamped at its first send
+                stamps.tick_sent(*quote)  # before `send`: it writes to the socket at once, then may wait to drain
             await send(message)
             if message["type"] == "websocket.close":
                 return
@@ -173,7 +179,8 @@ class MarketFeed:
                 continue
             code = EXCHANGE_CODES[quote.exchange]
             for mode, connections in by_mode.items():
-                message = {"type": "websocket.send", "bytes": ENCODERS[mode](code, quote)}
+                message = {"type": "websocket.send", "bytes": ENCODERS[mode](code, quote),
+                           "quote": (quote.exchange, quote.token, quote.ltp)}
                 for connection in connections:
                     connection.push(message)
 
@@ -185,7 +192,7 @@ class MarketFeed:
             await refuse(websocket, 401, f"Invalid Header - {exc.reason}")
             return
         await websocket.accept()
-        connection = Connection(websocket, clientcode, self.queue_limit)
+        connection = Connection(websocket, clientcode, self.queue_limit, self.exchange.stamps)
         siblings = self.connections.setdefault(clientcode.upper(), [])
         if len(siblings) >= self.max_connections:
             connection.push(text_message(self._error_json(None, CONNECTION_LIMIT)))

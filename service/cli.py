@@ -5,6 +5,8 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from service.credentials import load_logins
 from service.errors import TickguardError
@@ -98,6 +100,17 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             await task
 
 
+def run(coroutine: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run on uvloop (EVENT_LOOP=uvloop, the default) or the standard library's loop."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coroutine)
+        return
+    asyncio.run(coroutine)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickguard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,12 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "symbols":
             return symbols_cli.run(args, settings)
         if args.command == "serve":
-            asyncio.run(_serve(settings, args.host, args.port))
+            run(_serve(settings, args.host, args.port), settings.event_loop)
             return 0
         if args.command == "paper":
             if settings.live:
                 print("note: TICKGUARD_MODE=live, so the paper control API is off", file=sys.stderr)
-            asyncio.run(_run_paper(settings, args.host or settings.paper_host, settings.paper_port if args.port is None else args.port))
+            run(_run_paper(settings, args.host or settings.paper_host, settings.paper_port if args.port is None else args.port),
+                settings.event_loop)
             return 0
     except TickguardError as exc:
         print(f"tickguard: {exc}", file=sys.stderr)

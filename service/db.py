@@ -80,10 +80,14 @@ class Database:
 
         `work` only touches the database: it runs again, in a savepoint of its own, when another
         write of its group fails (the group is rolled back and every write retried alone)."""
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `work` now (writes run in the order they are queued); the future resolves once it committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         self._queue.put((work, loop, future))
-        return await future
+        return future
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._read, work)

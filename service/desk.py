@@ -3,6 +3,7 @@ decisions an alert needs before it is acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -15,10 +16,12 @@ from service.account_service import AccountDirectory, AccountsUnavailable, Unkno
 from service.accounts import Account, Strategy, load_strategies, resolve_rules
 from service.alerts import AlertInvalid, dedup_key, parse_alert
 from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.port import StreamEvent
 from service.broker.smartapi.config import config_from_settings
 from service.credentials import load_logins
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
+from service.heap import Heap
 from service.metrics import Metrics
 from service.notify import Notifier
 from service.policy import Policy
@@ -48,6 +51,8 @@ from streams import (
 __all__ = ["Desk", "always_open_calendar"]
 
 log = logging.getLogger("tickguard.desk")
+UP_EVENTS = frozenset({"connected", "ready", "recovered"})
+DOWN_EVENTS = frozenset({"disconnected", "stalled", "refused", "stopped"})
 
 
 def always_open_calendar() -> Calendar:
@@ -96,6 +101,9 @@ class Desk:
         self.trade_listeners: list[Callable[[Trade], None]] = []
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.notifier = Notifier(settings, clock=clock)
+        self.heap = Heap()
+        self._throttled: dict[tuple[str, str], float] = {}  # (stream, event kind) -> last logged
+        self._ticks_events = None
         self.trade_listeners.append(self.notifier.on_trade)
         self.event_listeners.append(self.notifier.on_event)
 
@@ -127,6 +135,7 @@ class Desk:
             open_trades, unprotected = await self.store.open_counts()
             self.metrics.set_trades(open_trades - unprotected, unprotected)
             self.metrics.set_halted(self.halted)
+            self.heap.maintain(guarding=bool(self.guard.records))
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:
         hits = await self.broker.search(exchange, text)
@@ -144,14 +153,19 @@ class Desk:
         await self.broker.connect()
         await self.symbols.open()
         self._updates = []
-        for broker in (self.broker, *self.logins.values()):
+        for login, broker in (("", self.broker), *self.logins.items()):
             if broker is not self.broker:
                 await broker.connect()
             updates = broker.order_update_stream()
-            self._updates.append(updates.updates.subscribe(self.trader.on_order_update))
+            self._updates.append(updates.updates.subscribe(functools.partial(self.trader.on_order_update, login=login)))
+            self._updates.append(updates.events.subscribe(functools.partial(self._order_stream_event, login=login)))
             await updates.start()
+        self._ticks_events = self.guard.stream.events.subscribe(functools.partial(self._stream_event, "ticks"))
         await self.guard.start()
         self.recovery = await recover(self)
+        self.heap.settle()
+        for book in {id(b): b for b in (self.trader.book(login) for login in ("", *self.logins))}.values():
+            await book.refresh()
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:
@@ -161,7 +175,8 @@ class Desk:
             await asyncio.gather(self._sampler, return_exceptions=True)
         await self.trader.stop()
         await self.notifier.stop()
-        for subscription in self._updates or []:
+        self.heap.release()
+        for subscription in [*(self._updates or []), *([self._ticks_events] if self._ticks_events else [])]:
             subscription.dispose()
         steps = [self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()), self.accounts.close,
                  self.store.close]
@@ -170,6 +185,33 @@ class Desk:
                 await step()
             except Exception:  # keep closing the rest
                 log.exception("error while stopping")
+
+    def _order_stream_event(self, event: StreamEvent, login: str) -> None:
+        """Fills the order-update stream would have reported are unknown while it is down: positions too."""
+        book = self.trader.book(login)
+        if event.kind in ("disconnected", "stopped", "refused"):
+            book.forget()
+        elif event.kind == "ready":
+            book.refresh_soon(1.5)  # after the catch-up poll of the order book
+        self._stream_event("orders", event, login)
+
+    def _stream_event(self, stream: str, event: StreamEvent, login: str = "") -> None:
+        """Every change of a socket's health in the log and in `tickguard_stream_connected`."""
+        if event.kind in UP_EVENTS:
+            if not login:
+                self.metrics.set_stream(stream, True)
+            log.info("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+        elif event.kind in DOWN_EVENTS:
+            if not login:
+                self.metrics.set_stream(stream, False)
+            log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+        elif event.kind in ("malformed", "fallback-failed"):  # can come many a second: a line per ten seconds
+            now = time.monotonic()
+            if now - self._throttled.get((stream, event.kind), float("-inf")) >= 10:
+                self._throttled[(stream, event.kind)] = now
+                log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail})
+        elif event.kind not in ("subscribed", "fallback-ltp"):
+            log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
 
     async def rearm_open_trades(self) -> None:
         """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""

@@ -39,6 +39,7 @@ from service.broker import (
 from service.broker.smartapi.pacing import EntryExpired
 from service.entries import EntryQueue
 from service.guard import Guard
+from service.positions import PositionBook
 from service.store import OrderRecord, Store
 from service.trades import Trade, TradeEvent, TradeState, tag_for
 from streams import ExitIntent
@@ -92,11 +93,25 @@ class Trader:
         self._exiting: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
         self.entries = EntryQueue(self)
+        self.books: dict[str, PositionBook] = {}  # net positions per login ("" the default one)
+        self._by_trade: dict[int, set[str]] = {}  # tags of each trade's orders known in this process
+        self._storing: dict[str, asyncio.Future] = {}  # exit tags sent while their row is being committed
+        self._reserved: dict[str, int] = {}  # exit tag -> signed units reserved in its book, not filled yet
+        self._placed: dict[str, tuple[PositionBook, tuple[str, str, str]]] = {}  # tag -> its login's book, instrument
+        self._working: set[str] = set()  # tags counted as working in their book
 
     def broker_for(self, trade: Trade) -> Broker:
         """The login a trade's orders go through: its account's own, or the default one."""
         login = trade.spec.get("login")
         return self.brokers.get(str(login).upper(), self.broker) if login else self.broker
+
+    def book(self, login: str | None) -> PositionBook:
+        code = str(login or "").upper()
+        book = self.books.get(code)
+        if book is None:
+            broker = self.brokers.get(code, self.broker) if code else self.broker
+            book = self.books[code] = PositionBook(broker.positions)
+        return book
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -136,42 +151,51 @@ class Trader:
         self.entries.submit(trade_ids, fund, requested or {})
 
     async def _send(self, trade: Trade, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
-                    price: int, priority: Priority) -> OrderRecord | None:
+                    price: int, priority: Priority, fired: TradeEvent | None = None) -> OrderRecord | None:
+        """An entry's row is committed before the request leaves; an exit's row (and `fired`, the event
+        that made it) is queued for the same commit but not waited for: the exit is on its way while the
+        disk catches up, and after a crash in between its tag finds it at the broker (recovery)."""
         tag = tag_for(trade.id, role, attempt)
-        record = await self.store.db.write(lambda db: Store.insert_order(
-            db, trade_id=trade.id, role=role, attempt=attempt, tag=tag, side=str(side), kind=str(kind),
-            quantity=quantity, price=price, now_ms=self.now_ms()))
-        self._remember(record)
+        now = self.now_ms()
+
+        def store_order(db) -> tuple[Trade | None, OrderRecord]:
+            folded = Store.apply(db, trade.id, fired) if fired is not None else None
+            return folded, Store.insert_order(db, trade_id=trade.id, role=role, attempt=attempt, tag=tag, side=str(side),
+                                              kind=str(kind), quantity=quantity, price=price, now_ms=now)
+
+        self._by_trade.setdefault(trade.id, set()).add(tag)
+        book, key = self.book(trade.spec.get("login")), (trade.exchange, trade.token, trade.product)
+        if role == "exit":
+            stored = self._storing[tag] = self.store.db.submit(store_order)
+            self._reserve(tag, book, key, -quantity if side is OrderSide.SELL else quantity)
+        else:
+            record = (await self.store.db.write(store_order))[1]
+            self._remember(record)
+        self._placed[tag] = (book, key)
+        self._working.add(tag)
+        book.working(key)
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token,
                                side=side, quantity=quantity, kind=kind, price=price, product=trade.product, tag=tag)
+        failure: BrokerError | None = None
         try:
             ack = await self.broker_for(trade).place_order(request, priority)
-        except EntryExpired as exc:
-            self._count(role, "expired")
-            await self._order_failed(record, "expired", exc.message)
-            await self._record(trade.id, "expired", reason=exc.message)
-            return None
-        except OrderRefused as exc:
-            self._count(role, "rejected")
-            await self._order_failed(record, "rejected", exc.message)
-            if role == "entry":
-                await self._entry_refused(trade.id, f"{exc.message} [{exc.errorcode}]")
-            return None
-        except PlacementUnknown as exc:
-            self._count(role, "failed")
-            await self._order_failed(record, "unknown", exc.message)
-            log.error("order placement in doubt", extra={"trade_id": trade.id, "tag": tag})
-            return None
         except BrokerError as exc:
-            self._count(role, "failed")
-            await self._order_failed(record, "failed", exc.message)
-            if role == "entry":
-                await self._entry_refused(trade.id, exc.message)
-            return None
+            failure = exc
+        if role == "exit":
+            try:
+                folded, record = await stored
+            finally:
+                self._storing.pop(tag, None)
+            self._remember(record)
+            if folded is not None:
+                self.on_trade(folded)
+        if failure is not None:
+            self._settle(tag)
+            return await self._send_failed(trade, record, role, failure)
         self._count(role, "sent")
-        fired = self._fired_at.pop(trade.id, None) if role == "exit" else None
-        if fired is not None and self.metrics is not None:
-            self.metrics.count_exit(fired[1], time.perf_counter() - fired[0])
+        fired_at = self._fired_at.pop(trade.id, None) if role == "exit" else None
+        if fired_at is not None and self.metrics is not None:
+            self.metrics.count_exit(fired_at[1], time.perf_counter() - fired_at[0])
         record = await self.store.db.write(
             lambda db: Store.order_sent(db, record.id, self.now_ms(), ack.order_id, ack.unique_order_id))
         self._remember(record)
@@ -179,6 +203,26 @@ class Trader:
         if role == "entry":
             self.spawn(self._confirm_entry(trade.id, tag), f"confirm-{tag}")
         return record
+
+    async def _send_failed(self, trade: Trade, record: OrderRecord, role: str, failure: BrokerError) -> None:
+        if isinstance(failure, EntryExpired):
+            self._count(role, "expired")
+            await self._order_failed(record, "expired", failure.message)
+            await self._record(trade.id, "expired", reason=failure.message)
+        elif isinstance(failure, OrderRefused):
+            self._count(role, "rejected")
+            await self._order_failed(record, "rejected", failure.message)
+            if role == "entry":
+                await self._entry_refused(trade.id, f"{failure.message} [{failure.errorcode}]")
+        elif isinstance(failure, PlacementUnknown):
+            self._count(role, "failed")
+            await self._order_failed(record, "unknown", failure.message)
+            log.error("order placement in doubt", extra={"trade_id": trade.id, "tag": record.tag})
+        else:
+            self._count(role, "failed")
+            await self._order_failed(record, "failed", failure.message)
+            if role == "entry":
+                await self._entry_refused(trade.id, failure.message)
 
     async def _entry_refused(self, trade_id: int, reason: str) -> None:
         """An entry order refused: the trade is REJECTED unless an earlier slice already filled."""
@@ -197,6 +241,8 @@ class Trader:
         known = self._tags.get(record.tag)
         if known is None or _progress(record) >= _progress(known):
             self._tags[record.tag] = record
+        if known is None:
+            self._by_trade.setdefault(record.trade_id, set()).add(record.tag)
 
     async def _order_failed(self, record: OrderRecord, status: str, text: str) -> None:
         self._remember(await self.store.db.write(
@@ -205,17 +251,72 @@ class Trader:
         if event is not None:
             event.set()
 
-    # Order updates ------------------------------------------------------------------------------
-    def on_order_update(self, update: OrderUpdate) -> None:
-        if update.order.tag.startswith("tg"):
-            self.spawn(self.apply_order(update.order), f"update-{update.order.tag}")
+    # Positions ------------------------------------------------------------------------------------
+    def _reserve(self, tag: str, book: PositionBook, key: tuple[str, str, str], signed: int) -> None:
+        self._reserved[tag] = self._reserved.get(tag, 0) + signed
+        book.reserve(key, signed)
 
-    async def apply_order(self, order: BrokerOrder) -> None:
-        record = self._tags.get(order.tag) or await self.store.order_by_tag(order.tag)
+    def _book_fill(self, tag: str, side: str, quantity: int) -> None:
+        book, key = self._placed[tag]
+        book.filled(key, quantity if side == "BUY" else -quantity)
+        reserved = self._reserved.get(tag, 0)
+        if reserved:
+            step = min(quantity, abs(reserved))
+            self._reserve(tag, book, key, step if reserved < 0 else -step)
+
+    def _settle(self, tag: str) -> None:
+        """The order is finished: no longer working, and what it did not fill no longer reserved."""
+        if tag in self._working:
+            self._working.discard(tag)
+            book, key = self._placed[tag]
+            book.finished(key)
+            reserved = self._reserved.pop(tag, 0)
+            if reserved:
+                book.reserve(key, -reserved)
+
+    async def _place(self, record: OrderRecord) -> None:
+        """Register in its login's book an order this process did not send (found again after a restart)."""
+        trade = await self.store.trade(record.trade_id)
+        if trade is None or record.tag in self._placed:
+            return
+        book, key = self.book(trade.spec.get("login")), (trade.exchange, trade.token, trade.product)
+        self._placed[record.tag] = (book, key)
+        if record.status not in _DONE:
+            self._working.add(record.tag)
+            book.working(key)
+            if record.role == "exit":
+                left = max(0, record.quantity - record.filled)
+                self._reserve(record.tag, book, key, -left if record.side == "SELL" else left)
+
+    def _foreign(self, order: BrokerOrder, login: str | None) -> None:
+        """Another order moved a position we may exit: that instrument is unknown until a fresh snapshot."""
+        if order.filled > 0:
+            book = self.book(login)
+            book.foreign((order.exchange, order.token, order.product))
+            book.refresh_soon(1.0)
+
+    # Order updates ------------------------------------------------------------------------------
+    def on_order_update(self, update: OrderUpdate, login: str | None = None) -> None:
+        if update.order.tag.startswith("tg"):
+            self.spawn(self.apply_order(update.order, login), f"update-{update.order.tag}")
+        else:
+            self._foreign(update.order, login)
+
+    async def apply_order(self, order: BrokerOrder, login: str | None = None) -> None:
+        record = self._tags.get(order.tag)
+        if record is None and order.tag in self._storing:  # an exit sent a moment ago, its row being committed
+            try:
+                record = (await asyncio.shield(self._storing[order.tag]))[1]
+            except Exception:  # noqa: BLE001 - the sender reports the failed write
+                record = None
+        record = record or await self.store.order_by_tag(order.tag)
         if record is None:
+            self._foreign(order, login)
             return
         async with self._lock(record.trade_id):
             record = self._tags.get(order.tag) or record
+            if order.tag not in self._placed:
+                await self._place(record)
             delta = order.filled - record.filled
             status = str(order.status)
             if delta <= 0 and status == record.status and order.order_id == (record.broker_order_id or order.order_id):
@@ -228,6 +329,10 @@ class Trader:
             self._remember(record)
             if record.status in ("complete", "rejected") and previous.status != record.status:
                 self._count(record.role, "filled" if record.status == "complete" else "rejected")
+            if delta > 0 and record.tag in self._placed:
+                self._book_fill(record.tag, record.side, delta)
+            if record.status in _DONE:
+                self._settle(record.tag)
             if delta > 0:
                 price = _fill_price(previous, order, delta)
                 await self._fill(record, delta, price)
@@ -270,29 +375,72 @@ class Trader:
 
     async def _exit(self, intent: ExitIntent) -> None:
         trade_id = intent.trade_id
+        tick = intent.tick
+        fired = TradeEvent(kind="exit_fired", at_ms=self.now_ms(), data={
+            "reason": str(intent.reason), "level": intent.level, "tick_ltp": tick.ltp if tick else None,
+            "tick_ts_ms": tick.exchange_ts_ms if tick else None, "source": intent.source})
         async with self._lock(trade_id):
-            trade = await self.store.trade(trade_id)
-            if trade is None or trade.state not in (TradeState.OPEN, TradeState.UNPROTECTED):
-                return  # EXITING: an exit is already working (or being resumed): never a second one
-            tick = intent.tick
-            trade = await self._record(trade_id, "exit_fired", reason=str(intent.reason), level=intent.level,
-                                       tick_ltp=tick.ltp if tick else None, tick_ts_ms=tick.exchange_ts_ms if tick else None,
-                                       source=intent.source)
+            trade = self.guard.records.get(trade_id)
+            if trade is not None and self._clear_to_exit(trade):
+                quick = True  # armed here, nothing of its own working: the exit goes out before any write
+            else:
+                quick = False
+                trade = await self.store.trade(trade_id)
+                if trade is None or trade.state not in (TradeState.OPEN, TradeState.UNPROTECTED):
+                    return  # EXITING: an exit is already working (or being resumed): never a second one
+                trade = await self._record_event(trade_id, fired)
+        if quick:
+            await self._exit_attempts(trade_id, first=(trade, fired))
+            return
         await self._cancel_entry_rest(trade)
         await self._exit_attempts(trade_id)
 
-    async def _exit_attempts(self, trade_id: int, watch: OrderRecord | None = None) -> None:
+    def _clear_to_exit(self, trade: Trade) -> bool:
+        """An OPEN trade with no exit sent and no entry order still working, as far as this process knows."""
+        if trade.state is not TradeState.OPEN:
+            return False
+        for tag in self._by_trade.get(trade.id, ()):
+            record = self._tags.get(tag)
+            if record is None or record.role == "exit" or record.status not in _DONE:
+                return False
+        return True
+
+    async def _record_event(self, trade_id: int, event: TradeEvent) -> Trade:
+        trade = await self.store.record(trade_id, event)
+        self.on_trade(trade)
+        return trade
+
+    async def _exit_attempts(self, trade_id: int, watch: OrderRecord | None = None,
+                             first: tuple[Trade, TradeEvent] | None = None) -> None:
         """Exit orders until the position is out: first watch `watch` (an exit already at the broker),
+        or send the first exit of `first` (a trade and the event that fires it, written with that order),
         then new orders numbered after the last one sent, each at most the freeze quantity (a large
         exit goes out in slices). After `exit_attempts` failed orders the trade is UNPROTECTED."""
-        sent = [o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"]
-        attempt = max(sent, default=0) + 1
         failures = 0
-        if watch is not None:
-            trade = await self.store.trade(trade_id)
-            assert trade is not None
-            if await self._watch(trade, watch) != "filled":
-                failures += 1
+        if first is not None:
+            trade, fired = first
+            attempt = 0
+            quantity = await self._exit_quantity(trade)
+            if quantity <= 0:
+                await self._record_event(trade_id, fired)  # the loop below closes it: no position left
+            else:
+                freeze = trade.spec.get("freeze_qty")
+                quantity = min(quantity, int(freeze)) if freeze else quantity
+                attempt = 1
+                outcome = await self._exit_attempt(trade, attempt, quantity, fired)
+                if outcome != "filled":
+                    failures += 1
+                    await self._record(trade_id, "exit_retry", attempt=attempt, outcome=outcome)
+                    await asyncio.sleep(self.config.retry_backoff_s)
+        else:
+            sent = [o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"]
+            attempt = max(sent, default=0)
+            if watch is not None:
+                trade = await self.store.trade(trade_id)
+                assert trade is not None
+                if await self._watch(trade, watch) != "filled":
+                    failures += 1
+        attempt += 1
         while failures < self.config.exit_attempts:
             trade = await self.store.trade(trade_id)
             assert trade is not None
@@ -315,6 +463,31 @@ class Trader:
             await asyncio.sleep(self.config.retry_backoff_s * 2 ** (failures - 1))
         await self._record(trade_id, "unprotected", reason=f"exit failed {self.config.exit_attempts} times")
         log.error("trade UNPROTECTED: exit keeps failing", extra={"trade_id": trade_id})
+
+    async def adopt_exit(self, trade_id: int, attempt: int, order: BrokerOrder) -> bool:
+        """After a restart: an exit the broker has but the store never recorded (tickguard stopped
+        between sending it and committing its row) becomes the trade's exit, as if recorded then."""
+        trade = await self.store.trade(trade_id)
+        if trade is None or trade.state not in (TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED):
+            return False
+        now = self.now_ms()
+
+        def work(db) -> OrderRecord:
+            if trade.state is TradeState.OPEN:
+                Store.apply(db, trade_id, TradeEvent(kind="exit_fired", at_ms=now, data={
+                    "reason": "RECOVERED", "source": "exit found at the broker after a restart"}))
+            record = Store.insert_order(db, trade_id=trade_id, role="exit", attempt=attempt, tag=order.tag,
+                                        side=str(order.side), kind=str(order.kind), quantity=order.quantity,
+                                        price=order.price, now_ms=now)
+            record = Store.order_sent(db, record.id, now, order.order_id, order.unique_order_id)
+            Store.apply(db, trade_id, TradeEvent(kind="exit_sent", at_ms=now, data={
+                "tag": order.tag, "order_id": order.order_id, "quantity": order.quantity, "price": order.price}))
+            return record
+
+        self._remember(await self.store.db.write(work))
+        log.warning("exit adopted from the broker's order book", extra={"trade_id": trade_id, "tag": order.tag})
+        await self.apply_order(order)
+        return True
 
     def resume_exit(self, trade_id: int, live: OrderRecord | None) -> None:
         """After a restart: keep working an exit already at the broker, or send one."""
@@ -346,18 +519,24 @@ class Trader:
                     log.warning("could not cancel the entry's rest", extra={"trade_id": trade.id, "error": exc.message})
 
     async def _exit_quantity(self, trade: Trade) -> int:
-        """The open filled quantity, capped by the broker's net position in the trade's direction."""
+        """The open filled quantity, capped by the broker's net position in the trade's direction (less
+        the exits already on their way): from the position book, or asked of the broker where the book
+        cannot say or says less."""
         wanted = trade.open_quantity
+        book, key = self.book(trade.spec.get("login")), (trade.exchange, trade.token, trade.product)
+        held = book.held(key, trade.long)
+        if held is not None and held >= wanted:
+            return wanted
         try:
             positions = await self.broker_for(trade).positions()
         except BrokerError:
-            return wanted  # the broker's own RMS still refuses a flip for a net-zero position
+            return wanted if held is None else held  # the broker's own RMS still refuses a flip for a net-zero position
+        book.refresh_soon(1.0)
         net = sum(p.net_quantity for p in positions
                   if p.exchange == trade.exchange and p.token == trade.token and p.product == trade.product)
-        held = net if trade.long else -net
-        return max(0, min(wanted, held))
+        return max(0, min(wanted, book.after_exits(key, net, trade.long)))
 
-    async def _exit_attempt(self, trade: Trade, attempt: int, quantity: int) -> str:
+    async def _exit_attempt(self, trade: Trade, attempt: int, quantity: int, fired: TradeEvent | None = None) -> str:
         side = OrderSide.SELL if trade.long else OrderSide.BUY
         tick = int(trade.spec.get("tick_size", 5))
         market = self.config.exit_order_type == "MARKET"
@@ -367,7 +546,7 @@ class Trader:
         self._order_events[tag] = asyncio.Event()
         try:
             record = await self._send(trade, "exit", attempt, side, quantity,
-                                      OrderKind.MARKET if market else OrderKind.LIMIT, price, Priority.EXIT)
+                                      OrderKind.MARKET if market else OrderKind.LIMIT, price, Priority.EXIT, fired)
             if record is None:
                 return "refused"
             return await self._watch(trade, record)
@@ -375,18 +554,21 @@ class Trader:
             self._order_events.pop(tag, None)
 
     async def _watch(self, trade: Trade, record: OrderRecord) -> str:
-        """Wait for an exit order to finish, re-pricing a limit every `chase_ms` until it fills."""
+        """Wait for an exit order to finish, re-pricing a limit once it has rested unfilled for `chase_ms`
+        (news that it is open is no reason to re-price: the fill may be on its way behind it)."""
         tag = record.tag
         event = self._order_events.setdefault(tag, asyncio.Event())
         side = OrderSide(record.side)
         tick = int(trade.spec.get("tick_size", 5))
         price = record.price
         chases = 0
+        chase_s = self.config.chase_ms / 1000
         checked = time.monotonic()
+        chase_at = checked + chase_s
         try:
             while True:
                 try:
-                    await asyncio.wait_for(event.wait(), timeout=self.config.chase_ms / 1000)
+                    await asyncio.wait_for(event.wait(), timeout=max(0.0, chase_at - time.monotonic()))
                 except asyncio.TimeoutError:
                     if time.monotonic() - checked >= CONFIRM_AFTER_S:  # no update for a while: ask the broker
                         checked = time.monotonic()
@@ -397,9 +579,12 @@ class Trader:
                     return "filled"
                 if current.status in ("rejected", "cancelled", "failed", "unknown"):
                     return current.status
+                if time.monotonic() < chase_at:
+                    continue
                 if current.kind == "LIMIT" and current.status in ("open", "modified"):  # at the exchange, unfilled
                     chases += 1
                     price = await self._chase(trade, current, side, price, tick, chases)
+                chase_at = time.monotonic() + chase_s
         finally:
             self._order_events.pop(tag, None)
 

@@ -89,6 +89,7 @@ class Guard:
         self._engine_tick = self.pipeline.on_tick
         self._tokens: Counter[tuple[str, str]] = Counter()  # basis (exchange, token) -> armed trades on it
         self._basis: dict[int, tuple[str, str]] = {}
+        self.records: dict[int, TradeRecord] = {}  # armed trades as last armed: the exit path reads no store
         self.last: dict[str, Tick] = {}  # latest tick per token, for pricing exits
         self.ticks_seen = 0
         self._subscription = None
@@ -135,6 +136,7 @@ class Guard:
         trade = engine_trade(record)
         basis = trade.basis or trade.instrument
         key = (basis.exchange, basis.token)
+        self.records[record.id] = record
         if record.id not in self._basis:
             self._basis[record.id] = key
             self._tokens[key] += 1
@@ -171,10 +173,12 @@ class Guard:
         return tick.ltp if tick is not None else None
 
     def _release(self, trade_id: int) -> None:
+        self.records.pop(trade_id, None)
         key = self._basis.pop(trade_id, None)
         if key is None:
             return
         self._tokens[key] -= 1
         if self._tokens[key] <= 0:
             del self._tokens[key]
+            self.last.pop(key[1], None)  # no fresher tick will follow it: never price an exit on it
             self.stream.unsubscribe([key])

@@ -5,7 +5,9 @@ On start, before any trade is shown as protected again:
    book: what filled while tickguard was down is applied (an entry fill arms its trade, an exit fill
    closes it);
 2. an order that never reached the broker is settled: an entry is expired (entering late is worse
-   than not entering), an exit is sent again — capped by the broker's net position;
+   than not entering), an exit is sent again — capped by the broker's net position; an exit the
+   broker has that the store never recorded (exits leave before their row is committed) is adopted:
+   its trade is EXITING on that order, never given a second one;
 3. every armed trade is checked against what the market did while tickguard was down: one-minute
    candles of its basis instrument since the last tick seen, then the current price (the engine
    meets each armed trade with the first tick after subscribing). A level crossed while down fires
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from service.broker import BrokerError
-from service.trades import TradeState
+from service.trades import TradeState, parse_tag
 from streams import ExitIntent, ExitReason
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ LIVE_AT_BROKER = ("sent", "open", "open pending", "trigger pending", "modified",
 
 
 async def recover(desk: Desk) -> dict[str, int]:
-    report = {"orders_applied": 0, "entries_expired": 0, "exits_resumed": 0, "crossed_while_down": 0}
+    report = {"orders_applied": 0, "entries_expired": 0, "exits_adopted": 0, "exits_resumed": 0, "crossed_while_down": 0}
     book = {}
     for broker in (desk.broker, *desk.logins.values()):
         book.update({order.tag: order for order in await broker.order_book() if order.tag.startswith("tg")})
@@ -50,6 +52,11 @@ async def recover(desk: Desk) -> dict[str, int]:
             report["entries_expired"] += 1
         else:
             await trader.settle_unsent(record, "the exit never reached the broker before tickguard stopped")
+    for tag, order in book.items():  # exits sent but never committed: the broker's word is the record
+        parsed = parse_tag(tag)
+        if parsed is not None and parsed[1] == "exit" and await desk.store.order_by_tag(tag) is None:
+            if await trader.adopt_exit(parsed[0], parsed[2], order):
+                report["exits_adopted"] += 1
     for trade in await desk.store.trades(states=[TradeState.PENDING_ENTRY]):
         orders = await desk.store.orders(trade.id)
         if not orders:  # stored and acknowledged, then down before the entry was even recorded

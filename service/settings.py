@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     paper_session_ttl_s: Positive = 28 * 3600
     paper_rate_limits: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The event loop of `tickguard serve` and `tickguard paper`: uvloop (libuv; faster sockets, so less
+    # of the tick→order path) or the standard library's asyncio.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Symbols (service/symbols, docs/symbols.md). The instrument master's URL; empty means Angel One's
     # file in live mode and the paper exchange's copy in paper mode.
     instrument_master_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://\S+)?$")] = ""

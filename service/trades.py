@@ -11,11 +11,12 @@ so the row can always be rebuilt from the events (the store checks this in its t
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 import msgspec
 
-__all__ = ["TradeState", "Trade", "TradeEvent", "fold", "OPEN_STATES", "tag_for"]
+__all__ = ["TradeState", "Trade", "TradeEvent", "fold", "OPEN_STATES", "parse_tag", "tag_for"]
 
 
 class TradeState(enum.StrEnum):
@@ -31,7 +32,7 @@ class TradeState(enum.StrEnum):
 OPEN_STATES = frozenset({TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED})
 
 
-class Trade(msgspec.Struct, kw_only=True):
+class Trade(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per trade, never in a cycle
     id: int
     alert_id: int | None
     account: str
@@ -133,3 +134,14 @@ def tag_for(trade_id: int, role: str, attempt: int) -> str:
     if len(tag) >= 20:
         raise ValueError(f"ordertag {tag!r} would exceed SmartAPI's limit")
     return tag
+
+
+def parse_tag(tag: str) -> tuple[int, str, int] | None:
+    """(trade id, "entry" | "exit", attempt) of a tag `tag_for` made; None for any other text."""
+    match = _TAG.fullmatch(tag)
+    if match is None:
+        return None
+    return int(match[1], 36), "entry" if match[2] == "E" else "exit", int(match[3])
+
+
+_TAG = re.compile(r"tg([0-9a-z]+)([EX])([1-9][0-9]*)")

@@ -78,6 +78,7 @@ class Engine:
         self._stale_ms = config.stale_ms
         self._books: dict[str, dict[str, TokenBook]] = {}  # exchange -> token -> book
         self._guards: dict[int, ArmedTrade] = {}
+        self._guarded_on: dict[tuple[str, str], int] = {}  # trades guarded per basis token
         self.clock_ms: int | None = None
         self._day: int | None = None
         self._squared: set[str] = set()
@@ -279,6 +280,8 @@ class Engine:
             return
         guard.tighten(event.resume_stop, event.resume_trailing)
         self._guards[trade.id] = guard
+        key = (guard.exchange, guard.token)
+        self._guarded_on[key] = self._guarded_on.get(key, 0) + 1
         mark = self._last_tick(trade.instrument.exchange, trade.instrument.token)
         self.limits.open_trade(trade, None if mark is None else mark.ltp)
         self._sync_watch(trade.instrument.exchange, trade.instrument.token)
@@ -339,11 +342,25 @@ class Engine:
     def _drop(self, guard: ArmedTrade, exit_price: int | None = None) -> list[Group]:
         if guard.phase is ARMED:
             self._unindex(guard)
-        self._guards.pop(guard.trade.id, None)
+        if self._guards.pop(guard.trade.id, None) is not None:
+            self._forget_unguarded(guard.exchange, guard.token)
         self._pending_close.pop(guard.trade.id, None)
         breached = self.limits.close_trade(guard.trade, exit_price)
         self._sync_watch(guard.trade.instrument.exchange, guard.trade.instrument.token)
         return breached
+
+    def _forget_unguarded(self, exchange: str, token: str) -> None:
+        """The last trade on a token is gone, and with it the subscription: the token's last tick will
+        not be followed by fresher ones, so it must not settle the next trade armed there."""
+        key = (exchange, token)
+        left = self._guarded_on.get(key, 0) - 1
+        if left > 0:
+            self._guarded_on[key] = left
+            return
+        self._guarded_on.pop(key, None)
+        book = self._books.get(exchange, {}).get(token)
+        if book is not None:
+            book.last = None
 
     def _disarm(self, event: Disarm) -> None:
         guard = self._known(event.trade_id, "disarm")

@@ -109,30 +109,30 @@ class Clock(msgspec.Struct, frozen=True, gc=False):
 # -- trades and their rules ------------------------------------------------------------------------
 
 
-class Instrument(msgspec.Struct, frozen=True):
+class Instrument(msgspec.Struct, frozen=True, gc=False):
     token: str
     exchange: str
     tick_size: int = 5  # paise
 
 
-class StopRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class StopRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     type: DistanceType
     value: Decimal
 
 
-class TrailRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class TrailRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     type: DistanceType  # points | entry_pct
     value: Decimal  # the trail offset
     activation: StopRule | None = None  # points | entry_pct; none = trail from arming
 
 
-class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     stop: StopRule | None = None
     target: StopRule | None = None
     trail: TrailRule | None = None
 
 
-class Trade(msgspec.Struct, frozen=True):
+class Trade(msgspec.Struct, frozen=True, gc=False):
     """An open trade as the engine guards it: the filled quantity at the average fill price.
 
     Levels are computed on the basis instrument. When that is the traded instrument (the default),

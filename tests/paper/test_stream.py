@@ -5,6 +5,7 @@ import json
 import queue
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -314,3 +315,44 @@ def test_subscribed_contracts_keep_ticking_after_a_reset(paper):
         spot = paper.exchange.prices.ltp("NSE", "99926000") / 100
         set_ltp(paper, round(spot + 200, 2), token="99926000")
         assert ltp_of(next_binary(ws))[1] == option.token
+
+
+# Exchange-side stamps (paper.stamps) ------------------------------------------------------------------
+@contextmanager
+def paper_stalled(paper) -> Iterator[None]:
+    paper.control("POST", "/feed/stall")
+    try:
+        yield
+    finally:
+        paper.control("POST", "/feed/resume")
+
+
+def test_stamps_time_a_sent_tick_and_a_received_order_on_one_clock(paper):
+    tokens = login(paper)
+    with market_socket(paper, tokens) as ws:
+        ws.send(request(LTP, [SBIN]))
+        next_binary(ws)  # the state on subscribe
+        before = time.perf_counter_ns()
+        set_ltp(paper, 801.05)
+        assert ltp_of(next_binary(ws))[2] == 80_105
+        sent = paper.control("GET", "/stamps", params={"exchange": "NSE", "token": SBIN}).json()["ticks"]
+        ltp, sent_ns, sent_ms = sent[-1]
+        assert ltp == 80_105 and before < sent_ns < time.perf_counter_ns() and abs(sent_ms / 1000 - time.time()) < 60
+        played = paper.control("GET", "/stamps", params={"exchange": "NSE", "token": SBIN}).json()["played"]
+        assert played[-1][0] == 80_105 and before < played[-1][1] <= sent_ns
+        with paper_stalled(paper):
+            set_ltp(paper, 801.10)  # no frame goes out: played, never sent
+        stamps = paper.control("GET", "/stamps", params={"exchange": "NSE", "token": SBIN}).json()
+        assert stamps["played"][-1][0] == 80_110 and stamps["ticks"][-1][0] == 80_105
+
+        headers = {"Authorization": f"Bearer {tokens['jwt']}", "X-PrivateKey": DEMO.api_key}
+        body = {"variety": "NORMAL", "tradingsymbol": "SBIN-EQ", "symboltoken": SBIN, "exchange": "NSE",
+                "transactiontype": "BUY", "ordertype": "MARKET", "producttype": "INTRADAY", "duration": "DAY",
+                "price": "0", "quantity": "1", "ordertag": "tgstampX1"}
+        reply = httpx.post(f"{paper.url}/rest/secure/angelbroking/order/v1/placeOrder", json=body, headers=headers)
+        assert reply.json()["status"] is True
+        stamps = paper.control("GET", "/stamps", params={"tag": "tgstampX1", "token": SBIN}).json()
+        assert sent_ns < stamps["order"][0] < time.perf_counter_ns()
+        assert stamps["ticks"][-1][1] == sent_ns  # sent once, however often it is read
+    assert paper.control("GET", "/stamps", params={"tag": "never"}).json() == {"order": None}
+    assert paper.control("GET", "/stamps").status_code == 422

@@ -116,7 +116,7 @@ def test_position_size_zero_flattens(service_factory):
 
 
 def test_an_exit_left_open_is_chased_until_filled(service_factory):
-    service = service_factory()
+    service = service_factory(EXIT_CHASE_MS="400")
     trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
     service.paper.control("POST", "/faults", json={"kind": "open", "count": 1})
     service.price(789)
@@ -124,6 +124,8 @@ def test_an_exit_left_open_is_chased_until_filled(service_factory):
     kinds = [e["kind"] for e in view["events"]]
     assert "exit_chased" in kinds
     assert [o["tag"] for o in view["orders"] if o["role"] == "exit"] == [f"tg{trade_id}X1"]
+    sent, chased = (next(e["at_ms"] for e in view["events"] if e["kind"] == kind) for kind in ("exit_sent", "exit_chased"))
+    assert chased - sent >= 390  # EXIT_CHASE_MS after it went out, not at the news that it rests open
 
 
 def test_an_exit_rejected_twice_then_accepted_closes_with_its_retries(service_factory):

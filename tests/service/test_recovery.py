@@ -168,3 +168,29 @@ def test_killed_after_the_exit_was_sent_before_it_filled(paper_factory, service_
     service = service_process(paper.url, EXIT_CHASE_MS="200")
     service.start()
     assert_clean_end(service, broker, trade_id)
+
+
+@pytest.mark.parametrize("rests", [False, True])
+def test_an_exit_the_store_never_recorded_is_adopted_not_doubled(paper_factory, service_process, rests):
+    """Exits leave before their row is committed: killed in between, the exit is at the broker and not in
+    the store. Here the exit is placed on the trade's tag while tickguard is down, as that crash leaves it."""
+    paper = paper_factory()
+    broker = Broker(paper)
+    broker.price(800)
+    service = service_process(paper.url)
+    service.start()
+    trade_id = post_alert(service)
+    wait(lambda: service.get(f"/trades/{trade_id}")["trade"]["stop"] is not None, "the trade to be armed")
+    service.kill()
+    if rests:
+        paper.control("POST", "/faults", json={"kind": "open", "count": 1})
+    body = {"variety": "NORMAL", "tradingsymbol": "SBIN-EQ", "symboltoken": "3045", "exchange": "NSE",
+            "transactiontype": "SELL", "ordertype": "LIMIT", "producttype": "INTRADAY", "duration": "DAY",
+            "price": "796", "quantity": "5", "ordertag": f"tg{trade_id}X1"}
+    reply = httpx.post(f"{paper.url}{ROOT}/order/v1/placeOrder", json=body, headers=broker.headers)
+    assert reply.json()["status"] is True, reply.text
+    service = service_process(paper.url, EXIT_CHASE_MS="200")
+    service.start()
+    assert_clean_end(service, broker, trade_id)
+    kinds = [e["kind"] for e in service.get(f"/trades/{trade_id}")["events"]]
+    assert kinds.count("exit_fired") == 1 and kinds.count("exit_sent") == 1 and "unprotected" not in kinds

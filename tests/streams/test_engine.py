@@ -336,3 +336,13 @@ def test_a_token_number_on_another_exchange_is_another_instrument():
     nse = trade(34, "long", stop=rule("points", 10))  # NSE 2885 stop 990
     bse_tick, nse_tick = tick(98_000, exchange="BSE"), tick(98_000)
     assert run("---b-n", dict(b=bse_tick, n=nse_tick, x=Arm(nse))) == [(5, intent(34, "STOP", 99_000, nse_tick))]
+
+
+def test_the_last_tick_of_a_token_nobody_guards_any_more_never_settles_the_next_trade():
+    """The service unsubscribes a token with no trade left on it: its last tick is no longer followed by
+    fresher ones, so a trade armed there later waits for a tick of its own."""
+    a, b = tick(98_000), tick(99_500)
+    second = trade(5, "long", stop=rule("points", 10))
+    lookup = dict(a=a, b=b, x=Arm(LONG_STOP), f=Confirm(1, 97_950), y=Arm(second))
+    got = run("---a-----b", lookup, events="--x--f-y-")
+    assert got == [(3, intent(1, "STOP", 99_000, a))]  # trade 5 is not fired on frame 3's price

@@ -1,4 +1,4 @@
-"""The Angel One SmartAPI adapter: REST on httpx, the two WebSockets on websockets.
+"""The Angel One SmartAPI adapter: REST on aiohttp, the two WebSockets on websockets.
 
 Fixed file names: `config` (endpoints, login, pacing), `rest` (session and REST calls), `pacing`
 (rate limits and priorities), `rows` (JSON rows to port values), `parsing` (binary ticks), `data`

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 from service.broker.errors import BrokerError, BrokerUnavailable, OrderRefused, PlacementUnknown
 from service.broker.port import OrderUpdateStream, Progress, TickStream
@@ -49,10 +49,10 @@ def _rupees(paise_value: int) -> str:
 
 class SmartApiBroker:
     def __init__(self, config: SmartApiConfig, *, clock: Callable[[], float] = time.time,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
         self.config = config
         self.clock = clock
-        self.rest = SmartApiRest(config, clock=clock, transport=transport)
+        self.rest = SmartApiRest(config, clock=clock, trace_configs=trace_configs)
         self._ticks: TickStream | None = None
         self._updates: OrderUpdateStream | None = None
 
@@ -194,17 +194,18 @@ class SmartApiBroker:
         url = self.config.master_url or f"{self.config.root.rstrip('/')}{MASTER_PATH}"
         chunks: list[bytes] = []
         try:
-            async with self.rest.http.stream("GET", url, timeout=httpx.Timeout(60, connect=10)) as reply:
-                if reply.status_code != 200:
-                    raise BrokerUnavailable(f"instrument master: HTTP {reply.status_code}", route="master")
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+            async with self.rest.http.get(url, timeout=timeout) as reply:
+                if reply.status != 200:
+                    raise BrokerUnavailable(f"instrument master: HTTP {reply.status}", route="master")
                 total = int(reply.headers.get("content-length") or 0) or None
                 received = 0
-                async for chunk in reply.aiter_bytes():
+                async for chunk in reply.content.iter_any():
                     chunks.append(chunk)
                     received += len(chunk)
                     if progress is not None:
                         progress(received, total)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise BrokerUnavailable(f"instrument master: {exc.__class__.__name__}", route="master") from None
         return b"".join(chunks)
 

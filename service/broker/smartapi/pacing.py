@@ -138,6 +138,10 @@ class OrderPacer:
     async def acquire(self, segment: str, priority: Priority, ttl_s: float | None = None) -> None:
         """Wait for a slot. Entries (`ttl_s` given) raise EntryExpired when they wait too long."""
         now = self.clock()
+        if self._may_go_now(segment, int(priority), now):  # nobody to overtake: no trip through the dispatcher
+            for window in (*self._global, self._segment(segment)):
+                window.record(now)
+            return
         future = asyncio.get_running_loop().create_future()
         expires_at = now + ttl_s if ttl_s is not None and priority != Priority.EXIT else None
         heapq.heappush(self._queue, _Waiter(int(priority), next(self._sequence), segment, now, expires_at, future))
@@ -197,12 +201,17 @@ class OrderPacer:
         """The best waiter that may go now. A waiter blocked only by its own segment's limit does not
         hold back others on other segments; one blocked by a shared limit holds back everyone after it."""
         for waiter in sorted(self._queue):
-            shared = max(self._shared_delay(waiter, now), 0.0)
+            shared = max(self._shared_delay(waiter.priority, now), 0.0)
             if shared > 0:
                 return None
             if self._segment(waiter.segment).wait(now) <= 0:
                 return waiter
         return None
+
+    def _may_go_now(self, segment: str, priority: int, now: float) -> bool:
+        if any(w.priority <= priority and not w.future.done() for w in self._queue):
+            return False
+        return self._shared_delay(priority, now) <= 0 and self._segment(segment).wait(now) <= 0
 
     def _segment(self, segment: str) -> Window:
         window = self._segments.get(segment)
@@ -210,11 +219,11 @@ class OrderPacer:
             window = self._segments[segment] = Window(self.per_segment_per_s, 1.0)
         return window
 
-    def _shared_delay(self, waiter: _Waiter, now: float) -> float:
+    def _shared_delay(self, priority: int, now: float) -> float:
         delays = [w.wait(now) for w in self._global[:-1]]
-        hour_limit = self._hour.limit if waiter.priority == Priority.EXIT else self._entry_hour_limit
+        hour_limit = self._hour.limit if priority == Priority.EXIT else self._entry_hour_limit
         delays.append(self._hour.wait(now, hour_limit))
         return max(delays)
 
     def _delay(self, waiter: _Waiter, now: float) -> float:
-        return max(self._shared_delay(waiter, now), self._segment(waiter.segment).wait(now))
+        return max(self._shared_delay(waiter.priority, now), self._segment(waiter.segment).wait(now))

@@ -78,3 +78,15 @@ async def test_route_pacer_spaces_calls_to_the_route_limit():
         await pacer.acquire("getOrderBook")  # 1/s
     assert time.monotonic() - started >= 1.9
     await pacer.acquire("no-such-route")
+
+
+async def test_an_order_with_a_free_slot_and_nobody_ahead_goes_without_queueing():
+    pacer = OrderPacer(per_segment_per_s=2)
+    await pacer.acquire("NSE", Priority.EXIT)
+    await pacer.acquire("NSE", Priority.ENTRY, 5)
+    assert pacer._dispatcher is None  # neither waited for the dispatcher's turn of the loop
+    third = asyncio.create_task(pacer.acquire("NSE", Priority.ENTRY, 5))  # the segment's 2/s are used: it queues
+    await asyncio.sleep(0.01)
+    assert not third.done() and pacer.queued == 1
+    await third
+    await pacer.close()

@@ -5,6 +5,7 @@ import asyncio
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from service.broker import (
@@ -195,3 +196,54 @@ async def test_exits_are_placed_ahead_of_queued_entries(broker, paper):
     await asyncio.gather(*entries)
     arrival = [o.tag for o in sorted(await broker.order_book(), key=lambda o: o.order_id)]  # the exchange's own order
     assert arrival.index("tgX1") < 3, arrival
+
+
+class HeldPositions:
+    """Request hooks that count getPosition requests and can hold their answers back on the way home."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_end.append(self._ended)
+
+    async def _ended(self, session, context, params: aiohttp.TraceRequestEndParams) -> None:
+        if params.url.path.endswith("/getPosition"):
+            self.reads += 1
+            self.answered.set()
+            await self.release.wait()
+
+
+@pytest.fixture
+async def held(paper):
+    hooks = HeldPositions()
+    broker = SmartApiBroker(config_for(paper), trace_configs=[hooks.trace])
+    await broker.connect()
+    yield broker, hooks
+    hooks.release.set()
+    await broker.close()
+
+
+async def test_concurrent_position_reads_share_one_request(held, paper):
+    broker, transport = held
+    set_price(paper, 800)
+    await broker.place_order(sbin(quantity=3))
+    answers = await asyncio.gather(*(broker.positions() for _ in range(20)))
+    assert transport.reads == 1  # one read a second is SmartAPI's limit: twenty would take twenty seconds
+    assert all([p.net_quantity for p in answer] == [3] for answer in answers)
+
+
+async def test_a_position_read_asked_after_one_was_sent_is_a_newer_read(held, paper):
+    broker, transport = held
+    set_price(paper, 800)
+    transport.release.clear()
+    earlier = asyncio.create_task(broker.positions())
+    await transport.answered.wait()  # the first read is answered: a fill now is not in its answer
+    await broker.place_order(sbin(quantity=2))
+    later = asyncio.create_task(broker.positions())
+    transport.release.set()
+    assert await earlier == []
+    assert [p.net_quantity for p in await later] == [2]
+    assert transport.reads == 2
