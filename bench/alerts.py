@@ -4,8 +4,9 @@ Baseline: a bare Starlette JSON endpoint (`bench._bare`) under the same uvicorn 
 way in the same run. The load (`bench._load`) posts distinct buy alerts over 32 keep-alive
 connections, each waiting for its reply; tickguard (`bench._tickguard`, its own process, the paper
 exchange in a third) answers 202 only after the alert and its trade are committed to SQLite
-(synchronous=FULL). Every accepted alert also queues a real entry order, paced at the broker's
-10 orders/s, so the entries that cannot go out in time expire — background work the run includes.
+(synchronous=FULL). Every accepted alert also queues a real entry (`service/entries.py`): ten a
+second go out at the broker's pace, and the ones still queued after ENTRY_TTL_S expire — background
+work the run includes.
 """
 from __future__ import annotations
 

@@ -108,7 +108,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request, desk: Desk) -> Response:
-    await desk.count_trades()
+    open_trades, unprotected = await desk.store.open_counts()
+    desk.metrics.set_trades(open_trades - unprotected, unprotected)
     body, content_type = desk.metrics.render()
     return Response(body, media_type=content_type)
 

@@ -2,7 +2,8 @@
 
 `await db.write(work)` returns only after the transaction that ran `work` has committed, so a
 caller may acknowledge what it stored. Under load, every write queued while a commit is under way
-joins the next transaction: durability per acknowledgement, one fsync per group. Reads run on their
+joins the next transaction: durability per acknowledgement, one fsync per group. A write that fails
+rolls back alone (its group is run again, each write in a savepoint). Reads run on their
 own connection (WAL lets them proceed beside the writer) in a worker thread, never on the loop.
 """
 from __future__ import annotations
@@ -75,7 +76,10 @@ class Database:
             self._reader = None
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` in a write transaction; returns its result once the transaction committed."""
+        """Run `work` in a write transaction; returns its result once the transaction committed.
+
+        `work` only touches the database: it runs again, in a savepoint of its own, when another
+        write of its group fails (the group is rolled back and every write retried alone)."""
         return await self.submit(work)
 
     def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
@@ -113,17 +117,18 @@ class Database:
             db.close()
 
     def _commit_group(self, db: sqlite3.Connection, jobs: list[tuple]) -> None:
-        results: list[tuple[Any, BaseException | None]] = []
+        results: list[tuple[Any, BaseException | None]]
         db.execute("BEGIN IMMEDIATE")
-        for work, _loop, _future in jobs:
-            db.execute("SAVEPOINT job")
-            try:
-                results.append((work(db), None))
-                db.execute("RELEASE job")
-            except BaseException as exc:  # one failing job must not sink the others in its group
-                db.execute("ROLLBACK TO job")
-                db.execute("RELEASE job")
-                results.append((None, exc))
+        try:  # every statement releases and retakes the GIL: no savepoints while no job fails
+            results = [(work(db), None) for work, _loop, _future in jobs]
+        except BaseException as exc:
+            db.execute("ROLLBACK")
+            if len(jobs) == 1:
+                results = [(None, exc)]
+                db.execute("BEGIN IMMEDIATE")  # the COMMIT below then commits nothing
+            else:
+                db.execute("BEGIN IMMEDIATE")
+                results = [self._isolated(db, work) for work, _loop, _future in jobs]
         try:
             db.execute("COMMIT")
             self.commits += 1
@@ -131,14 +136,31 @@ class Database:
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
             results = [(None, exc)] * len(jobs)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, BaseException | None]]] = {}
         for (_work, loop, future), (value, error) in zip(jobs, results):
-            loop.call_soon_threadsafe(_settle, future, value, error)
+            by_loop.setdefault(loop, []).append((future, value, error))
+        for loop, outcomes in by_loop.items():  # one wake-up of each loop per group, not one per job
+            loop.call_soon_threadsafe(_settle, outcomes)
+
+    @staticmethod
+    def _isolated(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> tuple[Any, BaseException | None]:
+        """`work` in a savepoint of its own: one failing job must not sink the others in its group."""
+        db.execute("SAVEPOINT job")
+        try:
+            value = work(db)
+        except BaseException as exc:
+            db.execute("ROLLBACK TO job")
+            db.execute("RELEASE job")
+            return None, exc
+        db.execute("RELEASE job")
+        return value, None
 
 
-def _settle(future: asyncio.Future, value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _settle(outcomes: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)

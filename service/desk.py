@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -31,7 +30,7 @@ from service.settings import Settings
 from service.store import Duplicate, Store
 from service.symbols import SymbolBook, SymbolError
 from service.trades import OPEN_STATES, Trade, TradeEvent, TradeState
-from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_in, new_trade
+from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_for, json_reply, new_trade
 from streams import (
     Armed,
     Calendar,
@@ -54,9 +53,6 @@ __all__ = ["Desk", "always_open_calendar"]
 log = logging.getLogger("tickguard.desk")
 UP_EVENTS = frozenset({"connected", "ready", "recovered"})
 DOWN_EVENTS = frozenset({"disconnected", "stalled", "refused", "stopped"})
-
-_OPEN_STATE_NAMES = sorted(str(state) for state in OPEN_STATES)
-_COUNT_OPEN = f"SELECT state, COUNT(*) FROM trades WHERE state IN ({','.join('?' * len(OPEN_STATES))}) GROUP BY state"
 
 
 def always_open_calendar() -> Calendar:
@@ -91,7 +87,8 @@ class Desk:
                                           for exchange in {pair[0] for pair in stream.subscriptions})
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
-            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts), metrics=self.metrics)
+            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s),
+            metrics=self.metrics)
         self.trader.on_trade = self._trade_changed
         self.trader.brokers = dict(self.logins)
         self.halted = False
@@ -135,19 +132,10 @@ class Desk:
             if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
                 await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
             seen = self.guard.ticks_seen
-            await self.count_trades()
+            open_trades, unprotected = await self.store.open_counts()
+            self.metrics.set_trades(open_trades - unprotected, unprotected)
             self.metrics.set_halted(self.halted)
             self.heap.maintain(guarding=bool(self.guard.records))
-
-    async def count_trades(self) -> None:
-        """Open and unprotected trades into the metrics. SQLite counts them: with thousands of trades
-        open, decoding every row for two gauges would take the event loop from the ticks."""
-        def work(db: sqlite3.Connection) -> dict[str, int]:
-            return dict(db.execute(_COUNT_OPEN, _OPEN_STATE_NAMES).fetchall())
-
-        counts = await self.store.db.read(work)
-        unprotected = counts.get(str(TradeState.UNPROTECTED), 0)
-        self.metrics.set_trades(sum(counts.values()) - unprotected, unprotected)
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:
         hits = await self.broker.search(exchange, text)
@@ -354,13 +342,14 @@ class Desk:
             duplicate = Store.find_duplicate(db, plan.key, now)
             if duplicate is not None:
                 return "duplicate", duplicate
+            open_trades = Store.open_trades_of(db, plan.alert.strategyname)
             ids = list(by_id) if plan.alert.accounts is None else list(plan.alert.accounts)
-            ids += [a for a in Store.accounts_with_open_trades(db, plan.alert.strategyname) if a not in ids]
+            ids += sorted({t.account for t in open_trades} - set(ids))
             opens: list[tuple[str, str, int | None]] = []
             closing: list[int] = []
             notes: list[str] = []
             for account_id in ids:
-                decision = decide_in(db, plan, account_id, policy, plan.symbol.lotsize)
+                decision = decide_for(plan, account_id, open_trades, policy, plan.symbol.lotsize)
                 closing += decision.close
                 if decision.note:
                     notes.append(f"{account_id}: {decision.note}")
@@ -410,7 +399,7 @@ class Desk:
         reply: dict[str, Any] = {"alert_id": alert_id, "trades": trade_ids, "closing": closing}
         if notes:
             reply["notes"] = notes
-        return JSONResponse(reply, 202)
+        return json_reply(reply, 202)
 
     def _entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
         if account is None:

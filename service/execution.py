@@ -37,9 +37,9 @@ from service.broker import (
     Priority,
 )
 from service.broker.smartapi.pacing import EntryExpired
+from service.entries import EntryQueue
 from service.guard import Guard
 from service.positions import PositionBook
-from service.sizing import size_equity, size_option
 from service.store import OrderRecord, Store
 from service.trades import Trade, TradeEvent, TradeState, tag_for
 from streams import ExitIntent
@@ -59,6 +59,7 @@ class ExecConfig:
     exit_attempts: int = 3  # exit orders tried before the trade is UNPROTECTED
     retry_backoff_s: float = 0.2  # doubled after every rejected exit
     leverage: dict[str, Decimal] = field(default_factory=lambda: {"INTRADAY": Decimal(1), "DELIVERY": Decimal(1)})
+    entry_ttl_s: float = 5.0  # an entry queued longer than this expires instead of trading late
 
 
 def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal, band: tuple[int, int] | None = None) -> int:
@@ -91,6 +92,7 @@ class Trader:
         self._order_events: dict[str, asyncio.Event] = {}  # exit tags being watched
         self._exiting: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
+        self.entries = EntryQueue(self)
         self.books: dict[str, PositionBook] = {}  # net positions per login ("" the default one)
         self._by_trade: dict[int, set[str]] = {}  # tags of each trade's orders known in this process
         self._storing: dict[str, asyncio.Future] = {}  # exit tags sent while their row is being committed
@@ -145,52 +147,8 @@ class Trader:
 
     # Entry ---------------------------------------------------------------------------------------
     def submit(self, trade_ids: list[int], *, fund: int, requested: dict[int, int | None] | None = None) -> None:
-        for trade_id in trade_ids:
-            quantity = (requested or {}).get(trade_id)
-            self.spawn(self.enter(trade_id, fund=fund, quantity=quantity), f"entry-{trade_id}")
-
-    async def enter(self, trade_id: int, *, fund: int, quantity: int | None = None) -> None:
-        async with self._lock(trade_id):
-            trade = await self.store.trade(trade_id)
-            if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
-                return
-            try:
-                margin = (await self.broker_for(trade).funds()).net
-            except BrokerError as exc:
-                await self._record(trade_id, "rejected", reason=f"cannot read the broker's margin: {exc.message}")
-                return
-            if trade.spec.get("right"):
-                try:
-                    premium = await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
-                except BrokerError as exc:
-                    await self._record(trade_id, "rejected", reason=f"no premium for {trade.tradingsymbol}: {exc.message}")
-                    return
-                lot = int(trade.spec.get("lot_size") or 1)
-                sized = size_option(fund=fund, margin=margin, premium=premium, lot_size=lot,
-                                    lots=None if quantity is None else quantity // lot)
-                refusal = _rules_refusal(trade, premium, sized.quantity) if not sized.refused else None
-                if refusal:
-                    await self._record(trade_id, "rejected", reason=refusal)
-                    return
-            else:
-                price = int(trade.spec.get("alert_price") or 0)
-                leverage = self.config.leverage.get(trade.product, Decimal(1))
-                sized = size_equity(fund=fund, margin=margin, price=price, leverage=leverage, quantity=quantity)
-            if sized.refused:
-                await self._record(trade_id, "rejected", reason=sized.reason)
-                return
-            trade = await self._record(trade_id, "sized", quantity=sized.quantity)
-            side = OrderSide.BUY if trade.long else OrderSide.SELL
-            freeze = int(trade.spec.get("freeze_qty") or 0) or sized.quantity
-            lot = int(trade.spec.get("lot_size") or 1)
-            freeze = max(lot, freeze // lot * lot)  # a slice is whole lots within the freeze quantity
-            left, slice_no = sized.quantity, 1
-            while left > 0:  # above the exchange's freeze quantity an order goes out in slices
-                part = min(left, freeze)
-                if await self._send(trade, "entry", slice_no, side, part, OrderKind.MARKET, 0, Priority.ENTRY) is None:
-                    return
-                left -= part
-                slice_no += 1
+        """Queue entries (service.entries): sized and sent in arrival order, expired when queued too long."""
+        self.entries.submit(trade_ids, fund, requested or {})
 
     async def _send(self, trade: Trade, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
                     price: int, priority: Priority, fired: TradeEvent | None = None) -> OrderRecord | None:

@@ -31,6 +31,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.dashboard import feed_access
+from service.store import Store
 from service.trades import OPEN_STATES, Trade
 
 if TYPE_CHECKING:
@@ -196,8 +197,14 @@ class FeedHub:
         while True:
             await self._events_due.wait()
             self._events_due.clear()
+            store = self.desk.store
             try:
-                rows = [_event_row(r) for r in await self.desk.store.events_after(self._cursor, _EVENT_BATCH)]
+                if not self.clients:  # nobody to tell: only keep the cursor at the newest event
+                    self._cursor = max(self._cursor, await store.last_event_id())
+                    continue
+                rows = [_event_row(r) for r in await store.events_after(self._cursor, _EVENT_BATCH)]
+                unknown = {r["trade_id"] for r in rows} - self._open.keys() - self._finished.keys()
+                found = await store.db.read(lambda db: {i: Store.load_trade(db, i) for i in unknown}) if unknown else {}
             except sqlite3.Error:
                 log.exception("feed: reading new events failed")
                 await asyncio.sleep(1)
@@ -205,9 +212,7 @@ class FeedHub:
                 continue
             for row in rows:
                 self._cursor = max(self._cursor, row["id"])
-                trade = self._open.get(row["trade_id"]) or self._finished.get(row["trade_id"])
-                if trade is None:
-                    trade = await self.desk.store.trade(row["trade_id"])
+                trade = self._open.get(row["trade_id"]) or self._finished.get(row["trade_id"]) or found.get(row["trade_id"])
                 if self.clients and trade is not None:
                     self._broadcast({"type": "event", **row}, trade.strategy, trade.account)
             if len(rows) == _EVENT_BATCH:

@@ -19,6 +19,8 @@ from service.trades import Trade, TradeEvent, TradeState, fold
 
 __all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "Duplicate"]
 
+_OPEN = "('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')"  # the open states, as the queries and indexes say them
+
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE alerts (
@@ -47,6 +49,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX events_trade ON events (trade_id)",
         "CREATE TABLE stops (trade_id INTEGER PRIMARY KEY, state TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
         "CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
+    ],
+    [  # every alert reads its strategy's open trades; limits count open trades. Only open trades are indexed.
+        f"CREATE INDEX trades_open_strategy ON trades (strategy, account) WHERE state IN {_OPEN}",
+        f"CREATE INDEX trades_open_account ON trades (account) WHERE state IN {_OPEN}",
     ],
 ]
 
@@ -126,7 +132,7 @@ class Store:
                      body: dict[str, Any], status: str, reason: str = "") -> int:
         cursor = db.execute(
             "INSERT INTO alerts (received_ms, source, dedup_key, dedup_until_ms, body, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now_ms, source, dedup_key, dedup_until_ms, json.dumps(body), status, reason),
+            (now_ms, source, dedup_key, dedup_until_ms, _ENCODER.encode(body).decode(), status, reason),
         )
         alert_id = int(cursor.lastrowid)
         Store.add_event(db, now_ms, "alert_" + status, alert_id=alert_id, data={"reason": reason} if reason else {})
@@ -134,7 +140,7 @@ class Store:
 
     @staticmethod
     def set_alert_trades(db: sqlite3.Connection, alert_id: int, trade_ids: list[int]) -> None:
-        db.execute("UPDATE alerts SET trade_ids = ? WHERE id = ?", (json.dumps(trade_ids), alert_id))
+        db.execute("UPDATE alerts SET trade_ids = ? WHERE id = ?", (_ENCODER.encode(trade_ids).decode(), alert_id))
 
     async def alert(self, alert_id: int) -> AlertRecord | None:
         def work(db: sqlite3.Connection) -> AlertRecord | None:
@@ -156,15 +162,20 @@ class Store:
              trade.side, trade.product, str(trade.state), trade.created_ms, trade.created_ms),
         )
         trade = msgspec.structs.replace(trade, id=int(cursor.lastrowid))
-        Store._save_trade(db, trade)
-        Store.add_event(db, trade.created_ms, "created", trade_id=trade.id, alert_id=trade.alert_id,
-                        data={"trade": msgspec.to_builtins(trade)})
+        row = Store._save_trade(db, trade, state_changed=False)
+        db.execute("INSERT INTO events (at_ms, trade_id, alert_id, kind, data) VALUES (?, ?, ?, 'created', ?)",
+                   (trade.created_ms, trade.id, trade.alert_id, f'{{"trade":{row}}}'))  # the row, encoded once
         return trade
 
     @staticmethod
-    def _save_trade(db: sqlite3.Connection, trade: Trade) -> None:
-        db.execute("UPDATE trades SET state = ?, row = ?, updated_ms = ? WHERE id = ?",
-                   (str(trade.state), _ENCODER.encode(trade).decode(), trade.updated_ms, trade.id))
+    def _save_trade(db: sqlite3.Connection, trade: Trade, *, state_changed: bool = True) -> str:
+        row = _ENCODER.encode(trade).decode()
+        if state_changed:
+            db.execute("UPDATE trades SET state = ?, row = ?, updated_ms = ? WHERE id = ?",
+                       (str(trade.state), row, trade.updated_ms, trade.id))
+        else:  # no indexed column is written: the indexes are left alone
+            db.execute("UPDATE trades SET row = ?, updated_ms = ? WHERE id = ?", (row, trade.updated_ms, trade.id))
+        return row
 
     @staticmethod
     def load_trade(db: sqlite3.Connection, trade_id: int) -> Trade | None:
@@ -174,11 +185,11 @@ class Store:
     @staticmethod
     def apply(db: sqlite3.Connection, trade_id: int, event: TradeEvent) -> Trade:
         """Record `event` and fold it into the trade, in the caller's transaction."""
-        trade = Store.load_trade(db, trade_id)
-        if trade is None:
+        before = Store.load_trade(db, trade_id)
+        if before is None:
             raise KeyError(f"no trade {trade_id}")
-        trade = fold(trade, event)
-        Store._save_trade(db, trade)
+        trade = fold(before, event)
+        Store._save_trade(db, trade, state_changed=trade.state is not before.state)
         Store.add_event(db, event.at_ms, event.kind, trade_id=trade_id, data=event.data)
         return trade
 
@@ -213,36 +224,35 @@ class Store:
         sql = f"SELECT row FROM trades {where} ORDER BY id DESC LIMIT ?"
         return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, (*args, -1 if limit is None else limit))])
 
+    async def open_counts(self) -> tuple[int, int]:
+        """(open trades, of which UNPROTECTED), counted on the state index without reading the rows."""
+        sql = f"SELECT COUNT(*), COALESCE(SUM(state = 'UNPROTECTED'), 0) FROM trades WHERE state IN {_OPEN}"
+        return await self.db.read(lambda db: tuple(db.execute(sql).fetchone()))
+
+    @staticmethod
+    def open_trades_of(db: sqlite3.Connection, strategy: str) -> list[Trade]:
+        """Every open trade of a strategy, on every account and instrument, oldest first (one read
+        serves an alert's decisions for all its accounts)."""
+        rows = db.execute(f"SELECT row FROM trades WHERE strategy = ? AND state IN {_OPEN} ORDER BY id", (strategy,))
+        return [_trade(r) for r in rows]
+
     @staticmethod
     def open_trades_on(db: sqlite3.Connection, account: str, strategy: str, exchange: str, token: str) -> list[Trade]:
-        rows = db.execute(
-            "SELECT row FROM trades WHERE account = ? AND strategy = ? AND exchange = ? AND token = ?"
-            " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id",
-            (account, strategy, exchange, token),
-        )
-        return [_trade(r) for r in rows]
+        return [t for t in Store.open_trades_of(db, strategy)
+                if t.account == account and t.exchange == exchange and t.token == token]
 
     @staticmethod
     def open_trade_count(db: sqlite3.Connection, *, account: str | None = None, strategy: str | None = None) -> int:
         column, value = ("account", account) if account is not None else ("strategy", strategy)
-        return db.execute(f"SELECT COUNT(*) FROM trades WHERE {column} = ?"
-                          " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')", (value,)).fetchone()[0]
+        index = f"trades_open_{column}"  # named: the planner would rather scan every trade of the account
+        return db.execute(f"SELECT COUNT(*) FROM trades INDEXED BY {index} WHERE {column} = ? AND state IN {_OPEN}",
+                          (value,)).fetchone()[0]
 
     @staticmethod
     def accounts_with_open_trades(db: sqlite3.Connection, strategy: str) -> list[str]:
-        rows = db.execute("SELECT DISTINCT account FROM trades WHERE strategy = ?"
-                          " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY account", (strategy,))
+        rows = db.execute(f"SELECT DISTINCT account FROM trades WHERE strategy = ? AND state IN {_OPEN} ORDER BY account",
+                          (strategy,))
         return [r[0] for r in rows]
-
-    @staticmethod
-    def open_options_on(db: sqlite3.Connection, account: str, strategy: str, underlying: str) -> list[Trade]:
-        """Open option trades of a strategy on one underlying (calls and puts alike)."""
-        rows = db.execute(
-            "SELECT row FROM trades WHERE account = ? AND strategy = ?"
-            " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id",
-            (account, strategy),
-        )
-        return [t for t in map(_trade, rows) if t.spec.get("underlying") == underlying]
 
     # Orders ----------------------------------------------------------------------------------------
     @staticmethod

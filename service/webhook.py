@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,6 @@ from starlette.responses import JSONResponse, Response
 
 from service.alerts import Alert, AlertInvalid
 from service.policy import Decision, Policy, decide
-from service.store import Store
 from service.trades import Trade
 from streams import Instrument, RuleError, Rules, Side, levels
 from streams import Trade as EngineTrade
@@ -29,11 +27,19 @@ from streams import Trade as EngineTrade
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["opentrade", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body"]
+__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body"]
 
 log = logging.getLogger("tickguard.webhook")
 MAX_BODY_BYTES = 16 * 1024
 ID_DEDUP_S = 24 * 3600
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_reply(content: dict[str, Any], status: int) -> Response:
+    """A JSON response encoded by msgspec (the bytes Starlette's JSONResponse would send)."""
+    return Response(_encode(content), status, media_type="application/json")
 
 
 def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
@@ -143,13 +149,15 @@ def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> 
         raise AlertInvalid([{"field": field_name, "reason": exc.reason}]) from None
 
 
-def decide_in(db: sqlite3.Connection, plan: Plan, account: str, policy: Policy, lot_size: int) -> Decision:
+def decide_for(plan: Plan, account: str, open_trades: list[Trade], policy: Policy, lot_size: int) -> Decision:
+    """The decision for one account, from the strategy's open trades (every account's, oldest first)."""
     if plan.underlying is None:
-        open_trades = Store.open_trades_on(db, account, plan.alert.strategyname, plan.symbol.exchange, plan.symbol.token)
-        return decide(plan.alert, open_trades, policy, lot_size)
+        symbol = plan.symbol
+        held = [t for t in open_trades if t.account == account and t.exchange == symbol.exchange and t.token == symbol.token]
+        return decide(plan.alert, held, policy, lot_size)
     # Options are only ever bought: a call is long the underlying, a put short. Decide on that view.
-    held = Store.open_options_on(db, account, plan.alert.strategyname, plan.underlying.name)
-    view = [msgspec.structs.replace(t, side="LONG" if t.spec.get("right") == "CE" else "SHORT") for t in held]
+    view = [msgspec.structs.replace(t, side="LONG" if t.spec.get("right") == "CE" else "SHORT") for t in open_trades
+            if t.account == account and t.spec.get("underlying") == plan.underlying.name]
     return decide(plan.alert, view, policy, lot_size)
 
 

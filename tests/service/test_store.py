@@ -54,6 +54,22 @@ async def test_trades_filter_by_state_and_strategy(store):
     assert len(open_ones) == 1
 
 
+async def test_open_trades_are_counted_and_found_by_strategy_on_an_index(store):
+    a = await store.db.write(lambda db: Store.insert_trade(db, new_trade()))
+    b = await store.db.write(lambda db: Store.insert_trade(db, new_trade(account="A2")))
+    await store.db.write(lambda db: Store.insert_trade(db, new_trade(strategy="s2")))
+    await store.record(a.id, TradeEvent(kind="rejected", at_ms=2000, data={"reason": "funds"}))
+    await store.record(b.id, TradeEvent(kind="unprotected", at_ms=2000, data={"reason": "no stop"}))
+    assert await store.open_counts() == (2, 1)
+    assert await store.db.read(lambda db: Store.accounts_with_open_trades(db, "s1")) == ["A2"]
+    assert [t.id for t in await store.db.read(lambda db: Store.open_trades_of(db, "s1"))] == [b.id]
+    # Every alert asks this, so it must never read the whole table as it grows: only open trades are indexed.
+    plan = await store.db.read(lambda db: db.execute(
+        "EXPLAIN QUERY PLAN SELECT row FROM trades WHERE strategy = ?"
+        " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id", ("s1",)).fetchall())
+    assert any("USING INDEX trades_open_strategy" in row[-1] for row in plan), plan
+
+
 async def test_orders_by_tag_and_live_orders(store):
     trade = await store.db.write(lambda db: Store.insert_trade(db, new_trade()))
     tag = tag_for(trade.id, "entry", 1)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from service.broker.errors import BrokerError
 from service.broker.types import Priority
 
-__all__ = ["EntryExpired", "OrderPacer", "RoutePacer", "Window", "ROUTE_LIMITS", "EXIT_RESERVE"]
+__all__ = ["EntryExpired", "expired_reason", "OrderPacer", "RoutePacer", "Window", "ROUTE_LIMITS", "EXIT_RESERVE"]
 
 EXIT_RESERVE = 100  # orders of the hourly budget only exits may use
 
@@ -47,9 +47,13 @@ ORDER_LIMITS = (20, 500, 1000)
 PERIODS = (1.0, 60.0, 3600.0)
 
 
+def expired_reason(waited_s: float) -> str:
+    return f"entry order expired after waiting {waited_s:.2f} s for the broker's rate limit"
+
+
 class EntryExpired(BrokerError):
     def __init__(self, waited_s: float) -> None:
-        super().__init__(f"entry order expired after waiting {waited_s:.2f} s for the broker's rate limit")
+        super().__init__(expired_reason(waited_s))
         self.waited_s = waited_s
 
 

@@ -1,0 +1,214 @@
+"""The entry queue: accepted entries sized and sent in arrival order (trading-semantics §3, §5).
+
+One runner per trader takes the queue a batch at a time: one read of the batch's trades, one margin
+read (getRMS) per login, each entry sized against what that margin has left after the entries
+before it, the `sized` (or `rejected`) events written in one transaction, then the orders sent
+through the broker's pacer. The next batch starts once these have left (or after a second, the
+time a batch takes at the exchanges' 10 orders/s), so entries wait here rather than pile up in the
+pacer with their order rows written.
+
+An entry still queued `entry_ttl_s` after its alert expires with an `expired` event instead of
+trading late: a second task wakes when the oldest entry turns late and expires the late ones, a
+few dozen to a transaction so that alerts' writes go in between. The pacer's own time-to-live
+covers the wait for an order slot after that. Entries queued when tickguard stops are expired by
+recovery (no order was sent for them).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from service.broker import Broker, BrokerError, OrderKind, OrderSide, Priority
+from service.broker.smartapi.pacing import expired_reason
+from service.sizing import Sized, size_equity, size_option
+from service.store import Store
+from service.trades import Trade, TradeEvent, TradeState
+
+if TYPE_CHECKING:
+    from service.execution import Trader
+
+__all__ = ["ENTRY_BATCH", "EntryQueue", "Queued"]
+
+ENTRY_BATCH = 10  # entries sized on one margin read: a second of orders at the exchanges' 10/s
+BATCH_WAIT_S = 1.0  # how long a batch's orders may hold back the next batch
+EXPIRE_CHUNK = 32  # late entries expired in one transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    trade_id: int
+    fund: int  # the account's fund per trade, paise
+    quantity: int | None  # asked for by the alert (units), else sized from the fund
+    queued_at: float  # time.monotonic() when the alert was accepted
+
+
+class EntryQueue:
+    def __init__(self, trader: Trader, clock: Callable[[], float] = time.monotonic) -> None:
+        self.trader = trader
+        self.clock = clock
+        self.waiting: deque[Queued] = deque()
+        self._runner: asyncio.Task | None = None
+        self._expirer: asyncio.Task | None = None
+        self._expired = asyncio.Event()  # set whenever the expirer has taken late entries off the queue
+        self._held: dict[Broker, int] = {}  # per login: margin of entries sized here, not yet at the broker
+
+    def submit(self, trade_ids: list[int], fund: int, requested: dict[int, int | None]) -> None:
+        now = self.clock()
+        self.waiting.extend(Queued(trade_id, fund, requested.get(trade_id), now) for trade_id in trade_ids)
+        if self._runner is None or self._runner.done():
+            self._runner = self.trader.spawn(self._run(), "entries")
+        if self._expirer is None or self._expirer.done():
+            self._expirer = self.trader.spawn(self._expire_due(), "entries-expiry")
+
+    def _late(self, now: float) -> bool:
+        return now - self.waiting[0].queued_at >= self.trader.config.entry_ttl_s
+
+    async def _run(self) -> None:
+        while self.waiting:
+            now = self.clock()
+            batch: list[Queued] = []
+            while self.waiting and len(batch) < ENTRY_BATCH and not self._late(now):
+                batch.append(self.waiting.popleft())
+            if batch:
+                await self._enter(batch)
+            else:  # the oldest entry is late: the expirer takes it
+                self._expired.clear()
+                await self._expired.wait()
+
+    async def _expire_due(self) -> None:
+        """Expire entries as they turn late, EXPIRE_CHUNK to a transaction so alerts' writes go between."""
+        while self.waiting:
+            now = self.clock()
+            late: list[Queued] = []
+            while self.waiting and len(late) < EXPIRE_CHUNK and self._late(now):
+                late.append(self.waiting.popleft())
+            if late:
+                await self._expire(late, now)
+                self._expired.set()
+            elif self.waiting:
+                await asyncio.sleep(self.waiting[0].queued_at + self.trader.config.entry_ttl_s - now)
+        self._expired.set()
+
+    async def _expire(self, late: list[Queued], now: float) -> None:
+        at_ms = self.trader.now_ms()
+
+        def work(db) -> list[Trade]:
+            expired = []
+            for entry in late:
+                trade = Store.load_trade(db, entry.trade_id)
+                if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
+                    continue  # closed by the operator while it waited
+                event = TradeEvent(kind="expired", at_ms=at_ms, data={"reason": expired_reason(now - entry.queued_at)})
+                expired.append(Store.apply(db, entry.trade_id, event))
+            return expired
+
+        for trade in await self.trader.store.db.write(work):
+            self.trader._count("entry", "expired")
+            self.trader.on_trade(trade)
+
+    async def _enter(self, batch: list[Queued]) -> None:
+        trader = self.trader
+        ids = [entry.trade_id for entry in batch]
+        trades = await trader.store.db.read(lambda db: {i: Store.load_trade(db, i) for i in ids})
+        by_login: dict[Broker, list[tuple[Queued, Trade]]] = {}
+        for entry in batch:
+            trade = trades[entry.trade_id]
+            if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
+                by_login.setdefault(trader.broker_for(trade), []).append((entry, trade))
+        margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
+        decided: list[tuple[Trade, str, str, int, int]] = []  # (trade, kind, reason, quantity, margin used)
+        for (broker, entries), margin in zip(by_login.items(), margins):
+            for entry, trade in entries:
+                if isinstance(margin, BrokerError):
+                    decided.append((trade, "rejected", f"cannot read the broker's margin: {margin.message}", 0, 0))
+                    continue
+                kind, reason, quantity, cost = await self._size(trade, entry, margin)
+                margin -= cost
+                decided.append((trade, kind, reason, quantity, cost))
+        if not decided:
+            return
+        at_ms = trader.now_ms()
+
+        def work(db) -> list[Trade]:
+            data = [({"quantity": quantity} if kind == "sized" else {"reason": reason}) for _, kind, reason, quantity, _
+                    in decided]
+            return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=values))
+                    for (trade, kind, *_), values in zip(decided, data)]
+
+        sends = []
+        for trade, (_, kind, _, quantity, cost) in zip(await trader.store.db.write(work), decided):
+            trader.on_trade(trade)
+            if kind == "sized":
+                broker = trader.broker_for(trade)
+                self._held[broker] = self._held.get(broker, 0) + cost
+                sends.append(trader.spawn(self._send(trade, quantity, broker, cost), f"entry-{trade.id}"))
+        if sends:
+            await asyncio.wait(sends, timeout=BATCH_WAIT_S)
+
+    async def _margin(self, broker: Broker) -> int | BrokerError:
+        """What the login may still use: the broker's `net`, less what entries sized here and not yet
+        sent will take (the broker counts an order only once it has it)."""
+        try:
+            net = (await broker.funds()).net
+        except BrokerError as exc:
+            return exc
+        return net - self._held.get(broker, 0)
+
+    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, str, int, int]:
+        """("sized", "", quantity, margin it takes) or ("rejected", reason, 0, 0)."""
+        trader = self.trader
+        if trade.spec.get("right"):
+            try:
+                premium = await trader.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+            except BrokerError as exc:
+                return "rejected", f"no premium for {trade.tradingsymbol}: {exc.message}", 0, 0
+            lot = int(trade.spec.get("lot_size") or 1)
+            sized = size_option(fund=entry.fund, margin=margin, premium=premium, lot_size=lot,
+                                lots=None if entry.quantity is None else entry.quantity // lot)
+            if not sized.refused:
+                from service.execution import _rules_refusal
+
+                refusal = _rules_refusal(trade, premium, sized.quantity)
+                if refusal:
+                    return "rejected", refusal, 0, 0
+            cost = sized.quantity * premium
+        else:
+            price = int(trade.spec.get("alert_price") or 0)
+            leverage = trader.config.leverage.get(trade.product, Decimal(1))
+            sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
+            cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
+        return _outcome(sized, cost)
+
+    async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:
+        """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity."""
+        trader = self.trader
+        try:
+            async with trader._lock(trade.id):
+                side = OrderSide.BUY if trade.long else OrderSide.SELL
+                lot = int(trade.spec.get("lot_size") or 1)
+                freeze = int(trade.spec.get("freeze_qty") or 0) or quantity
+                freeze = max(lot, freeze // lot * lot)
+                left, slice_no = quantity, 1
+                while left > 0:
+                    part = min(left, freeze)
+                    if await trader._send(trade, "entry", slice_no, side, part, OrderKind.MARKET, 0, Priority.ENTRY) is None:
+                        return
+                    left -= part
+                    slice_no += 1
+        finally:
+            self._held[broker] -= cost
+
+
+def _outcome(sized: Sized, cost: int) -> tuple[str, str, int, int]:
+    if sized.refused:
+        return "rejected", sized.reason, 0, 0
+    return "sized", "", sized.quantity, cost
+
+
+def _ceil(amount: Decimal) -> int:
+    return int(-(-amount // 1))
