@@ -37,4 +37,7 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.warmup, args.seconds))
+    from service.cli import run
+    from service.settings import load_settings
+
+    run(main(args.url, args.warmup, args.seconds), load_settings().event_loop)  # the loop tickguard runs on

@@ -110,6 +110,23 @@ class TickConnection(ClientConnection):
         super().__init__(*args, **kwargs)
         self.on_binary: Callable[[bytes | bytearray], None] = _dropped
         self._fragments: list[bytes | bytearray] | None = None  # a fragmented binary message so far
+        self._yielding = False
+
+    def data_received(self, data: bytes) -> None:
+        """Handle one read, then let the loop serve everything else before the next: a socket that is
+        never empty (a burst) would otherwise keep the loop reading it, and REST replies — an exit's
+        own — would wait behind it (uvloop reads a busy socket many times per turn)."""
+        super().data_received(data)
+        transport = self.transport
+        if not self._yielding and not transport.is_closing():
+            self._yielding = True
+            transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._read_on)
+
+    def _read_on(self) -> None:
+        self._yielding = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def process_event(self, event: Any) -> None:
         if type(event) is Frame:

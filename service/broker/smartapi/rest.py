@@ -77,6 +77,7 @@ class SmartApiRest:
         self.trace_configs = list(trace_configs)  # aiohttp request hooks (tracing, tests)
         self.root = config.root.rstrip("/")
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
+        self._closed = False
         self.routes = RoutePacer()
         self.orders = OrderPacer(config.orders_per_second_per_segment)
         self._tokens: _Tokens | None = None
@@ -90,12 +91,15 @@ class SmartApiRest:
 
     @property
     def http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise BrokerUnavailable("the broker client is closed")
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
                                                trace_configs=self.trace_configs or None)
         return self._http
 
     async def close(self) -> None:
+        self._closed = True  # a late caller (a background refresh) must not open a session nobody closes
         for task in list(self._reads):
             task.cancel()
         await asyncio.gather(*self._reads, return_exceptions=True)
