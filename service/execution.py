@@ -322,10 +322,26 @@ class Trader:
             if delta <= 0 and status == record.status and order.order_id == (record.broker_order_id or order.order_id):
                 return
             previous = record
-            record = await self.store.db.write(lambda db: Store.update_order(
-                db, previous.id, self.now_ms(), broker_order_id=order.order_id, unique_order_id=order.unique_order_id,
-                status=status, filled=max(order.filled, previous.filled), average_price=order.average_price,
-                text=order.text[:200]))
+            now = self.now_ms()
+            price = _fill_price(previous, order, delta) if delta > 0 else 0
+            fill = TradeEvent(kind=f"{previous.role}_fill", at_ms=now,
+                              data={"quantity": delta, "price": price, "tag": previous.tag}) if delta > 0 else None
+
+            def work(db) -> tuple[OrderRecord, Trade | None, bool]:
+                """The order's news and the fill it brings in one transaction: a crash between the two
+                would leave a complete order whose fill no trade ever counted."""
+                updated = Store.update_order(
+                    db, previous.id, now, broker_order_id=order.order_id, unique_order_id=order.unique_order_id,
+                    status=status, filled=max(order.filled, previous.filled), average_price=order.average_price,
+                    text=order.text[:200])
+                if fill is None:
+                    return updated, None, False
+                trade = Store.apply(db, previous.trade_id, fill)
+                if previous.role == "exit" and trade.exited >= trade.filled and trade.state is not TradeState.CLOSED:
+                    return updated, Store.apply(db, trade.id, TradeEvent(kind="closed", at_ms=now, data={})), True
+                return updated, trade, False
+
+            record, filled_trade, closed = await self.store.db.write(work)
             self._remember(record)
             if record.status in ("complete", "rejected") and previous.status != record.status:
                 self._count(record.role, "filled" if record.status == "complete" else "rejected")
@@ -333,9 +349,9 @@ class Trader:
                 self._book_fill(record.tag, record.side, delta)
             if record.status in _DONE:
                 self._settle(record.tag)
-            if delta > 0:
-                price = _fill_price(previous, order, delta)
-                await self._fill(record, delta, price)
+            if filled_trade is not None:
+                self.on_trade(filled_trade)
+                self._filled(record, filled_trade, price, closed)
             elif record.role == "entry" and order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
                 trade = await self.store.trade(record.trade_id)
                 if trade is not None and trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
@@ -344,18 +360,16 @@ class Trader:
         if event is not None:
             event.set()
 
-    async def _fill(self, record: OrderRecord, quantity: int, price: int) -> None:
+    def _filled(self, record: OrderRecord, trade: Trade, price: int, closed: bool) -> None:
+        """What a recorded fill sets going: an entry fill arms the trade, the last exit fill confirms it."""
         if record.role == "entry":
-            trade = await self._record(record.trade_id, "entry_fill", quantity=quantity, price=price, tag=record.tag)
             if trade.state is TradeState.OPEN:
                 self.guard.arm(trade)
                 if (trade.exchange, trade.token) not in self.bands:  # off the exit path: learn the band now
                     self.bands[(trade.exchange, trade.token)] = None
                     self.spawn(self._learn_band(trade), f"band-{trade.token}")
             return
-        trade = await self._record(record.trade_id, "exit_fill", quantity=quantity, price=price, tag=record.tag)
-        if trade.exited >= trade.filled and trade.state is not TradeState.CLOSED:
-            trade = await self._record(trade.id, "closed")
+        if closed:
             self.guard.confirm(trade.id, int(trade.exit_price or price))
             log.info("trade closed", extra={"trade_id": trade.id, "pnl_paise": trade.realised_pnl})
 
