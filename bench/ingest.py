@@ -77,7 +77,7 @@ def run(quick: bool) -> list[Figure]:
             service = _procs.tickguard(scratch, paper.url, seed_trades=TRADES, seed_tokens=seed_file(scratch),
                                        SMARTAPI_STREAM_URL=stream_url, BENCH_SEEDED_FILE=str(seeded))
             with service:
-                _procs.wait_for(seeded.exists, "10 000 trades armed", 120)
+                _procs.wait_for(seeded.exists, "10 000 trades armed", 300)
                 ours = service_rate(service.url, seconds)
             if not quick:  # the baseline again, after the service, so both see the same machine
                 bare = max(bare, bare_rate(scratch, stream_url, seconds))

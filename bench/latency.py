@@ -157,7 +157,7 @@ def run(quick: bool) -> list[Figure]:
             service = _procs.tickguard(scratch, paper.url, seed_trades=TRADES, seed_tokens=str(scratch / "seed_tokens.json"),
                                        BENCH_SEEDED_FILE=str(seeded))
             with service:
-                _procs.wait_for(seeded.exists, "10 000 trades armed", 120)
+                _procs.wait_for(seeded.exists, "10 000 trades armed", 300)
                 for instrument, price in seeded_real[:BACKGROUND_PATHS]:
                     body = {"exchange": "NSE", "token": instrument.token, "points": walk(price, 1_000, rng),
                             "rate": PATH_RATE, "repeat": 1_000}

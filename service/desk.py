@@ -210,7 +210,9 @@ class Desk:
             if now - self._throttled.get((stream, event.kind), float("-inf")) >= 10:
                 self._throttled[(stream, event.kind)] = now
                 log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail})
-        elif event.kind not in ("subscribed", "fallback-ltp"):
+        elif event.kind in ("subscribed", "fallback-ltp", "polled"):  # routine: the order book's periodic check too
+            log.debug("%s stream %s", stream, event.kind, extra={"detail": event.detail})
+        else:
             log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
 
     async def rearm_open_trades(self) -> None:
