@@ -164,8 +164,8 @@ class Desk:
         await self.guard.start()
         self.recovery = await recover(self)
         self.heap.settle()
-        for book in {id(b): b for b in (self.trader.book(login) for login in ("", *self.logins))}.values():
-            await book.refresh()
+        for login in ("", *self.logins):  # one position book per login, snapshotted once recovery is done
+            await self.trader.book(login).refresh()
         self._sampler = asyncio.create_task(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:

@@ -438,10 +438,8 @@ class Trader:
             if quantity <= 0:
                 await self._record_event(trade_id, fired)  # the loop below closes it: no position left
             else:
-                freeze = trade.spec.get("freeze_qty")
-                quantity = min(quantity, int(freeze)) if freeze else quantity
                 attempt = 1
-                outcome = await self._exit_attempt(trade, attempt, quantity, fired)
+                outcome = await self._exit_attempt(trade, attempt, _slice(trade, quantity), fired)
                 if outcome != "filled":
                     failures += 1
                     await self._record(trade_id, "exit_retry", attempt=attempt, outcome=outcome)
@@ -465,10 +463,7 @@ class Trader:
                 await self._record(trade_id, "closed", reason="no position left at the broker")
                 self.guard.confirm(trade_id, int(trade.entry_price or 0))
                 return
-            freeze = trade.spec.get("freeze_qty")
-            if freeze:
-                quantity = min(quantity, int(freeze))
-            outcome = await self._exit_attempt(trade, attempt, quantity)
+            outcome = await self._exit_attempt(trade, attempt, _slice(trade, quantity))
             attempt += 1
             if outcome == "filled":
                 continue  # the next slice, or the loop sees the trade CLOSED
@@ -682,6 +677,12 @@ def _rules_refusal(trade: Trade, premium: int, quantity: int) -> str | None:
     except RuleError as exc:
         return f"stop rules at premium {premium / 100:.2f}: {exc.field}: {exc.reason}"
     return None
+
+
+def _slice(trade: Trade, quantity: int) -> int:
+    """At most the exchange's freeze quantity per order: a larger exit goes out in slices."""
+    freeze = trade.spec.get("freeze_qty")
+    return min(quantity, int(freeze)) if freeze else quantity
 
 
 _DONE = ("complete", "rejected", "cancelled", "failed", "unknown", "expired")
