@@ -397,7 +397,7 @@ class Desk:
             quantity = target_quantity if target_quantity is not None else asked
             self.trader.submit([trade_id], fund=account.fund, requested={trade_id: quantity})
         for trade_id in closing:
-            self.trader.spawn(self.trader.close(trade_id), f"close-{trade_id}")
+            self.trader.spawn(self.trader.close(trade_id, "SIGNAL"), f"close-{trade_id}")
         reply: dict[str, Any] = {"alert_id": alert_id, "trades": trade_ids, "closing": closing}
         if notes:
             reply["notes"] = notes

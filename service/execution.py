@@ -651,18 +651,20 @@ class Trader:
         return await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
 
     # Manual close --------------------------------------------------------------------------------
-    async def close(self, trade_id: int) -> Trade | None:
-        """Close on the operator's word: cancel a pending entry, or have the engine fire MANUAL."""
+    async def close(self, trade_id: int, reason: str = "MANUAL") -> Trade | None:
+        """Close on the operator's word (MANUAL) or an alert's (SIGNAL): cancel a pending entry, or have
+        the engine fire the close with that reason."""
         trade = await self.store.trade(trade_id)
         if trade is None:
             return None
         if trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
             await self._cancel_entry_rest(trade)
-            return await self._record(trade_id, "rejected", reason="closed by the operator before the entry filled")
+            who = "an alert" if reason == "SIGNAL" else "the operator"
+            return await self._record(trade_id, "rejected", reason=f"closed by {who} before the entry filled")
         if trade.state is TradeState.UNPROTECTED:
-            self.on_exit_intent(ExitIntent(trade_id=trade_id, reason="MANUAL", level=None, tick=None))
+            self.on_exit_intent(ExitIntent(trade_id=trade_id, reason=reason, level=None, tick=None))
         elif self.guard.armed(trade_id):
-            self.guard.close(trade_id)
+            self.guard.close(trade_id, reason)
         return trade
 
 

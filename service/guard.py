@@ -27,6 +27,7 @@ from streams import (
     Disarm,
     EngineConfig,
     ExitIntent,
+    ExitReason,
     Instrument,
     Pipeline,
     PipelineConfig,
@@ -159,8 +160,8 @@ class Guard:
     def rearm(self, trade_id: int) -> None:
         self.pipeline.on_event(Rearm(trade_id))
 
-    def close(self, trade_id: int) -> None:
-        self.pipeline.on_event(Close(trade_id))
+    def close(self, trade_id: int, reason: str = "MANUAL") -> None:
+        self.pipeline.on_event(Close(trade_id, ExitReason(reason)))
 
     def armed(self, trade_id: int) -> bool:
         return trade_id in self._basis

@@ -29,7 +29,7 @@ __all__ = [
 ALERT_OUTCOMES = ("accepted", "refused", "duplicate", "invalid", "unauthorized")
 ORDER_ROLES = ("entry", "exit")
 ORDER_OUTCOMES = ("sent", "filled", "rejected", "failed", "expired")
-EXIT_REASONS = ("STOP", "TRAIL", "TARGET", "SQUARE_OFF", "RISK", "MANUAL", "CUSTOM")
+EXIT_REASONS = ("STOP", "TRAIL", "TARGET", "SQUARE_OFF", "RISK", "MANUAL", "SIGNAL", "CUSTOM")
 STREAMS = ("ticks", "orders")
 # From a tenth of a millisecond (the engine deciding on a tick) to seconds (a broker round trip).
 TICK_TO_EXIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

@@ -83,7 +83,7 @@ class Engine:
         self._day: int | None = None
         self._squared: set[str] = set()
         self._entries: dict[str, bool] = {}
-        self._pending_close: dict[int, None] = {}
+        self._pending_close: dict[int, ExitReason] = {}  # closes asked for outside the session, by reason
         self._busy = False
         self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
 
@@ -387,9 +387,9 @@ class Engine:
         if guard is None or guard.phase is not ARMED:
             return
         if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
-            self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.exchange, guard.token))
+            self._fire(guard, event.reason, None, self._last_tick(guard.exchange, guard.token))
         else:
-            self._pending_close[guard.trade.id] = None
+            self._pending_close[guard.trade.id] = event.reason
 
     def _set_limit(self, event: SetLimit) -> None:
         group = self.limits.set_limit(event.scope, event.key, event.max_loss, event.flatten)
@@ -439,10 +439,10 @@ class Engine:
                 self.emit(Resumed(group.scope, group.key, now_ms))
         for exchange in self.sessions.exchanges:
             self._timed(exchange, day, now_ms)
-        for trade_id in list(self._pending_close):
+        for trade_id, reason in list(self._pending_close.items()):
             guard = self._guards[trade_id]
             if self.sessions.is_open(guard.segment, now_ms):
-                self._fire(guard, ExitReason.MANUAL, None, self._last_tick(guard.exchange, guard.token))
+                self._fire(guard, reason, None, self._last_tick(guard.exchange, guard.token))
 
     def _timed(self, exchange: str, day: int, now_ms: int) -> None:
         entries = self.sessions.entries_open(exchange, now_ms)

@@ -78,7 +78,8 @@ class ExitReason(enum.StrEnum):
     TARGET = "TARGET"
     SQUARE_OFF = "SQUARE_OFF"
     RISK = "RISK"
-    MANUAL = "MANUAL"
+    MANUAL = "MANUAL"  # the operator's close (dashboard, API, flatten)
+    SIGNAL = "SIGNAL"  # an alert's close: sell under close_only, exit, position_size, reverse
     CUSTOM = "CUSTOM"  # emitted by a signal-stage plug-in
 
 
@@ -191,9 +192,10 @@ class Rearm(msgspec.Struct, frozen=True, tag=True):
 
 
 class Close(msgspec.Struct, frozen=True, tag=True):
-    """A manual close from the operator."""
+    """A close decided outside the stop rules: the operator's (MANUAL) or an alert's (SIGNAL)."""
 
     trade_id: int
+    reason: ExitReason = ExitReason.MANUAL
 
 
 class SetLimit(msgspec.Struct, frozen=True, tag=True):

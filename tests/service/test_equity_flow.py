@@ -99,12 +99,36 @@ def test_manual_close(service_factory):
     assert next(e for e in view["events"] if e["kind"] == "exit_fired")["data"]["reason"] == "MANUAL"
 
 
+def _exits_by_reason(service) -> dict[str, float]:
+    with service.client() as client:
+        text = client.get("/metrics").text
+    return {line.split('reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith("tickguard_exits_total{")}
+
+
+def _closed_by_signal(service, trade_id: int, what: str) -> None:
+    """An alert's close is recorded as SIGNAL — in the exit event, the trade and the exit counter."""
+    view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what=what)
+    assert next(e for e in view["events"] if e["kind"] == "exit_fired")["data"]["reason"] == "SIGNAL"
+    assert view["trade"]["reason"] == "SIGNAL"
+    counts = _exits_by_reason(service)
+    assert counts["SIGNAL"] == 1 and counts["MANUAL"] == 0
+
+
 def test_exit_signal_closes_the_strategys_position(service_factory):
     service = service_factory()
     trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
     reply = service.alert(signal="exit")
     assert reply.status_code == 202 and reply.json()["closing"] == [trade_id]
-    service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="exit by signal")
+    _closed_by_signal(service, trade_id, "exit by signal")
+
+
+def test_sell_under_close_only_closes_with_reason_signal(service_factory):
+    service = service_factory()
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
+    reply = service.alert(signal="sell")
+    assert reply.status_code == 202 and reply.json()["closing"] == [trade_id]
+    _closed_by_signal(service, trade_id, "sell closing the long")
 
 
 def test_position_size_zero_flattens(service_factory):
@@ -112,7 +136,7 @@ def test_position_size_zero_flattens(service_factory):
     trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
     reply = service.alert(position_size=0, id="flat-1")
     assert reply.status_code == 202 and reply.json()["closing"] == [trade_id]
-    service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="flattened by position_size")
+    _closed_by_signal(service, trade_id, "flattened by position_size")
 
 
 def test_an_exit_left_open_is_chased_until_filled(service_factory):

@@ -18,6 +18,7 @@ from streams import (
     Disarm,
     Disarmed,
     EntryWindow,
+    ExitReason,
     Halted,
     Instrument,
     Rearm,
@@ -252,6 +253,13 @@ def test_manual_close_is_honoured_at_once_in_session_or_at_the_open(trade_, cloc
     lookup = dict(k=clock, o=ist(9, 15), x=Arm(trade_), m=Close(trade_.id))
     got = run_marbles(ticks="-", events="--x-m", clock="-k---o", lookup=lookup)
     assert got == [(frame, intent(trade_.id, "MANUAL", None, None))]
+
+
+@pytest.mark.parametrize(("clock", "frame"), [(ist(10), 4), (ist(9, 0), 5)])
+def test_an_alerts_close_fires_with_reason_signal_at_once_or_at_the_open(clock, frame):
+    lookup = dict(k=clock, o=ist(9, 15), x=Arm(LONG_STOP), m=Close(LONG_STOP.id, ExitReason.SIGNAL))
+    got = run_marbles(ticks="-", events="--x-m", clock="-k---o", lookup=lookup)
+    assert got == [(frame, intent(LONG_STOP.id, "SIGNAL", None, None))]
 
 
 def test_manual_close_of_an_exiting_trade_sends_nothing_more():
