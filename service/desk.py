@@ -24,13 +24,13 @@ from service.guard import Guard
 from service.heap import Heap
 from service.metrics import Metrics
 from service.notify import Notifier
-from service.policy import Policy
+from service.policy import Policy, Refusal
 from service.recovery import recover
 from service.settings import Settings
 from service.store import Duplicate, Store
 from service.symbols import SymbolBook, SymbolError
 from service.trades import OPEN_STATES, Trade, TradeEvent, TradeState
-from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_for, json_reply, new_trade
+from service.webhook import ID_DEDUP_S, Plan, check_rules, decide_for, json_reply, names_contract, new_trade
 from streams import (
     Armed,
     Calendar,
@@ -289,7 +289,7 @@ class Desk:
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
         stored = {k: v for k, v in body.items() if k != "token"}
         return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, underlying,
-                    accounts, entry_refusal)
+                    accounts, entry_refusal, contract_named=alert.type == "option" and names_contract(alert.symbolname))
 
     def _apply_limits(self, accounts: list[Account], name: str, strategy: Strategy | None) -> None:
         """Hand the engine the daily-loss limits of these accounts and this strategy (when they change)."""
@@ -318,7 +318,7 @@ class Desk:
         """The contract to buy and its underlying: a contract named in the alert, or one picked from the
         underlying's price — a call for buy, a put for sell (or the alert's `option.right`)."""
         name = alert.symbolname.split(":", 1)[-1].upper()
-        if name.endswith(("CE", "PE")) and any(ch.isdigit() for ch in name):
+        if names_contract(alert.symbolname):
             contract = await self.symbols.contract(name)
             return contract, await self.symbols.equity(contract.name)
         spec = alert.option
@@ -350,11 +350,14 @@ class Desk:
             opens: list[tuple[str, str, int | None]] = []
             closing: list[int] = []
             notes: list[str] = []
+            refused: list[tuple[str, Refusal]] = []  # (account, the leg it may not take)
             for account_id in ids:
                 decision = decide_for(plan, account_id, open_trades, policy, plan.symbol.lotsize)
                 closing += decision.close
                 if decision.note:
                     notes.append(f"{account_id}: {decision.note}")
+                if decision.refused is not None:
+                    refused.append((account_id, decision.refused))
                 if decision.open_side is None:
                     continue
                 refusal = general or self._entry_refusal(by_id.get(account_id), plan.alert.strategyname, db)
@@ -362,6 +365,8 @@ class Desk:
                     notes.append(f"{account_id}: {refusal}")
                 else:
                     opens.append((account_id, decision.open_side, decision.open_quantity))
+            if not opens and not closing and refused:  # the alert asks for what may never be: nothing stored
+                return "invalid", [{"field": refused[0][1].field, "reason": refused[0][1].reason}]
             if not opens and not closing and (general or notes):
                 reason = general or "; ".join(notes)
                 alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
@@ -369,13 +374,16 @@ class Desk:
                 return "refused", (alert_id, reason)
             alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key,
                                           dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
-                                          reason="; ".join(notes))
+                                          reason="; ".join(notes + [f"{a}: {r.leg} refused: {r.reason}" for a, r in refused]))
             opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a], qty)
                       for a, side, qty in opens]
             Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing)
-            return "accepted", (alert_id, opened, closing, notes)
+            return "accepted", (alert_id, opened, closing, notes, refused)
 
         outcome, value = await self.store.db.write(work)
+        if outcome == "invalid":
+            self.metrics.count_alert("invalid")
+            return JSONResponse({"errors": value}, 422)
         if outcome == "duplicate":
             self.metrics.count_alert("duplicate")
             return JSONResponse({"alert_id": value.id, "trades": value.trade_ids, "duplicate": True}, 200)
@@ -385,7 +393,7 @@ class Desk:
             self._announce("alert_refused", {"alert_id": alert_id, "reason": reason, "alert": plan.stored_body})
             status = 503 if plan.entry_refusal and not self.halted else 409
             return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, status)
-        alert_id, opened, closing, notes = value
+        alert_id, opened, closing, notes, refused = value
         trade_ids = [t for t, _, _ in opened]
         self.metrics.count_alert("accepted")
         self._announce("alert_accepted", {"alert_id": alert_id, "trades": trade_ids, "closing": closing,
@@ -399,6 +407,8 @@ class Desk:
         for trade_id in closing:
             self.trader.spawn(self.trader.close(trade_id, "SIGNAL"), f"close-{trade_id}")
         reply: dict[str, Any] = {"alert_id": alert_id, "trades": trade_ids, "closing": closing}
+        if refused:
+            reply["refused"] = [{"leg": r.leg, "reason": r.reason, "account": a} for a, r in refused]
         if notes:
             reply["notes"] = notes
         return json_reply(reply, 202)

@@ -11,6 +11,11 @@ Policies for the opposite signal, per strategy:
     open_new              open this side regardless of the other
 `exit` always just closes. `short` opens or adds a short under every policy (it says so); `cover`
 only closes shorts. `position_size` (TradingView's target net position) overrides all of it.
+
+Some positions can never be short: a cash equity outside INTRADAY, and an option contract (tickguard
+never writes options). `forbid_short` keeps a decision's closes and turns its opening short leg into
+a refusal the reply names; a named contract's `sell` closes the long in that contract under every
+policy (`decide_contract`).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from service.alerts import Alert, Signal
 from service.trades import Trade
 
-__all__ = ["Policy", "Decision", "decide"]
+__all__ = ["Policy", "Decision", "Refusal", "decide", "decide_contract", "forbid_short"]
 
 
 class Policy(enum.StrEnum):
@@ -30,15 +35,42 @@ class Policy(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Refusal:
+    leg: str  # the leg not taken: open_short
+    reason: str
+    field: str  # the alert field a 422 names when nothing else happens
+
+
+@dataclass(frozen=True)
 class Decision:
     close: list[int] = field(default_factory=list)  # trade ids to exit
     open_side: str | None = None  # LONG | SHORT
     open_quantity: int | None = None  # units; None = size it from the account
     note: str = ""  # why nothing happens, when nothing does
+    refused: Refusal | None = None  # a leg the decision would have taken but may not
 
     @property
     def empty(self) -> bool:
         return not self.close and self.open_side is None
+
+
+def forbid_short(decision: Decision, reason: str, field: str) -> Decision:
+    """The decision without its opening short leg, which becomes a refusal."""
+    if decision.open_side != "SHORT":
+        return decision
+    return Decision(close=decision.close, refused=Refusal("open_short", reason, field))
+
+
+def decide_contract(alert: Alert, held: list[Trade], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
+    """A named option contract, only ever bought: `sell` closes the long in it under every policy, and
+    any opening short leg (`short`, a `sell` with nothing to close, `position_size` below zero) is refused."""
+    reason = "tickguard never writes (sells to open) options"
+    if alert.position_size is None and alert.signal is Signal.SELL and not alert.chartink_word:
+        longs = [t.id for t in held if t.side == "LONG"]
+        if longs:
+            return Decision(close=longs)
+        return Decision(refused=Refusal("open_short", f"no open long in this contract to sell: {reason}", "signal"))
+    return forbid_short(decide(alert, held, policy, lot_size), reason, "signal")
 
 
 def _side(signal: Signal) -> str:

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from service.alerts import Alert, AlertInvalid
-from service.policy import Decision, Policy, decide
+from service.policy import Decision, Policy, decide, decide_contract, forbid_short
 from service.trades import Trade
 from streams import Instrument, RuleError, Rules, Side, levels
 from streams import Trade as EngineTrade
@@ -27,7 +27,7 @@ from streams import Trade as EngineTrade
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body"]
+__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body", "names_contract"]
 
 log = logging.getLogger("tickguard.webhook")
 MAX_BODY_BYTES = 16 * 1024
@@ -84,6 +84,7 @@ class Plan:
     underlying: Any = None  # options: the underlying's symbol (spot or index)
     accounts: list[Any] = field(default_factory=list)  # the accounts an entry may trade on
     entry_refusal: str = ""  # why no entry may be taken (the account list is stale), or ""
+    contract_named: bool = False  # an option alert naming its contract (not picked from an underlying)
 
 
 async def limited_body(request: Request, desk: Desk) -> bytes | Response:
@@ -149,12 +150,24 @@ def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> 
         raise AlertInvalid([{"field": field_name, "reason": exc.reason}]) from None
 
 
+def names_contract(symbolname: str) -> bool:
+    """An option alert naming its contract (`NIFTY08DEC2625600CE`), not an underlying to pick one from."""
+    name = symbolname.split(":", 1)[-1].upper()
+    return name.endswith(("CE", "PE")) and any(ch.isdigit() for ch in name)
+
+
 def decide_for(plan: Plan, account: str, open_trades: list[Trade], policy: Policy, lot_size: int) -> Decision:
     """The decision for one account, from the strategy's open trades (every account's, oldest first)."""
+    symbol = plan.symbol
     if plan.underlying is None:
-        symbol = plan.symbol
         held = [t for t in open_trades if t.account == account and t.exchange == symbol.exchange and t.token == symbol.token]
-        return decide(plan.alert, held, policy, lot_size)
+        decision = decide(plan.alert, held, policy, lot_size)
+        if not symbol.is_derivative and plan.alert.product != "INTRADAY":
+            return forbid_short(decision, f"a cash equity is short only INTRADAY, not {plan.alert.product}", "product")
+        return decision
+    if plan.contract_named:  # that contract only, whatever else of the underlying is held
+        held = [t for t in open_trades if t.account == account and t.exchange == symbol.exchange and t.token == symbol.token]
+        return decide_contract(plan.alert, held, policy, lot_size)
     # Options are only ever bought: a call is long the underlying, a put short. Decide on that view.
     view = [msgspec.structs.replace(t, side="LONG" if t.spec.get("right") == "CE" else "SHORT") for t in open_trades
             if t.account == account and t.spec.get("underlying") == plan.underlying.name]

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.alerts import parse_alert
-from service.policy import Policy, decide
+from service.policy import Policy, decide, decide_contract, forbid_short
 from service.trades import Trade
 
 
@@ -66,3 +66,33 @@ def test_position_size_always_lands_on_the_target(held, target):
     assert net == target or (target == 0 and not remaining)
     if not decision.empty and target != 0:  # whatever it changes leaves only the target's side open
         assert all(t.side == ("LONG" if target > 0 else "SHORT") for t in remaining)
+
+
+@given(
+    st.lists(st.integers(1, 50), max_size=4),
+    st.sampled_from(["buy", "sell", "exit", "short", "cover"]),
+    st.sampled_from(list(Policy)),
+    st.one_of(st.none(), st.integers(-5, 5)),
+)
+def test_a_named_contract_is_never_sold_to_open(held, signal, policy, target):
+    """Whatever the alert and policy: no opening short, closes only of longs held, and a refusal exactly
+    when a short would have been opened (or a sell found nothing to close)."""
+    trades = [trade(n + 1, "LONG", qty) for n, qty in enumerate(held)]
+    extra = {} if target is None else {"position_size": target}
+    decision = decide_contract(alert(signal, **extra), trades, policy)
+    assert decision.open_side != "SHORT"
+    assert set(decision.close) <= {t.id for t in trades}
+    plain = decide(alert(signal, **extra), trades, policy)
+    if signal == "sell" and target is None:
+        assert decision.close == [t.id for t in trades] and decision.open_side is None
+        assert (decision.refused is not None) == (not trades)
+    else:
+        assert decision.close == plain.close
+        assert (decision.refused is not None) == (plain.open_side == "SHORT")
+
+
+@pytest.mark.parametrize("signal, policy", [("sell", Policy.REVERSE), ("sell", Policy.OPEN_NEW), ("short", Policy.CLOSE_ONLY)])
+def test_forbid_short_keeps_the_closes_and_refuses_the_short_leg(signal, policy):
+    decision = forbid_short(decide(alert(signal), [trade(1, "LONG")], policy), "cash shorts are INTRADAY only", "product")
+    assert decision.open_side is None and decision.refused.leg == "open_short" and decision.refused.field == "product"
+    assert decision.close == ([1] if policy is Policy.REVERSE else [])
