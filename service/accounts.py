@@ -18,7 +18,7 @@ from service.alerts import Alert, DistanceSpec, TrailSpec
 from service.errors import SettingsError
 from service.policy import Policy
 
-__all__ = ["Account", "Strategy", "load_strategies", "resolve_rules"]
+__all__ = ["Account", "Strategy", "fixes_quantity", "load_strategies", "resolve_rules"]
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,12 +59,26 @@ def load_strategies(path: str) -> dict[str, Strategy]:
         raise SettingsError([("STRATEGIES_FILE", f"{path}: {exc}")]) from None
 
 
-def _rule(spec: DistanceSpec | None) -> dict[str, Any] | None:
-    return None if spec is None else {"type": spec.type, "value": str(spec.value)}
+def _rule(spec: DistanceSpec | None, sized: bool = False) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    rule: dict[str, Any] = {"type": spec.type, "value": str(spec.value)}
+    if sized and spec.type in ("rupees", "fund_pct"):
+        rule["sized"] = True
+    return rule
+
+
+def fixes_quantity(alert: Alert) -> bool:
+    """The alert sets the trade's quantity itself (`quantity`, `lots` or `position_size`)."""
+    return alert.quantity is not None or alert.lots is not None or alert.position_size is not None
 
 
 def resolve_rules(alert: Alert, strategy: Strategy | None, account: Account) -> tuple[dict[str, Any], str]:
-    """The trade's rules as the engine takes them, and where the stop came from."""
+    """The trade's rules as the engine takes them, and where the stop came from.
+
+    A rupees/fund_pct rule from the strategy or the account on an alert that fixes the quantity is
+    `sized`: it divides by the quantity tickguard would have sized (q*), so the stop sits at the same
+    fraction of the entry as a fund-sized trade's; one written in the alert divides by its quantity (§4)."""
     stop, source = alert.stoploss, "alert"
     if stop is None and strategy is not None and strategy.stoploss is not None:
         stop, source = strategy.stoploss, "strategy"
@@ -72,7 +86,9 @@ def resolve_rules(alert: Alert, strategy: Strategy | None, account: Account) -> 
         stop, source = account.default_stop(), "account"
     target = alert.target or (strategy.target if strategy else None)
     trail = alert.trail or (strategy.trail if strategy else None)
-    rules: dict[str, Any] = {"stop": _rule(stop), "target": _rule(target), "trail": None}
+    fixed = fixes_quantity(alert)
+    rules: dict[str, Any] = {"stop": _rule(stop, fixed and source != "alert"),
+                             "target": _rule(target, fixed and alert.target is None), "trail": None}
     if trail is not None:
         rules["trail"] = {"type": trail.type, "value": str(trail.value), "activation": _rule(trail.activation)}
     return rules, source if stop is not None else "none"

@@ -284,7 +284,8 @@ class Desk:
         for account in accounts:
             rules[account.account_id] = resolve_rules(alert, strategy, account)
             if alert.type == "equity" or alert.stop_basis == "underlying":  # an option's premium is known at entry
-                check_rules(alert, rules[account.account_id][0], underlying or symbol, account.fund)
+                leverage = self.trader.config.leverage.get(alert.product, Decimal(1))
+                check_rules(alert, rules[account.account_id][0], underlying or symbol, account.fund, leverage)
         now = self.now_ms()
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
         stored = {k: v for k, v in body.items() if k != "token"}

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from service.broker import Broker, BrokerError, OrderKind, OrderSide, Priority
 from service.broker.smartapi.pacing import expired_reason
 from service.sizing import Sized, size_equity, size_option
@@ -121,27 +123,28 @@ class EntryQueue:
             if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
                 by_login.setdefault(trader.broker_for(trade), []).append((entry, trade))
         margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
-        decided: list[tuple[Trade, str, str, int, int]] = []  # (trade, kind, reason, quantity, margin used)
+        # (trade, kind, reason, quantity, margin used, q* as recorded)
+        decided: list[tuple[Trade, str, str, int, int, dict | None]] = []
         for (broker, entries), margin in zip(by_login.items(), margins):
             for entry, trade in entries:
                 if isinstance(margin, BrokerError):
-                    decided.append((trade, "rejected", f"cannot read the broker's margin: {margin.message}", 0, 0))
+                    decided.append((trade, "rejected", f"cannot read the broker's margin: {margin.message}", 0, 0, None))
                     continue
-                kind, reason, quantity, cost = await self._size(trade, entry, margin)
+                kind, reason, quantity, cost, sized_for = await self._size(trade, entry, margin)
                 margin -= cost
-                decided.append((trade, kind, reason, quantity, cost))
+                decided.append((trade, kind, reason, quantity, cost, sized_for))
         if not decided:
             return
         at_ms = trader.now_ms()
 
         def work(db) -> list[Trade]:
-            data = [({"quantity": quantity} if kind == "sized" else {"reason": reason}) for _, kind, reason, quantity, _
-                    in decided]
+            data = [(_sized_data(quantity, sized_for) if kind == "sized" else {"reason": reason})
+                    for _, kind, reason, quantity, _, sized_for in decided]
             return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=values))
                     for (trade, kind, *_), values in zip(decided, data)]
 
         sends = []
-        for trade, (_, kind, _, quantity, cost) in zip(await trader.store.db.write(work), decided):
+        for trade, (_, kind, _, quantity, cost, _) in zip(await trader.store.db.write(work), decided):
             trader.on_trade(trade)
             if kind == "sized":
                 broker = trader.broker_for(trade)
@@ -159,30 +162,38 @@ class EntryQueue:
             return exc
         return net - self._held.get(broker, 0)
 
-    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, str, int, int]:
-        """("sized", "", quantity, margin it takes) or ("rejected", reason, 0, 0)."""
+    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, str, int, int, dict | None]:
+        """("sized", "", quantity, margin it takes, q*) or ("rejected", reason, 0, 0, None).
+
+        q* — the quantity a fund-sized trade would have before rounding, allocation (× leverage) ÷
+        price — is recorded with the size: stop rules from the account or the strategy divide by it
+        when the alert fixed the quantity (trading-semantics §4)."""
         trader = self.trader
+        allocation = min(entry.fund, max(0, margin))
         if trade.spec.get("right"):
             try:
                 premium = await trader.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
             except BrokerError as exc:
-                return "rejected", f"no premium for {trade.tradingsymbol}: {exc.message}", 0, 0
+                return "rejected", f"no premium for {trade.tradingsymbol}: {exc.message}", 0, 0, None
             lot = int(trade.spec.get("lot_size") or 1)
             sized = size_option(fund=entry.fund, margin=margin, premium=premium, lot_size=lot,
                                 lots=None if entry.quantity is None else entry.quantity // lot)
+            sized_for = {"budget": str(allocation), "price": premium}
             if not sized.refused:
                 from service.execution import _rules_refusal
 
-                refusal = _rules_refusal(trade, premium, sized.quantity)
+                probe = msgspec.structs.replace(trade, spec={**trade.spec, "sized_for": sized_for})
+                refusal = _rules_refusal(probe, premium, sized.quantity)
                 if refusal:
-                    return "rejected", refusal, 0, 0
+                    return "rejected", refusal, 0, 0, None
             cost = sized.quantity * premium
         else:
             price = int(trade.spec.get("alert_price") or 0)
             leverage = trader.config.leverage.get(trade.product, Decimal(1))
             sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
+            sized_for = {"budget": str(allocation * leverage), "price": price}
             cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
-        return _outcome(sized, cost)
+        return (*_outcome(sized, cost), sized_for if not sized.refused else None)
 
     async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:
         """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity."""
@@ -202,6 +213,13 @@ class EntryQueue:
                     slice_no += 1
         finally:
             self._held[broker] -= cost
+
+
+def _sized_data(quantity: int, sized_for: dict | None) -> dict:
+    data: dict = {"quantity": quantity}
+    if sized_for is not None and int(sized_for["price"]) > 0 and Decimal(sized_for["budget"]) > 0:
+        data["sized_for"] = sized_for
+    return data
 
 
 def _outcome(sized: Sized, cost: int) -> tuple[str, str, int, int]:

@@ -35,6 +35,7 @@ from streams import (
     Rearm,
     Rules,
     Side,
+    SizedFor,
     StateChange,
     Tick,
     Trade,
@@ -68,6 +69,7 @@ def engine_trade(record: TradeRecord) -> Trade:
         basis_side=Side(str(spec["basis_side"]).lower()) if spec.get("basis_side") else None,
         fund=spec.get("fund"),
         product=record.product,
+        sized_for=msgspec.convert(spec["sized_for"], SizedFor, dec_hook=_decimal) if spec.get("sized_for") else None,
     )
 
 

@@ -81,6 +81,8 @@ def fold(trade: Trade, event: TradeEvent) -> Trade:
     changes: dict[str, Any] = {"updated_ms": event.at_ms, "version": trade.version + 1}
     if kind == "sized":
         changes["quantity"] = int(data["quantity"])
+        if data.get("sized_for"):  # q*, for the rules that divide by it
+            changes["spec"] = {**trade.spec, "sized_for": data["sized_for"]}
     elif kind == "entry_fill":
         qty, price = int(data["quantity"]), int(data["price"])
         changes["filled"] = trade.filled + qty

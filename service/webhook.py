@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from service.alerts import Alert, AlertInvalid
 from service.policy import Decision, Policy, decide, decide_contract, forbid_short
 from service.trades import Trade
-from streams import Instrument, RuleError, Rules, Side, levels
+from streams import Instrument, RuleError, Rules, Side, SizedFor, levels
 from streams import Trade as EngineTrade
 
 if TYPE_CHECKING:
@@ -127,8 +127,9 @@ async def opentrade(request: Request) -> Response:
     return await desk.accept(plan)
 
 
-def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> None:
-    """Refuse at alert time a stop ≤ 0 or a distance ≥ entry, judged at the alert's price."""
+def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int, leverage: Decimal = Decimal(1)) -> None:
+    """Refuse at alert time a stop ≤ 0 or a distance ≥ entry, judged at the alert's price (a `sized`
+    rule by the quantity the fund would buy there, q* = fund × leverage ÷ price)."""
     try:
         engine_rules = msgspec.convert(rules, Rules, dec_hook=lambda t, v: Decimal(str(v)))
     except msgspec.ValidationError as exc:
@@ -141,7 +142,7 @@ def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int) -> 
         id=0, account="", strategy=alert.strategyname,
         instrument=Instrument(symbol.token, symbol.exchange, symbol.tick_size),
         side=Side.LONG if alert.signal.value == "buy" else Side.SHORT, quantity=quantity, entry=price,
-        rules=engine_rules, fund=fund,
+        rules=engine_rules, fund=fund, sized_for=SizedFor(Decimal(fund) * leverage, price) if alert.type == "equity" else None,
     )
     try:
         levels(trade)

@@ -18,7 +18,7 @@ from fractions import Fraction
 import msgspec
 
 from .errors import RuleError
-from .types import DistanceType, Side, StopRule, Trade
+from .types import DistanceType, Side, SizedFor, StopRule, Trade
 
 __all__ = ["Levels", "ceil_tick", "distance", "floor_tick", "levels", "trail_stop"]
 
@@ -54,9 +54,11 @@ def _value(rule_value: object, field: str) -> Fraction:
 
 
 def distance(
-    rule: StopRule, *, entry: int, quantity: int, fund: int | None, field: str, allow_zero: bool = False
+    rule: StopRule, *, entry: int, quantity: int, fund: int | None, field: str, allow_zero: bool = False,
+    sized_for: SizedFor | None = None,
 ) -> Fraction:
-    """The rule's price distance in paise, exact."""
+    """The rule's price distance in paise, exact. A `sized` rupees/fund_pct rule divides by the
+    fund-sized quantity q* when the trade has one, else by the filled quantity."""
     try:
         kind = DistanceType(rule.type)
     except ValueError:
@@ -68,13 +70,18 @@ def distance(
         return value * 100
     if kind is DistanceType.ENTRY_PCT:
         return entry * value / 100
-    if quantity <= 0:
+    per: Fraction | int = quantity
+    if rule.sized and sized_for is not None:
+        if sized_for.budget <= 0 or sized_for.price <= 0:
+            raise RuleError("quantity", f"{kind} needs a fund-sized quantity > 0")
+        per = sized_for.quantity
+    if per <= 0:
         raise RuleError("quantity", f"{kind} needs a filled quantity > 0")
     if kind is DistanceType.RUPEES:
-        return value * 100 / quantity
+        return value * 100 / per
     if fund is None or fund <= 0:
         raise RuleError("fund", "fund_pct needs the account's fund")
-    return fund * value / 100 / quantity
+    return fund * value / 100 / per
 
 
 def _check_distance(d: Fraction, entry: int, field: str) -> None:
@@ -94,7 +101,7 @@ def levels(trade: Trade) -> Levels:
     if trade.quantity <= 0:
         raise RuleError("quantity", "must be > 0")
     rules = trade.rules
-    sized = {"entry": entry, "quantity": trade.quantity, "fund": trade.fund}
+    sized = {"entry": entry, "quantity": trade.quantity, "fund": trade.fund, "sized_for": trade.sized_for}
     long = side is Side.LONG
 
     stop = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from decimal import Decimal
+from fractions import Fraction
 from typing import Literal, TypeAlias, TypeVar
 
 import msgspec
@@ -43,6 +44,7 @@ __all__ = [
     "Scope",
     "SetLimit",
     "Side",
+    "SizedFor",
     "StateChange",
     "StopRule",
     "StopState",
@@ -119,6 +121,9 @@ class Instrument(msgspec.Struct, frozen=True, gc=False):
 class StopRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     type: DistanceType
     value: Decimal
+    # rupees/fund_pct only: divide by the fund-sized quantity (`Trade.sized_for`) instead of the filled
+    # one — a rule from the account or the strategy on a trade whose quantity the alert fixed (§4).
+    sized: bool = False
 
 
 class TrailRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -131,6 +136,18 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     stop: StopRule | None = None
     target: StopRule | None = None
     trail: TrailRule | None = None
+
+
+class SizedFor(msgspec.Struct, frozen=True, gc=False):
+    """The quantity tickguard would have sized for a trade before rounding: q* = budget ÷ price —
+    the allocation (× leverage) in paise over the price it was sized at (alert price or premium)."""
+
+    budget: Decimal
+    price: int  # paise
+
+    @property
+    def quantity(self) -> Fraction:
+        return Fraction(self.budget) / self.price
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):
@@ -154,6 +171,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     basis_side: Side | None = None
     fund: int | None = None  # the account's fund in paise, needed by fund_pct rules
     product: str = "INTRADAY"  # INTRADAY trades are squared off by the engine
+    sized_for: SizedFor | None = None  # what `sized` rupees/fund_pct rules divide by
 
 
 # -- trade events: the engine's commands ---------------------------------------------------------

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from tests.streams.streams_helpers import rule, trade, trail
 
-from streams import Instrument, RuleError, Side, levels
+from streams import Instrument, RuleError, Side, SizedFor, StopRule, levels
 
 
 @pytest.mark.parametrize(
@@ -27,6 +29,36 @@ def test_fund_pct_risks_a_share_of_the_fund_over_the_quantity():
     long = trade(side="long", quantity=40, fund=10_000_000, stop=rule("fund_pct", 2))
     short = trade(side="short", quantity=40, fund=10_000_000, stop=rule("fund_pct", 2))
     assert (levels(long).stop, levels(short).stop) == (95_000, 105_000)
+
+
+def sized(kind: str, value: int) -> StopRule:
+    return StopRule(kind, Decimal(value), sized=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("stop", "long_stop", "short_stop"), [
+    # Rs 1 000 at risk; q* = Rs 1,00,000 / Rs 1 000 = 100 shares → Rs 10 a share, whatever the 1 share held
+    (sized("rupees", 1000), 99_000, 101_000),
+    # 2 % of Rs 1,00,000 = Rs 2 000 over q* = 100 → Rs 20
+    (sized("fund_pct", 2), 98_000, 102_000),
+])
+def test_a_sized_rule_divides_by_the_fund_sized_quantity(stop, long_stop, short_stop):
+    q_star = SizedFor(Decimal(10_000_000), 100_000)
+    for side, level in (("long", long_stop), ("short", short_stop)):
+        made = trade(side=side, quantity=1, fund=10_000_000, stop=stop, sized_for=q_star)
+        assert levels(made).stop == level
+    # without q* (a trade stored before it was recorded) the filled quantity is the divisor
+    assert levels(trade(side="long", quantity=40, stop=sized("rupees", 1000))).stop == 97_500
+
+
+def test_q_star_with_leverage_and_an_odd_price_is_exact():
+    # Rs 1 000 over q* = (Rs 1,00,000 × 5) / Rs 764 → Rs 1.528 a share; long stop rounds up to 998.50
+    made = trade(side="long", quantity=1, stop=sized("rupees", 1000), sized_for=SizedFor(Decimal(50_000_000), 76_400))
+    assert levels(made).stop == 99_850
+
+
+def test_an_unsized_rule_ignores_q_star():
+    made = trade(side="long", quantity=4, stop=rule("rupees", 100), sized_for=SizedFor(Decimal(10_000_000), 100_000))
+    assert levels(made).stop == 97_500  # Rs 100 / 4
 
 
 def test_a_distance_below_one_tick_becomes_one_tick():
