@@ -67,6 +67,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     from service.app import create_app
 
+    app = create_app(settings)  # first: settings it refuses (a plug-in that cannot load) start nothing
     servers = []
     if not settings.live and not settings.paper_url:
         from paper.app import create_app as create_paper_app
@@ -82,7 +83,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
                 raise SystemExit(f"the paper exchange could not start on {settings.paper_base_url}")
             await asyncio.sleep(0.05)
         servers.append((paper, paper_task))
-    service = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, access_log=False,
+    service = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False,
                                             log_config=None, log_level=settings.log_level.lower(),
                                             proxy_headers=False))  # the allowlist decides whom to believe
     print(f"tickguard            http://{host}:{port}/  (mode {settings.tickguard_mode}; dashboard at /, alerts to POST /opentrade)",
@@ -109,6 +110,18 @@ def run(coroutine: Coroutine[Any, Any, None], event_loop: str) -> None:
             runner.run(coroutine)
         return
     asyncio.run(coroutine)
+
+
+def _print_plugins(settings: Settings) -> None:
+    """Each plug-in of PLUGINS, loaded as `tickguard serve` would (a SettingsError names those that fail)."""
+    import msgspec
+
+    from service.plugins import load_plugins
+
+    for plugin in load_plugins(settings):
+        kwargs = msgspec.json.encode(plugin.kwargs).decode()
+        named = plugin.factory if plugin.name == plugin.factory else f"{plugin.name} = {plugin.factory}"
+        print(f"plug-in {plugin.position}: {plugin.stage} {named} {kwargs}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 value = getattr(settings, name)
                 shown = "***" if name in SECRET_FIELDS and value else value
                 print(f"{name.upper()}={shown}")
+            _print_plugins(settings)
             return 0
         if args.command == "symbols":
             return symbols_cli.run(args, settings)

@@ -24,6 +24,7 @@ from service.guard import Guard
 from service.heap import Heap
 from service.metrics import Metrics
 from service.notify import Notifier
+from service.plugins import PluginBoard, load_plugins
 from service.policy import Policy, Refusal
 from service.recovery import recover
 from service.settings import Settings
@@ -79,8 +80,10 @@ class Desk:
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
         calendar = always_open_calendar() if settings.market_hours == "always" else default_calendar()
+        self.plugins = PluginBoard(load_plugins(settings), metrics=self.metrics, announce=self._announce)
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
-                           calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock)
+                           calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
+                           plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
         sessions = SessionClock(calendar)
         stream = self.broker.tick_stream()
         stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]

@@ -32,6 +32,8 @@ from streams import (
     Pipeline,
     PipelineConfig,
     Plugin,
+    PluginFailed,
+    PluginWithheld,
     Rearm,
     Rules,
     Side,
@@ -73,6 +75,10 @@ def engine_trade(record: TradeRecord) -> Trade:
     )
 
 
+def _log_plugin(change: PluginFailed | PluginWithheld) -> None:
+    log.warning("plug-in reported", extra={"change": repr(change)})
+
+
 def _decimal(kind: type, value: Any) -> Any:
     if kind is Decimal:
         return Decimal(str(value))
@@ -82,11 +88,14 @@ def _decimal(kind: type, value: Any) -> Any:
 class Guard:
     def __init__(self, ticks: TickStream, *, on_exit: Callable[[ExitIntent], None],
                  on_change: Callable[[StateChange], None], calendar: Calendar | None = None,
-                 stale_ms: int = 5_000, plugins: Sequence[Plugin] = (), clock: Callable[[], float] = time.time) -> None:
+                 stale_ms: int = 5_000, plugins: Sequence[Plugin] = (),
+                 on_plugin: Callable[[PluginFailed | PluginWithheld], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.stream = ticks
         self.clock = clock
         self._on_exit = on_exit
         self._on_change = on_change
+        self._on_plugin = on_plugin or _log_plugin  # what became of a plug-in: unplugged, or overruled
         engine = EngineConfig(calendar=calendar, stale_ms=stale_ms) if calendar else EngineConfig(stale_ms=stale_ms)
         self.pipeline = Pipeline(self._emit, PipelineConfig(engine=engine), plugins, fault=self._fault)
         self._engine_tick = self.pipeline.on_tick
@@ -126,8 +135,11 @@ class Guard:
             self.pipeline.on_clock(int(self.clock() * 1000))
 
     def _emit(self, output: Any) -> None:
-        if type(output) is ExitIntent:
+        kind = type(output)
+        if kind is ExitIntent:
             self._on_exit(output)
+        elif kind is PluginFailed or kind is PluginWithheld:
+            self._on_plugin(output)
         else:
             self._on_change(output)
 

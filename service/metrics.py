@@ -75,6 +75,16 @@ class Metrics:
                                         "Open trades with no armed stop (the guard cannot exit them).", registry=r)
         self.open_trades = Gauge("tickguard_open_trades", "Open trades.", registry=r)
         self.halted = Gauge("tickguard_halted", "1 while new entries are halted.", registry=r)
+        # Plug-ins (PLUGINS): their names are fixed at start, so they are the closed set of label values.
+        self.plugin_info = Gauge("tickguard_plugin_info", "The operator plug-ins loaded at start (always 1).",
+                                 ["name", "stage", "factory"], registry=r)
+        self.plugin_unplugged_gauge = Gauge(
+            "tickguard_plugin_unplugged", "1 once the engine unplugged the plug-in (it failed; not retried).",
+            ["name"], registry=r)
+        self.plugin_withheld_total = Counter(
+            "tickguard_plugin_withheld", "Crossing ticks a tick stage held back that the rules then ran on.",
+            ["name"], registry=r)
+        self._plugins: frozenset[str] = frozenset()
         # Every series exists from the start at zero, so rate() and absence alerts work from the first scrape.
         for outcome in (*ALERT_OUTCOMES, _OTHER):
             self.alerts_total.labels(outcome)
@@ -137,6 +147,22 @@ class Metrics:
 
     def set_halted(self, halted: bool) -> None:
         self.halted.set(1 if halted else 0)
+
+    def set_plugins(self, plugins: list[tuple[str, str, str]]) -> None:
+        """The loaded plug-ins as (name, stage, factory); call once, at start."""
+        self._plugins = frozenset(name for name, _, _ in plugins)
+        for name, stage, factory in plugins:
+            self.plugin_info.labels(name, stage, factory).set(1)
+            self.plugin_unplugged_gauge.labels(name).set(0)
+            self.plugin_withheld_total.labels(name)
+
+    def plugin_unplugged(self, name: str) -> None:
+        if name in self._plugins:
+            self.plugin_unplugged_gauge.labels(name).set(1)
+
+    def count_plugin_withheld(self, name: str) -> None:
+        if name in self._plugins:
+            self.plugin_withheld_total.labels(name).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for a `/metrics` response."""

@@ -16,6 +16,7 @@ import pyotp
 from dotenv import dotenv_values
 
 from service.errors import SettingsError
+from service.plugins import plugin_problems
 
 __all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS", "PAPER_WEBHOOK_SECRET"]
 
@@ -125,6 +126,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     webhook_allowlist: str = ""
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated networks).
     trusted_proxies: str = ""
+    # Operator plug-ins of the stop engine (service/plugins.py, docs/plugins.md), JSON: a list of
+    # {"stage": "tick"|"signal"|"observer", "factory": "package.module:factory", "kwargs": {...}, "name"?}.
+    plugins: str = ""
+    # A directory of the desk's own plug-in modules, searched after the installed packages.
+    plugins_path: str = ""
 
     def __repr__(self) -> str:
         shown = []
@@ -238,6 +244,7 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         if url and not url.startswith(("ws://", "wss://")):
             problems.append((name.upper(), f"expected a ws(s) URL, got {url!r}"))
     problems.extend(_notify_problems(values))
+    problems.extend(plugin_problems(values))
     if problems:
         raise SettingsError(problems)
     return Settings(**values)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from .armed import ArmedTrade
 from .engine import Engine, EngineConfig
-from .errors import PluginError, PluginLoadError, RuleError, StreamsError
+from .errors import PluginError, RuleError, StreamsError
 from .index import TokenBook
 from .limits import LossLimits
 from .pipeline import Pipeline, PipelineConfig, exit_intents, fold, guard, state_changes
-from .plugins import Isolated, Plugin, PluginSpec, Stage, load, load_all
+from .plugins import Isolated, Plugin, PluginSpec, Stage
 from .rules import Levels, ceil_tick, distance, floor_tick, levels, trail_stop
 from .session import Calendar, SegmentHours, SessionClock, default_calendar
 from .types import (
@@ -84,7 +84,6 @@ __all__ = [
     "Plugin",
     "PluginError",
     "PluginFailed",
-    "PluginLoadError",
     "PluginSpec",
     "PluginWithheld",
     "Rearm",
@@ -118,8 +117,6 @@ __all__ = [
     "fold",
     "guard",
     "levels",
-    "load",
-    "load_all",
     "state_changes",
     "trail_stop",
 ]

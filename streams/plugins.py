@@ -1,7 +1,8 @@
-"""Operator plug-ins: loading "package.module:factory" specs and running them in isolation.
+"""Operator plug-ins: their spec, and running them in isolation.
 
 A plug-in is a factory that takes keyword arguments from settings and returns an operator,
-`Callable[[Observable[A]], Observable[B]]`. Three stages take one:
+`Callable[[Observable[A]], Observable[B]]`; the service imports and calls the factories named in its
+settings (`service/plugins.py`), so nothing here touches the import system. Three stages take one:
 
     tick      Observable[Tick] -> Observable[Tick]          what the built-in rules see (a filter)
     signal    Observable[Tick | Clock | Output] -> Observable[ExitIntent]   extra exits (CUSTOM)
@@ -15,7 +16,6 @@ plug-in (by the engine) are not blamed on it: they are carried past the plug-in 
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -25,10 +25,10 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 from reactivex.subject import Subject
 
-from .errors import PluginError, PluginLoadError
+from .errors import PluginError
 from .types import Operator
 
-__all__ = ["Isolated", "Plugin", "PluginSpec", "Stage", "load", "load_all"]
+__all__ = ["Isolated", "Plugin", "PluginSpec", "Stage"]
 
 Stage: TypeAlias = Literal["tick", "signal", "observer"]
 
@@ -47,37 +47,6 @@ class Plugin:
     name: str
     stage: Stage
     operator: Operator[Any, Any]
-
-
-def load(spec: PluginSpec) -> Plugin:
-    """Import the factory and call it with the spec's kwargs. Raises PluginLoadError."""
-    module_name, colon, attr_path = spec.factory.partition(":")
-    if not colon or not module_name or not attr_path:
-        raise PluginLoadError(spec.factory, 'expected "package.module:factory"')
-    if spec.stage not in ("tick", "signal", "observer"):
-        raise PluginLoadError(spec.factory, f"unknown stage {spec.stage!r}")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as error:  # an import may fail in any way; report it as a load error
-        raise PluginLoadError(spec.factory, f"cannot import {module_name}: {error!r}") from error
-    for attr in attr_path.split("."):
-        try:
-            target = getattr(target, attr)
-        except AttributeError:
-            raise PluginLoadError(spec.factory, f"{module_name} has no {attr_path}") from None
-    if not callable(target):
-        raise PluginLoadError(spec.factory, f"{attr_path} is not callable")
-    try:
-        operator = target(**spec.kwargs)
-    except Exception as error:
-        raise PluginLoadError(spec.factory, f"factory raised {error!r}") from error
-    if not callable(operator):
-        raise PluginLoadError(spec.factory, "the factory did not return an operator")
-    return Plugin(spec.name or spec.factory, spec.stage, operator)
-
-
-def load_all(specs: list[PluginSpec]) -> list[Plugin]:
-    return [load(spec) for spec in specs]
 
 
 class Isolated:

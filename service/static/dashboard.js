@@ -17,6 +17,7 @@ const state = {
   seenEvents: new Set(),   // event row ids already logged
   selected: null,
   halted: false,
+  plugins: [],             // the engine's plug-ins as the snapshot lists them, kept current by events
   socket: null,
   attempt: 0,
   retryTimer: null,
@@ -104,6 +105,8 @@ function applySnapshot(snapshot) {
   }
   for (const id of [...state.series.keys()]) if (!state.trades.has(id)) state.series.delete(id);
   setHalted(snapshot.halted);
+  state.plugins = snapshot.plugins || [];
+  renderPlugins();
   for (const event of snapshot.events) logEvent(event, false);
   if (!state.trades.has(state.selected)) state.selected = null;
   renderTrades();
@@ -148,10 +151,54 @@ function setHalted(halted) {
   $("halt-control").classList.toggle("on", halted);
 }
 
+// Plug-ins -------------------------------------------------------------------------------------------
+function pluginChanged(event) {
+  const d = event.data || {};
+  if (event.kind === "plugin_failed") {
+    const plugin = state.plugins.find((p) => p.name === d.name);
+    if (plugin) { plugin.state = "unplugged"; plugin.error = d.error; }
+  } else if (event.kind === "plugin_withheld") {
+    for (const name of String(d.name).split(",")) {
+      const plugin = state.plugins.find((p) => p.name === name);
+      if (plugin) plugin.withheld += 1;
+    }
+  }
+  renderPlugins();
+}
+
+function renderPlugins() {
+  $("plugins-panel").hidden = state.plugins.length === 0;
+  const list = $("plugins");
+  list.replaceChildren();
+  for (const plugin of state.plugins) {
+    const item = document.createElement("li");
+    item.dataset.name = plugin.name;
+    item.dataset.state = plugin.state;
+    const field = (name, text, className = "") => {
+      const span = document.createElement("span");
+      span.dataset.field = name;
+      span.className = className;
+      span.textContent = text;
+      return span;
+    };
+    item.append(field("name", plugin.name, "name"), field("stage", plugin.stage, "stage"));
+    if (plugin.factory !== plugin.name) item.append(field("factory", plugin.factory, "factory"));
+    item.append(field("state", plugin.state === "unplugged" ? `unplugged: ${plugin.error}` : "running"));
+    if (plugin.withheld) item.append(field("withheld", `overruled ${plugin.withheld}×`));
+    list.append(item);
+  }
+}
+
 // Event log ------------------------------------------------------------------------------------------
 function describe(event) {
   const d = event.data || {};
   const parts = [];
+  if (event.kind.startsWith("plugin_")) {
+    parts.push(d.name);
+    if (d.error) parts.push(d.error);
+    if (d.ltp !== undefined) parts.push(`held back ${money(d.ltp)} on ${d.token}: the rules ran on it`);
+    return parts.join(" · ");
+  }
   if (event.trade_id) {
     const trade = state.trades.get(event.trade_id);
     parts.push(`#${event.trade_id}${trade ? " " + trade.tradingsymbol : ""}`);
@@ -173,6 +220,7 @@ function logEvent(event, live) {
     state.seenEvents.add(event.id);
   }
   if (live && event.kind === "halt") setHalted(Boolean(event.data.halted));
+  if (live && event.kind.startsWith("plugin_")) pluginChanged(event);
   const item = document.createElement("li");
   item.dataset.kind = event.kind;
   const time = document.createElement("time");

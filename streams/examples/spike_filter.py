@@ -1,7 +1,7 @@
 """Tick stage: drop a print that jumps too far from the last accepted price of its token.
 
-Settings: {"factory": "streams.examples.spike_filter:spike_filter", "stage": "tick",
-           "kwargs": {"max_jump_pct": 5, "max_rejects": 3}}
+In PLUGINS: [{"factory": "streams.examples.spike_filter:spike_filter", "stage": "tick",
+             "kwargs": {"max_jump_pct": 5, "max_rejects": 3}}]
 
 After `max_rejects` rejected prints in a row the filter accepts the price as the new normal: a real
 gap is not a spike. (The engine will not wait that long anyway: a filter that holds back a tick which

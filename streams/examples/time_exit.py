@@ -1,7 +1,7 @@
 """Signal stage: exit every trade a fixed time after it was armed (by the engine's clock).
 
-Settings: {"factory": "streams.examples.time_exit:time_exit", "stage": "signal",
-           "kwargs": {"after_s": 1800}}
+In PLUGINS: [{"factory": "streams.examples.time_exit:time_exit", "stage": "signal",
+             "kwargs": {"after_s": 1800}}]
 
 A signal stage sees the ticks the rules see, the clock, and every engine output; it emits
 `ExitIntent`s, which the engine turns into CUSTOM exits of trades that are still armed.

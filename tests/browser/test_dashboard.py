@@ -4,6 +4,8 @@ Screenshots go to `test-output/dashboard/` at the repository root (ignored by gi
 """
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +145,64 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
         assert client.get("/halt").json()["halted"] is True
     page.screenshot(path=str(OUTPUT / "desktop-1280x800-closed.png"))
     desktop.close()
+
+
+FUSSY = '''
+"""A tick stage of the desk's own that cannot handle a fall below its floor (it raises)."""
+from reactivex import operators as ops
+
+
+def fussy(floor):
+    def check(tick):
+        if tick.ltp < floor:
+            raise ValueError(f"cannot handle {tick.ltp} below {floor}")
+        return tick
+
+    return ops.map(check)
+'''
+
+
+def test_the_engine_plugins_are_listed_and_an_unplugged_one_is_shown(service_factory, browser: Browser, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))  # PLUGINS_PATH is added to it
+    monkeypatch.delitem(sys.modules, "tg_browser_fussy", raising=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "tg_browser_fussy.py").write_text(FUSSY)
+    plugins = [
+        {"stage": "tick", "factory": "streams.examples.spike_filter:spike_filter", "kwargs": {"max_jump_pct": 5},
+         "name": "spike"},
+        {"stage": "tick", "factory": "tg_browser_fussy:fussy", "kwargs": {"floor": 79_500}},
+    ]
+    service = service_factory(PLUGINS=json.dumps(plugins), PLUGINS_PATH=str(mine))
+    service.price(800)
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(15_000)
+    page.goto(service.url + "/")
+    page.fill("#secret", SECRET)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    spike = page.locator('#plugins li[data-name="spike"]')
+    fussy = page.locator('#plugins li[data-name="tg_browser_fussy:fussy"]')
+    expect(page.locator("#plugins li")).to_have_count(2)
+    expect(spike.locator('[data-field="stage"]')).to_have_text("tick")
+    expect(spike.locator('[data-field="factory"]')).to_have_text("streams.examples.spike_filter:spike_filter")
+    expect(spike.locator('[data-field="state"]')).to_have_text("running")
+    expect(fussy.locator('[data-field="state"]')).to_have_text("running")
+    expect(fussy.locator('[data-field="factory"]')).to_have_count(0)  # its name is its factory
+
+    trade_id = open_trade(service, stoploss=STOP_10, quantity=1)
+    expect(cell(page, trade_id, "stop")).to_have_text("790.00")
+    service.price(794)  # the fussy stage raises: unplugged, and the rules go on without it
+    expect(fussy).to_have_attribute("data-state", "unplugged")
+    expect(fussy.locator('[data-field="state"]')).to_have_text(
+        "unplugged: ValueError('cannot handle 79400 below 79500')")
+    expect(spike).to_have_attribute("data-state", "running")
+    expect(page.locator('#events li[data-kind="plugin_failed"]')).to_have_count(1)
+    service.price(789)
+    expect(row(page, trade_id)).to_have_attribute("data-state", "CLOSED")
+    page.screenshot(path=str(OUTPUT / "desktop-plugins.png"), full_page=True)
+    page.reload()  # a fresh snapshot says the same
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(fussy).to_have_attribute("data-state", "unplugged")

@@ -151,6 +151,29 @@ def test_state_gauges():
     assert value(metrics, "tickguard_stream_connected", stream="ticks") == 0
 
 
+def test_plugins_are_listed_and_only_their_own_names_become_series():
+    metrics = Metrics()
+
+    def plugin(metric: str, **labels: str) -> float:  # `name` is a label here
+        return samples(metrics)[metric, frozenset(labels.items())]
+
+    assert not [name for name, _ in samples(metrics) if name.startswith("tickguard_plugin")]
+    metrics.set_plugins([("spike", "tick", "streams.examples.spike_filter:spike_filter"),
+                         ("late", "signal", "desk.exits:late")])
+    assert plugin("tickguard_plugin_info", name="spike", stage="tick",
+                  factory="streams.examples.spike_filter:spike_filter") == 1
+    assert plugin("tickguard_plugin_unplugged", name="late") == 0
+    assert plugin("tickguard_plugin_withheld_total", name="spike") == 0
+    metrics.count_plugin_withheld("spike")
+    metrics.plugin_unplugged("late")
+    metrics.count_plugin_withheld("not a plug-in")
+    metrics.plugin_unplugged("nor this")
+    assert plugin("tickguard_plugin_withheld_total", name="spike") == 1
+    assert plugin("tickguard_plugin_unplugged", name="late") == 1
+    names = {dict(labels)["name"] for name, labels in samples(metrics) if name.startswith("tickguard_plugin")}
+    assert names == {"spike", "late"}
+
+
 def test_two_instances_count_separately_and_leave_the_global_registry_alone():
     first, second = Metrics(), Metrics()
     first.count_alert("accepted")

@@ -1,4 +1,4 @@
-"""Plug-in loading and failure isolation: a broken plug-in can never silence a stop."""
+"""Plug-in failure isolation: a broken plug-in can never silence a stop."""
 from __future__ import annotations
 
 import msgspec
@@ -13,12 +13,10 @@ from streams import (
     PipelineConfig,
     Plugin,
     PluginFailed,
-    PluginLoadError,
     PluginSpec,
     PluginWithheld,
     Refused,
     Tick,
-    load,
 )
 
 LONG = trade(1, "long", stop=rule("points", 10))  # stop 990.00
@@ -45,41 +43,12 @@ def run(ticks: str, *plugins: Plugin, events: str = "--x", clock: str = "-k", **
     return run_marbles(ticks=ticks, events=events, clock=clock, lookup=table, plugins=plugins, intents_only=False)
 
 
-# -- loading ---------------------------------------------------------------------------------------
+# -- the spec (loading it is the service's: tests/service/test_plugins.py) -------------------------
 
 
-def test_load_resolves_a_factory_with_its_keyword_arguments():
-    spec = msgspec.convert(
-        {"factory": "streams.examples.spike_filter:spike_filter", "stage": "tick", "kwargs": {"max_jump_pct": 3}},
-        PluginSpec,
-    )
-    plugin = load(spec)
-    assert (plugin.name, plugin.stage) == ("streams.examples.spike_filter:spike_filter", "tick")
-    assert callable(plugin.operator)
-
-
-def test_settings_with_unknown_plugin_fields_are_refused():
+def test_a_spec_with_unknown_fields_is_refused():
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"factory": "a.b:c", "stage": "tick", "kwarg": {}}, PluginSpec)
-
-
-@pytest.mark.parametrize(
-    ("factory", "kwargs", "reason"),
-    [
-        ("streams.examples.spike_filter", {}, "package.module:factory"),
-        ("streams.no_such_module:make", {}, "cannot import"),
-        ("streams.examples.spike_filter:nothing", {}, "has no"),
-        ("streams.examples.spike_filter:__all__", {}, "not callable"),
-        ("streams.examples.spike_filter:spike_filter", {"max_jump_pct": -1}, "factory raised"),
-        ("streams.examples.spike_filter:spike_filter", {"colour": "red"}, "factory raised"),
-        ("builtins:len", {}, "factory raised"),
-        ("builtins:dict", {}, "did not return an operator"),
-    ],
-)
-def test_load_errors_name_the_spec_and_the_reason(factory, kwargs, reason):
-    with pytest.raises(PluginLoadError) as refused:
-        load(PluginSpec(factory, "tick", kwargs))
-    assert refused.value.spec == factory and reason in refused.value.reason
 
 
 # -- tick stage failures ---------------------------------------------------------------------------
