@@ -2,13 +2,13 @@
 
     book = SymbolBook(settings, search=adapter.search_scrip)
     await book.open()                        # load or download today's index, check the cache file
-    await book.equity("NSE:M_M")             # cache -> master; never waits on the broker's search
+    await book.equity("NSE:M_M")             # cache -> master; never waits on the broker
     await book.option("NIFTY", price=2_501_000, right="CE", strike="OTM1")
-    await book.close()                       # stop background work (a symbol search)
+    await book.close()                       # stop background work (a search, a refresh)
 
-Every lookup first makes sure the index is today's (one refresh at a time; after a failed refresh the
-old index keeps serving and the next attempt waits `RETRY_S`). File and subprocess work runs off the
-event loop.
+A lookup never waits on the network once the book is open. A stale index (a new master day) is
+refreshed in the background, one refresh at a time, while the old index keeps answering; after a
+failed refresh the next attempt waits `RETRY_S`. File and subprocess work runs off the event loop.
 
 searchScrip fallback: `search(exchange, text) -> [{"exchange", "tradingsymbol", "symboltoken"}]`,
 the broker adapter's call, injected so this package does no broker I/O. SmartAPI paces it at about
@@ -66,6 +66,7 @@ class SymbolBook:
         self._retry_at = 0.0
         self._resolver: SymbolResolver | None = None
         self._cache: SymbolCache | None = None
+        self._refreshing: asyncio.Task | None = None
         self.searches = BackgroundSearches(self._search_in_background) if search is not None else None
 
     @property
@@ -140,14 +141,20 @@ class SymbolBook:
         return found[:limit]
 
     async def settled(self) -> None:
-        """Wait for background work started so far: the symbol searches."""
+        """Wait for background work started so far: a refresh of the index, the symbol searches."""
+        if self._refreshing is not None:
+            await asyncio.gather(self._refreshing, return_exceptions=True)
         if self.searches is not None:
             await self.searches.idle()
 
     async def close(self) -> None:
-        """Stop background work now (never waits on the broker)."""
+        """Stop background work now (never waits on the broker or a download)."""
         if self.searches is not None:
             await self.searches.close()
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None and not refreshing.done():
+            refreshing.cancel()
+            await asyncio.gather(refreshing, return_exceptions=True)
 
     # Internals --------------------------------------------------------------------------------
     async def _use(self, index: MasterIndex) -> None:
@@ -163,19 +170,28 @@ class SymbolBook:
         await self._save_cache()
 
     async def _fresh(self) -> None:
-        if self._resolver is None:
+        if self._resolver is None:  # used before open(): the service opens the book before it serves
             await self.open()
             return
         if not is_stale(self.index, self._now(), self.refresh_hour) or time.monotonic() < self._retry_at:
             return
-        async with self._lock:
-            if not is_stale(self.index, self._now(), self.refresh_hour):
-                return  # another task refreshed it meanwhile
-            index = await ensure_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
-                                       isolated=self._isolated)
-            if is_stale(index, self._now(), self.refresh_hour):
-                self._retry_at = time.monotonic() + RETRY_S
-            await self._use(index)
+        if self._refreshing is None or self._refreshing.done():  # the old index answers meanwhile
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh_stale(), name="symbols-refresh")
+
+    async def _refresh_stale(self) -> None:
+        try:
+            async with self._lock:
+                if not is_stale(self.index, self._now(), self.refresh_hour):
+                    return  # another task refreshed it meanwhile
+                index = await ensure_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
+                                           isolated=self._isolated)
+                if is_stale(index, self._now(), self.refresh_hour):
+                    self._retry_at = time.monotonic() + RETRY_S
+                await self._use(index)
+        except Exception as exc:  # noqa: BLE001 - in the background: the old index keeps answering
+            self._retry_at = time.monotonic() + RETRY_S
+            log.warning("instrument master not refreshed, keeping the one for %s: %s", self.index.date,
+                        getattr(exc, "reason", None) or exc)
 
     async def _cached(self, key: str) -> Symbol | None:
         await self._fresh()

@@ -210,7 +210,7 @@ async def test_closing_the_book_cancels_a_hanging_search(book_for):
     assert "the service is stopping" in caught.value.reason
 
 
-async def test_the_index_is_refreshed_once_a_new_master_day_begins(book_for, master_server):
+async def test_the_index_is_refreshed_in_the_background_once_a_new_master_day_begins(book_for, master_server):
     clock = Clock(ist(hour=10))
     book = book_for(clock)
     await book.open()
@@ -218,8 +218,17 @@ async def test_the_index_is_refreshed_once_a_new_master_day_begins(book_for, mas
     await book.equity("SBIN")
     assert master_server.hits == 1  # before 08:00 IST the master of the 25th still holds
     clock.moment = ist(DAY + timedelta(days=1), 9, 0)
-    await book.equity("SBIN")
+    master_server.gate.clear()  # the download hangs: lookups go on with the old index
+    try:
+        async with asyncio.timeout(10):
+            assert (await book.equity("TCS")).token == "11536"
+            assert (await book.option("NIFTY", price=2_501_000, right="CE")).lotsize == 75
+        assert book.index.date == DAY
+    finally:
+        master_server.gate.set()
+    await book.settled()
     assert (book.index.date, master_server.hits) == (DAY + timedelta(days=1), 2)
+    await book.close()
 
 
 async def test_an_unreachable_master_keeps_the_old_index_and_waits_before_retrying(book_for, master_server):
@@ -229,7 +238,9 @@ async def test_an_unreachable_master_keeps_the_old_index_and_waits_before_retryi
     master_server.status = 503
     clock.moment = ist(DAY + timedelta(days=1), 9, 0)
     assert (await book.equity("SBIN")).token == "3045"
+    await book.settled()
     assert (await book.equity("TCS")).token == "11536"
+    await book.settled()
     assert (book.index.date, master_server.hits) == (DAY, 2)  # one failed attempt, then a pause
 
 
