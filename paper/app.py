@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +34,7 @@ def create_app(exchange: PaperExchange) -> Starlette:
 
     def endpoint(name: str, handler: Handler, *, secure: bool = True) -> Callable[[Request], Awaitable[Response]]:
         stamped = name == "placeOrder"
+        exchange.holds.known.add(name)
 
         async def serve(request: Request) -> Response:
             arrived = time.perf_counter_ns()
@@ -46,6 +48,8 @@ def create_app(exchange: PaperExchange) -> Starlette:
                 body = await _body(request)
                 if stamped:
                     exchange.stamps.order_received(str(body.get("ordertag") or ""), arrived)
+                if not await exchange.holds.passage(name, functools.partial(_client_gone, request)):
+                    return Response(status_code=499)  # the client gave up on a held request: dropped
                 return await handler(request, exchange, session, body)
             except TokenError as exc:
                 return token_fail(exc.errorcode, exc.message)
@@ -102,6 +106,12 @@ async def _body(request: Request) -> dict[str, Any]:
         return json_object(await request.body())
     except ValueError as exc:
         raise BadRequest(f"Request body: {exc}") from None
+
+
+async def _client_gone(request: Request) -> None:
+    """Return once the client has gone away (call after the body is read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _text(body: dict[str, Any], name: str) -> str:

@@ -1,4 +1,5 @@
-"""The control API under /paper/v1: move prices, script paths, inject faults, expire sessions, reset.
+"""The control API under /paper/v1: move prices, script paths, inject faults, hold routes, expire
+sessions, reset.
 
 For tests and demos only: every route answers 403 when the exchange runs with its control API off
 (tickguard in live mode). Errors are `{"errors": [{"field", "reason"}]}` with status 422 (bad input),
@@ -141,6 +142,24 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         ex.engine.faults.clear()
         return JSONResponse({"queued": []})
 
+    async def hold_route(request: Request, body: dict[str, Any]) -> Response:
+        """`{"route": "searchScrip"}`: leave that route's requests unanswered until released."""
+        unknown = sorted(set(body) - {"route"})
+        if unknown:
+            raise Invalid(unknown[0], "unknown field; expected only route")
+        try:
+            ex.holds.hold(str(body.get("route", "")))
+        except ValueError as exc:
+            raise Invalid("route", str(exc)) from None
+        return JSONResponse({"held": ex.holds.held()}, 201)
+
+    async def release_routes(request: Request, body: dict[str, Any]) -> Response:
+        """Release one held route (`{"route": ...}`) or, with no body, every one."""
+        route = body.get("route")
+        if route is not None and not isinstance(route, str):
+            raise Invalid("route", "expected a route name")
+        return JSONResponse({"released": ex.holds.release(route), "held": ex.holds.held()})
+
     async def expire_sessions(request: Request, body: dict[str, Any]) -> Response:
         """Every access token issued so far answers AG8002 (refresh tokens keep working)."""
         clientcode = body.get("clientcode")
@@ -149,6 +168,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
 
     async def reset(request: Request, body: dict[str, Any]) -> Response:
         ex.paths.stop_all()
+        ex.holds.release()
         ex.reset()
         return JSONResponse({"reset": True})
 
@@ -158,6 +178,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
             "simulator": ex.config.tick_ms > 0,
             "paths": ex.paths.running(),
             "faults": ex.engine.faults.pending(),
+            "holds": ex.holds.held(),
             "store_error": repr(ex.store.error) if ex.store.error else None,
         })
 
@@ -181,6 +202,8 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         Route(f"{PREFIX}/paths/{{path_id}}", guarded(ex, stop_path), methods=["DELETE"]),
         Route(f"{PREFIX}/faults", guarded(ex, add_fault), methods=["POST"]),
         Route(f"{PREFIX}/faults", guarded(ex, clear_faults), methods=["DELETE"]),
+        Route(f"{PREFIX}/holds", guarded(ex, hold_route), methods=["POST"]),
+        Route(f"{PREFIX}/holds", guarded(ex, release_routes), methods=["DELETE"]),
         Route(f"{PREFIX}/sessions/expire", guarded(ex, expire_sessions), methods=["POST"]),
         Route(f"{PREFIX}/reset", guarded(ex, reset), methods=["POST"]),
         Route(f"{PREFIX}/state", guarded(ex, state), methods=["GET"]),

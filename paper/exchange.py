@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from paper.auth import PaperLogin, Sessions
+from paper.faults import RouteHolds
 from paper.instruments import Universe, build_universe
 from paper.orders import OrderEngine, OrderEvent
 from paper.paths import PathPlayer
@@ -56,6 +57,7 @@ class PaperExchange:
         self._build()
         self.paths = PathPlayer(lambda exchange, token, ltp: self.prices.set_ltp(exchange, token, ltp))
         self.stamps = Stamps(self.clock)
+        self.holds = RouteHolds()  # routes left unanswered on purpose (control API: /paper/v1/holds)
         self._simulator: asyncio.Task | None = None
         self._persist_every_s = 5.0
 

@@ -5,15 +5,21 @@ attached to at acceptance. Transport faults (`timeout`, `error5xx`) are taken by
 before each placement with `take_transport()`. The two queues are independent, so "the next order
 times out" and "the next order fills partially" can both be armed at once. Within a queue, faults
 added later start once the earlier ones are used up.
+
+Route holds (`RouteHolds`) are a third, separate control: every request to a held route (by its
+SmartAPI name, `searchScrip`) is accepted and left unanswered until the hold is released, the way a
+broker that stops answering one route looks from outside. A held request whose client gives up is
+dropped, never handled afterwards; one still waiting when the hold is released is handled normally.
 """
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["Fault", "FaultPlan", "FAULT_KINDS", "ORDER_FAULTS", "TRANSPORT_FAULTS", "DEFAULT_REJECT_TEXT"]
+__all__ = ["Fault", "FaultPlan", "RouteHolds", "FAULT_KINDS", "ORDER_FAULTS", "TRANSPORT_FAULTS", "DEFAULT_REJECT_TEXT"]
 
 ORDER_FAULTS = ("reject", "partial", "open")
 TRANSPORT_FAULTS = ("timeout", "error5xx")
@@ -85,6 +91,50 @@ class FaultPlan:
     def pending(self) -> list[dict[str, Any]]:
         """What is still armed, order faults first, with how many placements each has left."""
         return [{**fault.as_dict(), "remaining": left} for fault, left in (*self._order, *self._transport)]
+
+
+class RouteHolds:
+    """Routes held unanswered until released (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()  # the route names the HTTP layer serves (filled in by paper.app)
+        self._held: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}
+
+    def hold(self, route: str) -> None:
+        """Hold every request to `route` from now on; ValueError for a route the exchange does not serve."""
+        if route not in self.known:
+            raise ValueError(f"no route {route!r}; expected one of {', '.join(sorted(self.known))}")
+        self._held.setdefault(route, asyncio.Event())
+
+    def release(self, route: str | None = None) -> list[str]:
+        """Let `route`'s held requests (or every route's) through; the routes released."""
+        routes = list(self._held) if route is None else [route] if route in self._held else []
+        for name in routes:
+            self._held.pop(name).set()
+        return routes
+
+    def held(self) -> dict[str, int]:
+        """Each held route and how many of its requests are waiting now."""
+        return {route: self._waiting.get(route, 0) for route in self._held}
+
+    async def passage(self, route: str, client_gone: Callable[[], Awaitable[object]]) -> bool:
+        """True at once for a route that is not held; else wait for the release (True) or for
+        `client_gone` to return (False: the request is to be dropped)."""
+        event = self._held.get(route)
+        if event is None:
+            return True
+        self._waiting[route] = self._waiting.get(route, 0) + 1
+        released = asyncio.ensure_future(event.wait())
+        gone = asyncio.ensure_future(client_gone())
+        try:
+            await asyncio.wait((released, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (released, gone):
+                waiter.cancel()
+            await asyncio.gather(released, gone, return_exceptions=True)
+            self._waiting[route] -= 1
+        return released.done() and not released.cancelled()
 
 
 def _take(queue: deque[list[Any]]) -> Fault | None:

@@ -181,8 +181,8 @@ class Desk:
         self.heap.release()
         for subscription in [*(self._updates or []), *([self._ticks_events] if self._ticks_events else [])]:
             subscription.dispose()
-        steps = [self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()), self.accounts.close,
-                 self.store.close]
+        steps = [self.symbols.close, self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()),
+                 self.accounts.close, self.store.close]
         for step in steps:
             try:
                 await step()
@@ -324,13 +324,13 @@ class Desk:
         name = alert.symbolname.split(":", 1)[-1].upper()
         if names_contract(alert.symbolname):
             contract = await self.symbols.contract(name)
-            return contract, await self.symbols.equity(contract.name)
+            return contract, await self.symbols.equity(contract.name, search=False)
         spec = alert.option
         right = (spec.right if spec and spec.right else None) or ("PE" if alert.signal.value == "sell" and not alert.chartink_word
                                                                   else "CE")
         if alert.chartink_word and alert.signal.value == "sell":  # `short` an underlying: buy the put
             right = "PE"
-        underlying = await self.symbols.equity(name)
+        underlying = await self.symbols.equity(name, search=False)  # an option chain comes from the master only
         contract = await self.symbols.option(name, price=int(alert.price * 100), right=right,
                                              strike=spec.strike if spec else "ATM", expiry=spec.expiry if spec else "current")
         return contract, underlying

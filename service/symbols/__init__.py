@@ -5,6 +5,7 @@
     resolve.py   SymbolResolver: tickers, contracts, options by strike and expiry (pure)
     cache.py     SymbolCache: symbol_tokens.json, atomic, rebuilt when corrupt or stale
     book.py      SymbolBook: what the service uses (index + resolver + cache + searchScrip)
+    searches.py  BackgroundSearches: searchScrip off the alert path, deduplicated and bounded
     freeze.py    freeze quantities from a settings file
     cli.py       `tickguard symbols refresh | find QUERY`
 

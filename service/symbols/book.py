@@ -2,15 +2,20 @@
 
     book = SymbolBook(settings, search=adapter.search_scrip)
     await book.open()                        # load or download today's index, check the cache file
-    await book.equity("NSE:M_M")             # cache -> master -> searchScrip
+    await book.equity("NSE:M_M")             # cache -> master; never waits on the broker
     await book.option("NIFTY", price=2_501_000, right="CE", strike="OTM1")
+    await book.close()                       # stop background work (a search, a refresh)
 
-Every lookup first makes sure the index is today's (one refresh at a time; after a failed refresh the
-old index keeps serving and the next attempt waits `RETRY_S`). File and subprocess work runs off the
-event loop.
+A lookup never waits on the network once the book is open. A stale index (a new master day) is
+refreshed in the background, one refresh at a time, while the old index keeps answering; after a
+failed refresh the next attempt waits `RETRY_S`. File and subprocess work runs off the event loop.
 
 searchScrip fallback: `search(exchange, text) -> [{"exchange", "tradingsymbol", "symboltoken"}]`,
-the broker adapter's call, injected so this package does no broker I/O. It answers only for cash
+the broker adapter's call, injected so this package does no broker I/O. SmartAPI paces it at about
+one call a second, so `equity` never waits for it: a ticker neither the cache nor the index knows
+raises `UnknownSymbol` at once, naming the ticker and saying that a search was started in the
+background (searches.py: deduplicated, bounded, off the alert path). If the search finds the symbol
+it is cached, and the next lookup of that ticker resolves at once. It answers only for cash
 equities: its rows carry no lot or tick size, and guessing a derivative's lot size is not an option.
 A cash symbol it finds gets lot 1 and tick 5 paise (a ₹0.05 multiple is a valid price whether the
 symbol's tick is ₹0.01 or ₹0.05), is marked `source="search"` and is cached until the next master.
@@ -34,6 +39,7 @@ from .index import MasterIndex
 from .master import Progress, ensure_index, is_stale, master_url, refresh_index
 from .model import Symbol, ist_now
 from .resolve import SymbolResolver
+from .searches import BackgroundSearches, Requested
 
 __all__ = ["SymbolBook", "Search", "SEARCH_TICK_PAISE"]
 
@@ -60,6 +66,8 @@ class SymbolBook:
         self._retry_at = 0.0
         self._resolver: SymbolResolver | None = None
         self._cache: SymbolCache | None = None
+        self._refreshing: asyncio.Task | None = None
+        self.searches = BackgroundSearches(self._search_in_background) if search is not None else None
 
     @property
     def index(self) -> MasterIndex:
@@ -93,10 +101,20 @@ class SymbolBook:
             await self._use(index)
             return index
 
-    async def equity(self, ticker: str) -> Symbol:
-        """A ticker as TradingView or Chartink send it (see resolve.SymbolResolver.equity)."""
+    async def equity(self, ticker: str, *, search: bool = True) -> Symbol:
+        """A ticker as TradingView or Chartink send it (see resolve.SymbolResolver.equity), from the
+        cache and the index only. A cash ticker neither knows raises `UnknownSymbol` at once, naming
+        the ticker; with `search` (and a broker search given) searchScrip is asked in the background,
+        and the reason says so."""
         key = _key(ticker)
-        return await self._cached(key) or await self._remember(key, await self._equity(ticker))
+        cached = await self._cached(key)
+        if cached is not None:
+            return cached
+        try:
+            symbol = self.resolver.equity(ticker)
+        except UnknownSymbol as missed:
+            raise self._unknown(key, ticker, missed, search) from None
+        return await self._remember(key, symbol)
 
     async def contract(self, tradingsymbol: str) -> Symbol:
         key = _key(tradingsymbol)
@@ -122,6 +140,22 @@ class SymbolBook:
                 found.append(symbol)
         return found[:limit]
 
+    async def settled(self) -> None:
+        """Wait for background work started so far: a refresh of the index, the symbol searches."""
+        if self._refreshing is not None:
+            await asyncio.gather(self._refreshing, return_exceptions=True)
+        if self.searches is not None:
+            await self.searches.idle()
+
+    async def close(self) -> None:
+        """Stop background work now (never waits on the broker or a download)."""
+        if self.searches is not None:
+            await self.searches.close()
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None and not refreshing.done():
+            refreshing.cancel()
+            await asyncio.gather(refreshing, return_exceptions=True)
+
     # Internals --------------------------------------------------------------------------------
     async def _use(self, index: MasterIndex) -> None:
         resolver = SymbolResolver(index, self.freeze_qty, now=self._now)
@@ -136,19 +170,28 @@ class SymbolBook:
         await self._save_cache()
 
     async def _fresh(self) -> None:
-        if self._resolver is None:
+        if self._resolver is None:  # used before open(): the service opens the book before it serves
             await self.open()
             return
         if not is_stale(self.index, self._now(), self.refresh_hour) or time.monotonic() < self._retry_at:
             return
-        async with self._lock:
-            if not is_stale(self.index, self._now(), self.refresh_hour):
-                return  # another task refreshed it meanwhile
-            index = await ensure_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
-                                       isolated=self._isolated)
-            if is_stale(index, self._now(), self.refresh_hour):
-                self._retry_at = time.monotonic() + RETRY_S
-            await self._use(index)
+        if self._refreshing is None or self._refreshing.done():  # the old index answers meanwhile
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh_stale(), name="symbols-refresh")
+
+    async def _refresh_stale(self) -> None:
+        try:
+            async with self._lock:
+                if not is_stale(self.index, self._now(), self.refresh_hour):
+                    return  # another task refreshed it meanwhile
+                index = await ensure_index(self.url, self.symbols_dir, now=self._now(), refresh_hour=self.refresh_hour,
+                                           isolated=self._isolated)
+                if is_stale(index, self._now(), self.refresh_hour):
+                    self._retry_at = time.monotonic() + RETRY_S
+                await self._use(index)
+        except Exception as exc:  # noqa: BLE001 - in the background: the old index keeps answering
+            self._retry_at = time.monotonic() + RETRY_S
+            log.warning("instrument master not refreshed, keeping the one for %s: %s", self.index.date,
+                        getattr(exc, "reason", None) or exc)
 
     async def _cached(self, key: str) -> Symbol | None:
         await self._fresh()
@@ -190,35 +233,62 @@ class SymbolBook:
                 cache.dirty = True
                 log.warning("symbol cache %s not written: %s", cache.path, exc)
 
-    async def _equity(self, ticker: str) -> Symbol:
-        try:
-            return self.resolver.equity(ticker)
-        except UnknownSymbol as missed:
-            if self._search is None:
-                raise
-            found = await self._ask_broker(ticker, missed)
-            if found is None:
-                raise
-            return found
+    def _unknown(self, key: str, ticker: str, missed: UnknownSymbol, search: bool) -> UnknownSymbol:
+        """The error for a ticker the index does not know; asks for a background search when one may help."""
+        name = " ".join(str(ticker).split())
+        if not search or self.searches is None or not _search_markets(ticker):
+            return UnknownSymbol(ticker, f"{name}: {missed.reason}")
+        outcome = self.searches.request(key, ticker)
+        later = f"if it finds {name}, it is kept in {self.cache_path.name} and the next alert for it resolves at once"
+        if outcome is Requested.STARTED:
+            tail = f"a broker search (searchScrip) was started in the background; {later}"
+        elif outcome is Requested.RUNNING:
+            tail = f"a broker search (searchScrip) for it is already running in the background; {later}"
+        elif outcome is Requested.MISSED:
+            ago = self.searches.missed_ago(key) or 0.0
+            tail = (f"the broker's search (searchScrip) did not find it either {ago:.0f} s ago "
+                    f"(it is asked again {self.searches.miss_hold_s:.0f} s after that)")
+        elif outcome is Requested.FULL:
+            tail = f"the broker's search (searchScrip) was not asked: {len(self.searches)} searches are already waiting"
+        else:
+            tail = "the broker's search (searchScrip) was not asked: the service is stopping"
+        return UnknownSymbol(ticker, f"{name}: {missed.reason}; {tail}")
 
-    async def _ask_broker(self, ticker: str, missed: UnknownSymbol) -> Symbol | None:
-        exchange, _, body = ticker.strip().upper().rpartition(":")
-        body = body.strip()
-        for market in [exchange] if exchange else ["NSE", "BSE"]:
-            if market not in ("NSE", "BSE"):
-                continue
-            try:
-                rows = await self._search(market, body)  # type: ignore[misc]
-            except Exception as exc:  # the broker's failure must not hide the master's answer
-                log.warning("searchScrip %s %s failed: %s", market, body, exc)
-                return None
+    async def _search_in_background(self, key: str, ticker: str) -> bool:
+        """searchScrip for `ticker` (BackgroundSearches' worker): a find is cached under `key`."""
+        found = await self._ask_broker(ticker)
+        if found is None:
+            log.info("searchScrip found no cash symbol for %s either", ticker)
+            return False
+        await self._remember(key, found)
+        log.info("searchScrip found %s: %s %s, token %s (kept for this master day)", ticker, found.exchange,
+                 found.tradingsymbol, found.token)
+        return True
+
+    async def _ask_broker(self, ticker: str) -> Symbol | None:
+        """The cash symbol searchScrip lists for `ticker`, None when it lists none; the broker's errors raise."""
+        assert self._search is not None
+        body = ticker.strip().upper().rpartition(":")[2].strip()
+        for market in _search_markets(ticker):
+            rows = await self._search(market, body)
             wanted = {body, f"{body}-EQ"} if market == "NSE" else {body.removesuffix("-EQ")}
             for row in rows or ():
                 if str(row.get("tradingsymbol", "")).upper() in wanted and row.get("symboltoken"):
                     return Symbol(market, str(row["symboltoken"]), str(row["tradingsymbol"]), body.removesuffix("-EQ"),
                                   "", 1, SEARCH_TICK_PAISE, source="search")
-        log.info("searchScrip found no cash symbol for %s either (%s)", ticker, missed.reason)
         return None
+
+
+def _search_markets(ticker: str) -> list[str]:
+    """Where searchScrip may vouch for `ticker`: cash NSE and BSE (the prefixed one), never a `NAMEn!` future."""
+    exchange, _, body = str(ticker).strip().upper().rpartition(":")
+    body = body.strip()
+    if not body or body.endswith("!") or " " in body:
+        return []
+    exchange = exchange.strip()
+    if not exchange:
+        return ["NSE", "BSE"]
+    return [exchange] if exchange in ("NSE", "BSE") else []
 
 
 def _key(text: str) -> str:

@@ -1,7 +1,7 @@
 """The symbol package's errors. Each carries the `query` it was asked and the `reason` it failed.
 
     SymbolError                 (query, reason)
-    ├── UnknownSymbol           no such ticker or contract in the master (nor through searchScrip)
+    ├── UnknownSymbol           no such ticker or contract in the cache or the master
     ├── NoContracts             the underlying exists but lists no options / futures to choose from
     ├── ExpiryError             (+ expiry) unreadable, unlisted or already expired expiry
     ├── StrikeError             (+ strike) unreadable strike, or none listed where asked

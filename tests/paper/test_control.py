@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.paper.conftest import DEMO
+from tests.support.waiting import wait_for
 
 ROOT = "/rest/secure/angelbroking"
 
@@ -169,3 +170,44 @@ def test_control_api_is_refused_in_live_mode(paper_factory):
         reply = live.control(method, path, json={})
         assert reply.status_code == 403
         assert "live" in reply.json()["errors"][0]["reason"]
+
+
+def search(client, text: str = "SBIN", timeout: float = 10) -> httpx.Response:
+    return client.post(f"{ROOT}/order/v1/searchScrip", json={"exchange": "NSE", "searchscrip": text}, timeout=timeout)
+
+
+def held(paper) -> dict[str, int]:
+    return paper.control("GET", "/state").json()["holds"]
+
+
+def test_a_held_route_answers_only_once_released(paper, client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert paper.control("POST", "/holds", json={"route": "searchScrip"}).status_code == 201
+    with ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(search, client), pool.submit(search, client, "TRENT")]
+        wait_for(lambda: held(paper) == {"searchScrip": 2}, "two searches held")
+        assert not any(reply.done() for reply in waiting)
+        assert ltp(client) > 0  # other routes answer meanwhile
+        released = paper.control("DELETE", "/holds", json={"route": "searchScrip"}).json()
+        assert released == {"released": ["searchScrip"], "held": {}}
+        replies = [reply.result(timeout=10) for reply in waiting]
+    assert [r.json()["data"][0]["tradingsymbol"] for r in replies] == ["SBIN-EQ", "TRENT-EQ"]
+    assert search(client).json()["data"][0]["symboltoken"] == "3045"  # no longer held
+
+
+def test_a_held_request_whose_client_gives_up_is_dropped(paper, client):
+    paper.control("POST", "/holds", json={"route": "searchScrip"})
+    with pytest.raises(httpx.ReadTimeout):
+        search(client, timeout=0.5)
+    wait_for(lambda: held(paper) == {"searchScrip": 0}, "the abandoned search dropped")
+    assert paper.control("POST", "/reset").status_code == 200  # a reset releases every hold
+    assert held(paper) == {} and search(client).status_code == 200
+
+
+@pytest.mark.parametrize("body, field", [({"route": "placeorder"}, "route"), ({}, "route"),
+                                         ({"route": "searchScrip", "seconds": 3}, "seconds")])
+def test_bad_holds_are_refused(paper, body, field):
+    reply = paper.control("POST", "/holds", json=body)
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == field
+    assert held(paper) == {}

@@ -1,6 +1,8 @@
 """Symbols on the paper master: a fixed expiry day, a settable IST clock, and a real master server."""
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -55,7 +57,8 @@ def resolver(resolver_at) -> SymbolResolver:
 
 @dataclass
 class MasterServer:
-    """Serves a master; `body` can be swapped, `hits` counts downloads, `status` forces a failure."""
+    """Serves a master; `body` can be swapped, `hits` counts downloads, `status` forces a failure,
+    and a cleared `gate` holds every download until it is set again."""
 
     body: bytes
     url: str = ""
@@ -63,10 +66,15 @@ class MasterServer:
     status: int = 200
     chunked: bool = False
     paths: list[str] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     def app(self) -> Starlette:
         async def master(request: Request) -> Response:
             self.hits += 1
+            await asyncio.to_thread(self.gate.wait)
             if self.status != 200:
                 return Response("unavailable", status_code=self.status)
             if self.chunked:  # no content-length: progress without a total
@@ -87,7 +95,10 @@ def master_server(universe: Universe) -> Iterator[MasterServer]:
     server = MasterServer(universe.master_json())
     with ServerThread(server.app()) as running:
         server.url = running.url + MASTER_PATH
-        yield server
+        try:
+            yield server
+        finally:
+            server.gate.set()  # a held download must not keep the server from stopping
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 
@@ -23,13 +24,26 @@ class Clock:
 class ScripSearch:
     """Stands in for the broker's searchScrip: answers from a fixed table and records the calls."""
 
-    def __init__(self, listings: dict[tuple[str, str], list[dict]], fail: bool = False) -> None:
+    def __init__(self, listings: dict[tuple[str, str], list[dict]], fail: bool = False,
+                 gate: asyncio.Event | None = None) -> None:
         self.listings = listings
         self.fail = fail
+        self.gate = gate  # when given, every search waits for it (a broker that does not answer)
         self.calls: list[tuple[str, str]] = []
+        self.waiting = 0
+        self.cancelled = 0
 
     async def __call__(self, exchange: str, text: str) -> list[dict]:
         self.calls.append((exchange, text))
+        if self.gate is not None:
+            self.waiting += 1
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            finally:
+                self.waiting -= 1
         if self.fail:
             raise ConnectionError("broker unreachable")
         return self.listings.get((exchange, text), [])
@@ -100,34 +114,103 @@ async def test_a_cached_continuous_future_rolls_at_the_expiry_close(book_for):
     assert json.loads(book.cache_path.read_text())["symbols"]["NIFTY1!"]["tradingsymbol"] == "NIFTY30DEC25FUT"
 
 
-async def test_search_scrip_answers_for_cash_symbols_the_master_lacks(book_for):
+async def test_search_scrip_answers_for_cash_symbols_the_master_lacks_in_the_background(book_for):
     search = ScripSearch(NEWCO)
     book = book_for(search=search)
     await book.open()
     assert (await book.equity("SBIN")).source == "master" and search.calls == []
+    with pytest.raises(UnknownSymbol) as caught:
+        await book.equity("NEWCO")  # answered from the index at once: the search runs behind it
+    reason = caught.value.reason
+    assert reason.startswith("NEWCO: no equity or index on NSE or BSE in the instrument master of 2025-11-25")
+    assert "search (searchScrip) was started in the background" in reason
+    await book.settled()
     newco = await book.equity("NEWCO")
     assert (newco.exchange, newco.token, newco.tradingsymbol, newco.source) == ("NSE", "777001", "NEWCO-EQ", "search")
     assert (newco.lotsize, newco.tick_size) == (1, SEARCH_TICK_PAISE)
     assert search.calls == [("NSE", "NEWCO")]
+    assert json.loads(book.cache_path.read_text())["symbols"]["NEWCO"]["token"] == "777001"
     assert (await book.equity("NEWCO")).token == "777001" and len(search.calls) == 1  # cached for the day
     restarted = book_for()
     assert (await restarted.equity("NEWCO")).source == "search"
+    await book.close()
 
 
-async def test_search_scrip_misses_and_failures_surface_as_unknown_symbols(book_for):
+async def test_search_scrip_misses_are_remembered_and_failures_logged_not_raised(book_for, caplog):
     quiet = ScripSearch({})
     book = book_for(search=quiet)
     with pytest.raises(UnknownSymbol) as caught:
         await book.equity("NOSUCH")
-    assert caught.value.query == "NOSUCH" and quiet.calls == [("NSE", "NOSUCH"), ("BSE", "NOSUCH")]
+    assert caught.value.query == "NOSUCH"
+    await book.settled()
+    assert quiet.calls == [("NSE", "NOSUCH"), ("BSE", "NOSUCH")]
+    with pytest.raises(UnknownSymbol) as again:
+        await book.equity("NOSUCH")
+    assert "did not find it either" in again.value.reason and len(quiet.calls) == 2  # not asked again so soon
+
     broken = book_for(search=ScripSearch(NEWCO, fail=True))
-    with pytest.raises(UnknownSymbol):
-        await broken.equity("NEWCO")
-    with pytest.raises(UnknownSymbol):
+    for _ in range(2):  # a failure is not remembered: the next alert asks again
+        with pytest.raises(UnknownSymbol) as caught:
+            await broken.equity("NEWCO")
+        assert "was started in the background" in caught.value.reason
+        await broken.settled()
+    assert broken._search.calls == [("NSE", "NEWCO")] * 2
+    assert "symbol search of NEWCO failed: broker unreachable" in caplog.text
+    with pytest.raises(UnknownSymbol) as caught:
         await book_for(search=ScripSearch(NEWCO)).contract("NEWCO25NOV25FUT")  # never for derivatives
+    assert "searchScrip" not in caught.value.reason
 
 
-async def test_the_index_is_refreshed_once_a_new_master_day_begins(book_for, master_server):
+async def test_unsearchable_tickers_and_lookups_without_search_start_no_search(book_for):
+    search = ScripSearch(NEWCO)
+    book = book_for(search=search)
+    for ticker in ("NFO:NEWCO", "NEWCO9!", "NSE:", "NEW CO"):
+        with pytest.raises(UnknownSymbol) as caught:
+            await book.equity(ticker)
+        assert "searchScrip" not in caught.value.reason
+    with pytest.raises(UnknownSymbol) as caught:
+        await book.equity("NEWCO", search=False)  # an option's underlying: its chain is the master's only
+    assert caught.value.reason.startswith("NEWCO: no equity or index") and "searchScrip" not in caught.value.reason
+    await book.settled()
+    assert search.calls == []
+
+
+async def test_alerts_for_an_unknown_symbol_never_wait_for_a_search_that_hangs(book_for):
+    gate = asyncio.Event()
+    search = ScripSearch(NEWCO, gate=gate)
+    book = book_for(search=search)
+    await book.open()
+    async with asyncio.timeout(10):  # a deadline for a hang, not a latency bound
+        answers = await asyncio.gather(*(book.equity("NEWCO") for _ in range(6)), book.equity("OTHER"),
+                                       return_exceptions=True)
+    assert all(isinstance(a, UnknownSymbol) for a in answers)
+    reasons = [a.reason for a in answers]
+    assert "was started" in reasons[0] and all("already running" in r for r in reasons[1:6])
+    await asyncio.sleep(0)
+    assert search.calls == [("NSE", "NEWCO")]  # six alerts, one search; OTHER waits its turn
+    gate.set()
+    await book.settled()
+    assert (await book.equity("NEWCO")).token == "777001"
+    assert search.calls == [("NSE", "NEWCO"), ("NSE", "OTHER"), ("BSE", "OTHER")]
+    await book.close()
+
+
+async def test_closing_the_book_cancels_a_hanging_search(book_for):
+    search = ScripSearch(NEWCO, gate=asyncio.Event())
+    book = book_for(search=search)
+    with pytest.raises(UnknownSymbol):
+        await book.equity("NEWCO")
+    await asyncio.sleep(0)
+    assert search.calls == [("NSE", "NEWCO")] and search.waiting == 1
+    async with asyncio.timeout(10):
+        await book.close()
+    assert search.waiting == 0 and search.cancelled == 1
+    with pytest.raises(UnknownSymbol) as caught:
+        await book.equity("OTHER")
+    assert "the service is stopping" in caught.value.reason
+
+
+async def test_the_index_is_refreshed_in_the_background_once_a_new_master_day_begins(book_for, master_server):
     clock = Clock(ist(hour=10))
     book = book_for(clock)
     await book.open()
@@ -135,8 +218,17 @@ async def test_the_index_is_refreshed_once_a_new_master_day_begins(book_for, mas
     await book.equity("SBIN")
     assert master_server.hits == 1  # before 08:00 IST the master of the 25th still holds
     clock.moment = ist(DAY + timedelta(days=1), 9, 0)
-    await book.equity("SBIN")
+    master_server.gate.clear()  # the download hangs: lookups go on with the old index
+    try:
+        async with asyncio.timeout(10):
+            assert (await book.equity("TCS")).token == "11536"
+            assert (await book.option("NIFTY", price=2_501_000, right="CE")).lotsize == 75
+        assert book.index.date == DAY
+    finally:
+        master_server.gate.set()
+    await book.settled()
     assert (book.index.date, master_server.hits) == (DAY + timedelta(days=1), 2)
+    await book.close()
 
 
 async def test_an_unreachable_master_keeps_the_old_index_and_waits_before_retrying(book_for, master_server):
@@ -146,7 +238,9 @@ async def test_an_unreachable_master_keeps_the_old_index_and_waits_before_retryi
     master_server.status = 503
     clock.moment = ist(DAY + timedelta(days=1), 9, 0)
     assert (await book.equity("SBIN")).token == "3045"
+    await book.settled()
     assert (await book.equity("TCS")).token == "11536"
+    await book.settled()
     assert (book.index.date, master_server.hits) == (DAY, 2)  # one failed attempt, then a pause
 
 
@@ -209,5 +303,8 @@ async def test_paper_mode_reads_the_paper_exchanges_master_and_search(paper_exch
     lacking = SymbolBook(settings_for(master_server.url, SYMBOLS_DIR=str(paper.symbols_dir) + "-other",
                                       SYMBOL_TOKENS_FILE=str(paper.cache_path) + ".other"),
                          search=_paper_search(url, login, totp), now=Clock(ist()), isolated=False)
+    with pytest.raises(UnknownSymbol):
+        await lacking.equity("NSE:TRENT")
+    await lacking.settled()
     trent = await lacking.equity("NSE:TRENT")
     assert (trent.token, trent.tradingsymbol, trent.source) == ("1964", "TRENT-EQ", "search")
