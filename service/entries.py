@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from service.broker import Broker, BrokerError, OrderKind, OrderSide, Priority
+from service.broker import Broker, BrokerError, MarginLeg, OrderKind, OrderSide, Priority
 from service.broker.smartapi.pacing import expired_reason
-from service.sizing import Sized, size_equity, size_option
+from service.sizing import Sized, size_equity, size_future, size_option
 from service.store import Store
 from service.trades import Trade, TradeEvent, TradeState
 
@@ -121,24 +121,22 @@ class EntryQueue:
             if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
                 by_login.setdefault(trader.broker_for(trade), []).append((entry, trade))
         margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
-        decided: list[tuple[Trade, str, str, int, int]] = []  # (trade, kind, reason, quantity, margin used)
+        decided: list[tuple[Trade, str, dict, int, int]] = []  # (trade, kind, event data, quantity, margin used)
         for (broker, entries), margin in zip(by_login.items(), margins):
             for entry, trade in entries:
                 if isinstance(margin, BrokerError):
-                    decided.append((trade, "rejected", f"cannot read the broker's margin: {margin.message}", 0, 0))
+                    decided.append((trade, *_rejected(f"cannot read the broker's margin: {margin.message}")))
                     continue
-                kind, reason, quantity, cost = await self._size(trade, entry, margin)
+                kind, data, quantity, cost = await self._size(trade, entry, margin)
                 margin -= cost
-                decided.append((trade, kind, reason, quantity, cost))
+                decided.append((trade, kind, data, quantity, cost))
         if not decided:
             return
         at_ms = trader.now_ms()
 
         def work(db) -> list[Trade]:
-            data = [({"quantity": quantity} if kind == "sized" else {"reason": reason}) for _, kind, reason, quantity, _
-                    in decided]
-            return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=values))
-                    for (trade, kind, *_), values in zip(decided, data)]
+            return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=data))
+                    for trade, kind, data, *_ in decided]
 
         sends = []
         for trade, (_, kind, _, quantity, cost) in zip(await trader.store.db.write(work), decided):
@@ -159,14 +157,16 @@ class EntryQueue:
             return exc
         return net - self._held.get(broker, 0)
 
-    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, str, int, int]:
-        """("sized", "", quantity, margin it takes) or ("rejected", reason, 0, 0)."""
+    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
+        """("sized", event data, quantity, margin it takes) or ("rejected", {"reason": …}, 0, 0)."""
         trader = self.trader
+        if str(trade.spec.get("instrumenttype", "")).startswith("FUT"):
+            return await self._size_future(trade, entry, margin)
         if trade.spec.get("right"):
             try:
                 premium = await trader.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
             except BrokerError as exc:
-                return "rejected", f"no premium for {trade.tradingsymbol}: {exc.message}", 0, 0
+                return _rejected(f"no premium for {trade.tradingsymbol}: {exc.message}")
             lot = int(trade.spec.get("lot_size") or 1)
             sized = size_option(fund=entry.fund, margin=margin, premium=premium, lot_size=lot,
                                 lots=None if entry.quantity is None else entry.quantity // lot)
@@ -175,7 +175,7 @@ class EntryQueue:
 
                 refusal = _rules_refusal(trade, premium, sized.quantity)
                 if refusal:
-                    return "rejected", refusal, 0, 0
+                    return _rejected(refusal)
             cost = sized.quantity * premium
         else:
             price = int(trade.spec.get("alert_price") or 0)
@@ -183,6 +183,21 @@ class EntryQueue:
             sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
             cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
         return _outcome(sized, cost)
+
+    async def _size_future(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
+        """Whole lots: floor(allocation ÷ the broker's margin for one lot), asked of the trade's login
+        at the alert's price (a NIFTY1! alert carries the future's own price)."""
+        lot = int(trade.spec.get("lot_size") or 1)
+        one_lot = MarginLeg(exchange=trade.exchange, token=trade.token, quantity=lot,
+                            price=int(trade.spec.get("alert_price") or 0), product=trade.product,
+                            side=OrderSide.BUY if trade.long else OrderSide.SELL)
+        try:
+            lot_margin = await self.trader.broker_for(trade).margin([one_lot])
+        except BrokerError as exc:
+            return _rejected(f"cannot read the margin for one lot of {trade.tradingsymbol}: {exc.message}")
+        sized = size_future(fund=entry.fund, margin=margin, lot_margin=lot_margin, lot_size=lot,
+                            lots=None if entry.quantity is None else entry.quantity // lot)
+        return _outcome(sized, sized.quantity // lot * lot_margin, lot_margin=lot_margin)
 
     async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:
         """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity."""
@@ -204,10 +219,14 @@ class EntryQueue:
             self._held[broker] -= cost
 
 
-def _outcome(sized: Sized, cost: int) -> tuple[str, str, int, int]:
+def _outcome(sized: Sized, cost: int, **extra: int) -> tuple[str, dict, int, int]:
     if sized.refused:
-        return "rejected", sized.reason, 0, 0
-    return "sized", "", sized.quantity, cost
+        return _rejected(sized.reason)
+    return "sized", {**sized.event(), **extra}, sized.quantity, cost
+
+
+def _rejected(reason: str) -> tuple[str, dict, int, int]:
+    return "rejected", {"reason": reason}, 0, 0
 
 
 def _ceil(amount: Decimal) -> int:

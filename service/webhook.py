@@ -154,7 +154,7 @@ def decide_for(plan: Plan, account: str, open_trades: list[Trade], policy: Polic
     if plan.underlying is None:
         symbol = plan.symbol
         held = [t for t in open_trades if t.account == account and t.exchange == symbol.exchange and t.token == symbol.token]
-        return decide(plan.alert, held, policy, lot_size)
+        return decide(plan.alert, held, policy, lot_size if symbol.is_future else 1)
     # Options are only ever bought: a call is long the underlying, a put short. Decide on that view.
     view = [msgspec.structs.replace(t, side="LONG" if t.spec.get("right") == "CE" else "SHORT") for t in open_trades
             if t.account == account and t.spec.get("underlying") == plan.underlying.name]
@@ -167,6 +167,8 @@ def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -
     spec: dict[str, Any] = {"rules": rules, "rule_source": source, "tick_size": symbol.tick_size,
                             "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund,
                             "login": account.clientcode or None}
+    if symbol.is_future:  # sized in whole lots from the broker's margin for one lot (service/entries.py)
+        spec.update(instrumenttype=symbol.instrumenttype, freeze_qty=symbol.freeze_qty)
     if plan.underlying is not None:
         u = plan.underlying
         spec.update(right=symbol.option_type, underlying=u.name, alert_price=None,
