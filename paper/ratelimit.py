@@ -27,6 +27,7 @@ LIMITS: dict[str, tuple[int | None, int | None, int | None]] = {
     "getAllHolding": (1, None, None),
     "quote": (10, 500, 5000),
     "getCandleData": (3, 500, 5000),
+    "marginBatch": (10, 500, 5000),
 }
 
 _WINDOWS = (1.0, 60.0, 3600.0)

@@ -278,7 +278,7 @@ class Desk:
                 symbol = await self.symbols.equity(ticker)
         except SymbolError as exc:
             raise AlertInvalid([{"field": "symbolname", "reason": exc.reason}]) from None
-        if alert.type == "option" and alert.quantity is not None and alert.quantity % symbol.lotsize:
+        if (alert.type == "option" or symbol.is_future) and alert.quantity is not None and alert.quantity % symbol.lotsize:
             raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
         accounts, entry_refusal = await self._accounts_for(alert)
         strategy = self.strategies.get(alert.strategyname)

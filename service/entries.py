@@ -21,13 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from service.broker import Broker, BrokerError, OrderKind, OrderSide, Priority
+from service.broker import Broker, BrokerError, MarginLeg, OrderKind, OrderSide, Priority
 from service.broker.smartapi.pacing import expired_reason
-from service.sizing import Sized, size_equity, size_option
+from service.sizing import Sized, size_equity, size_future, size_option
 from service.store import Store
 from service.trades import Trade, TradeEvent, TradeState
 
@@ -123,28 +123,25 @@ class EntryQueue:
             if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
                 by_login.setdefault(trader.broker_for(trade), []).append((entry, trade))
         margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
-        # (trade, kind, reason, quantity, margin used, q* as recorded)
-        decided: list[tuple[Trade, str, str, int, int, dict | None]] = []
+        decided: list[tuple[Trade, str, dict, int, int]] = []  # (trade, kind, event data, quantity, margin used)
         for (broker, entries), margin in zip(by_login.items(), margins):
             for entry, trade in entries:
                 if isinstance(margin, BrokerError):
-                    decided.append((trade, "rejected", f"cannot read the broker's margin: {margin.message}", 0, 0, None))
+                    decided.append((trade, *_rejected(f"cannot read the broker's margin: {margin.message}")))
                     continue
-                kind, reason, quantity, cost, sized_for = await self._size(trade, entry, margin)
+                kind, data, quantity, cost = await self._size(trade, entry, margin)
                 margin -= cost
-                decided.append((trade, kind, reason, quantity, cost, sized_for))
+                decided.append((trade, kind, data, quantity, cost))
         if not decided:
             return
         at_ms = trader.now_ms()
 
         def work(db) -> list[Trade]:
-            data = [(_sized_data(quantity, sized_for) if kind == "sized" else {"reason": reason})
-                    for _, kind, reason, quantity, _, sized_for in decided]
-            return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=values))
-                    for (trade, kind, *_), values in zip(decided, data)]
+            return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=data))
+                    for trade, kind, data, *_ in decided]
 
         sends = []
-        for trade, (_, kind, _, quantity, cost, _) in zip(await trader.store.db.write(work), decided):
+        for trade, (_, kind, _, quantity, cost) in zip(await trader.store.db.write(work), decided):
             trader.on_trade(trade)
             if kind == "sized":
                 broker = trader.broker_for(trade)
@@ -162,38 +159,57 @@ class EntryQueue:
             return exc
         return net - self._held.get(broker, 0)
 
-    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, str, int, int, dict | None]:
-        """("sized", "", quantity, margin it takes, q*) or ("rejected", reason, 0, 0, None).
+    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
+        """("sized", event data, quantity, margin it takes) or ("rejected", {"reason": …}, 0, 0).
 
-        q* — the quantity a fund-sized trade would have before rounding, allocation (× leverage) ÷
-        price — is recorded with the size: stop rules from the account or the strategy divide by it
-        when the alert fixed the quantity (trading-semantics §4)."""
+        The `sized` event also records q* (`sized_for`) — the quantity a fund-sized trade would have
+        before rounding, allocation (× leverage) ÷ price — which stop rules from the account or the
+        strategy divide by when the alert fixed the quantity (trading-semantics §4)."""
         trader = self.trader
+        if str(trade.spec.get("instrumenttype", "")).startswith("FUT"):
+            return await self._size_future(trade, entry, margin)
         allocation = min(entry.fund, max(0, margin))
         if trade.spec.get("right"):
             try:
                 premium = await trader.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
             except BrokerError as exc:
-                return "rejected", f"no premium for {trade.tradingsymbol}: {exc.message}", 0, 0, None
+                return _rejected(f"no premium for {trade.tradingsymbol}: {exc.message}")
             lot = int(trade.spec.get("lot_size") or 1)
             sized = size_option(fund=entry.fund, margin=margin, premium=premium, lot_size=lot,
                                 lots=None if entry.quantity is None else entry.quantity // lot)
-            sized_for = {"budget": str(allocation), "price": premium}
+            sized_for = _sized_for(allocation, premium)
             if not sized.refused:
                 from service.execution import _rules_refusal
 
-                probe = msgspec.structs.replace(trade, spec={**trade.spec, "sized_for": sized_for})
+                probe = msgspec.structs.replace(trade, spec={**trade.spec, **sized_for})
                 refusal = _rules_refusal(probe, premium, sized.quantity)
                 if refusal:
-                    return "rejected", refusal, 0, 0, None
+                    return _rejected(refusal)
             cost = sized.quantity * premium
         else:
             price = int(trade.spec.get("alert_price") or 0)
             leverage = trader.config.leverage.get(trade.product, Decimal(1))
             sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
-            sized_for = {"budget": str(allocation * leverage), "price": price}
+            sized_for = _sized_for(allocation * leverage, price)
             cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
-        return (*_outcome(sized, cost), sized_for if not sized.refused else None)
+        return _outcome(sized, cost, **sized_for)
+
+    async def _size_future(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
+        """Whole lots: floor(allocation ÷ the broker's margin for one lot), asked of the trade's login
+        at the alert's price (a NIFTY1! alert carries the future's own price)."""
+        lot = int(trade.spec.get("lot_size") or 1)
+        one_lot = MarginLeg(exchange=trade.exchange, token=trade.token, quantity=lot,
+                            price=int(trade.spec.get("alert_price") or 0), product=trade.product,
+                            side=OrderSide.BUY if trade.long else OrderSide.SELL)
+        try:
+            lot_margin = await self.trader.broker_for(trade).margin([one_lot])
+        except BrokerError as exc:
+            return _rejected(f"cannot read the margin for one lot of {trade.tradingsymbol}: {exc.message}")
+        sized = size_future(fund=entry.fund, margin=margin, lot_margin=lot_margin, lot_size=lot,
+                            lots=None if entry.quantity is None else entry.quantity // lot)
+        # q* = allocation ÷ (margin per lot ÷ lot size) units
+        sized_for = _sized_for(min(entry.fund, max(0, margin)) * lot, lot_margin)
+        return _outcome(sized, sized.quantity // lot * lot_margin, lot_margin=lot_margin, **sized_for)
 
     async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:
         """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity."""
@@ -215,17 +231,21 @@ class EntryQueue:
             self._held[broker] -= cost
 
 
-def _sized_data(quantity: int, sized_for: dict | None) -> dict:
-    data: dict = {"quantity": quantity}
-    if sized_for is not None and int(sized_for["price"]) > 0 and Decimal(sized_for["budget"]) > 0:
-        data["sized_for"] = sized_for
-    return data
+def _sized_for(budget: int | Decimal, price: int) -> dict[str, Any]:
+    """q* = budget ÷ price as the `sized` event records it (nothing when there is no q* to speak of)."""
+    if budget <= 0 or price <= 0:
+        return {}
+    return {"sized_for": {"budget": str(budget), "price": price}}
 
 
-def _outcome(sized: Sized, cost: int) -> tuple[str, str, int, int]:
+def _outcome(sized: Sized, cost: int, **extra: Any) -> tuple[str, dict, int, int]:
     if sized.refused:
-        return "rejected", sized.reason, 0, 0
-    return "sized", "", sized.quantity, cost
+        return _rejected(sized.reason)
+    return "sized", {**sized.event(), **extra}, sized.quantity, cost
+
+
+def _rejected(reason: str) -> tuple[str, dict, int, int]:
+    return "rejected", {"reason": reason}, 0, 0
 
 
 def _ceil(amount: Decimal) -> int:

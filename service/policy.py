@@ -104,9 +104,10 @@ def decide(alert: Alert, open_trades: list[Trade], policy: Policy = Policy.CLOSE
 
 
 def _target(alert: Alert, open_trades: list[Trade], lot_size: int) -> Decision:
-    """Move the net position to `position_size` (units; lots for options)."""
+    """Move the net position to `position_size` (units; lots for options and futures, whose `lot_size`
+    the caller passes — 1 for cash)."""
     assert alert.position_size is not None
-    unit = lot_size if alert.type == "option" else 1
+    unit = lot_size
     target = int(alert.position_size) * unit
     if target == 0:
         return Decision(close=[t.id for t in open_trades]) if open_trades else Decision(note="already flat")

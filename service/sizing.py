@@ -3,36 +3,45 @@
 allocation = the account's fund per trade, capped by the broker's available margin (`net` of getRMS:
 what the broker will let new orders use — `availablecash` ignores margin already blocked).
 Equity: quantity = floor(allocation × leverage ÷ price); leverage is a per-product setting (default 1).
-Options: lots = floor(allocation ÷ (premium × lot size)). An alert's own `quantity` or `lots`
-overrides the sizing but is still capped by the margin. Fewer than one unit or lot is refused.
+Options: lots = floor(allocation ÷ (premium × lot size)).
+Futures: lots = floor(allocation ÷ margin per lot), the margin per lot quoted by the broker.
+An alert's own `quantity` or `lots` overrides the sizing but is still capped by the margin: it trades
+min(asked, what the margin allows) in whole units (whole lots for derivatives), and the `sized` event
+records the asked figure beside the capped one. Fewer than one unit or lot is refused.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-__all__ = ["Sized", "size_equity", "size_option"]
+__all__ = ["Sized", "size_equity", "size_future", "size_option"]
 
 
 @dataclass(frozen=True)
 class Sized:
-    quantity: int  # units (lots × lot size for options)
-    reason: str = ""  # why the quantity is 0
+    quantity: int  # units (lots × lot size for derivatives)
+    reason: str = ""  # why the quantity is 0, or why it is less than the alert asked for
+    asked: int | None = None  # units the alert asked for, when the margin capped them
 
     @property
     def refused(self) -> bool:
         return self.quantity <= 0
+
+    def event(self) -> dict[str, Any]:
+        """The `sized` event's data: the quantity, and what was asked and why it was capped."""
+        if self.asked is None:
+            return {"quantity": self.quantity}
+        return {"quantity": self.quantity, "asked": self.asked, "reason": self.reason}
 
 
 def size_equity(*, fund: int, margin: int, price: int, leverage: Decimal = Decimal(1),
                 quantity: int | None = None) -> Sized:
     if price <= 0:
         return Sized(0, "no price to size the order from")
-    cap = int(Decimal(max(0, margin)) * leverage // price)
     if quantity is not None:
-        if quantity > cap:
-            return Sized(0, f"quantity {quantity} needs more margin than the {margin / 100:.2f} available (at most {cap})")
-        return Sized(quantity)
+        cap = int(Decimal(max(0, margin)) * leverage // price)
+        return _asked(quantity, cap, 1, margin, "share")
     allocation = min(fund, max(0, margin))
     units = int(Decimal(allocation) * leverage // price)
     if units < 1:
@@ -43,13 +52,33 @@ def size_equity(*, fund: int, margin: int, price: int, leverage: Decimal = Decim
 def size_option(*, fund: int, margin: int, premium: int, lot_size: int, lots: int | None = None) -> Sized:
     if premium <= 0 or lot_size <= 0:
         return Sized(0, "no premium or lot size to size the order from")
-    per_lot = premium * lot_size
-    cap = max(0, margin) // per_lot
+    return _in_lots(fund, margin, premium * lot_size, lot_size, lots, "costs")
+
+
+def size_future(*, fund: int, margin: int, lot_margin: int, lot_size: int, lots: int | None = None) -> Sized:
+    """Whole lots of a future; `lot_margin` is what the broker blocks for one lot (paise)."""
+    if lot_margin <= 0 or lot_size <= 0:
+        return Sized(0, "the broker quoted no margin for one lot")
+    return _in_lots(fund, margin, lot_margin, lot_size, lots, "needs a margin of")
+
+
+def _in_lots(fund: int, margin: int, per_lot: int, lot_size: int, lots: int | None, takes: str) -> Sized:
     if lots is not None:
-        if lots > cap:
-            return Sized(0, f"{lots} lots need {lots * per_lot / 100:.2f}, more than the {margin / 100:.2f} available")
-        return Sized(lots * lot_size)
-    count = min(fund, max(0, margin)) // per_lot
+        return _asked(lots, max(0, margin) // per_lot, lot_size, margin, "lot")
+    allocation = min(fund, max(0, margin))
+    count = allocation // per_lot
     if count < 1:
-        return Sized(0, f"one lot costs {per_lot / 100:.2f}, more than the allocation {min(fund, margin) / 100:.2f}")
+        return Sized(0, f"one lot {takes} {per_lot / 100:.2f}, more than the allocation {allocation / 100:.2f}")
     return Sized(count * lot_size)
+
+
+def _asked(asked: int, cap: int, unit: int, margin: int, name: str) -> Sized:
+    """The alert's own count of shares or lots (`unit` units each), capped by the `cap` the margin allows."""
+    if asked < 1:
+        return Sized(0, f"the alert asked for {asked} {name}s")
+    if cap < 1:
+        return Sized(0, f"the margin {max(0, margin) / 100:.2f} allows not one {name} of the {asked} asked")
+    if asked <= cap:
+        return Sized(asked * unit)
+    return Sized(cap * unit, f"capped by margin: {max(0, margin) / 100:.2f} allows {cap} of the {asked} {name}s asked",
+                 asked * unit)

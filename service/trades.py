@@ -79,7 +79,7 @@ def fold(trade: Trade, event: TradeEvent) -> Trade:
     data = event.data
     kind = event.kind
     changes: dict[str, Any] = {"updated_ms": event.at_ms, "version": trade.version + 1}
-    if kind == "sized":
+    if kind == "sized":  # `asked`/`reason` (capped by margin) and `lot_margin` (futures) are history only
         changes["quantity"] = int(data["quantity"])
         if data.get("sized_for"):  # q*, for the rules that divide by it
             changes["spec"] = {**trade.spec, "sized_for": data["sized_for"]}

@@ -142,7 +142,8 @@ def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int, lev
         id=0, account="", strategy=alert.strategyname,
         instrument=Instrument(symbol.token, symbol.exchange, symbol.tick_size),
         side=Side.LONG if alert.signal.value == "buy" else Side.SHORT, quantity=quantity, entry=price,
-        rules=engine_rules, fund=fund, sized_for=SizedFor(Decimal(fund) * leverage, price) if alert.type == "equity" else None,
+        rules=engine_rules, fund=fund,
+        sized_for=SizedFor(Decimal(fund) * leverage, price) if alert.type == "equity" and not symbol.is_future else None,
     )
     try:
         levels(trade)
@@ -162,7 +163,7 @@ def decide_for(plan: Plan, account: str, open_trades: list[Trade], policy: Polic
     symbol = plan.symbol
     if plan.underlying is None:
         held = [t for t in open_trades if t.account == account and t.exchange == symbol.exchange and t.token == symbol.token]
-        decision = decide(plan.alert, held, policy, lot_size)
+        decision = decide(plan.alert, held, policy, lot_size if symbol.is_future else 1)
         if not symbol.is_derivative and plan.alert.product != "INTRADAY":
             return forbid_short(decision, f"a cash equity is short only INTRADAY, not {plan.alert.product}", "product")
         return decision
@@ -181,6 +182,8 @@ def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -
     spec: dict[str, Any] = {"rules": rules, "rule_source": source, "tick_size": symbol.tick_size,
                             "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund,
                             "login": account.clientcode or None}
+    if symbol.is_future:  # sized in whole lots from the broker's margin for one lot (service/entries.py)
+        spec.update(instrumenttype=symbol.instrumenttype, freeze_qty=symbol.freeze_qty)
     if plan.underlying is not None:
         u = plan.underlying
         spec.update(right=symbol.option_type, underlying=u.name, alert_price=None,

@@ -140,7 +140,8 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
 
 class SizedFor(msgspec.Struct, frozen=True, gc=False):
     """The quantity tickguard would have sized for a trade before rounding: q* = budget ÷ price —
-    the allocation (× leverage) in paise over the price it was sized at (alert price or premium)."""
+    the allocation (× leverage) in paise over what one unit takes (the alert price, or the premium);
+    for a future, the allocation × lot size over the margin of one lot."""
 
     budget: Decimal
     price: int  # paise

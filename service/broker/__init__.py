@@ -13,6 +13,7 @@ from service.broker.types import (
     Candle,
     Fill,
     Funds,
+    MarginLeg,
     OrderAck,
     OrderKind,
     OrderRequest,
@@ -27,7 +28,7 @@ from service.broker.types import (
 
 __all__ = [
     "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "Fill", "Funds", "LoginFailed",
-    "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
+    "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
     "SessionExpired", "TickStream",
 ]

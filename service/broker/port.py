@@ -7,7 +7,7 @@ alike; only its URLs and credentials differ.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +18,7 @@ from service.broker.types import (
     Candle,
     Fill,
     Funds,
+    MarginLeg,
     OrderAck,
     OrderRequest,
     OrderUpdate,
@@ -95,6 +96,9 @@ class Broker(Protocol):
     async def positions(self) -> list[Position]: ...
 
     async def funds(self) -> Funds: ...
+
+    async def margin(self, legs: Sequence[MarginLeg]) -> int:
+        """Paise the broker would block for these positions together (SmartAPI's margin batch)."""
 
     async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int: ...
 

@@ -6,7 +6,7 @@ import enum
 import msgspec
 
 __all__ = [
-    "BrokerOrder", "Candle", "Fill", "Funds", "OrderAck", "OrderKind", "OrderRequest", "OrderSide",
+    "BrokerOrder", "Candle", "Fill", "Funds", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest", "OrderSide",
     "OrderStatus", "OrderUpdate", "Position", "Priority", "SearchHit", "TERMINAL_STATUSES",
 ]
 
@@ -77,6 +77,17 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     variety: str = "NORMAL"
     duration: str = "DAY"
     tag: str = ""  # SmartAPI ordertag, under 20 characters
+
+
+class MarginLeg(msgspec.Struct, frozen=True, kw_only=True):
+    """One position of a margin question: what the broker would block for it."""
+
+    exchange: str
+    token: str
+    quantity: int  # units
+    price: int  # paise; 0 = a market order (the broker prices it)
+    product: str
+    side: OrderSide
 
 
 class OrderAck(msgspec.Struct, frozen=True):

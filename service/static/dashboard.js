@@ -207,6 +207,7 @@ function describe(event) {
   if (d.reason) parts.push(d.reason);
   if (d.quantity !== undefined && d.price !== undefined) parts.push(`${d.quantity} @ ${d.price ? money(d.price) : "market"}`);
   else if (d.quantity !== undefined) parts.push(`qty ${d.quantity}`);
+  if (d.asked !== undefined) parts.push(`asked ${d.asked}`);
   if (d.level !== undefined && d.level !== null) parts.push(`level ${money(d.level)}`);
   if (d.stop !== undefined && d.stop !== null) parts.push(`stop ${money(d.stop)}`);
   if (d.target !== undefined && d.target !== null) parts.push(`target ${money(d.target)}`);

@@ -27,6 +27,7 @@ from service.broker.types import (
     Candle,
     Fill,
     Funds,
+    MarginLeg,
     OrderAck,
     OrderKind,
     OrderRequest,
@@ -154,6 +155,17 @@ class SmartApiBroker:
 
     async def funds(self) -> Funds:
         return funds_from_rms(await self.rest.call("getRMS") or {})
+
+    async def margin(self, legs: Sequence[MarginLeg]) -> int:
+        """`data.totalMarginRequired` of the margin batch route, in paise. The reply's shape is not in
+        SmartAPI's published docs: it is the field clients commonly read (an assumption; see the README)."""
+        positions = [{"exchange": leg.exchange, "qty": leg.quantity, "price": leg.price / 100,
+                      "productType": leg.product, "token": leg.token, "tradeType": str(leg.side),
+                      "orderType": "LIMIT" if leg.price else "MARKET"} for leg in legs]
+        data = await self.rest.call("marginBatch", {"positions": positions})
+        if not isinstance(data, dict) or data.get("totalMarginRequired") in (None, ""):
+            raise BrokerUnavailable("the margin reply carried no totalMarginRequired", route="marginBatch")
+        return paise(data["totalMarginRequired"])
 
     # Market data ----------------------------------------------------------------------------------
     async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int:

@@ -42,6 +42,7 @@ ROUTE_LIMITS: dict[str, tuple[int | None, int | None, int | None]] = {
     "details": (10, 500, 5000),
     "searchScrip": (1, None, None),
     "getCandleData": (3, 500, 5000),
+    "marginBatch": (10, 500, 5000),
 }
 ORDER_LIMITS = (20, 500, 1000)
 PERIODS = (1.0, 60.0, 3600.0)

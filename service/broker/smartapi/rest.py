@@ -53,6 +53,9 @@ ROUTES: dict[str, tuple[str, str]] = {
     "quote": ("POST", f"{SECURE}/market/v1/quote"),
     "getCandleData": ("POST", f"{SECURE}/historical/v1/getCandleData"),
     "searchScrip": ("POST", f"{SECURE}/order/v1/searchScrip"),
+    # The SDKs name this route without a leading slash (urljoin onto the root); on Angel's bare-host root
+    # that is the same URL as this path.
+    "marginBatch": ("POST", f"{SECURE}/margin/v1/batch"),
 }
 ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
 TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})

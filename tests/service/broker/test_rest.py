@@ -10,6 +10,7 @@ import pytest
 
 from service.broker import (
     LoginFailed,
+    MarginLeg,
     OrderKind,
     OrderRefused,
     OrderRequest,
@@ -99,6 +100,20 @@ async def test_market_data_calls(broker, paper):
     now = datetime.now(IST)
     candles = await broker.candles("NSE", "3045", "ONE_MINUTE", now - timedelta(minutes=3), now + timedelta(minutes=1))
     assert candles and candles[-1].close == 81250
+
+
+async def test_margin_batch_quotes_what_one_lot_blocks(broker, paper):
+    future = min((i for i in paper.exchange.universe.instruments if i.name == "NIFTY" and i.instrumenttype == "FUTIDX"),
+                 key=lambda i: i.expiry)
+    one_lot = MarginLeg(exchange="NFO", token=future.token, quantity=75, price=2_400_000, product="CARRYFORWARD",
+                        side=OrderSide.BUY)
+    assert await broker.margin([one_lot]) == 27_000_000  # the paper rule: 15 % of ₹24,000 × 75
+    sbin_leg = MarginLeg(exchange="NSE", token="3045", quantity=10, price=80_000, product="INTRADAY", side=OrderSide.SELL)
+    assert await broker.margin([one_lot, sbin_leg]) == 27_000_000 + 160_000
+    with pytest.raises(OrderRefused) as caught:
+        await broker.margin([MarginLeg(exchange="NFO", token="1", quantity=75, price=0, product="CARRYFORWARD",
+                                       side=OrderSide.BUY)])
+    assert caught.value.errorcode == "AB1009" and caught.value.route == "marginBatch"
 
 
 async def test_instrument_master_download_reports_progress(broker):
