@@ -46,7 +46,9 @@ def test_nifty1_trades_whole_lots_sized_from_the_margin_and_exits_with_pnl_over_
     assert trade["spec"]["lot_size"] == 75 and trade["spec"]["instrumenttype"] == "FUTIDX"
     assert trade["quantity"] == 150
     sized = next(e for e in view["events"] if e["kind"] == "sized")
-    assert sized["data"] == {"quantity": 150, "lot_margin": LOT_MARGIN}
+    # q* = ₹6,00,000 ÷ (₹2,70,000 ÷ 75) = 166.67 units, recorded for stops that divide by it
+    assert sized["data"] == {"quantity": 150, "lot_margin": LOT_MARGIN,
+                             "sized_for": {"budget": str(60_000_000 * 75), "price": LOT_MARGIN}}
     trade = service.wait_trade(trade["id"], lambda t: t["state"] == "OPEN" and t["stop"] is not None, what="armed")["trade"]
     assert (trade["filled"], trade["entry_price"], trade["stop"]) == (150, 2_400_000, 2_395_000)
     (entry,) = [o for o in broker_orders(service) if o["ordertag"] == f"tg{trade['id']}E1"]
@@ -124,3 +126,18 @@ def test_a_failing_margin_route_refuses_the_entry_with_the_reason(service_factor
         assert trade["reason"].startswith(f"cannot read the margin for one lot of {trade['tradingsymbol']}: ")
         assert "HTTP 500" in trade["reason"]
         assert not [o for o in broker_orders(service) if o["ordertag"].startswith(f"tg{trade['id']}")]
+
+
+def test_a_strategy_rupee_stop_on_fixed_lots_divides_by_the_margin_sized_q_star(service_factory, tmp_path):
+    import json
+    import math
+
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text(json.dumps({"fut": {"stoploss": {"type": "rupees", "value": 1000}}}))
+    service = service_factory(DEMO_FUND="600000", STRATEGIES_FILE=str(strategies))
+    future_price(service, 24000)
+    trade = entered(service, future_alert(service, lots=1))["trade"]
+    trade = service.wait_trade(trade["id"], lambda t: t["stop"] is not None, what="armed")["trade"]
+    # ₹1 000 over q* = 166.67 units = ₹6 (₹1 000 × 2,70,000 ÷ (6,00,000 × 75)), not ₹1 000 ÷ 75 = ₹13.33
+    assert trade["quantity"] == 75
+    assert trade["stop"] == math.ceil((trade["entry_price"] - 600) / 5) * 5

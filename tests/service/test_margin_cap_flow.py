@@ -25,7 +25,8 @@ def test_an_equity_quantity_above_the_margin_sends_what_the_margin_allows(servic
     view = service.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"] is not None, what="armed")
     assert view["trade"]["quantity"] == view["trade"]["filled"] == 12  # ₹10,000 ÷ ₹800
     assert sized_event(view) == {"quantity": 12, "asked": 20,
-                                 "reason": "capped by margin: 10000.00 allows 12 of the 20 shares asked"}
+                                 "reason": "capped by margin: 10000.00 allows 12 of the 20 shares asked",
+                                 "sized_for": {"budget": "1000000", "price": 80000}}  # q* = ₹10,000 ÷ ₹800
     (order,) = entry_orders(service, trade_id)
     assert order["quantity"] == "12" and order["status"] == "complete"
 
@@ -35,7 +36,7 @@ def test_a_quantity_within_the_margin_is_sent_as_asked(service_factory, paper_fa
     service.price(800)
     (trade_id,) = service.alert(quantity=12).json()["trades"]
     view = service.wait_trade(trade_id, lambda t: t["filled"] == 12, what="the entry filled")
-    assert sized_event(view) == {"quantity": 12}
+    assert sized_event(view) == {"quantity": 12, "sized_for": {"budget": "1000000", "price": 80000}}
 
 
 def test_not_one_share_within_the_margin_is_refused(service_factory, paper_factory):
