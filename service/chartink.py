@@ -20,7 +20,6 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -31,9 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.account_service import AccountsError
-from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, AlertInvalid
+from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, WORDS, AlertInvalid
 from service.errors import SettingsError
-from service.webhook import authorised, limited_body
+from service.fields import PRICE
+from service.webhook import authorised, limited_body, read_json
 
 if TYPE_CHECKING:
     from service.desk import Desk
@@ -84,10 +84,12 @@ def chartink_id(scan_name: str, triggered_at: str, stock: str, day: date | None 
     return "chartink:" + hashlib.sha256(full.encode()).hexdigest()[:40]
 
 
-def _listed(body: dict[str, Any], field: str, errors: list[dict[str, str]]) -> list[str] | None:
+def _listed(body: dict[str, Any], field: str, errors: list[dict[str, str]]) -> list[Any] | None:
+    """A comma-separated text's items, stripped, or a JSON list's items (texts stripped, numbers kept)."""
     value = body.get(field)
-    if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
-        return [str(item).strip() for item in value]
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                                       for item in value):
+        return [item.strip() if isinstance(item, str) else item for item in value]
     if not isinstance(value, str):
         errors.append({"field": field, "reason": "required, a comma-separated list"})
         return None
@@ -105,14 +107,6 @@ def _text(body: Mapping[str, Any], field: str, errors: list[dict[str, str]], *, 
     return " ".join(value.split())
 
 
-def _price(text: str) -> bool:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return False
-    return number.is_finite() and 0 < number < Decimal("1e9")
-
-
 def parse_chartink(body: Any, query: Mapping[str, str], scan_settings: Mapping[str, ChartinkScan], *,
                    day: date | None = None) -> list[dict[str, Any]]:
     """One `/opentrade` alert body per stock, in Chartink's order; `AlertInvalid` naming every problem."""
@@ -127,19 +121,21 @@ def parse_chartink(body: Any, query: Mapping[str, str], scan_settings: Mapping[s
         errors.append({"field": "stocks", "reason": "no stock in the alert"})
     if stocks and prices is not None and len(stocks) != len(prices):
         errors.append({"field": "trigger_prices", "reason": f"{len(prices)} prices for {len(stocks)} stocks"})
+    stocks = [str(stock) for stock in stocks or ()] if stocks is not None else None
     for position, stock in enumerate(stocks or ()):
         if not stock or len(stock) > TEXT_LIMIT:
             errors.append({"field": f"stocks[{position}]", "reason": f"expected a symbol of 1-{TEXT_LIMIT} characters"})
     for position, price in enumerate(prices or ()):
-        if not _price(price):
-            errors.append({"field": f"trigger_prices[{position}]", "reason": "expected a number greater than 0"})
+        _, reason = PRICE.read(price)  # the alert's own rule: at least one paisa, as a number or digits
+        if reason:
+            errors.append({"field": f"trigger_prices[{position}]", "reason": reason})
     scan = scan_settings.get(_key(scan_name)) if scan_name else None
-    signal = _text(query, "signal", errors, required=False)
-    if signal is not None and signal.lower() not in SIGNAL_ALIASES:
+    signal = WORDS["signal"].read(query["signal"]) if "signal" in query else None
+    if "signal" in query and signal is None:
         errors.append({"field": "signal", "reason": f"expected one of {', '.join(SIGNAL_ALIASES)}"})
-    strategy = _text(query, "strategy", errors, required=False)
-    if strategy is not None and len(strategy) > TEXT_LIMIT:
+    if len(query.get("strategy") or "") > TEXT_LIMIT:
         errors.append({"field": "strategy", "reason": f"longer than {TEXT_LIMIT} characters"})
+    strategy = _text(query, "strategy", errors, required=False)
     if scan is None and signal is None and scan_name:
         errors.append({"field": "signal", "reason": f"scan {scan_name!r} is not in CHARTINK_SCANS: add it there "
                        f"or put ?signal={'|'.join(SIGNAL_ALIASES)} on the webhook URL"})
@@ -164,12 +160,12 @@ def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
 
 
 def _decode(raw: bytes, content_type: str) -> Any:
-    if content_type.startswith("application/x-www-form-urlencoded"):
+    """JSON whatever the content type says (`curl -d` calls JSON a form); a form when it is not JSON
+    and the content type says form."""
+    body = read_json(raw)
+    if body is None and content_type.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(raw.decode("utf-8", "replace")))
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        return None
+    return body
 
 
 def _scans(request: Request, desk: Desk) -> Mapping[str, ChartinkScan]:
