@@ -90,3 +90,14 @@ def test_the_largest_trade_id_is_simply_not_found(service):
     headers = {"X-Webhook-Secret": SECRET}
     reply = httpx.get(f"{service.url}/trades/9223372036854775807", headers=headers, timeout=10)
     assert reply.status_code == 404 and reply.json()["errors"][0]["reason"] == "no such trade"
+
+
+@pytest.mark.parametrize("path", ["/opentrade", "/chartink"])
+def test_an_unpaired_surrogate_escape_is_refused_not_a_500(service, path):
+    body = {**ALERT, "strategyname": "x\\ud800"} if path == "/opentrade" else {**CHARTINK, "scan_name": "x\\ud800"}
+    raw = json.dumps(body).replace("\\\\ud800", "\\ud800").encode()  # the escape itself, as a sender would write it
+    assert b'"x\\ud800"' in raw
+    reply = post(service, path, raw, "application/json", signal="buy")
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["field"] == "body"
+    assert service.trade_count_in_store() == (0, 0)

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=55, help="crash rounds (each one SIGKILL or more)")
     parser.add_argument("--trades", type=int, default=24, help="trades per sweep wave")
     parser.add_argument("--bodies", type=int, default=10_000, help="hostile bodies")
-    parser.add_argument("--examples", type=int, default=400, help="schemathesis cases per operation and phase")
+    parser.add_argument("--examples", type=int, default=600, help="schemathesis cases per operation and phase")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", help="keep the processes' databases and logs here (default: a temporary directory)")
     args = parser.parse_args(argv)

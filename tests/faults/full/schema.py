@@ -22,7 +22,7 @@ from tests.faults.full.tally import Tally
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run(workdir: Path, tally: Tally, examples: int = 400, seed: int = 11) -> None:
+def run(workdir: Path, tally: Tally, examples: int = 600, seed: int = 11) -> None:
     paper = Paper(workdir).start()
     tg = Tickguard(workdir, paper.url).start()
     report = workdir / "schemathesis.json"
@@ -35,7 +35,7 @@ def run(workdir: Path, tally: Tally, examples: int = 400, seed: int = 11) -> Non
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))}
     try:
         with open(workdir / "schemathesis.log", "w") as log:
-            subprocess.run(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=3600)
+            subprocess.run(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=3600)
     finally:
         tg.stop()
         paper.stop()
