@@ -47,7 +47,8 @@ WORDS = {
     "stop_basis": Words(("option", "underlying")),
     "stop_type": Words(STOP_TYPES),
     "trail_type": Words(TRAIL_TYPES),
-    "option.expiry": Words(("current", "next", "monthly"), upper=False, extra="[0-9]{2}[A-Za-z]{3}[0-9]{4}"),
+    "option.expiry": Words(("current", "next", "monthly"), extra="[0-9]{2}[A-Za-z]{3}[0-9]{4}",
+                           label="current, next, monthly or DDMMMYYYY"),
     "option.strike": Words(("ATM",), upper=True, extra="[iIoO][tT][mM][1-9][0-9]?"),
     "option.right": Words(("CE", "PE"), upper=True),
 }

@@ -11,7 +11,8 @@ The signal and strategy come from `CHARTINK_SCANS` (`{"scan name": {"strategy", 
 names matched ignoring case and spacing) or from `signal` / `strategy` query parameters, which win.
 Each stock's alert carries the id `chartink:<scan>:<IST date> <triggered_at>:<stock>`, so Chartink's
 retries are duplicates while the same scan at the same clock time on another day is not (Chartink's
-`triggered_at` is a time of day only). An id longer than an alert id may be is replaced by a hash of it.
+`triggered_at` is a time of day only). An id over 64 characters is replaced by a hash of it
+(short, and the same as before alert ids could be longer, so a retry across an upgrade is still a duplicate).
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def load_chartink_scans(path: str) -> dict[str, ChartinkScan]:
 
 
 def chartink_id(scan_name: str, triggered_at: str, stock: str, day: date | None = None) -> str:
-    """The alert id of one stock of one scan run; hashed when longer than an alert id may be."""
+    """The alert id of one stock of one scan run; hashed when longer than 64 characters."""
     when = f"{day.isoformat()} {triggered_at}" if day is not None else triggered_at
     full = f"chartink:{scan_name}:{when}:{stock}"
     if len(full) <= TEXT_LIMIT:

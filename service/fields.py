@@ -43,6 +43,7 @@ class Words:
     words: tuple[str, ...]
     upper: bool = False  # normalised to upper case (else lower)
     extra: str = ""  # another pattern core the value may match, e.g. a date
+    label: str = ""  # how an error names what is expected (default: the words)
 
     @property
     def core(self) -> str:
@@ -63,7 +64,7 @@ class Words:
         return {"type": "string", "pattern": self.pattern, **extra}
 
     def describe(self) -> str:
-        return ", ".join(self.words)
+        return self.label or ", ".join(self.words)
 
 
 def _range_text(low: Decimal, high: Decimal, low_open: bool, high_open: bool) -> str:
