@@ -29,7 +29,8 @@ $(CHROMIUM):
 bench: $(STAMP)
 	$(PY) -m bench
 
-# The full fault run (~5-15 min, not part of `make test`): SIGKILLs, feed faults, hostile input at volume.
+# The full fault run (~10-20 min, not part of `make test`): SIGKILLs, feed faults, hostile input at volume,
+# schemathesis against /openapi.json.
 .PHONY: faults
 faults: $(STAMP)
 	$(PY) -m tests.faults.full

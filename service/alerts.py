@@ -10,13 +10,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from service.errors import TickguardError
+from service.fields import PERCENT, POSITIVE, PRICE, SIGNED, WHOLE, Words, blank
 
 __all__ = [
     "Alert", "AlertInvalid", "DistanceSpec", "OptionSpec", "Signal", "TrailSpec", "parse_alert", "SIGNAL_ALIASES",
@@ -34,11 +34,27 @@ SIGNAL_ALIASES = {"buy": (Signal.BUY, False), "sell": (Signal.SELL, False), "exi
                   "short": (Signal.SELL, True), "cover": (Signal.BUY, True)}
 STOP_TYPES = ("points", "entry_pct", "rupees", "fund_pct")
 TRAIL_TYPES = ("points", "entry_pct")
+PERCENT_TYPES = ("entry_pct", "fund_pct")  # distances in percent: below 100
 PRODUCTS = ("INTRADAY", "DELIVERY", "CARRYFORWARD")
 EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS")
-STRIKE_WORDS = re.compile(r"^(ATM|ITM[1-9][0-9]?|OTM[1-9][0-9]?)$")
-EXPIRY_WORDS = re.compile(r"^(current|next|monthly|[0-9]{2}[A-Z]{3}[0-9]{4})$")
-TEXT_LIMIT = 64
+TEXT_LIMIT = 64  # symbolname and strategyname; an `id` may be as long as the body allows
+# Every field that takes one of a few words: any case, whitespace around it ignored (service/fields.py).
+WORDS = {
+    "signal": Words(tuple(SIGNAL_ALIASES)),
+    "type": Words(("equity", "option")),
+    "exchange": Words(EXCHANGES, upper=True),
+    "product": Words(PRODUCTS, upper=True),
+    "stop_basis": Words(("option", "underlying")),
+    "stop_type": Words(STOP_TYPES),
+    "trail_type": Words(TRAIL_TYPES),
+    "option.expiry": Words(("current", "next", "monthly"), extra="[0-9]{2}[A-Za-z]{3}[0-9]{4}",
+                           label="current, next, monthly or DDMMMYYYY"),
+    "option.strike": Words(("ATM",), upper=True, extra="[iIoO][tT][mM][1-9][0-9]?"),
+    "option.right": Words(("CE", "PE"), upper=True),
+}
+# Every number: a JSON number or the same number as decimal text, in range (service/fields.py).
+AMOUNTS = {"price": PRICE, "position_size": SIGNED, "quantity": WHOLE, "lots": WHOLE, "distance": POSITIVE,
+           "percent": PERCENT, "option.strike": POSITIVE}
 FIELDS = {
     "symbolname", "signal", "price", "type", "strategyname", "token", "id", "position_size", "exchange",
     "product", "quantity", "lots", "stoploss", "target", "trail", "stop_basis", "option", "accounts",
@@ -93,7 +109,12 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.to_builtins(self)
 
 
+_FROM_BODY: Any = object()  # "read the field from the body"
+
+
 class _Checker:
+    """Reads fields of one body, collecting every problem. A field sent as null is a field left out."""
+
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
         self.errors: list[dict[str, str]] = []
@@ -101,72 +122,56 @@ class _Checker:
     def fail(self, field: str, reason: str) -> None:
         self.errors.append({"field": field, "reason": reason})
 
-    def text(self, field: str, required: bool = False, value: Any = None) -> str | None:
-        value = self.body.get(field) if value is None else value
+    def text(self, field: str, required: bool = False, limit: int | None = TEXT_LIMIT) -> str | None:
+        value = self.body.get(field)
         if value is None:
             if required:
                 self.fail(field, "required")
             return None
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or blank(value):
             self.fail(field, "expected a non-empty string")
             return None
-        if len(value) > TEXT_LIMIT:
-            self.fail(field, f"longer than {TEXT_LIMIT} characters")
+        if limit is not None and len(value) > limit:
+            self.fail(field, f"longer than {limit} characters")
             return None
         return value.strip()
 
-    def number(self, field: str, value: Any, *, positive: bool = True, required: bool = False) -> Decimal | None:
+    def amount(self, field: str, value: Any, kind: str, required: bool = False) -> Decimal | None:
         if value is None:
             if required:
                 self.fail(field, "required")
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            self.fail(field, "expected a number")
-            return None
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            self.fail(field, f"expected a number, got {str(value)[:20]!r}")
-            return None
-        if not number.is_finite() or abs(number) > Decimal("1e9"):
-            self.fail(field, "expected a finite number below 1e9")
-            return None
-        if positive and number <= 0:
-            self.fail(field, "must be greater than 0")
-            return None
+        number, reason = AMOUNTS[kind].read(value)
+        if number is None:
+            self.fail(field, reason)
         return number
 
     def whole(self, field: str) -> int | None:
-        number = self.number(field, self.body.get(field))
-        if number is None:
-            return None
-        if number != number.to_integral_value():
-            self.fail(field, "expected a whole number")
-            return None
-        return int(number)
+        number = self.amount(field, self.body.get(field), field)
+        return None if number is None else int(number)
 
-    def choice(self, field: str, allowed: tuple[str, ...], *, upper: bool = False, value: Any = None) -> str | None:
-        value = self.body.get(field) if value is None else value
+    def choice(self, field: str, words: str, value: Any = _FROM_BODY, *, required: bool = False) -> str | None:
+        value = self.body.get(field) if value is _FROM_BODY else value
         if value is None:
+            if required:
+                self.fail(field, "required")
             return None
-        if not isinstance(value, str) or (value.upper() if upper else value.lower()) not in allowed:
-            self.fail(field, f"expected one of {', '.join(allowed)}")
-            return None
-        return value.upper() if upper else value.lower()
+        word = WORDS[words].read(value)
+        if word is None:
+            self.fail(field, f"expected one of {WORDS[words].describe()}")
+        return word
 
-    def distance(self, field: str, allowed: tuple[str, ...], value: Any = None) -> DistanceSpec | None:
-        value = self.body.get(field) if value is None else value
+    def distance(self, field: str, types: str, value: Any = _FROM_BODY) -> DistanceSpec | None:
+        value = self.body.get(field) if value is _FROM_BODY else value
         if value is None:
             return None
         if not isinstance(value, dict) or set(value) - {"type", "value"} or not {"type", "value"} <= set(value):
             self.fail(field, 'expected {"type": ..., "value": n}')
             return None
-        kind = self.choice(f"{field}.type", allowed, value=value["type"])
-        amount = self.number(f"{field}.value", value["value"])
+        kind = self.choice(f"{field}.type", types, value["type"], required=True)
+        percent = kind in PERCENT_TYPES
+        amount = self.amount(f"{field}.value", value["value"], "percent" if percent else "distance", required=True)
         if kind is None or amount is None:
-            return None
-        if kind in ("entry_pct", "fund_pct") and amount >= 100:
-            self.fail(f"{field}.value", "a percentage must be below 100")
             return None
         return DistanceSpec(kind, amount)
 
@@ -179,35 +184,25 @@ def parse_alert(body: Any) -> Alert:
         check.fail(unknown[:TEXT_LIMIT], "unknown field")
     symbol = check.text("symbolname", required=True)
     strategy = check.text("strategyname", required=True)
-    signal, chartink = None, False
-    raw_signal = body.get("signal")
-    if raw_signal is None:
-        check.fail("signal", "required")
-    elif not isinstance(raw_signal, str) or raw_signal.strip().lower() not in SIGNAL_ALIASES:
-        check.fail("signal", f"expected one of {', '.join(SIGNAL_ALIASES)}")
-    else:
-        signal, chartink = SIGNAL_ALIASES[raw_signal.strip().lower()]
-    price = check.number("price", body.get("price"), required=True)
-    if body.get("type") is None:  # absent or null
-        kind = None
-        check.fail("type", "required")
-    else:
-        kind = check.choice("type", ("equity", "option"))
+    word = check.choice("signal", "signal", required=True)
+    signal, chartink = SIGNAL_ALIASES[word] if word is not None else (None, False)
+    price = check.amount("price", body.get("price"), "price", required=True)
+    kind = check.choice("type", "type", required=True)
+    if body.get("token") is not None and not isinstance(body["token"], str):
+        check.fail("token", "expected a string")
     values: dict[str, Any] = {}
-    if "id" in body:
-        values["id"] = check.text("id")
-    if "position_size" in body:
-        values["position_size"] = check.number("position_size", body["position_size"], positive=False)
-    values["exchange"] = check.choice("exchange", EXCHANGES, upper=True)
-    values["product"] = check.choice("product", PRODUCTS, upper=True) or "INTRADAY"
+    values["id"] = check.text("id", limit=None)  # any length: the dedup key digests a long one
+    values["position_size"] = check.amount("position_size", body.get("position_size"), "position_size")
+    values["exchange"] = check.choice("exchange", "exchange")
+    values["product"] = check.choice("product", "product") or "INTRADAY"
     if "quantity" in body and "lots" in body:
         check.fail("lots", "give quantity or lots, not both")
-    values["quantity"] = check.whole("quantity") if "quantity" in body else None
-    values["lots"] = check.whole("lots") if "lots" in body else None
-    values["stoploss"] = check.distance("stoploss", STOP_TYPES)
-    values["target"] = check.distance("target", STOP_TYPES)
+    values["quantity"] = check.whole("quantity")
+    values["lots"] = check.whole("lots")
+    values["stoploss"] = check.distance("stoploss", "stop_type")
+    values["target"] = check.distance("target", "stop_type")
     values["trail"] = _trail(check)
-    values["stop_basis"] = check.choice("stop_basis", ("option", "underlying")) or "option"
+    values["stop_basis"] = check.choice("stop_basis", "stop_basis") or "option"
     if values["stop_basis"] == "underlying" and kind == "equity":
         check.fail("stop_basis", "only option alerts can keep their stop on the underlying")
     values["option"] = _option(check, kind)
@@ -226,13 +221,14 @@ def _trail(check: _Checker) -> TrailSpec | None:
     value = check.body.get("trail")
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) - {"type", "value", "activation"}:
+    if not isinstance(value, dict) or set(value) - {"type", "value", "activation"} \
+            or not {"type", "value"} <= set(value):
         check.fail("trail", 'expected {"type", "value", "activation"?}')
         return None
-    base = check.distance("trail", TRAIL_TYPES, value={"type": value.get("type"), "value": value.get("value")})
+    base = check.distance("trail", "trail_type", value={"type": value["type"], "value": value["value"]})
     activation = None
     if value.get("activation") is not None:
-        activation = check.distance("trail.activation", TRAIL_TYPES, value=value["activation"])
+        activation = check.distance("trail.activation", "trail_type", value=value["activation"])
     return TrailSpec(base.type, base.value, activation) if base is not None else None
 
 
@@ -246,39 +242,46 @@ def _option(check: _Checker, kind: str | None) -> OptionSpec | None:
     if not isinstance(value, dict) or set(value) - {"expiry", "strike", "right"}:
         check.fail("option", 'expected {"expiry"?, "strike"?, "right"?}')
         return None
-    expiry = str(value.get("expiry", "current"))
-    if not EXPIRY_WORDS.match(expiry if expiry in ("current", "next", "monthly") else expiry.upper()):
-        check.fail("option.expiry", "expected current, next, monthly or DDMMMYYYY")
-    strike = value.get("strike", "ATM")
-    if isinstance(strike, (int, float)) and not isinstance(strike, bool) and strike > 0:
-        strike = str(strike)
-    elif not isinstance(strike, str) or not STRIKE_WORDS.match(strike.upper()):
+    expiry = check.choice("option.expiry", "option.expiry", value.get("expiry")) or "current"
+    if expiry not in ("current", "next", "monthly"):
+        expiry = expiry.upper()  # DDMMMYYYY
+    strike: Any = value.get("strike")
+    if isinstance(strike, (int, float)) and not isinstance(strike, bool):
+        number = check.amount("option.strike", strike, "option.strike")
+        strike = str(strike) if number is not None else "ATM"
+    elif strike is not None and WORDS["option.strike"].read(strike) is None:
         check.fail("option.strike", "expected ATM, ITMn, OTMn or a strike price")
         strike = "ATM"
-    right = value.get("right")
-    if right is not None and (not isinstance(right, str) or right.upper() not in ("CE", "PE")):
-        check.fail("option.right", "expected CE or PE")
-        right = None
-    return OptionSpec(expiry if expiry in ("current", "next", "monthly") else expiry.upper(),
-                      strike.upper() if isinstance(strike, str) else strike, right.upper() if right else None)
+    else:
+        strike = WORDS["option.strike"].read(strike) if strike is not None else "ATM"
+    right = check.choice("option.right", "option.right", value.get("right"))
+    return OptionSpec(expiry, strike, right)
 
 
 def _accounts(check: _Checker) -> tuple[str, ...] | None:
     value = check.body.get("accounts")
     if value is None:
         return None
-    if not isinstance(value, list) or not value or not all(isinstance(a, str) and a.strip() for a in value):
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) and not blank(a) for a in value):
         check.fail("accounts", "expected a non-empty list of account ids")
         return None
     return tuple(dict.fromkeys(a.strip() for a in value))
 
 
+ID_KEY_LIMIT = 64  # an id up to this long is its own key; a longer one is keyed by its digest
+
+
 def dedup_key(body: dict[str, Any]) -> str:
-    """The alert's idempotency key: its `id`, else a hash of the body without the secret."""
-    if isinstance(body.get("id"), str) and body["id"].strip():
-        return "id:" + body["id"].strip()
+    """The alert's idempotency key: its `id` (a SHA-256 digest of a long one), else a hash of the body
+    without the secret."""
+    ident = body.get("id")
+    if isinstance(ident, str) and not blank(ident):
+        ident = ident.strip()
+        if len(ident) <= ID_KEY_LIMIT:
+            return "id:" + ident
+        return "id-sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
     canonical = json.dumps({k: v for k, v in body.items() if k != "token"}, sort_keys=True, separators=(",", ":"))
     return "body:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-__all__ += ["dedup_key"]
+__all__ += ["dedup_key", "AMOUNTS", "FIELDS", "WORDS"]

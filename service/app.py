@@ -6,11 +6,12 @@ parameter, or — on `/opentrade` only — a `token` body field).
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -19,9 +20,10 @@ from service.allowlist import AllowList, parse_networks
 from service.chartink import chartink, load_chartink_scans
 from service.desk import Desk, trade_view
 from service.feed import FeedHub, trades_feed
+from service.fields import Words, blank
 from service.settings import Settings
 from service.trades import TradeState
-from service.webhook import authorised, opentrade
+from service.webhook import MAX_BODY_BYTES, authorised, opentrade, read_body, read_json
 
 __all__ = ["create_app"]
 
@@ -46,24 +48,42 @@ def secured(handler):
     return serve
 
 
+STATES = Words(tuple(TradeState), upper=True)
+LIMIT_MAX = 1000
+
+
 async def list_trades(request: Request, desk: Desk) -> Response:
     query = request.query_params
     states = None
     if "state" in query:
-        try:
-            states = [TradeState(s.strip().upper()) for s in query["state"].split(",") if s.strip()]
-        except ValueError:
+        words = [STATES.read(item) for item in query["state"].split(",") if not blank(item)]
+        if None in words:
             return JSONResponse({"errors": [{"field": "state", "reason": f"expected some of {', '.join(TradeState)}"}]}, 422)
+        states = [TradeState(word) for word in words if word]
     limit = query.get("limit", "200")
-    if not limit.isdigit() or not 0 < int(limit) <= 1000:
-        return JSONResponse({"errors": [{"field": "limit", "reason": "expected 1-1000"}]}, 422)
+    if re.fullmatch("[0-9]{1,20}", limit) is None or not 0 < int(limit) <= LIMIT_MAX:
+        return JSONResponse({"errors": [{"field": "limit", "reason": f"expected 1-{LIMIT_MAX}"}]}, 422)
     trades = await desk.store.trades(states=states, strategy=query.get("strategy"), account=query.get("account"),
                                      limit=int(limit))
     return JSONResponse({"trades": [trade_view(t) for t in trades]})
 
 
+TRADE_ID_MAX = 2**63 - 1  # SQLite's INTEGER: an id beyond it names no trade and cannot be looked up
+
+
+def _trade_id(request: Request) -> int | Response:
+    """The path's trade id, or the 422 for one that is not a whole number from 0 to 2^63 - 1."""
+    text = request.path_params["trade_id"]
+    if re.fullmatch("[0-9]{1,19}", text) is None or int(text) > TRADE_ID_MAX:
+        return JSONResponse({"errors": [{"field": "trade_id", "reason": f"expected a whole number from 0 to {TRADE_ID_MAX}"}]},
+                            422)
+    return int(text)
+
+
 async def get_trade(request: Request, desk: Desk) -> Response:
-    trade_id = request.path_params["trade_id"]
+    trade_id = _trade_id(request)
+    if isinstance(trade_id, Response):
+        return trade_id
     trade = await desk.store.trade(trade_id)
     if trade is None:
         return JSONResponse({"errors": [{"field": "trade_id", "reason": "no such trade"}]}, 404)
@@ -78,7 +98,9 @@ def _order_view(order: Any) -> dict[str, Any]:
 
 
 async def close_trade(request: Request, desk: Desk) -> Response:
-    trade_id = request.path_params["trade_id"]
+    trade_id = _trade_id(request)
+    if isinstance(trade_id, Response):
+        return trade_id
     trade = await desk.store.trade(trade_id)
     if trade is None:
         return JSONResponse({"errors": [{"field": "trade_id", "reason": "no such trade"}]}, 404)
@@ -92,10 +114,13 @@ async def halt(request: Request, desk: Desk) -> Response:
     if request.method == "GET":
         return JSONResponse({"halted": desk.halted})
     try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("halted"), bool) \
+        raw = await read_body(request)
+    except ClientDisconnect:
+        return JSONResponse({"errors": [{"field": "body", "reason": "the client disconnected before the body ended"}]}, 400)
+    if raw is None:
+        return JSONResponse({"errors": [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}]}, 413)
+    body = read_json(raw)
+    if not isinstance(body, dict) or set(body) - {"halted", "flatten"} or not isinstance(body.get("halted"), bool) \
             or not isinstance(body.get("flatten", False), bool):
         return JSONResponse({"errors": [{"field": "halted", "reason": 'expected {"halted": true|false, "flatten"?: bool}'}]}, 422)
     closing = await desk.set_halt(body["halted"], body.get("flatten", False))
@@ -142,8 +167,8 @@ def create_app(settings: Settings, desk: Desk | None = None) -> Starlette:
         Route("/opentrade", opentrade, methods=["POST"]),
         Route("/chartink", chartink, methods=["POST"]),
         Route("/trades", secured(list_trades), methods=["GET"]),
-        Route("/trades/{trade_id:int}", secured(get_trade), methods=["GET"]),
-        Route("/trades/{trade_id:int}/close", secured(close_trade), methods=["POST"]),
+        Route("/trades/{trade_id}", secured(get_trade), methods=["GET"]),
+        Route("/trades/{trade_id}/close", secured(close_trade), methods=["POST"]),
         Route("/halt", secured(halt), methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", secured(metrics), methods=["GET"]),

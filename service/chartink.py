@@ -11,7 +11,8 @@ The signal and strategy come from `CHARTINK_SCANS` (`{"scan name": {"strategy", 
 names matched ignoring case and spacing) or from `signal` / `strategy` query parameters, which win.
 Each stock's alert carries the id `chartink:<scan>:<IST date> <triggered_at>:<stock>`, so Chartink's
 retries are duplicates while the same scan at the same clock time on another day is not (Chartink's
-`triggered_at` is a time of day only). An id longer than an alert id may be is replaced by a hash of it.
+`triggered_at` is a time of day only). An id over 64 characters is replaced by a hash of it
+(short, and the same as before alert ids could be longer, so a retry across an upgrade is still a duplicate).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -31,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.account_service import AccountsError
-from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, AlertInvalid
+from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, WORDS, AlertInvalid
 from service.errors import SettingsError
-from service.webhook import authorised, limited_body
+from service.fields import PRICE
+from service.webhook import authorised, limited_body, read_json
 
 if TYPE_CHECKING:
     from service.desk import Desk
@@ -76,7 +77,7 @@ def load_chartink_scans(path: str) -> dict[str, ChartinkScan]:
 
 
 def chartink_id(scan_name: str, triggered_at: str, stock: str, day: date | None = None) -> str:
-    """The alert id of one stock of one scan run; hashed when longer than an alert id may be."""
+    """The alert id of one stock of one scan run; hashed when longer than 64 characters."""
     when = f"{day.isoformat()} {triggered_at}" if day is not None else triggered_at
     full = f"chartink:{scan_name}:{when}:{stock}"
     if len(full) <= TEXT_LIMIT:
@@ -84,10 +85,12 @@ def chartink_id(scan_name: str, triggered_at: str, stock: str, day: date | None 
     return "chartink:" + hashlib.sha256(full.encode()).hexdigest()[:40]
 
 
-def _listed(body: dict[str, Any], field: str, errors: list[dict[str, str]]) -> list[str] | None:
+def _listed(body: dict[str, Any], field: str, errors: list[dict[str, str]]) -> list[Any] | None:
+    """A comma-separated text's items, stripped, or a JSON list's items (texts stripped, numbers kept)."""
     value = body.get(field)
-    if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
-        return [str(item).strip() for item in value]
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                                       for item in value):
+        return [item.strip() if isinstance(item, str) else item for item in value]
     if not isinstance(value, str):
         errors.append({"field": field, "reason": "required, a comma-separated list"})
         return None
@@ -105,14 +108,6 @@ def _text(body: Mapping[str, Any], field: str, errors: list[dict[str, str]], *, 
     return " ".join(value.split())
 
 
-def _price(text: str) -> bool:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return False
-    return number.is_finite() and 0 < number < Decimal("1e9")
-
-
 def parse_chartink(body: Any, query: Mapping[str, str], scan_settings: Mapping[str, ChartinkScan], *,
                    day: date | None = None) -> list[dict[str, Any]]:
     """One `/opentrade` alert body per stock, in Chartink's order; `AlertInvalid` naming every problem."""
@@ -127,19 +122,21 @@ def parse_chartink(body: Any, query: Mapping[str, str], scan_settings: Mapping[s
         errors.append({"field": "stocks", "reason": "no stock in the alert"})
     if stocks and prices is not None and len(stocks) != len(prices):
         errors.append({"field": "trigger_prices", "reason": f"{len(prices)} prices for {len(stocks)} stocks"})
+    stocks = [str(stock) for stock in stocks or ()] if stocks is not None else None
     for position, stock in enumerate(stocks or ()):
         if not stock or len(stock) > TEXT_LIMIT:
             errors.append({"field": f"stocks[{position}]", "reason": f"expected a symbol of 1-{TEXT_LIMIT} characters"})
     for position, price in enumerate(prices or ()):
-        if not _price(price):
-            errors.append({"field": f"trigger_prices[{position}]", "reason": "expected a number greater than 0"})
+        _, reason = PRICE.read(price)  # the alert's own rule: at least one paisa, as a number or digits
+        if reason:
+            errors.append({"field": f"trigger_prices[{position}]", "reason": reason})
     scan = scan_settings.get(_key(scan_name)) if scan_name else None
-    signal = _text(query, "signal", errors, required=False)
-    if signal is not None and signal.lower() not in SIGNAL_ALIASES:
+    signal = WORDS["signal"].read(query["signal"]) if "signal" in query else None
+    if "signal" in query and signal is None:
         errors.append({"field": "signal", "reason": f"expected one of {', '.join(SIGNAL_ALIASES)}"})
-    strategy = _text(query, "strategy", errors, required=False)
-    if strategy is not None and len(strategy) > TEXT_LIMIT:
+    if len(query.get("strategy") or "") > TEXT_LIMIT:
         errors.append({"field": "strategy", "reason": f"longer than {TEXT_LIMIT} characters"})
+    strategy = _text(query, "strategy", errors, required=False)
     if scan is None and signal is None and scan_name:
         errors.append({"field": "signal", "reason": f"scan {scan_name!r} is not in CHARTINK_SCANS: add it there "
                        f"or put ?signal={'|'.join(SIGNAL_ALIASES)} on the webhook URL"})
@@ -164,12 +161,12 @@ def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
 
 
 def _decode(raw: bytes, content_type: str) -> Any:
-    if content_type.startswith("application/x-www-form-urlencoded"):
+    """JSON whatever the content type says (`curl -d` calls JSON a form); a form when it is not JSON
+    and the content type says form."""
+    body = read_json(raw)
+    if body is None and content_type.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(raw.decode("utf-8", "replace")))
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        return None
+    return body
 
 
 def _scans(request: Request, desk: Desk) -> Mapping[str, ChartinkScan]:

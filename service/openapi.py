@@ -1,109 +1,292 @@
-"""The OpenAPI description served at /openapi.json (kept beside the code it describes)."""
+"""The OpenAPI description served at /openapi.json, built from the definitions the service validates with.
+
+The alert's schema comes from the tables of `service/alerts.py` (its fields, words and amounts, each
+a `service/fields.py` definition that also reads the value), the Chartink body's from the same
+amounts, the trade's from its msgspec struct, and the query and path bounds from the constants the
+routes check. So a request is valid by this document exactly when its fields pass the validator;
+what the document cannot state — a symbol that is listed, an account that exists, a stop that lands
+above zero at the alert's price, as many Chartink prices as stocks — is said in the descriptions and
+answered with a 422 (or 404, 409, 503 by state) that names the field.
+"""
 from __future__ import annotations
 
-__all__ = ["SPEC"]
+from typing import Any
 
-_DISTANCE = {
-    "type": "object", "additionalProperties": False, "required": ["type", "value"],
-    "properties": {"type": {"enum": ["points", "entry_pct", "rupees", "fund_pct"]}, "value": {"type": "number", "exclusiveMinimum": 0}},
-}
-_TRAIL_DISTANCE = {
-    "type": "object", "additionalProperties": False, "required": ["type", "value"],
-    "properties": {"type": {"enum": ["points", "entry_pct"]}, "value": {"type": "number", "exclusiveMinimum": 0}},
-}
-_ERRORS = {
-    "type": "object", "required": ["errors"],
-    "properties": {"errors": {"type": "array", "items": {
-        "type": "object", "required": ["field", "reason"],
-        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}},
-}
+import msgspec
+
+from service.alerts import AMOUNTS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
+from service.app import LIMIT_MAX, STATES, TRADE_ID_MAX
+from service.fields import NON_BLANK, PRICE, SPACE, Words
+from service.store import OrderRecord
+from service.trades import Trade
+from service.webhook import MAX_BODY_BYTES
+
+__all__ = ["ALERT", "SPEC"]
+
+NULL = {"type": "null"}
+
+
+def optional(schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """`schema`, or null: an optional field sent as null is the field left out."""
+    branches = list(schema["anyOf"]) if set(schema) == {"anyOf"} else [schema]
+    return {"anyOf": [*branches, NULL], **({"description": description} if description else {})}
+
+
+def text(limit: int | None = TEXT_LIMIT, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": NON_BLANK, **({"maxLength": limit} if limit else {}), **extra}
+
+
+def distance(words: Words, description: str) -> dict[str, Any]:
+    """`{"type", "value"}`: a percentage type takes a value below 100, the others up to 1e9."""
+    branches = []
+    for group, amount in (([w for w in words.words if w not in PERCENT_TYPES], AMOUNTS["distance"]),
+                          ([w for w in words.words if w in PERCENT_TYPES], AMOUNTS["percent"])):
+        if group:
+            branches.append({"type": "object", "additionalProperties": False, "required": ["type", "value"],
+                             "properties": {"type": Words(tuple(group)).schema(), "value": amount.schema()}})
+    return {"anyOf": branches, "description": description}
+
+
+def _trail() -> dict[str, Any]:
+    base = distance(WORDS["trail_type"], "")
+    for branch in base["anyOf"]:
+        branch["properties"]["activation"] = optional(distance(WORDS["trail_type"], "trailing starts this far in profit"))
+    return {"anyOf": base["anyOf"], "description": "a trailing stop (points or entry_pct), optionally activated later"}
+
+
+def _word(key: str, *words: str) -> dict[str, Any]:
+    return Words(words, upper=WORDS[key].upper).schema()
+
+
+_STRIKE_NUMBER = AMOUNTS["option.strike"].schema()["anyOf"][0]  # a strike is a number, not text
 ALERT = {
     "type": "object", "additionalProperties": False,
     "required": ["symbolname", "signal", "price", "type", "strategyname"],
+    "description": "Every field but the five required may be left out or sent as null. Words ignore case and "
+                   "surrounding whitespace; numbers may be sent as decimal text (`\"812.50\"`).",
     "properties": {
-        "symbolname": {"type": "string", "maxLength": 64},
-        "signal": {"enum": ["buy", "sell", "exit", "short", "cover"], "description": "case-insensitive"},
-        "price": {"type": "number", "exclusiveMinimum": 0},
-        "type": {"enum": ["equity", "option"]},
-        "strategyname": {"type": "string", "maxLength": 64},
-        "token": {"type": "string", "description": "the webhook secret, for senders that cannot set headers"},
-        "id": {"type": "string", "maxLength": 64, "description": "idempotency key: a repeat within 24 h is a duplicate"},
-        "position_size": {"type": "number", "description": "target net position (units; lots for options)"},
-        "exchange": {"enum": ["NSE", "BSE", "NFO", "BFO", "MCX", "CDS"]},
-        "product": {"enum": ["INTRADAY", "DELIVERY", "CARRYFORWARD"]},
-        "quantity": {"type": "integer", "minimum": 1},
-        "lots": {"type": "integer", "minimum": 1},
-        "stoploss": _DISTANCE,
-        "target": _DISTANCE,
-        "trail": {**_TRAIL_DISTANCE, "properties": {**_TRAIL_DISTANCE["properties"], "activation": _TRAIL_DISTANCE}},
-        "stop_basis": {"enum": ["option", "underlying"]},
-        "option": {"type": "object", "additionalProperties": False, "properties": {
-            "expiry": {"type": "string", "description": "current | next | monthly | DDMMMYYYY"},
-            "strike": {"type": ["string", "number"], "description": "ATM | ITMn | OTMn | a strike"},
-            "right": {"enum": ["CE", "PE"]}}},
-        "accounts": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "symbolname": text(description="NSE:SBIN, SBIN, SBIN-EQ, NIFTY, a contract such as NIFTY25NOV2524000CE, or a "
+                                       "TradingView spelling; an instrument not in the instrument master is a 422"),
+        "signal": WORDS["signal"].schema(description="buy, sell, exit, or Chartink's short / cover"),
+        "price": AMOUNTS["price"].schema(description="the price the alert fired at (an option alert: the underlying's), "
+                                                     "at least one paisa"),
+        "type": WORDS["type"].schema(),
+        "strategyname": text(),
+        "token": optional({"type": "string"}, "the webhook secret, for senders that cannot set headers"),
+        "id": optional(text(None), f"idempotency key of any length (within the {MAX_BODY_BYTES // 1024} KiB body): "
+                                   "a repeat within 24 h is a duplicate"),
+        "position_size": optional(AMOUNTS["position_size"].schema(),
+                                  "target net position (units; lots for options), e.g. {{strategy.position_size}}"),
+        "exchange": optional(WORDS["exchange"].schema()),
+        "product": optional(WORDS["product"].schema(), "default INTRADAY; options trade INTRADAY or CARRYFORWARD"),
+        "quantity": optional(AMOUNTS["quantity"].schema(), "units (a multiple of the lot size for options)"),
+        "lots": optional(AMOUNTS["lots"].schema(), "lots, instead of quantity"),
+        "stoploss": optional(distance(WORDS["stop_type"], "how far the stop sits from the entry")),
+        "target": optional(distance(WORDS["stop_type"], "how far the target sits from the entry")),
+        "trail": optional(_trail()),
+        "stop_basis": optional(WORDS["stop_basis"].schema(), "option alerts only: underlying keeps the stop on the "
+                                                             "underlying's price"),
+        "option": optional({"type": "object", "additionalProperties": False, "properties": {
+            "expiry": optional(WORDS["option.expiry"].schema(description="current | next | monthly | DDMMMYYYY")),
+            "strike": optional({"anyOf": [_STRIKE_NUMBER, WORDS["option.strike"].schema()]},
+                               "ATM | ITMn | OTMn (n = 1-99) | a strike in rupees"),
+            "right": optional(WORDS["option.right"].schema(), "CE | PE; default from the signal"),
+        }}, "option alerts only"),
+        "accounts": optional({"type": "array", "minItems": 1, "items": text(None)},
+                             "trade on these account ids only (each must be listed)"),
     },
+    "allOf": [
+        {"not": {"required": ["quantity", "lots"]}, "description": "quantity or lots, not both"},
+        {"if": {"required": ["option"], "properties": {"option": {"not": NULL}}},
+         "then": {"properties": {"type": _word("type", "option")}}, "description": "an option block needs type option"},
+        {"if": {"required": ["stop_basis"], "properties": {"stop_basis": _word("stop_basis", "underlying")}},
+         "then": {"properties": {"type": _word("type", "option")}}, "description": "only options keep a stop on the underlying"},
+        {"if": {"required": ["type"], "properties": {"type": _word("type", "option")}},
+         "then": {"properties": {"product": {"not": _word("product", "DELIVERY")}}},
+         "description": "options are not bought for delivery"},
+    ],
 }
-_SECRET = [{"webhookSecret": []}, {"tokenQuery": []}]
+assert set(ALERT["properties"]) == FIELDS, "every alert field is described"
+
+
+def _listed(item: str) -> str:
+    """A comma-separated list of `item`s, whitespace around each ignored."""
+    one = f"[{SPACE}]*(?:{item})[{SPACE}]*"
+    return f"^{one}(?:,{one})*$"
+
+
+_STOCK = f"[^,{SPACE}](?:[^,]{{0,{TEXT_LIMIT - 2}}}[^,{SPACE}])?"
+_STOCK_ITEM = {"type": "string", "pattern": f"^[{SPACE}]*[^{SPACE}](?:[\\s\\S]{{0,{TEXT_LIMIT - 2}}}[^{SPACE}])?[{SPACE}]*$"}
+
+
+def _chartink(form: bool) -> dict[str, Any]:
+    stocks: dict[str, Any] = {"type": "string", "pattern": _listed(_STOCK)}
+    prices: dict[str, Any] = {"type": "string", "pattern": _listed(PRICE.text)}
+    if not form:
+        stocks = {"anyOf": [stocks, {"type": "array", "minItems": 1, "items": {"anyOf": [_STOCK_ITEM, {"type": "number"}]}}]}
+        prices = {"anyOf": [prices, {"type": "array", "minItems": 1, "items": PRICE.schema()}]}
+    return {"type": "object", "required": ["stocks", "trigger_prices", "triggered_at", "scan_name"], "properties": {
+        "stocks": {**stocks, "description": "symbols, 1-64 characters each; each must be listed"},
+        "trigger_prices": {**prices, "description": "one price per stock, in order, at least one paisa each"},
+        "triggered_at": text(None, description="Chartink's time of day, e.g. 2:34 pm"),
+        "scan_name": text(None, description="matched against CHARTINK_SCANS ignoring case and spacing"),
+        "scan_url": {"description": "ignored"}, "alert_name": {"description": "ignored"},
+        "webhook_url": {"description": "ignored"}}}
+
+
+def _json(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"application/json": {"schema": schema or {"type": "object"}}}
+
+
+_ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
+_ERRORS = {"type": "object", "required": ["errors"], "properties": {
+    "alert_id": {"type": "integer", "description": "a refused alert's id (409, 503)"},
+    "errors": {"type": "array", "items": {"type": "object", "required": ["field", "reason"],
+                                          "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}}}
+
+
+def reply(description: str, schema: dict[str, Any] | None = None, media: str = "application/json") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema or _ERRORS_REF}}}
+
+
+UNAUTHORISED = reply("no or wrong secret (header, query or, on /opentrade, body token) and no dashboard session")
+CROSS_ORIGIN = reply("a dashboard session from another origin")
+TOO_LARGE = reply(f"body over {MAX_BODY_BYTES} bytes")
+DISCONNECTED = reply("the client hung up before the body ended")
+_ids = {"type": "array", "items": {"type": "integer"}}
+_ACCEPTED = {"type": "object", "required": ["alert_id", "trades", "closing"], "properties": {
+    "alert_id": {"type": "integer"}, "trades": _ids, "closing": _ids,
+    "notes": {"type": "array", "items": {"type": "string"}, "description": "why an account opened nothing"},
+    "refused": {"type": "array", "items": {"type": "object", "properties": {"leg": {}, "reason": {"type": "string"}}},
+                "description": "legs refused while others went ahead"}}}
+_DUPLICATE = {"type": "object", "required": ["alert_id", "trades", "duplicate"], "properties": {
+    "alert_id": {"type": "integer"}, "trades": _ids, "duplicate": {"const": True}}}
+_CHARTINK_RESULT = {"type": "object", "required": ["alerts"], "properties": {"alerts": {"type": "array", "items": {
+    "type": "object", "required": ["symbolname", "status"],
+    "properties": {"symbolname": {"type": "string"}, "status": {"type": "integer"}}}}}}
+_TRADE_ID = {"name": "trade_id", "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 0, "maximum": TRADE_ID_MAX}}
+_TRADE_REF = {"$ref": "#/components/schemas/TradeView"}
+_SECRET = [{"webhookSecret": []}, {"tokenQuery": []}, {"bearer": []}]
+_, _COMPONENTS = msgspec.json.schema_components([Trade, OrderRecord], ref_template="#/components/schemas/{name}")
+
+
+def secured(operation_id: str, summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:
+    return {"operationId": operation_id, "summary": summary, "security": _SECRET, **operation,
+            "responses": {**responses, "401": UNAUTHORISED}}
+
+
+def _links(pointer: str) -> dict[str, Any]:
+    """From a reply holding trade ids at `pointer` to the routes of one trade."""
+    return {"links": {name: {"operationId": name, "parameters": {"trade_id": f"$response.body#{pointer}"}}
+                      for name in ("getTrade", "closeTrade")}}
+
 
 SPEC = {
     "openapi": "3.1.0",
-    "info": {"title": "tickguard", "version": "0.1.0",
-             "description": "Trade alerts to Angel One orders; every open trade guarded against its stop from the tick stream."},
+    "info": {"title": "tickguard", "version": "0.1.0", "description": (
+        "Trade alerts to Angel One orders; every open trade guarded against its stop from the tick stream. "
+        "Errors are `{\"errors\": [{\"field\", \"reason\"}]}`. The live feed is a WebSocket at `/ws/trades` "
+        "(session cookie or `?token=`), described in the README.")},
     "components": {
         "securitySchemes": {
             "webhookSecret": {"type": "apiKey", "in": "header", "name": "X-Webhook-Secret"},
             "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "the webhook secret as a Bearer token"},
         },
-        "schemas": {"Alert": ALERT, "Errors": _ERRORS},
+        "schemas": {"Alert": ALERT, "Errors": _ERRORS, **_COMPONENTS, "TradeView": {"allOf": [
+            {"$ref": "#/components/schemas/Trade"},
+            {"type": "object", "required": ["open_quantity"], "properties": {"open_quantity": {"type": "integer"}}}]}},
     },
     "paths": {
-        "/opentrade": {"post": {
-            "summary": "Take an alert", "security": _SECRET,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}},
+        "/opentrade": {"post": secured(
+            "openTrade", "Take an alert", {
+                "202": {**reply("stored; execution follows", _ACCEPTED), **_links("/trades/0")},
+                "200": reply("a duplicate: the original alert's ids", _DUPLICATE),
+                "400": DISCONNECTED, "403": reply("the client's address is not in WEBHOOK_ALLOWLIST"),
+                "409": reply("halted, outside the entry window or a risk limit reached: stored as refused"),
+                "413": TOO_LARGE,
+                "422": reply("invalid alert, nothing stored: a field out of its schema, an instrument or account that "
+                             "is not listed, or a stop that would not land above zero at the alert's price"),
+                "503": reply("the account service is down: entries refused (exits still run), stored as refused"),
+            },
+            description="JSON whatever the Content-Type says.",
+            requestBody={"required": True, "content": _json({"$ref": "#/components/schemas/Alert"})})},
+        "/chartink": {"post": secured(
+            "chartink", "Take a Chartink scan alert: one alert per stock", {
+                "202": reply("at least one stock accepted; per-stock results", _CHARTINK_RESULT),
+                "200": reply("every stock a duplicate", _CHARTINK_RESULT),
+                "400": DISCONNECTED, "403": reply("the client's address is not in WEBHOOK_ALLOWLIST"),
+                "409": reply("no stock accepted: the first stock's refusal (halted, entry window)", _CHARTINK_RESULT),
+                "413": TOO_LARGE,
+                "422": reply("invalid body (nothing stored), or no stock accepted and the first stock's error was a "
+                             "422 (per-stock results)", {"anyOf": [_ERRORS_REF, _CHARTINK_RESULT]}),
+                "503": reply("CHARTINK_SCANS unreadable, or no stock accepted and the account service is down",
+                             {"anyOf": [_ERRORS_REF, _CHARTINK_RESULT]}),
+            },
+            description="JSON whatever the Content-Type says; a form-encoded body when it is not JSON and the "
+                        "Content-Type says form. A scan not in CHARTINK_SCANS needs ?signal=.",
+            parameters=[{"name": "signal", "in": "query", "schema": WORDS["signal"].schema()},
+                        {"name": "strategy", "in": "query", "schema": text()}],
+            requestBody={"required": True, "content": {
+                **_json(_chartink(form=False)), "application/x-www-form-urlencoded": {"schema": _chartink(form=True)}}})},
+        "/trades": {"get": secured(
+            "listTrades", "Trades, newest first", {
+                "200": reply("trades", {"type": "object", "required": ["trades"], "properties": {
+                    "trades": {"type": "array", "items": _TRADE_REF}}}),
+                "422": reply("an unknown state or a limit out of range")},
+            parameters=[
+                {"name": "state", "in": "query", "description": f"comma-separated, any of {', '.join(STATES.words)}",
+                 "schema": {"type": "string", "pattern": _listed(f"(?:{STATES.core})?")}},
+                {"name": "strategy", "in": "query", "schema": {"type": "string"}},
+                {"name": "account", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX}}])},
+        "/trades/{trade_id}": {"get": secured(
+            "getTrade", "One trade with its orders and events", {
+                "200": reply("the trade", {"type": "object", "required": ["trade", "orders", "events"], "properties": {
+                    "trade": _TRADE_REF, "orders": {"type": "array", "items": {"$ref": "#/components/schemas/OrderRecord"}},
+                    "events": {"type": "array", "items": {"type": "object"}}}}),
+                "404": reply("no such trade"), "422": reply("not a trade id")},
+            parameters=[_TRADE_ID])},
+        "/trades/{trade_id}/close": {"post": secured(
+            "closeTrade", "Close a trade now (a pending entry is cancelled)", {
+                "202": reply("closing", {"type": "object", "required": ["trade_id", "closing"],
+                                         "properties": {"trade_id": {"type": "integer"}, "closing": {"const": True}}}),
+                "403": CROSS_ORIGIN, "404": reply("no such trade"), "409": reply("the trade is not open"),
+                "422": reply("not a trade id")},
+            parameters=[_TRADE_ID])},
+        "/halt": {
+            "get": secured("getHalt", "Halt state", {"200": reply("halted or not", {
+                "type": "object", "required": ["halted"], "properties": {"halted": {"type": "boolean"}}})}),
+            "post": secured(
+                "setHalt", "Halt or resume entries (optionally flatten)", {
+                    "200": reply("the new state", {"type": "object", "required": ["halted", "closing"],
+                                                   "properties": {"halted": {"type": "boolean"}, "closing": _ids}}),
+                    "400": DISCONNECTED, "403": CROSS_ORIGIN, "413": TOO_LARGE, "422": reply("not {\"halted\": bool}")},
+                requestBody={"required": True, "content": _json({
+                    "type": "object", "additionalProperties": False, "required": ["halted"],
+                    "properties": {"halted": {"type": "boolean"}, "flatten": {"type": "boolean"}}})})},
+        "/healthz": {"get": {"summary": "Liveness; needs no secret", "responses": {"200": reply("ok", {
+            "type": "object", "required": ["status", "mode", "halted"]})}}},
+        "/metrics": {"get": secured("metrics", "Prometheus metrics", {"200": {
+            "description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+        "/openapi.json": {"get": secured("openapi", "This document", {"200": reply("OpenAPI 3.1", {"type": "object"})})},
+        "/": {"get": {"summary": "The dashboard (log in with the secret)", "responses": {"200": {
+            "description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/login": {"post": {
+            "summary": "Log in with the secret: sets an HttpOnly, SameSite=Strict session cookie",
+            "requestBody": {"required": False, "content": {
+                **_json({"type": "object", "properties": {"secret": {"type": "string"}}}),
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+                    "secret": {"type": "string"}}}}}},
             "responses": {
-                "202": {"description": "stored; execution follows", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"alert_id": {"type": "integer"}, "trades": {"type": "array", "items": {"type": "integer"}},
-                                                     "closing": {"type": "array", "items": {"type": "integer"}}}}}}},
-                "200": {"description": "a duplicate: the original alert's ids, with duplicate: true"},
-                "401": {"description": "no or wrong secret"},
-                "409": {"description": "halted or outside the entry window (stored as refused)"},
-                "413": {"description": "body too large"},
-                "422": {"description": "invalid alert, nothing stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}},
-            }}},
-        "/trades": {"get": {"summary": "Trades, newest first", "security": _SECRET, "parameters": [
-            {"name": "state", "in": "query", "schema": {"type": "string"}, "description": "comma-separated states"},
-            {"name": "strategy", "in": "query", "schema": {"type": "string"}},
-            {"name": "account", "in": "query", "schema": {"type": "string"}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-            "responses": {"200": {"description": "trades"}}}},
-        "/trades/{trade_id}": {"get": {"summary": "One trade with its orders and events", "security": _SECRET,
-                                       "parameters": [{"name": "trade_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                                       "responses": {"200": {"description": "the trade"}, "404": {"description": "no such trade"}}}},
-        "/trades/{trade_id}/close": {"post": {"summary": "Close a trade now", "security": _SECRET,
-                                              "parameters": [{"name": "trade_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                                              "responses": {"202": {"description": "closing"}, "404": {"description": "no such trade"},
-                                                            "409": {"description": "the trade is not open"}}}},
-        "/halt": {"get": {"summary": "Halt state", "security": _SECRET, "responses": {"200": {"description": "halted or not"}}},
-                  "post": {"summary": "Halt or resume entries (optionally flatten)", "security": _SECRET,
-                           "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                               "halted": {"type": "boolean"}, "flatten": {"type": "boolean"}}, "required": ["halted"]}}}},
-                           "responses": {"200": {"description": "the new state"}}}},
-        "/chartink": {"post": {"summary": "Take a Chartink scan alert: one alert per stock", "security": _SECRET,
-                               "parameters": [{"name": "signal", "in": "query", "schema": {"enum": ["buy", "sell", "exit", "short", "cover"]}},
-                                              {"name": "strategy", "in": "query", "schema": {"type": "string"}}],
-                               "responses": {"202": {"description": "at least one stock accepted, per-stock results"},
-                                             "200": {"description": "every stock a duplicate"}}}},
-        "/": {"get": {"summary": "The dashboard (log in with the secret)", "responses": {"200": {"description": "HTML"}}}},
-        "/login": {"post": {"summary": "Log in with the secret: sets an HttpOnly, SameSite=Strict session cookie",
-                            "responses": {"200": {"description": "logged in"}, "401": {"description": "wrong secret"}}}},
-        "/logout": {"post": {"summary": "End the session", "responses": {"200": {"description": "logged out"}}}},
-        "/session": {"get": {"summary": "Whether this browser is logged in", "responses": {"200": {"description": "state"}}}},
-        "/ws/trades": {"get": {"summary": "WebSocket feed of trades, events and prices (session cookie or ?token=)",
-                               "parameters": [{"name": "strategy", "in": "query", "schema": {"type": "string"}},
-                                              {"name": "account", "in": "query", "schema": {"type": "string"}}],
-                               "responses": {"101": {"description": "switching to WebSocket; see the README for messages"}}}},
-        "/healthz": {"get": {"summary": "Liveness; needs no secret", "responses": {"200": {"description": "ok"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": _SECRET, "responses": {"200": {"description": "text exposition"}}}},
+                "200": reply("logged in (a JSON request)", {"type": "object", "properties": {"authenticated": {"const": True}}}),
+                "303": {"description": "a form: to / when logged in, to /?login=failed when not"},
+                "401": reply("wrong or missing secret (a JSON request)")}}},
+        "/logout": {"post": {"summary": "End the session", "responses": {
+            "200": reply("logged out (a JSON request)", {"type": "object", "properties": {"authenticated": {"const": False}}}),
+            "303": {"description": "logged out; to / (a form or no body)"}}}},
+        "/session": {"get": {"summary": "Whether this browser is logged in", "responses": {"200": reply("state", {
+            "type": "object", "required": ["authenticated"], "properties": {"authenticated": {"type": "boolean"}}})}}},
     },
 }

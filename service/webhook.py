@@ -27,7 +27,8 @@ from streams import Trade as EngineTrade
 if TYPE_CHECKING:
     from service.desk import Desk
 
-__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body", "names_contract"]
+__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body", "names_contract",
+           "parse_json", "read_json"]
 
 log = logging.getLogger("tickguard.webhook")
 MAX_BODY_BYTES = 16 * 1024
@@ -58,6 +59,26 @@ def authorised(request: Request, secret: str, body: dict[str, Any] | None = None
         or ""
     )
     return hmac.compare_digest(offered.encode(), secret.encode())
+
+
+def parse_json(raw: bytes) -> tuple[Any, str]:
+    """(the JSON value of `raw`, "") or (None, why not): not JSON, or a string with an unpaired
+    surrogate escape (`"\\ud800"`), which no store, log or reply could encode."""
+    if not raw.strip():
+        return None, "expected a JSON object"
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, "not valid JSON"
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return None, "a string holds an unpaired surrogate escape"
+    return value, ""
+
+
+def read_json(raw: bytes) -> Any:
+    return parse_json(raw)[0]
 
 
 async def read_body(request: Request) -> bytes | None:
@@ -105,13 +126,9 @@ async def opentrade(request: Request) -> Response:
     raw = await limited_body(request, desk)
     if isinstance(raw, Response):
         return raw
-    try:
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        body = None
-        parse_error = "not valid JSON"
-    else:
-        parse_error = "" if isinstance(body, dict) else "expected a JSON object"
+    body, parse_error = parse_json(raw)
+    if not parse_error and not isinstance(body, dict):
+        parse_error = "expected a JSON object"
     if not authorised(request, desk.settings.webhook_secret, body if isinstance(body, dict) else None):
         desk.metrics.count_alert("unauthorized")
         return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])
@@ -138,6 +155,8 @@ def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int, lev
         return  # closes only: no new trade, no stop to judge
     price = int(alert.price * 100)
     quantity = alert.quantity or max(1, fund // price)  # what sizing would give, to judge rupees/fund_pct
+    if alert.lots and symbol.is_future:
+        quantity = alert.lots * symbol.lotsize
     trade = EngineTrade(
         id=0, account="", strategy=alert.strategyname,
         instrument=Instrument(symbol.token, symbol.exchange, symbol.tick_size),

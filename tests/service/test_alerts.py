@@ -37,7 +37,7 @@ def test_every_problem_is_reported_at_once():
     assert found == {
         "symbolname": "required", "strategyname": "required",
         "signal": "expected one of buy, sell, exit, short, cover",
-        "price": "must be greater than 0", "type": "expected one of equity, option", "colour": "unknown field",
+        "price": "must be at least 0.01 and at most 1000000000", "type": "expected one of equity, option", "colour": "unknown field",
     }
 
 
@@ -73,6 +73,55 @@ def test_a_required_field_sent_as_null_is_required(field):
 
 def test_non_objects_are_refused():
     assert errors([1, 2]) == {"body": "expected a JSON object"}
+
+
+def test_an_id_of_any_length_is_accepted_and_a_long_one_keyed_by_its_digest():
+    long_id = "tv:WIPRO:Long Entry Breakout Above VWAP With Volume:2026-12-04T09:15:00Z"
+    assert parse_alert({**BASE, "id": long_id}).id == long_id
+    assert parse_alert({**BASE, "id": "x" * 10_000}).id == "x" * 10_000
+    key = dedup_key({**BASE, "id": long_id})
+    assert key.startswith("id-sha256:") and len(key) <= 80
+    assert key == dedup_key({**BASE, "id": f"  {long_id} ", "price": 1})
+    assert key != dedup_key({**BASE, "id": long_id + "2"})
+    assert dedup_key({**BASE, "id": "short-id"}) == "id:short-id"  # keys stored before stay valid
+
+
+@pytest.mark.parametrize("price", [0.005, "0.009", 0.0001, "0.00", 0, "1e3", "+5", " 5.", "1_000", "١٢"])
+def test_a_price_must_be_at_least_one_paisa_written_as_digits(price):
+    assert "price" in errors({**BASE, "price": price})
+
+
+@pytest.mark.parametrize("price, value", [(0.01, "0.01"), ("0.01", "0.01"), (" 812.50\n", "812.50"),
+                                          ("0001000000000.000", "1000000000.000"), (1e9, "1000000000.0")])
+def test_prices_from_one_paisa_to_a_billion(price, value):
+    assert parse_alert({**BASE, "price": price}).price == Decimal(value)
+
+
+def test_words_ignore_case_and_surrounding_whitespace_but_nothing_else():
+    alert = parse_alert({**BASE, "signal": " SeLL\t", "type": "EQUITY ", "product": "delivery", "exchange": "nse"})
+    assert (alert.signal, alert.type, alert.product, alert.exchange) == (Signal.SELL, "equity", "DELIVERY", "NSE")
+    assert "signal" in errors({**BASE, "signal": "ſell"})  # long s: not an ASCII letter
+    assert "type" in errors({**BASE, "type": "equ ity"})
+
+
+def test_optional_fields_sent_as_null_are_left_out():
+    nulls = {f: None for f in ("id", "token", "position_size", "exchange", "product", "quantity", "stoploss",
+                                "target", "trail", "stop_basis", "option", "accounts")}
+    alert = parse_alert({**BASE, **nulls})
+    assert alert.id is None and alert.stoploss is None and alert.product == "INTRADAY"
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"stoploss": {"type": "points", "value": None}}, "stoploss.value"),
+    ({"stoploss": {"type": None, "value": 5}}, "stoploss.type"),
+    ({"trail": {"value": 5}}, "trail"), ({"trail": {"type": "points", "value": None}}, "trail.value"),
+    ({"token": 5}, "token"), ({"quantity": None, "lots": None}, "lots"),
+    ({"type": "option", "option": {"expiry": "12DEC2026\nx"}}, "option.expiry"),
+    ({"type": "option", "option": {"strike": "24000"}}, "option.strike"),
+    ({"quantity": "5.5"}, "quantity"), ({"quantity": "1000000001"}, "quantity"),
+])
+def test_what_was_silently_ignored_is_refused(patch, field):
+    assert field in errors({**BASE, **patch})
 
 
 def test_dedup_key_ignores_the_secret_and_prefers_the_id():
