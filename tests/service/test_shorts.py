@@ -53,6 +53,7 @@ def test_position_size_below_zero_in_delivery_refuses_the_short_leg(service_fact
     assert reply.status_code == 202, reply.text
     assert reply.json()["closing"] == [long_id] and reply.json()["trades"] == []
     assert reply.json()["refused"][0]["leg"] == "open_short"
+    service.wait_trade(long_id, lambda t: t["state"] == "CLOSED", what="the long closed")
     reply = service.alert(position_size=-2, product="DELIVERY", id="flip-2")
     assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "product"
 
