@@ -103,7 +103,9 @@ SPEC = {
                                "parameters": [{"name": "strategy", "in": "query", "schema": {"type": "string"}},
                                               {"name": "account", "in": "query", "schema": {"type": "string"}}],
                                "responses": {"101": {"description": "switching to WebSocket; see the README for messages"}}}},
-        "/healthz": {"get": {"summary": "Liveness; needs no secret", "responses": {"200": {"description": "ok"}}}},
+        "/healthz": {"get": {"summary": "Liveness; needs no secret. `warnings`: exchanges in use without a holiday "
+                                    "calendar for the current year, special sessions whose times are still unknown",
+                         "responses": {"200": {"description": "ok"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": _SECRET, "responses": {"200": {"description": "text exposition"}}}},
     },
 }
