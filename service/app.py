@@ -129,7 +129,8 @@ async def halt(request: Request, desk: Desk) -> Response:
 
 async def healthz(request: Request) -> Response:
     desk: Desk = request.app.state.desk
-    return JSONResponse({"status": "ok", "mode": desk.settings.tickguard_mode, "halted": desk.halted})
+    return JSONResponse({"status": "ok", "mode": desk.settings.tickguard_mode, "halted": desk.halted,
+                         "warnings": desk.calendar_watch.warnings()})
 
 
 async def metrics(request: Request, desk: Desk) -> Response:

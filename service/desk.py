@@ -22,6 +22,7 @@ from service.credentials import load_logins
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.heap import Heap
+from service.market_calendar import CalendarWatch, load_market_calendar
 from service.metrics import Metrics
 from service.notify import Notifier
 from service.plugins import PluginBoard, load_plugins
@@ -46,7 +47,6 @@ from streams import (
     StateChange,
     StopState,
     TrailMoved,
-    default_calendar,
 )
 
 __all__ = ["Desk", "always_open_calendar"]
@@ -79,7 +79,8 @@ class Desk:
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
-        calendar = always_open_calendar() if settings.market_hours == "always" else default_calendar()
+        market = None if settings.market_hours == "always" else load_market_calendar(settings.holidays_file)
+        calendar = always_open_calendar() if market is None else market.calendar
         self.plugins = PluginBoard(load_plugins(settings), metrics=self.metrics, announce=self._announce)
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
@@ -88,6 +89,7 @@ class Desk:
         stream = self.broker.tick_stream()
         stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]
                                           for exchange in {pair[0] for pair in stream.subscriptions})
+        self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
             chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s),
@@ -138,6 +140,7 @@ class Desk:
             open_trades, unprotected = await self.store.open_counts()
             self.metrics.set_trades(open_trades - unprotected, unprotected)
             self.metrics.set_halted(self.halted)
+            self.calendar_watch.check()  # a new year, or a trade on an exchange without a calendar
             self.heap.maintain(guarding=bool(self.guard.records))
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, Any]]:
@@ -166,6 +169,7 @@ class Desk:
         self._ticks_events = self.guard.stream.events.subscribe(functools.partial(self._stream_event, "ticks"))
         await self.guard.start()
         self.recovery = await recover(self)
+        self.calendar_watch.start()  # after recovery: the exchanges of re-armed trades are in use
         self.heap.settle()
         for login in ("", *self.logins):  # one position book per login, snapshotted once recovery is done
             await self.trader.book(login).refresh()

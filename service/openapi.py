@@ -266,8 +266,11 @@ SPEC = {
                 requestBody={"required": True, "content": _json({
                     "type": "object", "additionalProperties": False, "required": ["halted"],
                     "properties": {"halted": {"type": "boolean"}, "flatten": {"type": "boolean"}}})})},
-        "/healthz": {"get": {"summary": "Liveness; needs no secret", "responses": {"200": reply("ok", {
-            "type": "object", "required": ["status", "mode", "halted"]})}}},
+        "/healthz": {"get": {"summary": "Liveness; needs no secret. `warnings`: exchanges in use without a holiday "
+                                    "calendar for the current year, special sessions whose times are still unknown",
+                             "responses": {"200": reply("ok", {
+            "type": "object", "required": ["status", "mode", "halted"],
+            "properties": {"warnings": {"type": "array", "items": {"type": "object"}}}})}}},
         "/metrics": {"get": secured("metrics", "Prometheus metrics", {"200": {
             "description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": secured("openapi", "This document", {"200": reply("OpenAPI 3.1", {"type": "object"})})},

@@ -16,6 +16,7 @@ import pyotp
 from dotenv import dotenv_values
 
 from service.errors import SettingsError
+from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
 
 __all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS", "PAPER_WEBHOOK_SECRET"]
@@ -60,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dedup_window_s: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 60
     strategies_file: str = ""
     market_hours: Literal["exchange", "always"] = "exchange"
+    # Holidays and special sessions per exchange, JSON (service/market_calendar.py), added to the lists
+    # shipped with tickguard (NSE's 2026 list for NSE, NFO, BSE, BFO). Used when MARKET_HOURS=exchange.
+    holidays_file: str = ""
     stale_tick_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     exit_order_type: Literal["LIMIT", "MARKET"] = "LIMIT"
     exit_protection_pct: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.5
@@ -245,6 +249,7 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
             problems.append((name.upper(), f"expected a ws(s) URL, got {url!r}"))
     problems.extend(_notify_problems(values))
     problems.extend(plugin_problems(values))
+    problems.extend(holidays_problems(values))
     if problems:
         raise SettingsError(problems)
     return Settings(**values)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.support.clocks import ShiftedClock
 from tests.support.paper import DEMO
 
 ROOT = "/rest/secure/angelbroking"
@@ -267,33 +268,6 @@ def test_halt_refuses_entries_and_flatten_closes(service_factory):
     accepted = service.alert(signal="buy", quantity=1, stoploss={"type": "points", "value": 10}, strategyname="s2")
     assert accepted.status_code == 202
     assert service.trade_count_in_store() == (3, 2)  # the refused alert is stored, without a trade
-
-
-class ShiftedClock:
-    """Wall time moved to a chosen IST moment on a weekday; `jump_to` moves it again."""
-
-    def __init__(self, hour: int, minute: int, second: int = 0) -> None:
-        import datetime as dt
-        import time as wall
-        from zoneinfo import ZoneInfo
-
-        self._wall = wall
-        self._ist = ZoneInfo("Asia/Kolkata")
-        day = dt.datetime.now(self._ist).date() + dt.timedelta(days=7)
-        while day.weekday() >= 5:
-            day += dt.timedelta(days=1)
-        self.day = day
-        self.offset = 0.0
-        self.jump_to(hour, minute, second)
-
-    def jump_to(self, hour: int, minute: int, second: int = 0) -> None:
-        import datetime as dt
-
-        target = dt.datetime.combine(self.day, dt.time(hour, minute, second), self._ist).timestamp()
-        self.offset = target - self._wall.time()
-
-    def __call__(self) -> float:
-        return self._wall.time() + self.offset
 
 
 def test_intraday_trades_are_squared_off_at_1515(service_factory):

@@ -18,6 +18,7 @@ from streams import (
     Disarm,
     Disarmed,
     EntryWindow,
+    ExitIntent,
     ExitReason,
     Halted,
     Instrument,
@@ -354,3 +355,27 @@ def test_the_last_tick_of_a_token_nobody_guards_any_more_never_settles_the_next_
     lookup = dict(a=a, b=b, x=Arm(LONG_STOP), f=Confirm(1, 97_950), y=Arm(second))
     got = run("---a-----b", lookup, events="--x--f-y-")
     assert got == [(3, intent(1, "STOP", 99_000, a))]  # trade 5 is not fired on frame 3's price
+
+
+def test_a_special_session_on_a_sunday_has_its_own_square_off_and_entry_window():
+    import datetime as dt
+
+    from tests.streams.streams_helpers import MONDAY
+
+    from streams import EngineConfig, PipelineConfig, SegmentHours, default_calendar
+
+    sunday = MONDAY - dt.timedelta(days=1)
+    muhurat = SegmentHours(dt.time(18, 0), dt.time(19, 0), square_off=dt.time(18, 45), entry_cutoff=dt.time(18, 30))
+    calendar = msgspec.structs.replace(default_calendar(), sessions={"NSE": {sunday: muhurat}})
+    config = PipelineConfig(EngineConfig(calendar))
+    intraday = trade(8, "long", stop=rule("points", 50))  # 950.00: the tick at 980.00 fires only trade 1
+    before, through = tick(98_000, ist(17, 59, day=sunday)), tick(98_000, ist(18, 10, day=sunday))
+    lookup = dict(b=ist(17, 59, day=sunday), o=ist(18, 10, day=sunday), e=ist(18, 30, day=sunday),
+                  q=ist(18, 44, 59, day=sunday), s=ist(18, 45, day=sunday), a=Arm(intraday),
+                  c=Arm(LONG_STOP), u=before, t=through)
+    got = run_marbles(ticks="--u-t", events="-a-c", clock="-b-o-e-q-s", lookup=lookup, config=config,
+                      intents_only=False)
+    nse = [(f, v.open) for f, v in got if isinstance(v, EntryWindow) and v.exchange == "NSE"]
+    assert nse == [(1, False), (3, True), (5, False)]  # entries 18:00-18:30 on the Sunday
+    fired = [(f, v.trade_id, v.reason) for f, v in got if isinstance(v, ExitIntent)]
+    assert fired == [(4, 1, "STOP"), (9, 8, "SQUARE_OFF")]  # not before 18:00; square-off at 18:45
