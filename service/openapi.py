@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from service.alerts import AMOUNTS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
+from service.alerts import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
 from service.app import LIMIT_MAX, STATES, TRADE_ID_MAX
 from service.fields import NON_BLANK, PRICE, SPACE, Words
 from service.store import OrderRecord
@@ -81,6 +81,9 @@ ALERT = {
         "product": optional(WORDS["product"].schema(), "default INTRADAY; options trade INTRADAY or CARRYFORWARD"),
         "quantity": optional(AMOUNTS["quantity"].schema(), "units (a multiple of the lot size for options)"),
         "lots": optional(AMOUNTS["lots"].schema(), "lots, instead of quantity"),
+        "percent": optional(AMOUNTS["close_percent"].schema(),
+                            "exit (or a close_only sell, or cover): close this share of the open position, rounded "
+                            "down to whole units or lots, at least one"),
         "stoploss": optional(distance(WORDS["stop_type"], "how far the stop sits from the entry")),
         "target": optional(distance(WORDS["stop_type"], "how far the target sits from the entry")),
         "trail": optional(_trail()),
@@ -97,6 +100,12 @@ ALERT = {
     },
     "allOf": [
         {"not": {"required": ["quantity", "lots"]}, "description": "quantity or lots, not both"},
+        {"not": {"anyOf": [{"required": ["percent", "quantity"]}, {"required": ["percent", "lots"]},
+                           {"required": ["percent", "position_size"]}]},
+         "description": "percent alone: not with quantity, lots or position_size"},
+        {"if": {"required": ["percent"], "properties": {"percent": {"not": NULL}}},
+         "then": {"required": ["signal"], "properties": {"signal": _word("signal", *CLOSING_WORDS)}},
+         "description": "percent closes a share of a position: exit, sell or cover"},
         {"if": {"required": ["option"], "properties": {"option": {"not": NULL}}},
          "then": {"properties": {"type": _word("type", "option")}}, "description": "an option block needs type option"},
         {"if": {"required": ["stop_basis"], "properties": {"stop_basis": _word("stop_basis", "underlying")}},
