@@ -35,6 +35,7 @@ from service.broker import (
 from service.broker.smartapi.pacing import EntryExpired
 from service.entries import EntryQueue
 from service.exits import _DONE, CONFIRM_AFTER_S, ExitPath
+from service.reductions import PartialExits
 from service.guard import Guard
 from service.positions import PositionBook
 from service.store import OrderRecord, Store
@@ -56,7 +57,7 @@ class ExecConfig:
     entry_ttl_s: float = 5.0  # an entry queued longer than this expires instead of trading late
 
 
-class Trader(ExitPath):
+class Trader(PartialExits, ExitPath):
     def __init__(self, store: Store, broker: Broker, guard: Guard, *, config: ExecConfig | None = None,
                  clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None,
                  metrics: Any = None) -> None:
@@ -74,6 +75,7 @@ class Trader(ExitPath):
         self._tags: dict[str, OrderRecord] = {}  # our orders by tag, as last recorded
         self._order_events: dict[str, asyncio.Event] = {}  # exit tags being watched
         self._exiting: set[int] = set()
+        self._reductions: dict[int, asyncio.Lock] = {}  # per trade: its partial exits, one after another
         self._tasks: set[asyncio.Task] = set()
         self.entries = EntryQueue(self)
         self.books: dict[str, PositionBook] = {}  # net positions per login ("" the default one)
@@ -334,7 +336,7 @@ class Trader(ExitPath):
                 self._settle(record.tag)
             if filled_trade is not None:
                 self.on_trade(filled_trade)
-                self._filled(record, filled_trade, price, closed)
+                self._filled(record, filled_trade, price, closed, delta)
             elif record.role == "entry" and order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
                 trade = await self.store.trade(record.trade_id)
                 if trade is not None and trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
@@ -343,8 +345,9 @@ class Trader(ExitPath):
         if event is not None:
             event.set()
 
-    def _filled(self, record: OrderRecord, trade: Trade, price: int, closed: bool) -> None:
-        """What a recorded fill sets going: an entry fill arms the trade, the last exit fill confirms it."""
+    def _filled(self, record: OrderRecord, trade: Trade, price: int, closed: bool, delta: int) -> None:
+        """What a recorded fill sets going: an entry fill arms the trade; an exit fill realises its part
+        in the engine (the rest stays guarded at its levels), and the last one confirms the close."""
         if record.role == "entry":
             if trade.state is TradeState.OPEN:
                 self.guard.arm(trade)
@@ -352,6 +355,7 @@ class Trader(ExitPath):
                     self.bands[(trade.exchange, trade.token)] = None
                     self.spawn(self._learn_band(trade), f"band-{trade.token}")
             return
+        self.guard.reduce(trade, delta, price)
         if closed:
             self.guard.confirm(trade.id, int(trade.exit_price or price))
             log.info("trade closed", extra={"trade_id": trade.id, "pnl_paise": trade.realised_pnl})

@@ -78,12 +78,14 @@ class ExitPath:
         if quick:
             await self._exit_attempts(trade_id, first=(trade, fired))
             return
+        await self.settle_partial_exits(trade)  # a part being exited: cancelled, its fills counted
         await self._cancel_entry_rest(trade)
         await self._exit_attempts(trade_id)
 
     def _clear_to_exit(self, trade: Trade) -> bool:
-        """An OPEN trade with no exit sent and no entry order still working, as far as this process knows."""
-        if trade.state is not TradeState.OPEN:
+        """An OPEN trade with no exit sent and no entry order still working, as far as this process knows.
+        A trade partly exited before takes the slow path: its exit orders are numbered after the parts'."""
+        if trade.state is not TradeState.OPEN or trade.exited:
             return False
         for tag in self._by_trade.get(trade.id, ()):
             record = self._tags.get(tag)
