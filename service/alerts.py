@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from service.errors import TickguardError
-from service.fields import PERCENT, POSITIVE, PRICE, SIGNED, WHOLE, Words, blank
+from service.fields import PERCENT, POSITIVE, PRICE, SHARE, SIGNED, WHOLE, Words, blank
 
 __all__ = [
     "Alert", "AlertInvalid", "DistanceSpec", "OptionSpec", "Signal", "TrailSpec", "parse_alert", "SIGNAL_ALIASES",
@@ -54,10 +54,11 @@ WORDS = {
 }
 # Every number: a JSON number or the same number as decimal text, in range (service/fields.py).
 AMOUNTS = {"price": PRICE, "position_size": SIGNED, "quantity": WHOLE, "lots": WHOLE, "distance": POSITIVE,
-           "percent": PERCENT, "option.strike": POSITIVE}
+           "percent": PERCENT, "option.strike": POSITIVE, "close_percent": SHARE}
+CLOSING_WORDS = ("exit", "sell", "cover")  # the signals `percent` (a part of the position) goes with
 FIELDS = {
     "symbolname", "signal", "price", "type", "strategyname", "token", "id", "position_size", "exchange",
-    "product", "quantity", "lots", "stoploss", "target", "trail", "stop_basis", "option", "accounts",
+    "product", "quantity", "lots", "percent", "stoploss", "target", "trail", "stop_basis", "option", "accounts",
 }
 
 
@@ -97,6 +98,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     product: str = "INTRADAY"
     quantity: int | None = None
     lots: int | None = None
+    percent: Decimal | None = None  # exit / close_only sell: this share of the open position
     stoploss: DistanceSpec | None = None
     target: DistanceSpec | None = None
     trail: TrailSpec | None = None
@@ -199,6 +201,13 @@ def parse_alert(body: Any) -> Alert:
         check.fail("lots", "give quantity or lots, not both")
     values["quantity"] = check.whole("quantity")
     values["lots"] = check.whole("lots")
+    values["percent"] = check.amount("percent", body.get("percent"), "close_percent")
+    if "percent" in body and ("quantity" in body or "lots" in body):
+        check.fail("percent", "give percent, quantity or lots, not two of them")
+    if "percent" in body and "position_size" in body:
+        check.fail("percent", "position_size sets the position itself: no percent with it")
+    if values["percent"] is not None and word is not None and word not in CLOSING_WORDS:
+        check.fail("percent", f"a share of the open position to close: only with {', '.join(CLOSING_WORDS)}")
     values["stoploss"] = check.distance("stoploss", "stop_type")
     values["target"] = check.distance("target", "stop_type")
     values["trail"] = _trail(check)
@@ -284,4 +293,4 @@ def dedup_key(body: dict[str, Any]) -> str:
     return "body:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-__all__ += ["dedup_key", "AMOUNTS", "FIELDS", "WORDS"]
+__all__ += ["dedup_key", "AMOUNTS", "CLOSING_WORDS", "FIELDS", "WORDS"]

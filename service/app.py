@@ -20,7 +20,7 @@ from service.allowlist import AllowList, parse_networks
 from service.chartink import chartink, load_chartink_scans
 from service.desk import Desk, trade_view
 from service.feed import FeedHub, trades_feed
-from service.fields import Words, blank
+from service.fields import WHOLE, Words, blank
 from service.settings import Settings
 from service.trades import TradeState
 from service.webhook import MAX_BODY_BYTES, authorised, opentrade, read_body, read_json
@@ -101,11 +101,39 @@ async def close_trade(request: Request, desk: Desk) -> Response:
     trade_id = _trade_id(request)
     if isinstance(trade_id, Response):
         return trade_id
+    try:
+        raw = await read_body(request)
+    except ClientDisconnect:
+        return JSONResponse({"errors": [{"field": "body", "reason": "the client disconnected before the body ended"}]}, 400)
+    if raw is None:
+        return JSONResponse({"errors": [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}]}, 413)
+    body = read_json(raw) if raw.strip() else {}
+    if not isinstance(body, dict) or set(body) - {"quantity"}:
+        return JSONResponse({"errors": [{"field": "body", "reason": 'expected nothing or {"quantity": n}'}]}, 422)
+    quantity = None
+    if body.get("quantity") is not None:
+        number, reason = WHOLE.read(body["quantity"])
+        if number is None:
+            return JSONResponse({"errors": [{"field": "quantity", "reason": reason}]}, 422)
+        quantity = int(number)
     trade = await desk.store.trade(trade_id)
     if trade is None:
         return JSONResponse({"errors": [{"field": "trade_id", "reason": "no such trade"}]}, 404)
     if trade.state not in (TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.UNPROTECTED):
         return JSONResponse({"errors": [{"field": "trade_id", "reason": f"the trade is {trade.state}"}]}, 409)
+    if quantity is not None and quantity < trade.open_quantity:  # a part: the rest stays guarded
+        lot = int(trade.spec.get("lot_size") or 1)
+        if trade.state is not TradeState.OPEN:
+            return JSONResponse({"errors": [{"field": "quantity", "reason": f"a part is closed only of an OPEN trade; "
+                                                                           f"the trade is {trade.state}"}]}, 409)
+        if quantity % lot:
+            return JSONResponse({"errors": [{"field": "quantity", "reason": f"not a multiple of the lot size {lot}"}]},
+                                422)
+        desk.trader.spawn(desk.trader.reduce(trade_id, quantity, "MANUAL"), f"reduce-{trade_id}")
+        return JSONResponse({"trade_id": trade_id, "closing": False, "reducing": quantity}, 202)
+    if quantity is not None and quantity > trade.open_quantity:
+        return JSONResponse({"errors": [{"field": "quantity", "reason": f"more than the {trade.open_quantity} open"}]},
+                            422)
     await desk.trader.close(trade_id)
     return JSONResponse({"trade_id": trade_id, "closing": True}, 202)
 

@@ -286,6 +286,10 @@ class Desk:
             raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
         accounts, entry_refusal = await self._accounts_for(alert)
         strategy = self.strategies.get(alert.strategyname)
+        if alert.percent is not None and alert.signal.value == "sell" and not alert.chartink_word \
+                and strategy is not None and strategy.policy is not Policy.CLOSE_ONLY:
+            raise AlertInvalid([{"field": "percent", "reason": f"under {strategy.policy} a sell opens the other side: "
+                                                              "percent goes with exit, cover or a close_only sell"}])
         self._apply_limits(accounts, alert.strategyname, strategy)
         rules: dict[str, tuple[dict[str, Any], str]] = {}
         for account in accounts:
@@ -357,11 +361,13 @@ class Desk:
             ids += sorted({t.account for t in open_trades} - set(ids))
             opens: list[tuple[str, str, int | None]] = []
             closing: list[int] = []
+            reducing: list[tuple[int, int]] = []  # (trade id, units) exited of a trade kept open
             notes: list[str] = []
             refused: list[tuple[str, Refusal]] = []  # (account, the leg it may not take)
             for account_id in ids:
                 decision = decide_for(plan, account_id, open_trades, policy, plan.symbol.lotsize)
                 closing += decision.close
+                reducing += decision.reduce
                 if decision.note:
                     notes.append(f"{account_id}: {decision.note}")
                 if decision.refused is not None:
@@ -373,9 +379,9 @@ class Desk:
                     notes.append(f"{account_id}: {refusal}")
                 else:
                     opens.append((account_id, decision.open_side, decision.open_quantity))
-            if not opens and not closing and refused:  # the alert asks for what may never be: nothing stored
+            if not opens and not closing and not reducing and refused:  # the alert asks for what may never be: nothing stored
                 return "invalid", [{"field": refused[0][1].field, "reason": refused[0][1].reason}]
-            if not opens and not closing and (general or notes):
+            if not opens and not closing and not reducing and (general or notes):
                 reason = general or "; ".join(notes)
                 alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
                                               body=plan.stored_body, status="refused", reason=reason)
@@ -385,8 +391,8 @@ class Desk:
                                           reason="; ".join(notes + [f"{a}: {r.leg} refused: {r.reason}" for a, r in refused]))
             opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a], qty)
                       for a, side, qty in opens]
-            Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing)
-            return "accepted", (alert_id, opened, closing, notes, refused)
+            Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing + [t for t, _ in reducing])
+            return "accepted", (alert_id, opened, closing, reducing, notes, refused)
 
         outcome, value = await self.store.db.write(work)
         if outcome == "invalid":
@@ -401,7 +407,7 @@ class Desk:
             self._announce("alert_refused", {"alert_id": alert_id, "reason": reason, "alert": plan.stored_body})
             status = 503 if plan.entry_refusal and not self.halted else 409
             return JSONResponse({"alert_id": alert_id, "errors": [{"field": "signal", "reason": reason}]}, status)
-        alert_id, opened, closing, notes, refused = value
+        alert_id, opened, closing, reducing, notes, refused = value
         trade_ids = [t for t, _, _ in opened]
         self.metrics.count_alert("accepted")
         self._announce("alert_accepted", {"alert_id": alert_id, "trades": trade_ids, "closing": closing,
@@ -414,7 +420,11 @@ class Desk:
             self.trader.submit([trade_id], fund=account.fund, requested={trade_id: quantity})
         for trade_id in closing:
             self.trader.spawn(self.trader.close(trade_id, "SIGNAL"), f"close-{trade_id}")
+        for trade_id, units in reducing:
+            self.trader.spawn(self.trader.reduce(trade_id, units, "SIGNAL"), f"reduce-{trade_id}")
         reply: dict[str, Any] = {"alert_id": alert_id, "trades": trade_ids, "closing": closing}
+        if reducing:
+            reply["reducing"] = [{"trade": t, "quantity": units} for t, units in reducing]
         if refused:
             reply["refused"] = [{"leg": r.leg, "reason": r.reason, "account": a} for a, r in refused]
         if notes:

@@ -125,7 +125,9 @@ POSITIVE = Amount(f"0*(?:[1-9][0-9]{{0,8}}{_FRACTION}|\\.[0-9]*[1-9][0-9]*|{_BIL
                   low_open=True)
 PERCENT = Amount(f"0*(?:[1-9][0-9]?{_FRACTION}|\\.[0-9]*[1-9][0-9]*)", Decimal(0), Decimal(100), low_open=True,
                  high_open=True)
+SHARE = Amount(f"0*(?:[1-9][0-9]?{_FRACTION}|100(?:\\.0+)?|\\.[0-9]*[1-9][0-9]*)", Decimal(0), Decimal(100),
+               low_open=True)  # a share of a position in percent: above 0, up to 100
 SIGNED = Amount(f"-?0*(?:[0-9]{{1,9}}{_FRACTION}|\\.[0-9]+|{_BILLION_TEXT})", -BILLION)
 WHOLE = Amount(f"0*(?:[1-9][0-9]{{0,8}}|1000000000)(?:\\.0+)?", Decimal(1), whole=True)
 
-__all__ += ["PERCENT", "POSITIVE", "PRICE", "SIGNED", "WHOLE"]
+__all__ += ["PERCENT", "POSITIVE", "PRICE", "SHARE", "SIGNED", "WHOLE"]

@@ -35,6 +35,7 @@ from streams import (
     PluginFailed,
     PluginWithheld,
     Rearm,
+    Reduce,
     Rules,
     Side,
     SizedFor,
@@ -72,6 +73,7 @@ def engine_trade(record: TradeRecord) -> Trade:
         fund=spec.get("fund"),
         product=record.product,
         sized_for=msgspec.convert(spec["sized_for"], SizedFor, dec_hook=_decimal) if spec.get("sized_for") else None,
+        rule_quantity=record.filled if record.exited else None,  # partly exited: levels of the filled size
     )
 
 
@@ -160,6 +162,14 @@ class Guard:
             self.pipeline.on_event(Arm(trade, resume_stop, resume_trailing))
         else:
             self.pipeline.on_event(Amend(trade))
+
+    def reduce(self, record: TradeRecord, quantity: int, exit_price: int) -> None:
+        """`quantity` units of an armed trade exited at `exit_price`: the engine realises that part and
+        keeps guarding the rest at the same levels."""
+        if record.id not in self._basis:
+            return
+        self.records[record.id] = record
+        self.pipeline.on_event(Reduce(record.id, quantity, exit_price))
 
     def confirm(self, trade_id: int, exit_price: int) -> None:
         if trade_id not in self._basis:  # disarmed already (an exit decided outside the engine)

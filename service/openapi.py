@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from service.alerts import AMOUNTS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
+from service.alerts import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
 from service.app import LIMIT_MAX, STATES, TRADE_ID_MAX
-from service.fields import NON_BLANK, PRICE, SPACE, Words
+from service.fields import NON_BLANK, PRICE, SPACE, WHOLE, Words
 from service.store import OrderRecord
 from service.trades import Trade
 from service.webhook import MAX_BODY_BYTES
@@ -81,6 +81,9 @@ ALERT = {
         "product": optional(WORDS["product"].schema(), "default INTRADAY; options trade INTRADAY or CARRYFORWARD"),
         "quantity": optional(AMOUNTS["quantity"].schema(), "units (a multiple of the lot size for options)"),
         "lots": optional(AMOUNTS["lots"].schema(), "lots, instead of quantity"),
+        "percent": optional(AMOUNTS["close_percent"].schema(),
+                            "exit (or a close_only sell, or cover): close this share of the open position, rounded "
+                            "down to whole units or lots, at least one"),
         "stoploss": optional(distance(WORDS["stop_type"], "how far the stop sits from the entry")),
         "target": optional(distance(WORDS["stop_type"], "how far the target sits from the entry")),
         "trail": optional(_trail()),
@@ -97,6 +100,12 @@ ALERT = {
     },
     "allOf": [
         {"not": {"required": ["quantity", "lots"]}, "description": "quantity or lots, not both"},
+        {"not": {"anyOf": [{"required": ["percent", "quantity"]}, {"required": ["percent", "lots"]},
+                           {"required": ["percent", "position_size"]}]},
+         "description": "percent alone: not with quantity, lots or position_size"},
+        {"if": {"required": ["percent"], "properties": {"percent": {"not": NULL}}},
+         "then": {"required": ["signal"], "properties": {"signal": _word("signal", *CLOSING_WORDS)}},
+         "description": "percent closes a share of a position: exit, sell or cover"},
         {"if": {"required": ["option"], "properties": {"option": {"not": NULL}}},
          "then": {"properties": {"type": _word("type", "option")}}, "description": "an option block needs type option"},
         {"if": {"required": ["stop_basis"], "properties": {"stop_basis": _word("stop_basis", "underlying")}},
@@ -158,7 +167,10 @@ _ACCEPTED = {"type": "object", "required": ["alert_id", "trades", "closing"], "p
     "alert_id": {"type": "integer"}, "trades": _ids, "closing": _ids,
     "notes": {"type": "array", "items": {"type": "string"}, "description": "why an account opened nothing"},
     "refused": {"type": "array", "items": {"type": "object", "properties": {"leg": {}, "reason": {"type": "string"}}},
-                "description": "legs refused while others went ahead"}}}
+                "description": "legs refused while others went ahead"},
+    "reducing": {"type": "array", "items": {"type": "object", "required": ["trade", "quantity"], "properties": {
+        "trade": {"type": "integer"}, "quantity": {"type": "integer"}}},
+        "description": "trades of which a part is being exited (the rest stays open and guarded)"}}}
 _DUPLICATE = {"type": "object", "required": ["alert_id", "trades", "duplicate"], "properties": {
     "alert_id": {"type": "integer"}, "trades": _ids, "duplicate": {"const": True}}}
 _CHARTINK_RESULT = {"type": "object", "required": ["alerts"], "properties": {"alerts": {"type": "array", "items": {
@@ -249,12 +261,19 @@ SPEC = {
                 "404": reply("no such trade"), "422": reply("not a trade id")},
             parameters=[_TRADE_ID])},
         "/trades/{trade_id}/close": {"post": secured(
-            "closeTrade", "Close a trade now (a pending entry is cancelled)", {
-                "202": reply("closing", {"type": "object", "required": ["trade_id", "closing"],
-                                         "properties": {"trade_id": {"type": "integer"}, "closing": {"const": True}}}),
-                "403": CROSS_ORIGIN, "404": reply("no such trade"), "409": reply("the trade is not open"),
-                "422": reply("not a trade id")},
-            parameters=[_TRADE_ID])},
+            "closeTrade", "Close a trade now (a pending entry is cancelled), or part of it with `quantity`", {
+                "202": reply("closing (all of it), or reducing (the part asked; the rest stays guarded)", {
+                    "type": "object", "required": ["trade_id", "closing"],
+                    "properties": {"trade_id": {"type": "integer"}, "closing": {"type": "boolean"},
+                                   "reducing": {"type": "integer"}}}),
+                "400": DISCONNECTED, "403": CROSS_ORIGIN, "404": reply("no such trade"), "413": TOO_LARGE,
+                "409": reply("the trade is not open (a part is closed only of an OPEN trade)"),
+                "422": reply("not a trade id, or a quantity that is not whole lots or more than is open")},
+            parameters=[_TRADE_ID],
+            requestBody={"required": False, "content": _json({
+                "type": "object", "additionalProperties": False, "properties": {
+                    "quantity": optional(WHOLE.schema(), "units to close (whole lots); all of it when left out "
+                                                         "or when it is all that is open")}})})},
         "/halt": {
             "get": secured("getHalt", "Halt state", {"200": reply("halted or not", {
                 "type": "object", "required": ["halted"], "properties": {"halted": {"type": "boolean"}}})}),

@@ -12,6 +12,12 @@ Policies for the opposite signal, per strategy:
 `exit` always just closes. `short` opens or adds a short under every policy (it says so); `cover`
 only closes shorts. `position_size` (TradingView's target net position) overrides all of it.
 
+Closing part of a position: `exit`, `cover` and a `close_only` `sell` take `quantity`, `lots` or
+`percent` (rounded down to whole units/lots, at least one, at most what is open), and `position_size`
+may reduce a position. The part comes from the oldest trades first: whole trades while they fit, then
+part of the next (`Decision.reduce`), whose rest keeps its entry and its levels. A trade whose entry
+has not filled yet is only ever closed whole.
+
 Some positions can never be short: a cash equity outside INTRADAY, and an option contract (tickguard
 never writes options). `forbid_short` keeps a decision's closes and turns its opening short leg into
 a refusal the reply names; a named contract's `sell` closes the long in that contract under every
@@ -48,17 +54,18 @@ class Decision:
     open_quantity: int | None = None  # units; None = size it from the account
     note: str = ""  # why nothing happens, when nothing does
     refused: Refusal | None = None  # a leg the decision would have taken but may not
+    reduce: list[tuple[int, int]] = field(default_factory=list)  # (trade id, units) to exit of a trade kept open
 
     @property
     def empty(self) -> bool:
-        return not self.close and self.open_side is None
+        return not self.close and not self.reduce and self.open_side is None
 
 
 def forbid_short(decision: Decision, reason: str, field: str) -> Decision:
     """The decision without its opening short leg, which becomes a refusal."""
     if decision.open_side != "SHORT":
         return decision
-    return Decision(close=decision.close, refused=Refusal("open_short", reason, field))
+    return Decision(close=decision.close, reduce=decision.reduce, refused=Refusal("open_short", reason, field))
 
 
 def decide_contract(alert: Alert, held: list[Trade], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
@@ -66,9 +73,9 @@ def decide_contract(alert: Alert, held: list[Trade], policy: Policy = Policy.CLO
     any opening short leg (`short`, a `sell` with nothing to close, `position_size` below zero) is refused."""
     reason = "tickguard never writes (sells to open) options"
     if alert.position_size is None and alert.signal is Signal.SELL and not alert.chartink_word:
-        longs = [t.id for t in held if t.side == "LONG"]
+        longs = [t for t in held if t.side == "LONG"]
         if longs:
-            return Decision(close=longs)
+            return _closing(alert, longs, lot_size)
         return Decision(refused=Refusal("open_short", f"no open long in this contract to sell: {reason}", "signal"))
     return forbid_short(decide(alert, held, policy, lot_size), reason, "signal")
 
@@ -85,17 +92,21 @@ def decide(alert: Alert, open_trades: list[Trade], policy: Policy = Policy.CLOSE
     if alert.signal is Signal.EXIT:
         if not open_trades:
             return Decision(note="no open trade to exit")
-        return Decision(close=longs + shorts)
+        return _closing(alert, [t for t in open_trades if t.side == "LONG"] + [t for t in open_trades if t.side == "SHORT"],
+                        lot_size)
     side = _side(alert.signal)
     other = shorts if side == "LONG" else longs
     if alert.chartink_word:
         if alert.signal is Signal.BUY:  # cover
-            return Decision(close=shorts) if shorts else Decision(note="no open short to cover")
+            covered = [t for t in open_trades if t.side == "SHORT"]
+            return _closing(alert, covered, lot_size) if covered else Decision(note="no open short to cover")
         return Decision(open_side="SHORT")  # short
     if policy is Policy.OPEN_NEW:
         return Decision(open_side=side)
     if policy is Policy.REVERSE:
         return Decision(close=other, open_side=side)
+    if other and side == "SHORT":  # close_only sell: all of the long, or the part the alert names
+        return _closing(alert, [t for t in open_trades if t.side == "LONG"], lot_size)
     if other:
         return Decision(close=other)
     if side == "SHORT":
@@ -119,14 +130,52 @@ def _target(alert: Alert, open_trades: list[Trade], lot_size: int) -> Decision:
     close = [t.id for t in open_trades if t.side != side]
     held = sum(_held(t) for t in same_way)
     want = abs(target)
-    for trade in sorted(same_way, key=lambda t: t.id, reverse=True):  # newest first, whole trades
-        if held <= want:
-            break
-        close.append(trade.id)
-        held -= _held(trade)
+    more_close, reduce, held = _take(same_way, max(0, held - want), held)
+    close += more_close
     if held < want:
-        return Decision(close=close, open_side=side, open_quantity=want - held)
-    return Decision(close=close)
+        return Decision(close=close, reduce=reduce, open_side=side, open_quantity=want - held)
+    return Decision(close=close, reduce=reduce)
+
+
+def _part(alert: Alert, total: int, lot_size: int) -> int:
+    """Units of the open `total` the alert closes: its quantity, lots or percent (whole lots, at least
+    one lot, at most `total`), else all of it."""
+    unit = max(1, lot_size)
+    if alert.percent is not None:
+        units = int(total * alert.percent / 100) // unit * unit
+        return min(total, max(unit, units))
+    if alert.lots is not None:
+        return min(total, alert.lots * unit)
+    if alert.quantity is not None:
+        return min(total, alert.quantity)
+    return total
+
+
+def _closing(alert: Alert, trades: list[Trade], lot_size: int) -> Decision:
+    """Close all of `trades`, or the part the alert names, oldest first."""
+    total = sum(_held(t) for t in trades)
+    close, reduce, _ = _take(trades, _part(alert, total, lot_size), total)
+    return Decision(close=close, reduce=reduce)
+
+
+def _take(trades: list[Trade], units: int, held: int) -> tuple[list[int], list[tuple[int, int]], int]:
+    """(whole trades to close, (trade, units) to reduce, units held after) for taking `units` off,
+    oldest trade first. A trade not yet filled is closed whole or not at all."""
+    close: list[int] = []
+    reduce: list[tuple[int, int]] = []
+    for trade in sorted(trades, key=lambda t: t.id):
+        if units <= 0:
+            break
+        size = _held(trade)
+        if size <= units or not trade.filled:
+            close.append(trade.id)
+            units -= size
+            held -= size
+        else:
+            reduce.append((trade.id, units))
+            held -= units
+            units = 0
+    return close, reduce, held
 
 
 def _held(trade: Trade) -> int:

@@ -103,6 +103,9 @@ def fold(trade: Trade, event: TradeEvent) -> Trade:
         changes["exited"] = trade.exited + qty
         changes["exit_value"] = trade.exit_value + qty * price
         changes["exit_price"] = round(changes["exit_value"] / changes["exited"])
+        # P&L is realised part by part: a partial exit's fills count at once
+        changes["realised_pnl"] = realised(msgspec.structs.replace(trade, exited=changes["exited"],
+                                                                   exit_value=changes["exit_value"]))
     elif kind == "closed":
         changes["state"] = TradeState.CLOSED
         changes["realised_pnl"] = realised(trade)

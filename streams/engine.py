@@ -43,6 +43,7 @@ from .types import (
     Phase,
     Rearm,
     Rearmed,
+    Reduce,
     Refused,
     Resumed,
     SetLimit,
@@ -375,6 +376,16 @@ class Engine:
             self.emit(Disarmed(event.trade_id, "closed"))
             self._on_breach(breached, None)
 
+    def _reduce(self, event: Reduce) -> None:
+        guard = self._known(event.trade_id, "reduce")
+        if guard is None:
+            return
+        old = guard.trade
+        part = max(0, min(event.quantity, old.quantity))
+        guard.trade = msgspec.structs.replace(old, quantity=old.quantity - part,
+                                              rule_quantity=old.rule_quantity or old.quantity)
+        self._on_breach(self.limits.reduce(old, guard.trade, event.exit_price), None)
+
     def _rearm(self, event: Rearm) -> None:
         guard = self._known(event.trade_id, "rearm")
         if guard is not None and guard.phase is EXITING:
@@ -466,6 +477,7 @@ _HANDLERS: dict[type, Callable[[Engine, object], None]] = {
     Amend: Engine._amend,
     Disarm: Engine._disarm,
     Confirm: Engine._confirm,
+    Reduce: Engine._reduce,
     Rearm: Engine._rearm,
     Close: Engine._close,
     SetLimit: Engine._set_limit,

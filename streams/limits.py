@@ -99,6 +99,23 @@ class LossLimits:
                 breached.append(group)
         return breached
 
+    def reduce(self, trade: Trade, rest: Trade, exit_price: int) -> list[Group]:
+        """Part of `trade` exited at `exit_price`, `rest` still open: the part's P&L is realised.
+        Returns breached groups."""
+        token = _key(trade)
+        part = _signed(trade) - _signed(rest)
+        breached = []
+        for group in self.groups_of(trade):
+            if group.trades.get(trade.id) is None:
+                continue
+            group.trades[trade.id] = rest
+            group.open -= part * (self.prices[token] - trade.entry)
+            group.net[token] -= part
+            group.realised += part * (exit_price - trade.entry)
+            if group.breached():
+                breached.append(group)
+        return breached
+
     def mark(self, token: Key, price: int) -> list[Group]:
         """A gated price for an instrument: move the open P&L. Returns newly breached groups."""
         old = self.prices.get(token)

@@ -98,10 +98,11 @@ def levels(trade: Trade) -> Levels:
         raise RuleError("tick_size", "must be > 0")
     if entry <= 0:
         raise RuleError("entry", "must be > 0")
-    if trade.quantity <= 0:
+    if trade.quantity < 0 or (trade.rule_quantity or trade.quantity) <= 0:
         raise RuleError("quantity", "must be > 0")
     rules = trade.rules
-    sized = {"entry": entry, "quantity": trade.quantity, "fund": trade.fund, "sized_for": trade.sized_for}
+    per = trade.rule_quantity or trade.quantity  # a partly exited trade keeps the levels of its filled size
+    sized = {"entry": entry, "quantity": per, "fund": trade.fund, "sized_for": trade.sized_for}
     long = side is Side.LONG
 
     stop = None

@@ -38,6 +38,7 @@ __all__ = [
     "PluginWithheld",
     "Rearm",
     "Rearmed",
+    "Reduce",
     "Refused",
     "Resumed",
     "Rules",
@@ -173,6 +174,9 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     fund: int | None = None  # the account's fund in paise, needed by fund_pct rules
     product: str = "INTRADAY"  # INTRADAY trades are squared off by the engine
     sized_for: SizedFor | None = None  # what `sized` rupees/fund_pct rules divide by
+    # What rupees/fund_pct rules divide by when it is not `quantity`: the filled quantity of a trade
+    # partly exited, whose levels stay where they were (they are price levels, not re-sized).
+    rule_quantity: int | None = None
 
 
 # -- trade events: the engine's commands ---------------------------------------------------------
@@ -204,6 +208,15 @@ class Confirm(msgspec.Struct, frozen=True, tag=True):
     exit_price: int
 
 
+class Reduce(msgspec.Struct, frozen=True, tag=True):
+    """Part of the trade (`quantity` units) exited at `exit_price`: its P&L is realised, the rest stays
+    guarded at the same levels. The last part leaves quantity 0 until `Confirm`."""
+
+    trade_id: int
+    quantity: int
+    exit_price: int
+
+
 class Rearm(msgspec.Struct, frozen=True, tag=True):
     """The exit did not happen (cancelled, refused for good): guard the trade again."""
 
@@ -226,7 +239,7 @@ class SetLimit(msgspec.Struct, frozen=True, tag=True):
     flatten: bool = False
 
 
-TradeEvent: TypeAlias = Arm | Amend | Disarm | Confirm | Rearm | Close | SetLimit
+TradeEvent: TypeAlias = Arm | Amend | Disarm | Confirm | Reduce | Rearm | Close | SetLimit
 
 
 # -- outputs -------------------------------------------------------------------------------------

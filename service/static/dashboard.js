@@ -301,7 +301,9 @@ function updateRow(trade) {
   cell("account").textContent = trade.account;
   cell("side").textContent = trade.side;
   cell("side").className = `side-${trade.side}`;
-  cell("qty").textContent = trade.open_quantity || trade.filled || trade.quantity || "—";
+  const qty = trade.open_quantity || trade.filled || trade.quantity || "—";
+  // a trade partly exited shows what is still open and what has gone: "2 (3 exited)"
+  cell("qty").textContent = trade.exited && trade.open_quantity ? `${qty} (${trade.exited} exited)` : qty;
   cell("entry").textContent = money(trade.entry_price);
   cell("ltp").textContent = money(trade.ltp);
   cell("stop").textContent = money(trade.stop);

@@ -44,12 +44,59 @@ def test_signal_policies(signal, trades, policy, close, opens):
     (0, [trade(1, "LONG"), trade(2, "SHORT")], [1, 2], None, None),
     (30, [trade(1, "LONG")], [], "LONG", 20),
     (-10, [trade(1, "LONG")], [1], "SHORT", 10),
-    (10, [trade(1, "LONG"), trade(2, "LONG")], [2], None, None),
-    (-1, [trade(1, "SHORT", 2)], [1], "SHORT", 1),
+    (10, [trade(1, "LONG"), trade(2, "LONG")], [1], None, None),  # the oldest goes first
 ])
 def test_position_size_targets(target, trades, close, opens, qty):
     decision = decide(alert("buy", position_size=target), trades, Policy.CLOSE_ONLY)
     assert (decision.close, decision.open_side, decision.open_quantity) == (close, opens, qty)
+    assert decision.reduce == []
+
+
+@pytest.mark.parametrize("target, trades, close, reduce, opens, qty", [
+    (2, [trade(1, "LONG", 5)], [], [(1, 3)], None, None),  # 5 → 2: exit 3, keep the trade
+    (-1, [trade(1, "SHORT", 2)], [], [(1, 1)], None, None),
+    (12, [trade(1, "LONG", 10), trade(2, "LONG", 10)], [], [(1, 8)], None, None),  # oldest first
+    (4, [trade(1, "LONG", 3), trade(2, "LONG", 10)], [1], [(2, 6)], None, None),
+    (-2, [trade(1, "LONG", 5)], [1], [], "SHORT", 2),  # reduce-then-flip: all of the long, then the short
+])
+def test_position_size_reduces_from_the_oldest_trade_first(target, trades, close, reduce, opens, qty):
+    decision = decide(alert("buy", position_size=target), trades, Policy.CLOSE_ONLY)
+    assert (decision.close, decision.reduce, decision.open_side, decision.open_quantity) == (close, reduce, opens, qty)
+
+
+def test_an_unfilled_trade_is_only_closed_whole():
+    pending = Trade(id=1, alert_id=None, account="A", strategy="s", exchange="NSE", token="3045",
+                    tradingsymbol="SBIN-EQ", side="LONG", product="INTRADAY", quantity=5)
+    decision = decide(alert("buy", position_size=2), [pending])
+    assert (decision.close, decision.reduce, decision.open_side, decision.open_quantity) == ([1], [], "LONG", 2)
+
+
+@pytest.mark.parametrize("signal, extra, trades, close, reduce", [
+    ("exit", {"quantity": 3}, [trade(1, "LONG", 5)], [], [(1, 3)]),
+    ("exit", {"percent": 50}, [trade(1, "LONG", 5)], [], [(1, 2)]),  # 2.5 rounds down
+    ("exit", {"percent": 10}, [trade(1, "LONG", 5)], [], [(1, 1)]),  # at least one
+    ("exit", {"percent": 100}, [trade(1, "LONG", 5)], [1], []),
+    ("exit", {"quantity": 50}, [trade(1, "LONG", 5)], [1], []),  # at most what is open
+    ("exit", {"quantity": 7}, [trade(1, "LONG", 5), trade(2, "LONG", 5)], [1], [(2, 2)]),
+    ("sell", {"quantity": 2}, [trade(1, "LONG", 5)], [], [(1, 2)]),
+    ("cover", {"percent": 50}, [trade(1, "SHORT", 4)], [], [(1, 2)]),
+])
+def test_exit_sell_and_cover_close_the_part_they_name(signal, extra, trades, close, reduce):
+    decision = decide(alert(signal, **extra), trades, Policy.CLOSE_ONLY)
+    assert (decision.close, decision.reduce, decision.open_side) == (close, reduce, None)
+
+
+def test_percent_counts_whole_lots():
+    lots = [trade(1, "LONG", 75 * 5)]
+    assert decide(alert("exit", percent=50), lots, lot_size=75).reduce == [(1, 150)]  # 2.5 lots → 2
+    assert decide(alert("exit", percent=1), lots, lot_size=75).reduce == [(1, 75)]  # at least one lot
+    assert decide(alert("exit", lots=2), lots, lot_size=75).reduce == [(1, 150)]
+
+
+@pytest.mark.parametrize("policy", [Policy.REVERSE, Policy.OPEN_NEW])
+def test_a_sells_quantity_under_reverse_and_open_new_sizes_the_new_position(policy):
+    decision = decide(alert("sell", quantity=2), [trade(1, "LONG", 5)], policy)
+    assert decision.reduce == [] and decision.open_side == "SHORT"
 
 
 @given(
@@ -59,8 +106,10 @@ def test_position_size_targets(target, trades, close, opens, qty):
 def test_position_size_always_lands_on_the_target(held, target):
     trades = [trade(n + 1, side, qty) for n, (side, qty) in enumerate(held)]
     decision = decide(alert("buy", position_size=target), trades)
+    reduced = dict(decision.reduce)
     remaining = [t for t in trades if t.id not in decision.close]
-    net = sum(t.quantity if t.side == "LONG" else -t.quantity for t in remaining)
+    net = sum((t.quantity - reduced.get(t.id, 0)) * (1 if t.side == "LONG" else -1) for t in remaining)
+    assert all(0 < units < t.quantity for t in trades for i, units in decision.reduce if i == t.id)
     if decision.open_side is not None:
         net += decision.open_quantity if decision.open_side == "LONG" else -decision.open_quantity
     assert net == target or (target == 0 and not remaining)

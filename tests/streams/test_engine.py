@@ -23,6 +23,7 @@ from streams import (
     Halted,
     Instrument,
     Rearm,
+    Reduce,
     Refused,
     Resumed,
     SetLimit,
@@ -379,3 +380,19 @@ def test_a_special_session_on_a_sunday_has_its_own_square_off_and_entry_window()
     assert nse == [(1, False), (3, True), (5, False)]  # entries 18:00-18:30 on the Sunday
     fired = [(f, v.trade_id, v.reason) for f, v in got if isinstance(v, ExitIntent)]
     assert fired == [(4, 1, "STOP"), (9, 8, "SQUARE_OFF")]  # not before 18:00; square-off at 18:45
+
+
+def test_a_partly_exited_trade_keeps_its_levels():
+    # Rs 1 000 at risk on 10 shares at 1000.00: stop 900.00. 6 exited: the stop stays at 900.00 (not Rs 1 000 / 4)
+    t = trade(30, "long", quantity=10, stop=rule("rupees", 1000))
+    a, b = tick(91_000), tick(89_900)
+    got = run("----a-b", dict(a=a, b=b, x=Arm(t), r=Reduce(30, 6, 99_000)), events="-x-r")
+    assert got == [(6, intent(30, "STOP", 90_000, b))]
+
+
+def test_a_partial_exit_realises_its_pnl_for_the_daily_loss_limit():
+    # limit Rs 500; long 100 @ 1000.00; 50 exited at 990.00 = -Rs 500 realised: halted at once
+    t = trade(31, "long", quantity=100, stop=rule("points", 50))
+    lookup = dict(p=Arm(t), l=SetLimit("account", "A1", 50_000), r=Reduce(31, 50, 99_000))
+    got = run_marbles(ticks="-", events="-p-l-r", clock="-k", lookup=lookup | _clock(), intents_only=False)
+    assert (5, Halted("account", "A1", -50_000, 50_000, T0)) in got
