@@ -90,7 +90,7 @@ async def close_trade(request: Request, desk: Desk) -> Response:
 
 async def halt(request: Request, desk: Desk) -> Response:
     if request.method == "GET":
-        return JSONResponse({"halted": desk.halted})
+        return JSONResponse(await desk.halts.view(desk.halted))
     try:
         body = await request.json()
     except ValueError:
@@ -98,7 +98,10 @@ async def halt(request: Request, desk: Desk) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("halted"), bool) \
             or not isinstance(body.get("flatten", False), bool):
         return JSONResponse({"errors": [{"field": "halted", "reason": 'expected {"halted": true|false, "flatten"?: bool}'}]}, 422)
-    closing = await desk.set_halt(body["halted"], body.get("flatten", False))
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 200:
+        return JSONResponse({"errors": [{"field": "reason", "reason": "expected text of at most 200 characters"}]}, 422)
+    closing = await desk.set_halt(body["halted"], body.get("flatten", False), reason.strip())
     return JSONResponse({"halted": desk.halted, "closing": closing})
 
 

@@ -45,6 +45,26 @@ ALERT = {
     },
 }
 _SECRET = [{"webhookSecret": []}, {"tokenQuery": []}]
+_GROUP = {"type": "object", "required": ["halted", "realised"], "properties": {
+    "halted": {"type": "boolean"}, "realised": {"type": "integer", "description": "today's realised P&L"},
+    "reason": {"type": "string"}, "at_ms": {"type": "integer"}, "pnl": {"type": "integer", "description": "P&L at the halt"},
+    "max_loss": {"type": "integer"}}}
+HALTS = {
+    "type": "object", "required": ["halted", "day", "global", "accounts", "strategies", "halts"],
+    "properties": {
+        "halted": {"type": "boolean", "description": "the operator's halt"},
+        "day": {"type": "string", "description": "today, IST (YYYY-MM-DD)"},
+        "global": {"type": "object", "properties": {"halted": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
+                                                    "at_ms": {"type": ["integer", "null"]}}},
+        "accounts": {"type": "object", "additionalProperties": _GROUP},
+        "strategies": {"type": "object", "additionalProperties": _GROUP},
+        "halts": {"type": "array", "description": "today's halts and any still holding, with reason, time and lift time",
+                  "items": {"type": "object", "properties": {
+                      "scope": {"enum": ["global", "account", "strategy"]}, "key": {"type": "string"}, "day": {"type": "string"},
+                      "reason": {"type": "string"}, "at_ms": {"type": "integer"}, "pnl": {"type": ["integer", "null"]},
+                      "max_loss": {"type": ["integer", "null"]}, "lifted_ms": {"type": ["integer", "null"]}}}},
+    },
+}
 
 SPEC = {
     "openapi": "3.1.0",
@@ -84,11 +104,15 @@ SPEC = {
                                               "parameters": [{"name": "trade_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                                               "responses": {"202": {"description": "closing"}, "404": {"description": "no such trade"},
                                                             "409": {"description": "the trade is not open"}}}},
-        "/halt": {"get": {"summary": "Halt state", "security": _SECRET, "responses": {"200": {"description": "halted or not"}}},
+        "/halt": {"get": {"summary": "Every halt: the operator's, and today's daily-loss halts and realised P&L per account"
+                                     " and strategy (paise)", "security": _SECRET,
+                          "responses": {"200": {"description": "halts", "content": {"application/json": {"schema": HALTS}}}}},
                   "post": {"summary": "Halt or resume entries (optionally flatten)", "security": _SECRET,
                            "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                               "halted": {"type": "boolean"}, "flatten": {"type": "boolean"}}, "required": ["halted"]}}}},
-                           "responses": {"200": {"description": "the new state"}}}},
+                               "halted": {"type": "boolean"}, "flatten": {"type": "boolean"},
+                               "reason": {"type": "string", "maxLength": 200}}, "required": ["halted"]}}}},
+                           "responses": {"200": {"description": "the new state"},
+                                         "422": {"description": "bad body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}}}},
         "/chartink": {"post": {"summary": "Take a Chartink scan alert: one alert per stock", "security": _SECRET,
                                "parameters": [{"name": "signal", "in": "query", "schema": {"enum": ["buy", "sell", "exit", "short", "cover"]}},
                                               {"name": "strategy", "in": "query", "schema": {"type": "string"}}],

@@ -62,6 +62,7 @@ async def recover(desk: Desk) -> dict[str, int]:
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
             await trader._record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
             report["entries_expired"] += 1
+    await desk.restore_day()
     await desk.rearm_open_trades()
     for trade in await desk.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
         live = [o for o in await desk.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_AT_BROKER]
