@@ -449,8 +449,8 @@ class Desk:
         await self.halts.set_operator(halted, reason)
         self.halted = halted
         self.metrics.set_halted(halted)
-        self._announce("halt", {"halted": halted, "flatten": flatten, "reason": self.halts.operator.reason
-                                if self.halts.operator else ""})
+        operator = self.halts.operator
+        self._announce("halt", {"halted": halted, "flatten": flatten, "reason": operator.reason if operator else ""})
         closing: list[int] = []
         if halted and flatten:
             for trade in await self.store.trades(states=OPEN_STATES):

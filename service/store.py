@@ -205,10 +205,10 @@ class Store:
         trade = fold(before, event)
         Store._save_trade(db, trade, state_changed=trade.state is not before.state)
         Store.add_event(db, event.at_ms, event.kind, trade_id=trade_id, data=event.data)
-        if trade.realised_pnl != before.realised_pnl:  # the day's realised P&L moves with the trade, never behind it
+        realised = (trade.realised_pnl or 0) - (before.realised_pnl or 0)
+        if realised:  # the day's realised P&L moves with the trade, never behind it
             day = str(event.data.get("pnl_day") or ist_date(event.at_ms))
-            Store.add_realised(db, day, trade.account, trade.strategy,
-                               (trade.realised_pnl or 0) - (before.realised_pnl or 0), event.at_ms)
+            Store.add_realised(db, day, trade.account, trade.strategy, realised, event.at_ms)
         return trade
 
     @staticmethod
