@@ -166,6 +166,33 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         ex.sessions.expire_access(str(clientcode) if clientcode else None)
         return JSONResponse({"expired": clientcode or "all"})
 
+    async def square_off(request: Request, body: dict[str, Any]) -> Response:
+        """The broker's own intraday square-off, as its RMS does near the close: every INTRADAY position
+        (of `clientcode`, on `exchange`, of `token`, where given) closed by an untagged MARKET order."""
+        unknown = sorted(set(body) - {"clientcode", "exchange", "token"})
+        if unknown:
+            raise Invalid(unknown[0], "unknown field; expected clientcode, exchange, token")
+        codes = [login.clientcode for login in ex.config.logins]
+        if body.get("clientcode") is not None:
+            if body["clientcode"] not in codes:
+                raise Invalid("clientcode", "no such login", 404)
+            codes = [body["clientcode"]]
+        exchange, token = str(body.get("exchange") or "").upper(), str(body.get("token") or "")
+        placed = []
+        for code in codes:
+            for row in ex.engine.positions(code):
+                net = int(row["netqty"])
+                if row["producttype"] != "INTRADAY" or net == 0 or exchange not in ("", row["exchange"]) \
+                        or token not in ("", row["symboltoken"]):
+                    continue
+                order = ex.engine.place(code, {
+                    "variety": "NORMAL", "tradingsymbol": row["tradingsymbol"], "symboltoken": row["symboltoken"],
+                    "exchange": row["exchange"], "transactiontype": "SELL" if net > 0 else "BUY", "ordertype": "MARKET",
+                    "producttype": "INTRADAY", "duration": "DAY", "quantity": str(abs(net))})
+                placed.append({"clientcode": code, "orderid": order.orderid, "exchange": order.exchange,
+                               "token": order.symboltoken, "quantity": order.quantity, "status": order.status})
+        return JSONResponse({"orders": placed})
+
     async def reset(request: Request, body: dict[str, Any]) -> Response:
         ex.paths.stop_all()
         ex.holds.release()
@@ -205,6 +232,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         Route(f"{PREFIX}/holds", guarded(ex, hold_route), methods=["POST"]),
         Route(f"{PREFIX}/holds", guarded(ex, release_routes), methods=["DELETE"]),
         Route(f"{PREFIX}/sessions/expire", guarded(ex, expire_sessions), methods=["POST"]),
+        Route(f"{PREFIX}/square_off", guarded(ex, square_off), methods=["POST"]),
         Route(f"{PREFIX}/reset", guarded(ex, reset), methods=["POST"]),
         Route(f"{PREFIX}/state", guarded(ex, state), methods=["GET"]),
         Route(f"{PREFIX}/stamps", guarded(ex, stamps), methods=["GET"]),

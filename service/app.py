@@ -140,7 +140,7 @@ async def close_trade(request: Request, desk: Desk) -> Response:
 
 async def halt(request: Request, desk: Desk) -> Response:
     if request.method == "GET":
-        return JSONResponse({"halted": desk.halted})
+        return JSONResponse(await desk.halts.view(desk.halted))
     try:
         raw = await read_body(request)
     except ClientDisconnect:
@@ -148,10 +148,14 @@ async def halt(request: Request, desk: Desk) -> Response:
     if raw is None:
         return JSONResponse({"errors": [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}]}, 413)
     body = read_json(raw)
-    if not isinstance(body, dict) or set(body) - {"halted", "flatten"} or not isinstance(body.get("halted"), bool) \
+    if not isinstance(body, dict) or set(body) - {"halted", "flatten", "reason"} or not isinstance(body.get("halted"), bool) \
             or not isinstance(body.get("flatten", False), bool):
-        return JSONResponse({"errors": [{"field": "halted", "reason": 'expected {"halted": true|false, "flatten"?: bool}'}]}, 422)
-    closing = await desk.set_halt(body["halted"], body.get("flatten", False))
+        return JSONResponse({"errors": [{"field": "halted", "reason": 'expected {"halted": true|false, "flatten"?: bool, '
+                                                                      '"reason"?: text}'}]}, 422)
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 200:
+        return JSONResponse({"errors": [{"field": "reason", "reason": "expected text of at most 200 characters"}]}, 422)
+    closing = await desk.set_halt(body["halted"], body.get("flatten", False), reason.strip())
     return JSONResponse({"halted": desk.halted, "closing": closing})
 
 

@@ -21,6 +21,7 @@ from service.broker.smartapi.config import config_from_settings
 from service.credentials import load_logins
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
+from service.halts import Halts
 from service.heap import Heap
 from service.market_calendar import CalendarWatch, load_market_calendar
 from service.metrics import Metrics
@@ -85,7 +86,7 @@ class Desk:
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
                            plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
-        sessions = SessionClock(calendar)
+        self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.broker.tick_stream()
         stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]
                                           for exchange in {pair[0] for pair in stream.subscriptions})
@@ -97,7 +98,8 @@ class Desk:
         self.trader.on_trade = self._trade_changed
         self.trader.brokers = dict(self.logins)
         self.halted = False
-        self.loss_halts: set[tuple[str, str]] = set()  # (scope, key) halted by a daily-loss limit until the day rolls
+        self.halts = Halts(self.store, self.now_ms, self._announce)  # every halt and the day's P&L, kept (service/halts.py)
+        self.loss_halts = self.halts.loss  # (scope, key) halted by a daily-loss limit until the day rolls
         self._limits: dict[tuple[str, str], tuple[int | None, bool]] = {}
         self._updates = None
         self._sampler: asyncio.Task | None = None
@@ -156,6 +158,7 @@ class Desk:
         await asyncio.to_thread(self.store.open)
         flags = await self.store.flags()
         self.halted = bool(flags.get("halted", False))
+        await self.halts.restore(self.halted)
         await self.broker.connect()
         await self.symbols.open()
         self._updates = []
@@ -222,6 +225,15 @@ class Desk:
         else:
             log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
 
+    async def restore_day(self) -> None:
+        """Before any trade is guarded again: the engine gets today's realised P&L and loss halts per
+        account and strategy back, then the limits of every strategy and of the accounts last known."""
+        for restored in await self.halts.day_so_far():
+            self.guard.pipeline.on_event(restored)
+        accounts = list(self.accounts.last_good() or [])
+        for name, strategy in [*self.strategies.items(), ("", None)]:
+            self._apply_limits(accounts, name, strategy)
+
     async def rearm_open_trades(self) -> None:
         """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""
         stops = await self.store.stop_states()
@@ -243,13 +255,9 @@ class Desk:
         elif kind is Refused:
             self.trader.spawn(self._refused(change), f"refused-{change.trade_id}")
         elif kind is Halted:
-            self.loss_halts.add((change.scope, change.key))
-            log.warning("daily loss limit reached: entries halted", extra={"scope": change.scope, "key": change.key,
-                                                                          "pnl_paise": change.pnl})
-            self._announce("loss_limit", {"scope": change.scope, "key": change.key, "pnl": change.pnl,
-                                          "max_loss": change.max_loss})
+            self.halts.halted(change)
         elif kind is Resumed:
-            self.loss_halts.discard((change.scope, change.key))
+            self.halts.resumed(change)
 
     async def _record(self, trade_id: int, kind: str, **data: Any) -> None:
         trade = await self.store.record(trade_id, TradeEvent(kind=kind, at_ms=self.now_ms(), data=data))
@@ -451,12 +459,12 @@ class Desk:
         return ""
 
     # Operator -------------------------------------------------------------------------------------
-    async def set_halt(self, halted: bool, flatten: bool = False) -> list[int]:
-        now = self.now_ms()
-        await self.store.db.write(lambda db: Store.set_flag(db, "halted", halted, now))
+    async def set_halt(self, halted: bool, flatten: bool = False, reason: str = "") -> list[int]:
+        await self.halts.set_operator(halted, reason)
         self.halted = halted
         self.metrics.set_halted(halted)
-        self._announce("halt", {"halted": halted, "flatten": flatten})
+        operator = self.halts.operator
+        self._announce("halt", {"halted": halted, "flatten": flatten, "reason": operator.reason if operator else ""})
         closing: list[int] = []
         if halted and flatten:
             for trade in await self.store.trades(states=OPEN_STATES):

@@ -189,7 +189,7 @@ class FeedHub:
         ids = sorted(trades, reverse=True)
         events = [_event_row(r) for r in await store.recent_events(ids, SNAPSHOT_EVENTS)]
         return {"type": "snapshot", "reason": reason, "at_ms": self.desk.now_ms(), "halted": self.desk.halted,
-                "plugins": self.desk.plugins.views(),
+                "halts": await self.desk.halts.view(self.desk.halted), "plugins": self.desk.plugins.views(),
                 "filters": {"strategy": client.strategy, "account": client.account},
                 "trades": [self.view(trades[i]) for i in ids], "events": events}
 

@@ -232,6 +232,9 @@ class Notifier:
                 self._queue("halt", f"⛔ HALT — no new entries{flatten}{self._bare_mode}", None, data, critical=True)
             else:
                 self._queue("halt", f"▶️ HALT OFF — entries allowed again{self._bare_mode}", None, data)
+        elif kind == "loss_limit":  # a daily-loss limit halted one account's or strategy's entries for the day
+            self._queue("halt", f"⛔ LOSS LIMIT — {data.get('reason', '')}; no new entries for {data.get('scope')}"
+                                f" {data.get('key')} today{self._bare_mode}", None, data, critical=True)
         elif kind == "alert_refused":
             alert = data.get("alert") or {}
             what = " ".join(str(alert.get(k, "")).upper() for k in ("signal", "symbolname")).strip()

@@ -171,6 +171,26 @@ _ACCEPTED = {"type": "object", "required": ["alert_id", "trades", "closing"], "p
     "reducing": {"type": "array", "items": {"type": "object", "required": ["trade", "quantity"], "properties": {
         "trade": {"type": "integer"}, "quantity": {"type": "integer"}}},
         "description": "trades of which a part is being exited (the rest stays open and guarded)"}}}
+_GROUP = {"type": "object", "required": ["halted", "realised"], "properties": {
+    "halted": {"type": "boolean"}, "realised": {"type": "integer", "description": "today's realised P&L"},
+    "reason": {"type": "string"}, "at_ms": {"type": "integer"}, "pnl": {"type": "integer", "description": "P&L at the halt"},
+    "max_loss": {"type": "integer"}}}
+HALTS = {
+    "type": "object", "required": ["halted", "day", "global", "accounts", "strategies", "halts"],
+    "properties": {
+        "halted": {"type": "boolean", "description": "the operator's halt"},
+        "day": {"type": "string", "description": "today, IST (YYYY-MM-DD)"},
+        "global": {"type": "object", "properties": {"halted": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
+                                                    "at_ms": {"type": ["integer", "null"]}}},
+        "accounts": {"type": "object", "additionalProperties": _GROUP},
+        "strategies": {"type": "object", "additionalProperties": _GROUP},
+        "halts": {"type": "array", "description": "today's halts and any still holding, with reason, time and lift time",
+                  "items": {"type": "object", "properties": {
+                      "scope": {"enum": ["global", "account", "strategy"]}, "key": {"type": "string"}, "day": {"type": "string"},
+                      "reason": {"type": "string"}, "at_ms": {"type": "integer"}, "pnl": {"type": ["integer", "null"]},
+                      "max_loss": {"type": ["integer", "null"]}, "lifted_ms": {"type": ["integer", "null"]}}}},
+    },
+}
 _DUPLICATE = {"type": "object", "required": ["alert_id", "trades", "duplicate"], "properties": {
     "alert_id": {"type": "integer"}, "trades": _ids, "duplicate": {"const": True}}}
 _CHARTINK_RESULT = {"type": "object", "required": ["alerts"], "properties": {"alerts": {"type": "array", "items": {
@@ -275,16 +295,19 @@ SPEC = {
                     "quantity": optional(WHOLE.schema(), "units to close (whole lots); all of it when left out "
                                                          "or when it is all that is open")}})})},
         "/halt": {
-            "get": secured("getHalt", "Halt state", {"200": reply("halted or not", {
-                "type": "object", "required": ["halted"], "properties": {"halted": {"type": "boolean"}}})}),
+            "get": secured("getHalt", "Every halt: the operator's, and today's daily-loss halts and realised P&L per "
+                                      "account and strategy (paise)", {"200": reply("halts", HALTS)}),
             "post": secured(
                 "setHalt", "Halt or resume entries (optionally flatten)", {
                     "200": reply("the new state", {"type": "object", "required": ["halted", "closing"],
                                                    "properties": {"halted": {"type": "boolean"}, "closing": _ids}}),
-                    "400": DISCONNECTED, "403": CROSS_ORIGIN, "413": TOO_LARGE, "422": reply("not {\"halted\": bool}")},
+                    "400": DISCONNECTED, "403": CROSS_ORIGIN, "413": TOO_LARGE,
+                    "422": reply("not {\"halted\": bool, \"flatten\"?: bool, \"reason\"?: text}")},
                 requestBody={"required": True, "content": _json({
                     "type": "object", "additionalProperties": False, "required": ["halted"],
-                    "properties": {"halted": {"type": "boolean"}, "flatten": {"type": "boolean"}}})})},
+                    "properties": {"halted": {"type": "boolean"}, "flatten": {"type": "boolean"},
+                                   "reason": {"type": "string", "maxLength": 200,
+                                              "description": "why (shown in GET /halt and on the dashboard)"}}})})},
         "/healthz": {"get": {"summary": "Liveness; needs no secret. `warnings`: exchanges in use without a holiday "
                                     "calendar for the current year, special sessions whose times are still unknown",
                              "responses": {"200": reply("ok", {

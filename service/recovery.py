@@ -8,6 +8,8 @@ On start, before any trade is shown as protected again:
    than not entering), an exit is sent again — capped by the broker's net position; an exit the
    broker has that the store never recorded (exits leave before their row is committed) is adopted:
    its trade is EXITING on that order, never given a second one;
+   outside its segment's session an INTRADAY trade is settled with the broker instead, sending
+   nothing (`service.afterhours`): closed if the broker squared it off, else left for the next open;
 3. every armed trade is checked against what the market did while tickguard was down: one-minute
    candles of its basis instrument since the last tick seen, then the current price (the engine
    meets each armed trade with the first tick after subscribing). A level crossed while down fires
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from service.afterhours import settle_after_hours
 from service.broker import BrokerError
 from service.trades import TradeState, parse_tag
 from streams import ExitIntent, ExitReason
@@ -32,7 +35,7 @@ __all__ = ["recover"]
 log = logging.getLogger("tickguard.recovery")
 IST = ZoneInfo("Asia/Kolkata")
 LIVE_AT_BROKER = ("sent", "open", "open pending", "trigger pending", "modified", "modify pending", "validation pending",
-                  "put order req received")
+                  "put order req received", "after market order req received", "modify after market order req received")
 
 
 async def recover(desk: Desk) -> dict[str, int]:
@@ -62,8 +65,17 @@ async def recover(desk: Desk) -> dict[str, int]:
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
             await trader._record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
             report["entries_expired"] += 1
+    after_hours, held = await settle_after_hours(desk, LIVE_AT_BROKER)
+    report.update(after_hours)
+    await desk.restore_day()
     await desk.rearm_open_trades()
+    for trade in held:  # UNPROTECTED while the market is shut; squared off when its segment opens
+        desk.guard.arm(trade)
+        desk.guard.close(trade.id, "SQUARE_OFF")
+    waiting = {trade.id for trade in held}
     for trade in await desk.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
+        if trade.id in waiting:
+            continue
         live = [o for o in await desk.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_AT_BROKER]
         trader.resume_exit(trade.id, live[-1] if live else None)
         report["exits_resumed"] += 1

@@ -6,6 +6,7 @@ alert is acknowledged only once it is on disk.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -16,8 +17,9 @@ import msgspec
 
 from service.db import Database
 from service.trades import Trade, TradeEvent, TradeState, fold
+from streams.session import ist_day
 
-__all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "Duplicate"]
+__all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "Duplicate", "ist_date"]
 
 _OPEN = "('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')"  # the open states, as the queries and indexes say them
 
@@ -54,9 +56,21 @@ MIGRATIONS: list[list[str]] = [
         f"CREATE INDEX trades_open_strategy ON trades (strategy, account) WHERE state IN {_OPEN}",
         f"CREATE INDEX trades_open_account ON trades (account) WHERE state IN {_OPEN}",
     ],
+    [  # the day's realised P&L per account and strategy, and every halt: both survive a restart (service/halts.py)
+        """CREATE TABLE day_pnl (day TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, realised INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL, PRIMARY KEY (day, scope, key))""",
+        """CREATE TABLE halts (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL, day TEXT NOT NULL,
+            reason TEXT NOT NULL, at_ms INTEGER NOT NULL, pnl INTEGER, max_loss INTEGER, lifted_ms INTEGER)""",
+        "CREATE INDEX halts_day ON halts (day)",
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()
+
+
+def ist_date(epoch_ms: int) -> str:
+    """The IST calendar day of an instant, `YYYY-MM-DD`."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=ist_day(epoch_ms))).isoformat()
 
 
 class Duplicate(Exception):
@@ -191,7 +205,19 @@ class Store:
         trade = fold(before, event)
         Store._save_trade(db, trade, state_changed=trade.state is not before.state)
         Store.add_event(db, event.at_ms, event.kind, trade_id=trade_id, data=event.data)
+        realised = (trade.realised_pnl or 0) - (before.realised_pnl or 0)
+        if realised:  # the day's realised P&L moves with the trade, never behind it
+            day = str(event.data.get("pnl_day") or ist_date(event.at_ms))
+            Store.add_realised(db, day, trade.account, trade.strategy, realised, event.at_ms)
         return trade
+
+    @staticmethod
+    def add_realised(db: sqlite3.Connection, day: str, account: str, strategy: str, pnl: int, now_ms: int) -> None:
+        """Add realised P&L (paise) to `day` (IST, `YYYY-MM-DD`) of an account and of a strategy."""
+        for scope, key in (("account", account), ("strategy", strategy)):
+            db.execute("INSERT INTO day_pnl VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, scope, key) DO UPDATE"
+                       " SET realised = realised + excluded.realised, updated_ms = excluded.updated_ms",
+                       (day, scope, key, pnl, now_ms))
 
     async def record(self, trade_id: int, *events: TradeEvent) -> Trade:
         def work(db: sqlite3.Connection) -> Trade:

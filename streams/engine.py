@@ -45,6 +45,7 @@ from .types import (
     Rearmed,
     Reduce,
     Refused,
+    RestoreDay,
     Resumed,
     SetLimit,
     StopState,
@@ -84,7 +85,8 @@ class Engine:
         self._day: int | None = None
         self._squared: set[str] = set()
         self._entries: dict[str, bool] = {}
-        self._pending_close: dict[int, ExitReason] = {}  # closes asked for outside the session, by reason
+        self._pending_close: dict[int, ExitReason] = {}  # exits decided outside the session, by reason
+        self._restores: list[RestoreDay] = []  # restored before the first Clock named the day
         self._busy = False
         self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
 
@@ -302,22 +304,35 @@ class Engine:
     def _settle(self, guard: ArmedTrade) -> None:
         """A trade (re)enters ARMED: square-off, halt and the latest tick may act on it at once."""
         trade = guard.trade
+        reason = None
         if trade.product == "INTRADAY" and guard.segment in self._squared:
-            self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.exchange, guard.token))
+            reason = ExitReason.SQUARE_OFF
         elif self.limits.flattening(trade):
-            self._fire(guard, ExitReason.RISK, None, self._last_tick(guard.exchange, guard.token))
-        else:
-            self._index(guard)
-            last = self._books[guard.exchange][guard.token].last
-            if last is None or not self.passes(last):
-                return
-            low, high = guard.low_key, guard.high_key
-            if (low is not None and last.ltp <= low) or (high is not None and last.ltp >= high):
-                # Only this trade meets the tick now; the others met it when it arrived.
-                self._unindex(guard)
-                self._evaluate(guard, last)
-                if guard.phase is ARMED:
-                    self._index(guard)
+            reason = ExitReason.RISK
+        if reason is not None and self._when_open(guard, reason):
+            return
+        self._index(guard)
+        last = self._books[guard.exchange][guard.token].last
+        if last is None or not self.passes(last):
+            return
+        low, high = guard.low_key, guard.high_key
+        if (low is not None and last.ltp <= low) or (high is not None and last.ltp >= high):
+            # Only this trade meets the tick now; the others met it when it arrived.
+            self._unindex(guard)
+            self._evaluate(guard, last)
+            if guard.phase is ARMED:
+                self._index(guard)
+
+    def _when_open(self, guard: ArmedTrade, reason: ExitReason) -> bool:
+        """An exit decided without a crossing tick (square-off, risk, manual, signal) goes out only while
+        the trade's segment is in session: outside it no order reaches the exchange (SmartAPI would
+        keep it as an after-market order for the next open). Decided outside, it waits for the
+        segment's next open and the trade stays guarded. True when it fired now."""
+        if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
+            self._fire(guard, reason, None, self._last_tick(guard.exchange, guard.token))
+            return True
+        self._pending_close[guard.trade.id] = reason
+        return False
 
     def _amend(self, event: Amend) -> None:
         trade = event.trade
@@ -397,15 +412,21 @@ class Engine:
         guard = self._known(event.trade_id, "close")
         if guard is None or guard.phase is not ARMED:
             return
-        if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
-            self._fire(guard, event.reason, None, self._last_tick(guard.exchange, guard.token))
-        else:
-            self._pending_close[guard.trade.id] = event.reason
+        self._when_open(guard, event.reason)
 
     def _set_limit(self, event: SetLimit) -> None:
         group = self.limits.set_limit(event.scope, event.key, event.max_loss, event.flatten)
         for exchange, token in {(t.instrument.exchange, t.instrument.token) for t in group.trades.values()}:
             self._sync_watch(exchange, token)
+        self._on_breach([group] if group.breached() else [], None)
+
+    def _restore_day(self, event: RestoreDay) -> None:
+        if self._day is None:
+            self._restores.append(event)  # the day is not known before the first Clock
+            return
+        if event.day != self._day:
+            return  # an earlier day's figures ended at its roll
+        group = self.limits.restore(event.scope, event.key, event.realised, event.halted)
         self._on_breach([group] if group.breached() else [], None)
 
     def _known(self, trade_id: int, event: str) -> ArmedTrade | None:
@@ -430,8 +451,11 @@ class Engine:
             if group.flatten:
                 for trade_id in sorted(group.trades):
                     guard = self._guards[trade_id]
-                    if guard.phase is ARMED:
-                        self._fire(guard, ExitReason.RISK, None, tick)
+                    if guard.phase is ARMED and trade_id not in self._pending_close:
+                        if tick is not None and guard.segment == tick.exchange:
+                            self._fire(guard, ExitReason.RISK, None, tick)  # a gated tick: in session
+                        else:
+                            self._when_open(guard, ExitReason.RISK)
 
     # -- the clock -------------------------------------------------------------------------------
 
@@ -448,6 +472,10 @@ class Engine:
             self._squared.clear()
             for group in self.limits.new_day():
                 self.emit(Resumed(group.scope, group.key, now_ms))
+        if self._restores:
+            restores, self._restores = self._restores, []
+            for restore in restores:
+                self._restore_day(restore)
         for exchange in self.sessions.exchanges:
             self._timed(exchange, day, now_ms)
         for trade_id, reason in list(self._pending_close.items()):
@@ -469,7 +497,7 @@ class Engine:
         for trade_id in sorted(self._guards):
             guard = self._guards[trade_id]
             if guard.phase is ARMED and guard.segment == exchange and guard.trade.product == "INTRADAY":
-                self._fire(guard, ExitReason.SQUARE_OFF, None, self._last_tick(guard.exchange, guard.token))
+                self._when_open(guard, ExitReason.SQUARE_OFF)
 
 
 _HANDLERS: dict[type, Callable[[Engine, object], None]] = {
@@ -481,4 +509,5 @@ _HANDLERS: dict[type, Callable[[Engine, object], None]] = {
     Rearm: Engine._rearm,
     Close: Engine._close,
     SetLimit: Engine._set_limit,
+    RestoreDay: Engine._restore_day,
 }  # type: ignore[dict-item]

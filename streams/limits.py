@@ -136,6 +136,14 @@ class LossLimits:
         group.flatten = flatten
         return group
 
+    def restore(self, scope: Scope, key: str, realised: int, halted: bool) -> Group:
+        """The day so far, kept by the service across a restart: its realised P&L replaces the group's
+        (nothing of the day was realised here before it), and a halt it had holds until the roll."""
+        group = self._group(scope, key)
+        group.realised = realised
+        group.halted = group.halted or halted
+        return group
+
     def new_day(self) -> list[Group]:
         """Reset realised P&L and lift halts. Returns the groups that were halted."""
         lifted = []

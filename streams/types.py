@@ -40,6 +40,7 @@ __all__ = [
     "Rearmed",
     "Reduce",
     "Refused",
+    "RestoreDay",
     "Resumed",
     "Rules",
     "Scope",
@@ -239,7 +240,20 @@ class SetLimit(msgspec.Struct, frozen=True, tag=True):
     flatten: bool = False
 
 
-TradeEvent: TypeAlias = Arm | Amend | Disarm | Confirm | Reduce | Rearm | Close | SetLimit
+class RestoreDay(msgspec.Struct, frozen=True, tag=True):
+    """The day so far of an account or a strategy, as the service kept it across a restart: its
+    realised P&L (paise) on IST day `day` (`streams.session.ist_day`) and whether a daily-loss limit
+    had halted it. Taken only for the engine's current IST day (held until the first Clock names
+    it); an earlier day's figures ended at its roll. A restored halt is not announced again."""
+
+    scope: Scope
+    key: str
+    day: int
+    realised: int
+    halted: bool = False
+
+
+TradeEvent: TypeAlias = Arm | Amend | Disarm | Confirm | Reduce | Rearm | Close | SetLimit | RestoreDay
 
 
 # -- outputs -------------------------------------------------------------------------------------

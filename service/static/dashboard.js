@@ -105,6 +105,7 @@ function applySnapshot(snapshot) {
   }
   for (const id of [...state.series.keys()]) if (!state.trades.has(id)) state.series.delete(id);
   setHalted(snapshot.halted);
+  if (snapshot.halts) renderHalts(snapshot.halts);
   state.plugins = snapshot.plugins || [];
   renderPlugins();
   for (const event of snapshot.events) logEvent(event, false);
@@ -149,6 +150,39 @@ function setHalted(halted) {
   state.halted = halted;
   $("halt").checked = halted;
   $("halt-control").classList.toggle("on", halted);
+}
+
+// Halts: the operator's, and today's daily-loss halts of accounts and strategies (GET /halt) -----------
+function renderHalts(view) {
+  const items = [];
+  if (view.global && view.global.halted) items.push({ scope: "global", key: "", ...view.global });
+  for (const [scope, groups] of [["account", view.accounts], ["strategy", view.strategies]]) {
+    for (const [key, group] of Object.entries(groups || {})) if (group.halted) items.push({ scope, key, ...group });
+  }
+  const list = $("halts");
+  list.replaceChildren();
+  for (const halt of items) {
+    const item = document.createElement("li");
+    item.dataset.scope = halt.scope;
+    item.dataset.key = halt.key;
+    const field = (name, text) => {
+      const span = document.createElement(name === "at" ? "time" : "span");
+      span.dataset.field = name;
+      span.textContent = text;
+      return span;
+    };
+    item.append(field("who", halt.scope === "global" ? "all entries" : `${halt.scope} ${halt.key}`));
+    if (halt.at_ms) item.append(field("at", clock(halt.at_ms)));
+    item.append(field("reason", halt.reason || "halted"));
+    if (halt.realised !== undefined) item.append(field("realised", `realised today ${money(halt.realised)}`));
+    list.append(item);
+  }
+  $("halts-panel").hidden = items.length === 0;
+}
+
+async function refreshHalts() {
+  const reply = await fetch("/halt").catch(() => null);
+  if (reply && reply.ok) renderHalts(await reply.json());
 }
 
 // Plug-ins -------------------------------------------------------------------------------------------
@@ -221,6 +255,9 @@ function logEvent(event, live) {
     state.seenEvents.add(event.id);
   }
   if (live && event.kind === "halt") setHalted(Boolean(event.data.halted));
+  // A close moves the realised P&L shown beside a halt.
+  const halts = ["halt", "loss_limit", "loss_resumed"].includes(event.kind) || (event.kind === "closed" && !$("halts-panel").hidden);
+  if (live && halts) refreshHalts();
   if (live && event.kind.startsWith("plugin_")) pluginChanged(event);
   const item = document.createElement("li");
   item.dataset.kind = event.kind;

@@ -206,3 +206,40 @@ def test_the_engine_plugins_are_listed_and_an_unplugged_one_is_shown(service_fac
     page.reload()  # a fresh snapshot says the same
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(fussy).to_have_attribute("data-state", "unplugged")
+
+
+def test_a_daily_loss_halt_is_shown_live_and_after_a_restart(service_factory, paper_factory, browser: Browser,
+                                                               tmp_path):
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps({"accountslist": [{"accountId": "R1", "fund": 100000, "maxdailyloss": 50}]}))
+    paper = paper_factory()
+    service = service_factory(paper=paper, DEMO_ACCOUNTS_FILE=str(accounts))
+    service.price(800)
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(15_000)
+    page.goto(service.url + "/")
+    page.fill("#secret", SECRET)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#halts-panel")).to_be_hidden()
+
+    trade_id = open_trade(service, stoploss=STOP_10, quantity=10, accounts=["R1"])
+    expect(cell(page, trade_id, "stop")).to_have_text("790.00")
+    service.price(794)
+    with service.client() as client:
+        assert client.post(f"/trades/{trade_id}/close").status_code == 202
+    halt = page.locator('#halts li[data-scope="account"][data-key="R1"]')
+    expect(halt.locator('[data-field="reason"]')).to_have_text(
+        "daily loss limit of account R1 reached: P&L -60.00 at or below -50.00")
+    expect(halt.locator('[data-field="realised"]')).to_have_text("realised today -60.00")
+    expect(page.locator('#events li[data-kind="loss_limit"]')).to_have_count(1)
+    page.screenshot(path=str(OUTPUT / "desktop-loss-halt.png"))
+    service.stop()
+
+    service = service_factory(paper=paper, DEMO_ACCOUNTS_FILE=str(accounts))
+    page.goto(service.url + "/")  # another port: sign in again
+    page.fill("#secret", SECRET)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(halt.locator('[data-field="who"]')).to_have_text("account R1")
+    expect(page.locator("#halts li")).to_have_count(1)

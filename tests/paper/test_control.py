@@ -164,6 +164,38 @@ def test_reset_forgets_orders(paper, client):
     assert book(client) == []
 
 
+def positions(client) -> dict[tuple[str, str], int]:
+    rows = client.get(f"{ROOT}/order/v1/getPosition").json()["data"] or []
+    return {(r["symboltoken"], r["producttype"]): int(r["netqty"]) for r in rows}
+
+
+def test_square_off_closes_intraday_positions_as_the_broker_does(paper, client):
+    paper.control("POST", "/ticks", json={"ticks": [{"exchange": "NSE", "token": "3045", "ltp": 800},
+                                                    {"exchange": "NSE", "token": "2885", "ltp": 1400}]})
+    place(client, quantity="10")
+    place(client, quantity="4", transactiontype="SELL", symboltoken="2885", tradingsymbol="RELIANCE-EQ")
+    place(client, quantity="3", producttype="DELIVERY")
+    paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 790})
+    reply = paper.control("POST", "/square_off", json={"token": "3045"})
+    assert reply.status_code == 200
+    (order,) = reply.json()["orders"]
+    assert (order["token"], order["quantity"], order["status"]) == ("3045", 10, "complete")
+    assert positions(client) == {("3045", "INTRADAY"): 0, ("2885", "INTRADAY"): -4, ("3045", "DELIVERY"): 3}
+    squared = next(o for o in book(client) if o["orderid"] == order["orderid"])
+    assert squared["ordertag"] == "" and squared["transactiontype"] == "SELL"
+    fills = client.get(f"{ROOT}/order/v1/getTradeBook").json()["data"]
+    assert [(f["fillprice"], f["fillsize"]) for f in fills if f["orderid"] == order["orderid"]] == [("790.00", "10")]
+    assert paper.control("POST", "/square_off", json={}).json()["orders"][0]["token"] == "2885"
+    assert positions(client)[("2885", "INTRADAY")] == 0
+
+
+@pytest.mark.parametrize(("body", "field", "status"), [({"side": "BUY"}, "side", 422),
+                                                       ({"clientcode": "NOPE"}, "clientcode", 404)])
+def test_bad_square_offs_are_refused(paper, body, field, status):
+    reply = paper.control("POST", "/square_off", json=body)
+    assert reply.status_code == status and reply.json()["errors"][0]["field"] == field
+
+
 def test_control_api_is_refused_in_live_mode(paper_factory):
     live = paper_factory(control_api=False)
     for method, path in (("POST", "/ticks"), ("POST", "/faults"), ("POST", "/reset"), ("GET", "/state")):

@@ -263,7 +263,8 @@ def test_halt_refuses_entries_and_flatten_closes(service_factory):
         refused = service.alert(signal="buy", quantity=1, stoploss={"type": "points", "value": 10}, strategyname="s2")
         assert refused.status_code == 409 and "halted" in refused.json()["errors"][0]["reason"]
         service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="flatten")
-        assert client.get("/halt").json() == {"halted": True}
+        view = client.get("/halt").json()
+        assert view["halted"] is True and view["global"]["reason"] == "halted by the operator"
         client.post("/halt", json={"halted": False})
     accepted = service.alert(signal="buy", quantity=1, stoploss={"type": "points", "value": 10}, strategyname="s2")
     assert accepted.status_code == 202

@@ -212,6 +212,18 @@ async def test_a_trade_first_seen_mid_life_is_not_announced_as_an_entry(bot, set
     assert [seen.body["text"][:6] for seen in bot.to(TELEGRAM_PATH)] == ["🔴 EXIT"]
 
 
+async def test_a_daily_loss_halt_is_sent_as_critical(bot, settings_for):
+    notes = notifier(settings_for())
+    await notes.start()
+    notes.on_event("loss_resumed", {"scope": "account", "key": "R1"})  # the day rolled: nothing to say
+    notes.on_event("loss_limit", {"scope": "account", "key": "R1", "pnl": -6000, "max_loss": 5000,
+                                  "reason": "daily loss limit of account R1 reached: P&L -60.00 at or below -50.00"})
+    await notes.stop()
+    assert [seen.body["text"] for seen in bot.to(TELEGRAM_PATH)] == [
+        "⛔ LOSS LIMIT — daily loss limit of account R1 reached: P&L -60.00 at or below -50.00; no new entries for"
+        " account R1 today (paper)"]
+
+
 async def test_a_failing_server_is_retried_then_given_up(bot, settings_for):
     bot.answer(TELEGRAM_PATH, 500, 502, 503, 500)
     notes = notifier(settings_for())

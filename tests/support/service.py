@@ -23,6 +23,13 @@ class RunningService:
     settings: Settings
     paper: RunningPaper
     app: Any
+    server: ServerThread | None = None
+
+    def stop(self) -> None:
+        """Shut tickguard down as a SIGTERM would (its store stays for the next start)."""
+        if self.server is not None:
+            self.server.__exit__(None, None, None)
+            self.server = None
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-Webhook-Secret": SECRET}, timeout=10)
@@ -80,7 +87,7 @@ def service_factory(tmp_path: Path, paper_factory):
         app = create_app(settings, Desk(settings, clock=clock) if clock is not None else None)
         server = ServerThread(app).__enter__()
         started.append(server)
-        return RunningService(server.url, settings, paper, app)
+        return RunningService(server.url, settings, paper, app, server)
 
     yield start
     for server in reversed(started):
