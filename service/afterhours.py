@@ -120,12 +120,12 @@ async def _closed_by_broker(desk: Desk, trade: Trade, price: int | None, now: in
         except BrokerError:
             price, source = int(trade.entry_price or 0), "entry"
     priced = {"price": price, "estimated": source != "trade_book", "price_source": source}
+    day = ist_date(trade.created_ms)  # the P&L realised by the fill counts for the day the trade was entered
     events = (
         TradeEvent(kind="exit_fired", at_ms=now, data={"reason": BROKER_SQUARE_OFF, "level": None,
                                                        "source": "position gone at the broker outside the session"}),
-        TradeEvent(kind="exit_fill", at_ms=now, data={"quantity": trade.open_quantity, **priced}),
-        TradeEvent(kind="closed", at_ms=now, data={"reason": BROKER_SQUARE_OFF, **priced,
-                                                   "pnl_day": ist_date(trade.created_ms)}),
+        TradeEvent(kind="exit_fill", at_ms=now, data={"quantity": trade.open_quantity, **priced, "pnl_day": day}),
+        TradeEvent(kind="closed", at_ms=now, data={"reason": BROKER_SQUARE_OFF, **priced, "pnl_day": day}),
     )
     closed = await desk.store.record(trade.id, *events)
     desk.trader.on_trade(closed)

@@ -35,7 +35,8 @@ async def close(store: Store, trade: Trade, entry: int, exit_: int, at_ms: int, 
     return await store.record(trade.id,
                               TradeEvent(kind="entry_fill", at_ms=at_ms, data={"quantity": 10, "price": entry}),
                               TradeEvent(kind="exit_fired", at_ms=at_ms, data={"reason": "STOP"}),
-                              TradeEvent(kind="exit_fill", at_ms=at_ms, data={"quantity": 10, "price": exit_}),
+                              # P&L is realised with the fill: a fill found later for an earlier day names it
+                              TradeEvent(kind="exit_fill", at_ms=at_ms, data={"quantity": 10, "price": exit_, **closed}),
                               TradeEvent(kind="closed", at_ms=at_ms, data=closed))
 
 
