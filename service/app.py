@@ -97,16 +97,24 @@ def _order_view(order: Any) -> dict[str, Any]:
     return msgspec.to_builtins(order)
 
 
-async def close_trade(request: Request, desk: Desk) -> Response:
-    trade_id = _trade_id(request)
-    if isinstance(trade_id, Response):
-        return trade_id
+async def _body(request: Request) -> bytes | Response:
+    """An operator route's body, or the 400 (the client hung up) or 413 (over MAX_BODY_BYTES) for it."""
     try:
         raw = await read_body(request)
     except ClientDisconnect:
         return JSONResponse({"errors": [{"field": "body", "reason": "the client disconnected before the body ended"}]}, 400)
     if raw is None:
         return JSONResponse({"errors": [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}]}, 413)
+    return raw
+
+
+async def close_trade(request: Request, desk: Desk) -> Response:
+    trade_id = _trade_id(request)
+    if isinstance(trade_id, Response):
+        return trade_id
+    raw = await _body(request)
+    if isinstance(raw, Response):
+        return raw
     body = read_json(raw) if raw.strip() else {}
     if not isinstance(body, dict) or set(body) - {"quantity"}:
         return JSONResponse({"errors": [{"field": "body", "reason": 'expected nothing or {"quantity": n}'}]}, 422)
@@ -141,12 +149,9 @@ async def close_trade(request: Request, desk: Desk) -> Response:
 async def halt(request: Request, desk: Desk) -> Response:
     if request.method == "GET":
         return JSONResponse(await desk.halts.view(desk.halted))
-    try:
-        raw = await read_body(request)
-    except ClientDisconnect:
-        return JSONResponse({"errors": [{"field": "body", "reason": "the client disconnected before the body ended"}]}, 400)
-    if raw is None:
-        return JSONResponse({"errors": [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}]}, 413)
+    raw = await _body(request)
+    if isinstance(raw, Response):
+        return raw
     body = read_json(raw)
     if not isinstance(body, dict) or set(body) - {"halted", "flatten", "reason"} or not isinstance(body.get("halted"), bool) \
             or not isinstance(body.get("flatten", False), bool):

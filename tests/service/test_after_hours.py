@@ -10,7 +10,7 @@ import datetime as dt
 
 from service.trades import tag_for
 from tests.service.test_recovery import Broker
-from tests.support.clock import IST, ShiftedClock, weekday_ahead
+from tests.support.clocks import IST, ShiftedClock, weekday_ahead
 from tests.support.service import RunningService
 from tests.support.waiting import wait_for
 
@@ -37,7 +37,7 @@ def test_a_restart_after_the_close_settles_intraday_trades_with_the_broker_and_s
         service_factory, paper_factory):
     paper = paper_factory()
     broker = Broker(paper)
-    clock = ShiftedClock(weekday_ahead(), 10, 0)
+    clock = ShiftedClock(10, 0, day=weekday_ahead())
     service = service_factory(paper=paper, clock=clock, MARKET_HOURS="exchange")
     service.price(800)
     service.price(1400, token="2885")
@@ -77,7 +77,7 @@ def test_the_next_morning_an_intraday_trade_gone_without_a_fill_closes_estimated
         service_factory, paper_factory):
     paper = paper_factory()
     broker = Broker(paper)
-    clock = ShiftedClock(weekday_ahead(), 14, 0)
+    clock = ShiftedClock(14, 0, day=weekday_ahead())
     service = service_factory(paper=paper, clock=clock, MARKET_HOURS="exchange")
     service.price(800)
     intraday = open_trade(service, strategyname="s1")

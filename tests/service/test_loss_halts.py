@@ -7,7 +7,7 @@ import json
 import httpx
 
 from tests.service.test_recovery import Broker, service_process, wait  # noqa: F401 - service_process is a fixture
-from tests.support.clock import ShiftedClock, weekday_ahead
+from tests.support.clocks import ShiftedClock, weekday_ahead
 from tests.support.service import SECRET
 
 STOP = {"type": "points", "value": 20}
@@ -77,7 +77,7 @@ def test_a_loss_halt_and_the_days_realised_pnl_survive_a_kill(paper_factory, ser
 
 def test_a_loss_halt_lifts_when_tickguard_starts_on_the_next_day(service_factory, paper_factory, tmp_path):
     paper = paper_factory()
-    clock = ShiftedClock(weekday_ahead(), 11, 0)
+    clock = ShiftedClock(11, 0, day=weekday_ahead())
     service = service_factory(paper=paper, clock=clock, **files(tmp_path))
     service.price(800)
     first = service.alert(accounts=["R1"], strategyname="orb", quantity=10, stoploss=STOP)

@@ -4,6 +4,7 @@ replaces that part's order by an exit of all that is left — never two orders a
 from __future__ import annotations
 
 from tests.service.test_equity_flow import broker_orders, open_trade
+from tests.support.waiting import wait_for
 
 
 def exits_of(service, trade_id: int) -> list[dict]:
@@ -33,7 +34,7 @@ def test_position_size_down_exits_the_difference_and_keeps_the_rest_guarded(serv
     assert (first["transactiontype"], first["quantity"], first["ordertype"]) == ("SELL", "3", "LIMIT")
     kinds = [e["kind"] for e in view["events"]]
     assert "partial_exit_fired" in kinds and kinds.index("partial_exit_fired") < kinds.index("exit_fill")
-    done = _wait_for(lambda: [e for e in service.trade(trade_id)["events"] if e["kind"] == "partial_exit_done"], "done")
+    done = wait_for(lambda: [e for e in service.trade(trade_id)["events"] if e["kind"] == "partial_exit_done"], "done")
     assert done[0]["data"]["quantity"] == done[0]["data"]["asked"] == 3
     service.price(789)  # the stop, where it was
     closed = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="the rest stopped out")["trade"]
@@ -88,7 +89,7 @@ def test_a_stop_while_a_part_is_working_replaces_it_by_an_exit_of_all_that_is_le
     service.paper.control("POST", "/faults", json={"kind": "open", "count": 1})
     reply = service.alert(signal="exit", quantity=3)
     assert reply.json()["reducing"] == [{"trade": trade_id, "quantity": 3}]
-    working = _wait_for(lambda: [o for o in exits_of(service, trade_id) if o["status"] == "open"], "the part resting")
+    working = wait_for(lambda: [o for o in exits_of(service, trade_id) if o["status"] == "open"], "the part resting")
     assert [o["quantity"] for o in working] == ["3"]
     service.price(789)
     closed = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="stopped out")["trade"]
@@ -98,15 +99,3 @@ def test_a_stop_while_a_part_is_working_replaces_it_by_an_exit_of_all_that_is_le
     assert orders[f"tg{trade_id}X2"]["quantity"] == "5" and orders[f"tg{trade_id}X2"]["status"] == "complete"
     assert sum(int(o["filledshares"]) for o in orders.values()) == 5
 
-
-def _wait_for(found, what: str, timeout: float = 15):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = found()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
