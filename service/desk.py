@@ -130,7 +130,7 @@ class Desk:
         while True:
             await asyncio.sleep(1.0)
             now = self.now_ms()
-            latest = max((t.exchange_ts_ms for t in self.guard.last.values()), default=None)
+            latest = self.guard.latest_tick_ms
             self.metrics.count_ticks(self.guard.ticks_seen - seen, latest, now)
             if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
                 await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))

@@ -295,15 +295,15 @@ class ExitPath:
         return fresh
 
     async def _ltp(self, trade: Trade) -> int:
-        price = self.guard.last_price(trade.token)
+        price = self.guard.last_price(trade.exchange, trade.token)
         if price is not None:
             return price
         return await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
 
     # Manual close --------------------------------------------------------------------------------
     async def close(self, trade_id: int, reason: str = "MANUAL") -> Trade | None:
-        """Close on the operator's word (MANUAL) or an alert's (SIGNAL): cancel a pending entry, or have
-        the engine fire the close with that reason."""
+        """Close on the operator's word (MANUAL) or an alert's (SIGNAL): cancel a pending entry, have
+        the engine fire the close with that reason, or — for a trade no engine guards — fire it here."""
         trade = await self.store.trade(trade_id)
         if trade is None:
             return None
@@ -311,7 +311,8 @@ class ExitPath:
             await self._cancel_entry_rest(trade)
             who = "an alert" if reason == "SIGNAL" else "the operator"
             return await self._record(trade_id, "rejected", reason=f"closed by {who} before the entry filled")
-        if trade.state is TradeState.UNPROTECTED:
+        if trade.state is TradeState.UNPROTECTED or (trade.state is TradeState.OPEN and not self.guard.armed(trade_id)):
+            # no engine guards it (UNPROTECTED, or refused at arming a moment ago): the exit goes now
             self.on_exit_intent(ExitIntent(trade_id=trade_id, reason=reason, level=None, tick=None))
         elif self.guard.armed(trade_id):
             self.guard.close(trade_id, reason)
