@@ -90,7 +90,8 @@ class Desk:
                                           for exchange in {pair[0] for pair in stream.subscriptions})
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
-            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s),
+            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s,
+            doubt_settle_s=settings.doubt_settle_s),
             metrics=self.metrics)
         self.trader.on_trade = self._trade_changed
         self.trader.brokers = dict(self.logins)
