@@ -12,7 +12,8 @@ none. A `Fault` has one field per concern:
   placed), `rate_limited` (`RateLimited`, nothing placed), `doubt_placed` (`PlacementUnknown`, the
   order is at the broker), `doubt_lost` (`PlacementUnknown`, it is not), after `latency_s`;
 - `fill`: what the exchange does with an accepted order — `match` (a marketable order fills at the
-  price, a limit beyond it rests), `partial` (`fraction` of it fills, the rest rests until modified),
+  price, a limit beyond it rests), `partial` (`fraction` of it fills, the rest rests until modified;
+  a single unit just matches),
   `rest` (rests until modified), `reject` (the broker's RMS rejects it a moment later);
 - `updates`: how its order updates travel — `prompt`, `delayed` (each `delay_s` late) or `lost`;
 - `listed_after_s`: the order book (and `order()`, `find_orders()`) shows it only this long after it
@@ -220,7 +221,7 @@ class ModelBroker:
             average_price=0, price=request.price, trigger_price=request.trigger_price, status=OrderStatus.OPEN)
         now = self.clock()
         entry = self._orders[order.order_id] = _Order(order, fault, now + fault.listed_after_s, now + fault.unreadable_s,
-                                                      held=fault.fill in ("partial", "rest"))
+                                                      held=fault.fill == "rest" or (fault.fill == "partial" and request.quantity > 1))
         self._by_uid[order.unique_order_id] = order.order_id
         if fault.unreadable_s:
             asyncio.get_running_loop().call_later(fault.unreadable_s, self._emit, entry)
@@ -231,7 +232,7 @@ class ModelBroker:
         if fault.fill == "partial" and order.quantity > 1:
             part = min(order.quantity - 1, max(1, int(order.quantity * fault.fraction)))
             self._fill(entry, part, self.prices.get((order.exchange, order.token), order.price))
-        elif fault.fill == "match":
+        elif not entry.held:
             self._match(entry)
         return entry
 
