@@ -387,10 +387,10 @@ class Trader(ExitPath, DoubtRule):
         in doubt is settled first (`settle_doubt`), and refused if it was never placed."""
         while True:
             record = self._tags.get(tag)
-            trade = await self.store.trade(trade_id)
-            if record is None or trade is None:
-                return
-            if record.status == OrderStatus.IN_DOUBT:
+            if record is not None and record.status == OrderStatus.IN_DOUBT:
+                trade = await self.store.trade(trade_id)
+                if trade is None:
+                    return
                 if not await self.settle_doubt(trade, tag):
                     await self._entry_refused(trade_id, "the entry was never placed (its placement was in doubt)")
                     return

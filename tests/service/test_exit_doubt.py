@@ -94,3 +94,13 @@ async def test_an_exit_whose_status_cannot_be_read_is_kept_not_doubled(tmp_path)
 async def _status(rig, trade_id: int, status: OrderStatus):
     orders = [o for o in await rig.store.orders(trade_id) if o.role == "exit" and o.status == status]
     return orders[0] if orders else None
+
+
+async def test_an_entry_in_doubt_is_settled_the_same_way(tmp_path):
+    async with trading_rig(tmp_path) as rig:
+        rig.broker.arm(Fault(placement="doubt_lost"), Fault(placement="doubt_placed", updates="lost", listed_after_s=0.05))
+        never = await rig.open_trade(quantity=3, armed=False)
+        trade = await rig.settled(never)
+        assert trade.state is TradeState.REJECTED and "never placed" in trade.reason
+        found = await rig.open_trade(quantity=3)  # found by its tag in the order book, filled, armed
+        assert (await rig.trade(found)).filled == 3 and len(rig.broker.orders(tag_for(found, "entry", 1))) == 1
