@@ -1,7 +1,8 @@
 """Broker faults, each with its expected outcome: placeOrder timeouts and 5xx (never a second order),
 rate-limit replies (retried), rejections (entry REJECTED; exit retried, then UNPROTECTED), partial fills
 (the filled part armed, exited, nothing left at the broker), a session expiring mid-session (renewed),
-and the order-update stream down (the order book is polled)."""
+the order-update stream down (the order book is polled), and exits in doubt (one exit until the broker
+settles it)."""
 from __future__ import annotations
 
 from datetime import date
