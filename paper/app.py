@@ -173,6 +173,8 @@ async def place_order(request: Request, ex: PaperExchange, session: Session | No
         asyncio.get_running_loop().call_later(ex.config.fill_latency_ms / 1000, ex.engine.settle, order.orderid)
     else:
         order = ex.engine.place(session.clientcode, body)
+    if transport is not None and transport.listed_after_s:
+        ex.engine.unlist(order.orderid, transport.listed_after_s)
     if transport is not None and transport.kind == "error5xx":
         return fail("AB2001", "Internal Error, Please try after sometime", status_code=transport.status)
     if transport is not None and transport.kind == "timeout":

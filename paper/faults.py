@@ -37,6 +37,8 @@ class Fault:
     open: the order is accepted and stays open, never filling by itself until it is modified.
     timeout: the HTTP layer waits `seconds` before answering; the order is placed.
     error5xx: the HTTP layer answers HTTP `status`; `placed` says whether the order was placed anyway.
+    A placed order of either is left out of the order book (and its details) for `listed_after_s`
+    seconds: a broker whose book lags its order entry.
     """
 
     kind: str
@@ -46,6 +48,7 @@ class Fault:
     seconds: float = 8.0  # the SDK gives up after 7 s
     status: int = 500
     placed: bool = False
+    listed_after_s: float = 0.0
 
     def __post_init__(self) -> None:
         for problem in _problems(self):
@@ -164,6 +167,8 @@ def _problems(fault: Fault) -> list[str]:
         problems.append(f"seconds must be a number >= 0, got {fault.seconds!r}")
     if isinstance(fault.status, bool) or not isinstance(fault.status, int) or not 500 <= fault.status <= 599:
         problems.append(f"status must be an HTTP status 500..599, got {fault.status!r}")
+    if not (number(fault.listed_after_s) and fault.listed_after_s >= 0):
+        problems.append(f"listed_after_s must be a number >= 0, got {fault.listed_after_s!r}")
     if not isinstance(fault.placed, bool):
         problems.append(f"placed must be true or false, got {fault.placed!r}")
     return problems

@@ -91,6 +91,7 @@ class OrderEngine:
         self._positions: dict[pos.PositionKey, Position] = {}
         self._sequence = 0
         self._fill_sequence = 0
+        self._unlisted: dict[str, float] = {}  # orderid -> clock time until which the books leave it out
 
     def add_listener(self, fn: Callable[[OrderEvent], None]) -> None:
         self._listeners.append(fn)
@@ -291,12 +292,26 @@ class OrderEngine:
         return quote.ltp if quote is not None else 0
 
     # Books ---------------------------------------------------------------------------------------------------
+    def unlist(self, orderid: str, seconds: float) -> None:
+        """Leave an order out of the order book and its details for `seconds` (a lagging book)."""
+        self._unlisted[orderid] = self.clock() + seconds
+
+    def _listed(self, order: Order) -> bool:
+        until = self._unlisted.get(order.orderid)
+        if until is None:
+            return True
+        if self.clock() < until:
+            return False
+        del self._unlisted[order.orderid]
+        return True
+
     def order_book(self, clientcode: str) -> list[dict[str, Any]]:
-        return [self._row(o) for o in self._orders.values() if o.clientcode == clientcode]
+        return [self._row(o) for o in self._orders.values() if o.clientcode == clientcode and self._listed(o)]
 
     def order_details(self, clientcode: str, uniqueorderid: str) -> dict[str, Any] | None:
         order = self._orders.get(self._by_uid.get(uniqueorderid, ""))
-        return self._row(order) if order is not None and order.clientcode == clientcode else None
+        listed = order is not None and order.clientcode == clientcode and self._listed(order)
+        return self._row(order) if listed else None
 
     def find_by_tag(self, clientcode: str, ordertag: str) -> list[dict[str, Any]]:
         return [row for row in self.order_book(clientcode) if ordertag and row["ordertag"] == ordertag]

@@ -93,7 +93,8 @@ class Desk:
         self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
-            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s),
+            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s,
+            doubt_settle_s=settings.doubt_settle_s),
             metrics=self.metrics)
         self.trader.on_trade = self._trade_changed
         self.trader.brokers = dict(self.logins)
@@ -134,7 +135,7 @@ class Desk:
         while True:
             await asyncio.sleep(1.0)
             now = self.now_ms()
-            latest = max((t.exchange_ts_ms for t in self.guard.last.values()), default=None)
+            latest = self.guard.latest_tick_ms
             self.metrics.count_ticks(self.guard.ticks_seen - seen, latest, now)
             if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
                 await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))

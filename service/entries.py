@@ -179,8 +179,6 @@ class EntryQueue:
                                 lots=None if entry.quantity is None else entry.quantity // lot)
             sized_for = _sized_for(allocation, premium)
             if not sized.refused:
-                from service.execution import _rules_refusal
-
                 probe = msgspec.structs.replace(trade, spec={**trade.spec, **sized_for})
                 refusal = _rules_refusal(probe, premium, sized.quantity)
                 if refusal:
@@ -250,3 +248,16 @@ def _rejected(reason: str) -> tuple[str, dict, int, int]:
 
 def _ceil(amount: Decimal) -> int:
     return int(-(-amount // 1))
+
+
+def _rules_refusal(trade: Trade, premium: int, quantity: int) -> str | None:
+    """Why the trade's rules cannot guard it at this premium (a stop at or below zero…), or None."""
+    from service.guard import engine_trade
+    from streams import RuleError, levels
+
+    probe = msgspec.structs.replace(trade, filled=max(1, quantity), entry_price=premium, entry_value=premium * max(1, quantity))
+    try:
+        levels(engine_trade(probe))
+    except RuleError as exc:
+        return f"stop rules at premium {premium / 100:.2f}: {exc.field}: {exc.reason}"
+    return None

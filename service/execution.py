@@ -4,8 +4,9 @@ Entry: sized against the account's fund and the broker's margin, sent with tag `
 order row committed before the request leaves, so a crash can always find it again by its tag.
 Fills (partial ones too) arm the filled quantity in the guard.
 
-Exit: `service.exits` (the `ExitPath` half of the Trader), on the order plumbing kept here — sending
-an order with its row, applying the broker's order news, the position books and reservations.
+Exit: `service.exits` (the `ExitPath` half of the Trader); placements in doubt: `service.doubt`. Both
+run on the order plumbing kept here — sending an order with its row, applying the broker's order
+news, the position books and reservations.
 """
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import msgspec
-
 from service.broker import (
+    TERMINAL_STATUSES,
     Broker,
     BrokerError,
     BrokerOrder,
@@ -34,7 +34,8 @@ from service.broker import (
 )
 from service.broker.smartapi.pacing import EntryExpired
 from service.entries import EntryQueue
-from service.exits import _DONE, CONFIRM_AFTER_S, ExitPath
+from service.doubt import DoubtRule
+from service.exits import ExitPath
 from service.reductions import PartialExits
 from service.guard import Guard
 from service.positions import PositionBook
@@ -55,9 +56,11 @@ class ExecConfig:
     retry_backoff_s: float = 0.2  # doubled after every rejected exit
     leverage: dict[str, Decimal] = field(default_factory=lambda: {"INTRADAY": Decimal(1), "DELIVERY": Decimal(1)})
     entry_ttl_s: float = 5.0  # an entry queued longer than this expires instead of trading late
+    confirm_after_s: float = 1.0  # an order without news for this long is looked up at the broker
+    doubt_settle_s: float = 5.0  # DOUBT_SETTLE_S: two order-book reads this far apart without it = never placed
 
 
-class Trader(PartialExits, ExitPath):
+class Trader(PartialExits, ExitPath, DoubtRule):
     def __init__(self, store: Store, broker: Broker, guard: Guard, *, config: ExecConfig | None = None,
                  clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None,
                  metrics: Any = None) -> None:
@@ -174,6 +177,8 @@ class Trader(PartialExits, ExitPath):
             self._remember(record)
             if folded is not None:
                 self.on_trade(folded)
+        if isinstance(failure, PlacementUnknown):
+            return await self._placement_in_doubt(trade, record, failure)
         if failure is not None:
             self._settle(tag)
             return await self._send_failed(trade, record, role, failure)
@@ -192,20 +197,16 @@ class Trader(PartialExits, ExitPath):
     async def _send_failed(self, trade: Trade, record: OrderRecord, role: str, failure: BrokerError) -> None:
         if isinstance(failure, EntryExpired):
             self._count(role, "expired")
-            await self._order_failed(record, "expired", failure.message)
+            await self._order_failed(record, OrderStatus.EXPIRED, failure.message)
             await self._record(trade.id, "expired", reason=failure.message)
         elif isinstance(failure, OrderRefused):
             self._count(role, "rejected")
-            await self._order_failed(record, "rejected", failure.message)
+            await self._order_failed(record, OrderStatus.REJECTED, failure.message)
             if role == "entry":
                 await self._entry_refused(trade.id, f"{failure.message} [{failure.errorcode}]")
-        elif isinstance(failure, PlacementUnknown):
-            self._count(role, "failed")
-            await self._order_failed(record, "unknown", failure.message)
-            log.error("order placement in doubt", extra={"trade_id": trade.id, "tag": record.tag})
         else:
             self._count(role, "failed")
-            await self._order_failed(record, "failed", failure.message)
+            await self._order_failed(record, OrderStatus.FAILED, failure.message)
             if role == "entry":
                 await self._entry_refused(trade.id, failure.message)
 
@@ -266,7 +267,7 @@ class Trader(PartialExits, ExitPath):
             return
         book, key = self.book(trade.spec.get("login")), (trade.exchange, trade.token, trade.product)
         self._placed[record.tag] = (book, key)
-        if record.status not in _DONE:
+        if record.status not in TERMINAL_STATUSES:
             self._working.add(record.tag)
             book.working(key)
             if record.role == "exit":
@@ -328,11 +329,11 @@ class Trader(PartialExits, ExitPath):
 
             record, filled_trade, closed = await self.store.db.write(work)
             self._remember(record)
-            if record.status in ("complete", "rejected") and previous.status != record.status:
-                self._count(record.role, "filled" if record.status == "complete" else "rejected")
+            if record.status in (OrderStatus.COMPLETE, OrderStatus.REJECTED) and previous.status != record.status:
+                self._count(record.role, "filled" if record.status == OrderStatus.COMPLETE else "rejected")
             if delta > 0 and record.tag in self._placed:
                 self._book_fill(record.tag, record.side, delta)
-            if record.status in _DONE:
+            if record.status in TERMINAL_STATUSES:
                 self._settle(record.tag)
             if filled_trade is not None:
                 self.on_trade(filled_trade)
@@ -362,7 +363,7 @@ class Trader(PartialExits, ExitPath):
 
     async def settle_unsent(self, record: OrderRecord, reason: str) -> None:
         """An order the broker never received (tickguard stopped first)."""
-        await self._order_failed(record, "failed", reason)
+        await self._order_failed(record, OrderStatus.FAILED, reason)
         trade = await self.store.trade(record.trade_id)
         if record.role == "entry" and trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.filled:
             await self._record(trade.id, "expired", reason=reason)
@@ -386,34 +387,31 @@ class Trader(PartialExits, ExitPath):
             await self.apply_order(order)
 
     async def _confirm_entry(self, trade_id: int, tag: str) -> None:
-        """An entry still unconfirmed after CONFIRM_AFTER_S is looked up rather than waited for."""
+        """An entry still unconfirmed after `confirm_after_s` is looked up rather than waited for; one
+        in doubt is settled first (`settle_doubt`), and refused if it was never placed."""
         while True:
-            await asyncio.sleep(CONFIRM_AFTER_S)
+            record = self._tags.get(tag)
+            if record is not None and record.status == OrderStatus.IN_DOUBT:
+                trade = await self.store.trade(trade_id)
+                if trade is None:
+                    return
+                if not await self.settle_doubt(trade, tag):
+                    await self._entry_refused(trade_id, "the entry was never placed (its placement was in doubt)")
+                    return
+                continue
+            await asyncio.sleep(self.config.confirm_after_s)
             record = self._tags.get(tag)
             trade = await self.store.trade(trade_id)
-            if record is None or trade is None or record.status in _DONE or trade.state is not TradeState.PENDING_ENTRY:
+            if record is None or trade is None or record.status in TERMINAL_STATUSES or trade.state is not TradeState.PENDING_ENTRY:
                 return
             await self.refresh(trade, record)
 
 
-def _rules_refusal(trade: Trade, premium: int, quantity: int) -> str | None:
-    """Why the trade's rules cannot guard it at this premium (a stop at or below zero…), or None."""
-    from service.guard import engine_trade
-    from streams import RuleError, levels
-
-    probe = msgspec.structs.replace(trade, filled=max(1, quantity), entry_price=premium, entry_value=premium * max(1, quantity))
-    try:
-        levels(engine_trade(probe))
-    except RuleError as exc:
-        return f"stop rules at premium {premium / 100:.2f}: {exc.field}: {exc.reason}"
-    return None
-
-
-_FINAL = {"complete": 3, "rejected": 2, "cancelled": 2, "failed": 2, "unknown": 1, "expired": 2}
-
-
 def _progress(record: OrderRecord) -> tuple[int, int, int]:
-    return (record.filled, _FINAL.get(record.status, 1 if record.status != "sending" else 0), record.updated_ms)
+    """How far an order has got: writes may finish out of order, the most advanced view is kept."""
+    status = record.status
+    rank = 3 if status == OrderStatus.COMPLETE else 2 if status in TERMINAL_STATUSES else 0 if status == OrderStatus.SENDING else 1
+    return (record.filled, rank, record.updated_ms)
 
 
 def _fill_price(record: OrderRecord, order: BrokerOrder, delta: int) -> int:

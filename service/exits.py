@@ -18,7 +18,17 @@ import logging
 import time
 from decimal import Decimal
 
-from service.broker import BrokerError, BrokerOrder, OrderKind, OrderRequest, OrderSide, Priority
+from service.broker import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    BrokerError,
+    BrokerOrder,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    Priority,
+)
 from service.store import OrderRecord, Store
 from service.trades import Trade, TradeEvent, TradeState, tag_for
 from streams import ExitIntent
@@ -27,8 +37,6 @@ __all__ = ["ExitPath", "protected_price", "MAX_CHASE_STEPS"]
 
 log = logging.getLogger("tickguard.execution")
 MAX_CHASE_STEPS = 4  # an exit limit is re-priced at most 5 protection buffers beyond the LTP
-CONFIRM_AFTER_S = 1.0  # an order without news for this long is looked up at the broker
-_DONE = ("complete", "rejected", "cancelled", "failed", "unknown", "expired")
 
 
 def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal, band: tuple[int, int] | None = None) -> int:
@@ -89,7 +97,7 @@ class ExitPath:
             return False
         for tag in self._by_trade.get(trade.id, ()):
             record = self._tags.get(tag)
-            if record is None or record.role == "exit" or record.status not in _DONE:
+            if record is None or record.role == "exit" or record.status not in TERMINAL_STATUSES:
                 return False
         return True
 
@@ -188,7 +196,7 @@ class ExitPath:
 
     async def _cancel_entry_rest(self, trade: Trade) -> None:
         for order in await self.store.orders(trade.id):
-            if order.role == "entry" and order.broker_order_id and order.status in ("sent", "open", "open pending", "trigger pending"):
+            if order.role == "entry" and order.broker_order_id and order.status in LIVE_STATUSES:
                 try:
                     await self.broker_for(trade).cancel_order(order.broker_order_id, priority=Priority.EXIT)
                 except BrokerError as exc:
@@ -243,21 +251,26 @@ class ExitPath:
         chase_at = checked + chase_s
         try:
             while True:
+                if self._tags.get(tag, record).status == OrderStatus.IN_DOUBT:
+                    if not await self.settle_doubt(trade, tag):
+                        return "never placed"
+                    chase_at = checked = time.monotonic()  # settled: look at it afresh
                 try:
                     await asyncio.wait_for(event.wait(), timeout=max(0.0, chase_at - time.monotonic()))
                 except asyncio.TimeoutError:
-                    if time.monotonic() - checked >= CONFIRM_AFTER_S:  # no update for a while: ask the broker
+                    if time.monotonic() - checked >= self.config.confirm_after_s:  # no update for a while: ask the broker
                         checked = time.monotonic()
                         await self.refresh(trade, self._tags.get(tag, record))
                 event.clear()
                 current = self._tags.get(tag, record)
-                if current.status == "complete":
+                if current.status == OrderStatus.COMPLETE:
                     return "filled"
-                if current.status in ("rejected", "cancelled", "failed", "unknown"):
+                if current.status in TERMINAL_STATUSES:
                     return current.status
                 if time.monotonic() < chase_at:
                     continue
-                if current.kind == "LIMIT" and current.status in ("open", "modified"):  # at the exchange, unfilled
+                # at the exchange, unfilled; an order whose status cannot be read is never re-priced
+                if current.kind == "LIMIT" and current.status in (OrderStatus.OPEN, OrderStatus.MODIFIED):
                     chases += 1
                     price = await self._chase(trade, current, side, price, tick, chases)
                 chase_at = time.monotonic() + chase_s
@@ -284,15 +297,15 @@ class ExitPath:
         return fresh
 
     async def _ltp(self, trade: Trade) -> int:
-        price = self.guard.last_price(trade.token)
+        price = self.guard.last_price(trade.exchange, trade.token)
         if price is not None:
             return price
         return await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
 
     # Manual close --------------------------------------------------------------------------------
     async def close(self, trade_id: int, reason: str = "MANUAL") -> Trade | None:
-        """Close on the operator's word (MANUAL) or an alert's (SIGNAL): cancel a pending entry, or have
-        the engine fire the close with that reason."""
+        """Close on the operator's word (MANUAL) or an alert's (SIGNAL): cancel a pending entry, have
+        the engine fire the close with that reason, or — for a trade no engine guards — fire it here."""
         trade = await self.store.trade(trade_id)
         if trade is None:
             return None
@@ -300,7 +313,8 @@ class ExitPath:
             await self._cancel_entry_rest(trade)
             who = "an alert" if reason == "SIGNAL" else "the operator"
             return await self._record(trade_id, "rejected", reason=f"closed by {who} before the entry filled")
-        if trade.state is TradeState.UNPROTECTED:
+        if trade.state is TradeState.UNPROTECTED or (trade.state is TradeState.OPEN and not self.guard.armed(trade_id)):
+            # no engine guards it (UNPROTECTED, or refused at arming a moment ago): the exit goes now
             self.on_exit_intent(ExitIntent(trade_id=trade_id, reason=reason, level=None, tick=None))
         elif self.guard.armed(trade_id):
             self.guard.close(trade_id, reason)

@@ -168,8 +168,7 @@ class FeedHub:
 
     # Views ------------------------------------------------------------------------------------------
     def ltp(self, trade: Trade) -> int | None:
-        tick = self.desk.guard.last.get(trade.token)
-        return tick.ltp if tick is not None and tick.exchange == trade.exchange else None
+        return self.desk.guard.last_price(trade.exchange, trade.token)
 
     def view(self, trade: Trade) -> dict[str, Any]:
         from service.desk import trade_view

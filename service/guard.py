@@ -104,8 +104,8 @@ class Guard:
         self._tokens: Counter[tuple[str, str]] = Counter()  # basis (exchange, token) -> armed trades on it
         self._basis: dict[int, tuple[str, str]] = {}
         self.records: dict[int, TradeRecord] = {}  # armed trades as last armed: the exit path reads no store
-        self.last: dict[str, Tick] = {}  # latest tick per token, for pricing exits
         self.ticks_seen = 0
+        self.latest_tick_ms: int | None = None  # the newest exchange time stamp of any tick received
         self._subscription = None
         self._clock_task: asyncio.Task | None = None
 
@@ -128,7 +128,8 @@ class Guard:
 
     def _on_tick(self, tick: Tick) -> None:
         self.ticks_seen += 1
-        self.last[tick.token] = tick
+        if self.latest_tick_ms is None or tick.exchange_ts_ms > self.latest_tick_ms:
+            self.latest_tick_ms = tick.exchange_ts_ms
         self._engine_tick(tick)
 
     async def _tick_clock(self) -> None:
@@ -150,18 +151,23 @@ class Guard:
 
     # Trade events ----------------------------------------------------------------------------------
     def arm(self, record: TradeRecord, resume_stop: int | None = None, resume_trailing: bool = False) -> None:
+        """Arm a trade in the engine (or amend an armed one); its basis instrument is subscribed only
+        once the engine has taken it — a trade the engine refuses is neither armed nor subscribed."""
         trade = engine_trade(record)
+        if record.id in self._basis:
+            self.records[record.id] = record
+            self.pipeline.on_event(Amend(trade))
+            return
+        self.pipeline.on_event(Arm(trade, resume_stop, resume_trailing))
+        if not self.pipeline.engine.guards(record.id):
+            return  # refused (the engine said why): nothing to subscribe, nothing to keep
         basis = trade.basis or trade.instrument
         key = (basis.exchange, basis.token)
         self.records[record.id] = record
-        if record.id not in self._basis:
-            self._basis[record.id] = key
-            self._tokens[key] += 1
-            if self._tokens[key] == 1:
-                self.stream.subscribe([key])
-            self.pipeline.on_event(Arm(trade, resume_stop, resume_trailing))
-        else:
-            self.pipeline.on_event(Amend(trade))
+        self._basis[record.id] = key
+        self._tokens[key] += 1
+        if self._tokens[key] == 1:
+            self.stream.subscribe([key])
 
     def reduce(self, record: TradeRecord, quantity: int, exit_price: int) -> None:
         """`quantity` units of an armed trade exited at `exit_price`: the engine realises that part and
@@ -188,13 +194,15 @@ class Guard:
         self.pipeline.on_event(Close(trade_id, ExitReason(reason)))
 
     def armed(self, trade_id: int) -> bool:
-        return trade_id in self._basis
+        """The engine guards the trade (armed, or exiting until confirmed or disarmed)."""
+        return self.pipeline.engine.guards(trade_id)
 
     def entries_open(self, exchange: str) -> bool:
         return self.pipeline.engine.entries_open(exchange)
 
-    def last_price(self, token: str) -> int | None:
-        tick = self.last.get(token)
+    def last_price(self, exchange: str, token: str) -> int | None:
+        """The engine's latest price of an instrument, for pricing an exit; None when it has none."""
+        tick = self.pipeline.engine.last_tick(exchange, token)
         return tick.ltp if tick is not None else None
 
     def _release(self, trade_id: int) -> None:
@@ -205,5 +213,4 @@ class Guard:
         self._tokens[key] -= 1
         if self._tokens[key] <= 0:
             del self._tokens[key]
-            self.last.pop(key[1], None)  # no fresher tick will follow it: never price an exit on it
-            self.stream.unsubscribe([key])
+            self.stream.unsubscribe([key])  # the engine forgets the token's last tick with its last trade

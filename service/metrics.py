@@ -28,7 +28,7 @@ __all__ = [
 
 ALERT_OUTCOMES = ("accepted", "refused", "duplicate", "invalid", "unauthorized")
 ORDER_ROLES = ("entry", "exit")
-ORDER_OUTCOMES = ("sent", "filled", "rejected", "failed", "expired")
+ORDER_OUTCOMES = ("sent", "filled", "rejected", "failed", "expired", "in_doubt")
 EXIT_REASONS = ("STOP", "TRAIL", "TARGET", "SQUARE_OFF", "RISK", "MANUAL", "SIGNAL", "CUSTOM")
 STREAMS = ("ticks", "orders")
 # From a tenth of a millisecond (the engine deciding on a tick) to seconds (a broker round trip).

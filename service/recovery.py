@@ -4,10 +4,11 @@ On start, before any trade is shown as protected again:
 1. every order not known to be finished is matched by its `ordertag` against the broker's order
    book: what filled while tickguard was down is applied (an entry fill arms its trade, an exit fill
    closes it);
-2. an order that never reached the broker is settled: an entry is expired (entering late is worse
-   than not entering), an exit is sent again — capped by the broker's net position; an exit the
-   broker has that the store never recorded (exits leave before their row is committed) is adopted:
-   its trade is EXITING on that order, never given a second one;
+2. an order the order book does not show is settled: an entry is expired (entering late is worse
+   than not entering); an exit is in doubt (the book can lag a placement) and its resumed exit sends
+   it again only once two order-book reads DOUBT_SETTLE_S apart lack it — capped by the broker's
+   net position; an exit the broker has that the store never recorded (exits leave before their
+   row is committed) is adopted: its trade is EXITING on that order, never given a second one;
    outside its segment's session an INTRADAY trade is settled with the broker instead, sending
    nothing (`service.afterhours`): closed if the broker squared it off, else left for the next open;
 3. every armed trade is checked against what the market did while tickguard was down: one-minute
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from service.afterhours import settle_after_hours
-from service.broker import BrokerError
+from service.broker import LIVE_STATUSES, BrokerError
 from service.trades import TradeState, parse_tag
 from streams import ExitIntent, ExitReason
 
@@ -34,8 +35,6 @@ __all__ = ["recover"]
 
 log = logging.getLogger("tickguard.recovery")
 IST = ZoneInfo("Asia/Kolkata")
-LIVE_AT_BROKER = ("sent", "open", "open pending", "trigger pending", "modified", "modify pending", "validation pending",
-                  "put order req received", "after market order req received", "modify after market order req received")
 
 
 async def recover(desk: Desk) -> dict[str, int]:
@@ -53,8 +52,8 @@ async def recover(desk: Desk) -> dict[str, int]:
         if record.role == "entry":
             await trader.settle_unsent(record, "the entry never reached the broker before tickguard stopped")
             report["entries_expired"] += 1
-        else:
-            await trader.settle_unsent(record, "the exit never reached the broker before tickguard stopped")
+        else:  # the book may lag a placement: in doubt until two reads DOUBT_SETTLE_S apart lack it
+            await trader.exit_in_doubt(record, "not in the broker's order book at restart")
     for tag, order in book.items():  # exits sent but never committed: the broker's word is the record
         parsed = parse_tag(tag)
         if parsed is not None and parsed[1] == "exit" and await desk.store.order_by_tag(tag) is None:
@@ -65,7 +64,7 @@ async def recover(desk: Desk) -> dict[str, int]:
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
             await trader._record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
             report["entries_expired"] += 1
-    after_hours, held = await settle_after_hours(desk, LIVE_AT_BROKER)
+    after_hours, held = await settle_after_hours(desk, LIVE_STATUSES)
     report.update(after_hours)
     await desk.restore_day()
     await desk.rearm_open_trades()
@@ -76,7 +75,7 @@ async def recover(desk: Desk) -> dict[str, int]:
     for trade in await desk.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
         if trade.id in waiting:
             continue
-        live = [o for o in await desk.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_AT_BROKER]
+        live = [o for o in await desk.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
         trader.resume_exit(trade.id, live[-1] if live else None)
         report["exits_resumed"] += 1
     since_ms = (await desk.store.flags()).get("last_tick_ms")

@@ -69,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     exit_protection_pct: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.5
     exit_chase_ms: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
     exit_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    # An order whose placement is in doubt counts as never placed once two order-book reads this far apart lack it.
+    doubt_settle_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
     # The demo account (until the account service is configured).
     demo_account: str = "DEMO"
     demo_fund: Annotated[float, msgspec.Meta(gt=0)] = 100_000.0

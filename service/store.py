@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from service.broker.types import TERMINAL_STATUSES
 from service.db import Database
 from service.trades import Trade, TradeEvent, TradeState, fold
 from streams.session import ist_day
@@ -309,6 +310,13 @@ class Store:
         )
         return _order(db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone())
 
+    @staticmethod
+    def move_order(db: sqlite3.Connection, order_id: int, now_ms: int, *, was: str, status: str, text: str) -> OrderRecord:
+        """The order from status `was` to `status`, or unchanged if the broker's news moved it first."""
+        db.execute("UPDATE orders SET status = ?, text = ?, updated_ms = ? WHERE id = ? AND status = ?",
+                   (status, text[:200], now_ms, order_id, was))
+        return _order(db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone())
+
     async def orders(self, trade_id: int) -> list[OrderRecord]:
         return await self.db.read(
             lambda db: [_order(r) for r in db.execute("SELECT * FROM orders WHERE trade_id = ? ORDER BY id", (trade_id,))]
@@ -322,8 +330,8 @@ class Store:
 
     async def live_orders(self) -> list[OrderRecord]:
         """Orders not known to be finished at the broker (for recovery and reconciliation)."""
-        sql = "SELECT * FROM orders WHERE status NOT IN ('complete', 'rejected', 'cancelled', 'failed') ORDER BY id"
-        return await self.db.read(lambda db: [_order(r) for r in db.execute(sql)])
+        sql = f"SELECT * FROM orders WHERE status NOT IN ({', '.join('?' * len(TERMINAL_STATUSES))}) ORDER BY id"
+        return await self.db.read(lambda db: [_order(r) for r in db.execute(sql, sorted(TERMINAL_STATUSES))])
 
     # Events, stops and flags --------------------------------------------------------------------
     @staticmethod

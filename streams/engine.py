@@ -99,6 +99,16 @@ class Engine:
     def states(self) -> list[StopState]:
         return [guard.state() for guard in self._guards.values()]
 
+    def guards(self, trade_id: int) -> bool:
+        """The trade is armed here (or exiting, until confirmed or disarmed); False for one refused."""
+        return trade_id in self._guards
+
+    def last_tick(self, exchange: str, token: str) -> Tick | None:
+        """The latest tick the engine has met of an instrument (tokens are unique only within an
+        exchange); forgotten once no trade is guarded on it any more."""
+        book = self._books.get(exchange, {}).get(token)
+        return None if book is None else book.last
+
     def entries_open(self, exchange: str) -> bool:
         return self._entries.get(exchange, False)
 
@@ -261,10 +271,6 @@ class Engine:
             book.remove_high(guard.high_key, guard.trade.id)
             guard.high_key = None
 
-    def _last_tick(self, exchange: str, token: str) -> Tick | None:
-        book = self._books.get(exchange, {}).get(token)
-        return None if book is None else book.last
-
     # -- trade events ----------------------------------------------------------------------------
 
     def on_event(self, event: TradeEvent) -> None:
@@ -285,7 +291,7 @@ class Engine:
         self._guards[trade.id] = guard
         key = (guard.exchange, guard.token)
         self._guarded_on[key] = self._guarded_on.get(key, 0) + 1
-        mark = self._last_tick(trade.instrument.exchange, trade.instrument.token)
+        mark = self.last_tick(trade.instrument.exchange, trade.instrument.token)
         self.limits.open_trade(trade, None if mark is None else mark.ltp)
         self._sync_watch(trade.instrument.exchange, trade.instrument.token)
         self.emit(Armed(guard.state()))
@@ -329,7 +335,7 @@ class Engine:
         keep it as an after-market order for the next open). Decided outside, it waits for the
         segment's next open and the trade stays guarded. True when it fired now."""
         if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
-            self._fire(guard, reason, None, self._last_tick(guard.exchange, guard.token))
+            self._fire(guard, reason, None, self.last_tick(guard.exchange, guard.token))
             return True
         self._pending_close[guard.trade.id] = reason
         return False
@@ -481,7 +487,7 @@ class Engine:
         for trade_id, reason in list(self._pending_close.items()):
             guard = self._guards[trade_id]
             if self.sessions.is_open(guard.segment, now_ms):
-                self._fire(guard, reason, None, self._last_tick(guard.exchange, guard.token))
+                self._fire(guard, reason, None, self.last_tick(guard.exchange, guard.token))
 
     def _timed(self, exchange: str, day: int, now_ms: int) -> None:
         entries = self.sessions.entries_open(exchange, now_ms)

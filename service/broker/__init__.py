@@ -10,6 +10,8 @@ from service.broker.errors import (
 )
 from service.broker.port import Broker, OrderUpdateStream, TickStream
 from service.broker.types import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
     Candle,
     Fill,
     Funds,
@@ -27,8 +29,8 @@ from service.broker.types import (
 )
 
 __all__ = [
-    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "Fill", "Funds", "LoginFailed",
+    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "Fill", "Funds", "LIVE_STATUSES", "LoginFailed",
     "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
-    "SessionExpired", "TickStream",
+    "SessionExpired", "TERMINAL_STATUSES", "TickStream",
 ]

@@ -6,7 +6,7 @@
     ├── OrderRefused         the broker refused a request synchronously (field, when known)
     ├── RateLimited          the broker's rate limiter answered, and retrying did not help
     ├── BrokerUnavailable    network error, timeout or 5xx
-    └── PlacementUnknown     placeOrder timed out and the order could not be found by its tag
+    └── PlacementUnknown     placeOrder timed out or met a 5xx and no order with its tag was found: in doubt
 """
 from __future__ import annotations
 

@@ -79,7 +79,8 @@ class Broker(Protocol):
     async def close(self) -> None: ...
 
     async def place_order(self, request: OrderRequest, priority: Priority = Priority.ENTRY) -> OrderAck:
-        """Never sent twice blindly: after a timeout the order is looked up by its tag first."""
+        """Never sent twice blindly: after a timeout or 5xx the order is looked up by its tag, and one
+        not found (it may still appear) raises `PlacementUnknown` rather than being sent again for an exit."""
 
     async def modify_order(self, order_id: str, request: OrderRequest, priority: Priority = Priority.EXIT) -> OrderAck: ...
 

@@ -6,8 +6,8 @@ import enum
 import msgspec
 
 __all__ = [
-    "BrokerOrder", "Candle", "Fill", "Funds", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest", "OrderSide",
-    "OrderStatus", "OrderUpdate", "Position", "Priority", "SearchHit", "TERMINAL_STATUSES",
+    "BrokerOrder", "Candle", "Fill", "Funds", "LIVE_STATUSES", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest",
+    "OrderSide", "OrderStatus", "OrderUpdate", "Position", "Priority", "SearchHit", "TERMINAL_STATUSES",
 ]
 
 
@@ -28,8 +28,19 @@ class OrderKind(enum.StrEnum):
 
 
 class OrderStatus(enum.StrEnum):
-    """SmartAPI's order states (lower-case on the wire)."""
+    """Where an order is: SmartAPI's states (lower-case on the wire) and tickguard's own around them.
 
+    `TERMINAL_STATUSES` are final. Every other status is live (`LIVE_STATUSES`): the order is, or
+    may be, at the broker, so it is watched and an exit's unfilled quantity stays reserved.
+    """
+
+    # tickguard's own: the order before, or without, the broker's word on it
+    SENDING = "sending"  # its row is written and the request is on its way
+    SENT = "sent"  # acknowledged by the broker; no news of its state yet
+    IN_DOUBT = "in doubt"  # the request timed out or met a 5xx and no order with its tag was found (yet)
+    FAILED = "failed"  # the broker never took it
+    EXPIRED = "expired"  # an entry that waited longer than ENTRY_TTL_S for an order slot
+    # the broker's
     OPEN_PENDING = "open pending"
     OPEN = "open"
     TRIGGER_PENDING = "trigger pending"
@@ -43,17 +54,23 @@ class OrderStatus(enum.StrEnum):
     AMO_CANCELLED = "cancelled after market order"
     VALIDATION_PENDING = "validation pending"
     PUT_ORDER_RECEIVED = "put order req received"
-    UNKNOWN = "unknown"
+    # The broker reported the order with a status text tickguard cannot read. The order is at the
+    # broker (so not in doubt) and not known to be finished (so live): it stays reserved and is
+    # looked up again, but never re-priced, until a status that can be read arrives.
+    UNRECOGNISED = "unrecognised"
 
     @classmethod
     def parse(cls, text: str | None) -> OrderStatus:
-        try:
-            return cls((text or "").strip().lower())
-        except ValueError:
-            return cls.UNKNOWN
+        """A status text from the broker: one of its states, or UNRECOGNISED (never one of tickguard's own)."""
+        status = _WIRE.get((text or "").strip().lower())
+        return cls.UNRECOGNISED if status is None else status
 
 
-TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETE, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.AMO_CANCELLED})
+_OWN = frozenset({OrderStatus.SENDING, OrderStatus.SENT, OrderStatus.IN_DOUBT, OrderStatus.FAILED, OrderStatus.EXPIRED})
+_WIRE = {str(status): status for status in OrderStatus if status not in _OWN and status is not OrderStatus.UNRECOGNISED}
+TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETE, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.AMO_CANCELLED,
+                               OrderStatus.FAILED, OrderStatus.EXPIRED})
+LIVE_STATUSES = frozenset(OrderStatus) - TERMINAL_STATUSES
 
 
 class Priority(enum.IntEnum):

@@ -1,7 +1,8 @@
 """Broker faults, each with its expected outcome: placeOrder timeouts and 5xx (never a second order),
 rate-limit replies (retried), rejections (entry REJECTED; exit retried, then UNPROTECTED), partial fills
 (the filled part armed, exited, nothing left at the broker), a session expiring mid-session (renewed),
-and the order-update stream down (the order book is polled)."""
+the order-update stream down (the order book is polled), and exits in doubt (one exit until the broker
+settles it)."""
 from __future__ import annotations
 
 from datetime import date
@@ -190,3 +191,67 @@ def test_with_the_order_update_stream_down_fills_are_learned_from_the_order_book
     if outage == "pause":
         desk.control("POST", "/feed/orders/resume")
     assert Broker(desk.paper).net() == 0
+
+
+# Exits in doubt: a 5xx whose order the book does not show yet. The adapter no longer sends an exit
+# again; the trader keeps the first one reserved until the broker settles it (DOUBT_SETTLE_S).
+
+def exit_events(desk, trade_id: int) -> list[str]:
+    return [e["kind"] for e in desk.trade(trade_id)["events"] if e["kind"].startswith("exit")]
+
+
+def test_an_exit_in_doubt_is_found_in_the_lagging_order_book_not_sent_twice(desk_factory):
+    desk = desk_factory(DOUBT_SETTLE_S="3")
+    trade_id = desk.open_trade()
+    desk.control("POST", "/feed/orders/pause")  # its updates lost: only the order book can tell
+    desk.control("POST", "/faults", json={"kind": "error5xx", "status": 503, "placed": True, "listed_after_s": 4})
+    desk.price(789)
+    desk.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", "the exit found in the order book", timeout=20)
+    desk.control("POST", "/feed/orders/resume")
+    broker = Broker(desk.paper)
+    assert [o["status"] for o in exit_orders(broker, trade_id)] == ["complete"]
+    assert broker.net() == 0
+    assert "exit_in_doubt" in exit_events(desk, trade_id) and "exit_retry" not in exit_events(desk, trade_id)
+
+
+def test_an_exit_in_doubt_is_settled_by_the_order_update_socket(desk_factory):
+    desk = desk_factory(DOUBT_SETTLE_S="10")
+    trade_id = desk.open_trade()
+    desk.control("POST", "/faults", json={"kind": "error5xx", "status": 502, "placed": True, "listed_after_s": 30})
+    desk.price(789)
+    view = desk.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", "the exit's fill from the socket", timeout=10)
+    broker = Broker(desk.paper)  # the book still hides the exit: its fills tell how many were placed
+
+    def sells() -> list[int]:
+        return [int(f["fillsize"]) for f in broker._get("/order/v1/getTradeBook") if f["transactiontype"] == "SELL"]
+
+    wait_for(lambda: placements_in_doubt(desk) == 1 or len(sells()) > 1, "placeOrder's answer (or a second exit)", 15)
+    assert sells() == [2] and broker.net() == 0
+    assert [o["tag"] for o in view["orders"] if o["role"] == "exit"] == [f"tg{int_to_base36(trade_id)}X1"]
+
+
+def test_an_exit_never_placed_goes_again_once_the_order_book_settles_it(desk_factory):
+    desk = desk_factory(DOUBT_SETTLE_S="1")
+    trade_id = desk.open_trade()
+    desk.control("POST", "/faults", json={"kind": "error5xx", "status": 504, "placed": False})
+    desk.price(789)
+    desk.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", "the second exit attempt", timeout=20)
+    broker = Broker(desk.paper)
+    assert [o["ordertag"] for o in exit_orders(broker, trade_id)] == [f"tg{int_to_base36(trade_id)}X2"]
+    assert broker.net() == 0
+    orders = {o["tag"]: o for o in desk.trade(trade_id)["orders"]}
+    first = orders[f"tg{int_to_base36(trade_id)}X1"]
+    assert first["status"] == "failed" and "never placed" in first["text"], first
+
+
+def placements_in_doubt(desk) -> float:
+    for line in desk.get("/metrics").text.splitlines():
+        if line.startswith("tickguard_orders_total{") and 'role="exit"' in line and 'outcome="in_doubt"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def int_to_base36(n: int) -> str:
+    from service.trades import tag_for
+
+    return tag_for(n, "exit", 1)[2:-2]

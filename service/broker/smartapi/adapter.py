@@ -87,7 +87,9 @@ class SmartApiBroker:
         return body
 
     async def place_order(self, request: OrderRequest, priority: Priority = Priority.ENTRY) -> OrderAck:
-        """Place once. After a timeout or 5xx, find the order by its tag before sending it again."""
+        """Place once. After a timeout or 5xx, find the order by its tag. An entry not found is sent once
+        more; an exit not found is `PlacementUnknown` at once: it may still appear, and sending it again
+        could sell twice, so the trader settles it (two order-book reads DOUBT_SETTLE_S apart)."""
         if len(request.tag) >= 20:
             raise OrderRefused("ordertag must be under 20 characters", "AB4008", route="placeOrder", field="tag")
         ttl = self.config.entry_ttl_s if priority == Priority.ENTRY else None
@@ -103,8 +105,8 @@ class SmartApiBroker:
                 found = await self._look_for(request.tag)
                 if found is not None:
                     return OrderAck(found.order_id, found.unique_order_id)
-                if attempt:
-                    raise PlacementUnknown(f"placeOrder failed twice and no order tagged {request.tag} exists",
+                if attempt or priority == Priority.EXIT:
+                    raise PlacementUnknown(f"placeOrder failed and no order tagged {request.tag} was found",
                                            tag=request.tag, route="placeOrder") from None
         raise AssertionError("unreachable")
 

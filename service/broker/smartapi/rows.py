@@ -1,6 +1,7 @@
 """SmartAPI JSON rows to port values. Rows mix strings and numbers; everything is coerced here."""
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,6 +19,8 @@ from service.broker.types import (
 
 __all__ = ["paise", "units", "order_from_row", "fill_from_row", "position_from_row", "funds_from_rms",
            "candle_from_row", "hit_from_row"]
+
+log = logging.getLogger(__name__)
 
 
 def paise(value: Any) -> int:
@@ -49,7 +52,10 @@ def _kind(value: Any) -> OrderKind:
 def order_from_row(row: dict[str, Any]) -> BrokerOrder:
     quantity = units(row.get("quantity"))
     filled = units(row.get("filledshares"))
-    status = OrderStatus.parse(row.get("orderstatus") or row.get("status"))
+    text = row.get("orderstatus") or row.get("status")
+    status = OrderStatus.parse(text)
+    if status is OrderStatus.UNRECOGNISED:  # kept live and looked up again (OrderStatus.UNRECOGNISED)
+        log.warning("order status not recognised", extra={"status": str(text)[:60], "order_id": row.get("orderid")})
     cancelled = units(row.get("cancelsize"))
     if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and not cancelled:
         cancelled = max(0, quantity - filled)

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 __all__ = ["Tally"]
 
-ZERO_GOALS = ("alerts lost", "duplicate orders", "positions flipped", "stops missed", "5xx seen", "trades not settled",
-              "schema failures")
+ZERO_GOALS = ("alerts lost", "duplicate orders", "positions flipped", "exits beyond position", "stops missed", "5xx seen",
+              "trades not settled", "schema failures")
 
 
 @dataclass
@@ -14,6 +14,7 @@ class Tally:
     figures: dict[str, int] = field(default_factory=lambda: {
         "faults injected": 0, "SIGKILLs": 0, "alerts acknowledged": 0, "hostile bodies": 0, "stop crossings checked": 0,
         "schema cases": 0,
+        "exit scenarios": 0,
         **{name: 0 for name in ZERO_GOALS}})
     findings: list[str] = field(default_factory=list)
 

@@ -173,6 +173,18 @@ async def test_5xx_on_place_never_duplicates(broker, paper, placed, expected_ord
     assert len(orders) == expected_orders and orders[0].order_id == ack.order_id
 
 
+async def test_an_exit_not_found_after_a_5xx_is_in_doubt_not_sent_again(broker, paper):
+    """An entry not found is sent once more; an exit is left to the trader's doubt rule, since the
+    order book may show it a moment later (sending it again could sell twice)."""
+    set_price(paper, 800)
+    paper.control("POST", "/faults", json={"kind": "error5xx", "count": 2, "placed": False})
+    with pytest.raises(PlacementUnknown) as raised:
+        await broker.place_order(sbin(tag="tgT8X1", side=OrderSide.SELL), Priority.EXIT)
+    assert raised.value.tag == "tgT8X1"
+    assert [fault["remaining"] for fault in paper.exchange.engine.faults.pending()] == [1]  # one placement tried
+    assert await broker.order_book() == []
+
+
 async def test_untagged_order_in_doubt_is_reported_not_resent(broker, paper):
     set_price(paper, 800)
     paper.control("POST", "/faults", json={"kind": "error5xx", "count": 1, "placed": True})
