@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 
-from service.broker import BrokerError, Priority
+from service.broker import LIVE_STATUSES, BrokerError, Priority
 from service.exits import _slice
 from service.store import OrderRecord
 from service.trades import Trade, TradeEvent, TradeState
@@ -27,7 +27,6 @@ __all__ = ["PartialExits", "SETTLE_S"]
 
 log = logging.getLogger("tickguard.execution")
 SETTLE_S = 10.0  # how long a full exit waits for a cancelled partial order's final word
-WORKING = ("sending", "sent", "open", "open pending", "modified", "modify pending", "trigger pending")
 
 
 class PartialExits:
@@ -86,7 +85,7 @@ class PartialExits:
     async def settle_partial_exits(self, trade: Trade) -> None:
         """Before a full exit: cancel the exit orders still working for the trade (parts of it) and
         wait, at most SETTLE_S, for their final word, so their fills are counted before the rest goes."""
-        working = [o for o in await self.store.orders(trade.id) if o.role == "exit" and o.status in WORKING]
+        working = [o for o in await self.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
         for order in working:
             if order.broker_order_id:
                 try:
@@ -97,9 +96,9 @@ class PartialExits:
         for order in working:
             while time.monotonic() < deadline:
                 current: OrderRecord = self._tags.get(order.tag, order)
-                if current.status not in WORKING:
+                if current.status not in LIVE_STATUSES:
                     break
                 await self.refresh(trade, current)
-                if self._tags.get(order.tag, current).status not in WORKING:
+                if self._tags.get(order.tag, current).status not in LIVE_STATUSES:
                     break
                 await asyncio.sleep(0.1)
