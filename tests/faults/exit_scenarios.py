@@ -4,8 +4,8 @@ A scenario opens one or two trades on one instrument (same side), gives every pl
 (placement refused, rate-limited, in doubt having placed the order or not, fills that rest, come in
 part or are rejected, updates prompt, late or lost, an order book that lags, a status that cannot
 be read for a while) and fires exits in any order (the stop crossed, manual closes, repeated
-intents, pauses between them). Then it crosses the stop once more and waits for every trade to
-settle. What must hold whatever the faults:
+intents, partial exits running in the background, pauses between them). Then it crosses the stop
+once more and waits for every trade to settle. What must hold whatever the faults:
 
 - exposure: at every change the broker saw, a trade's exits filled plus still working never exceed
   the entry quantity it filled — no two exits that together could sell more than the position;
@@ -77,6 +77,7 @@ def scenarios(draw) -> Scenario:
         st.just(("stop",)),
         st.tuples(st.just("close"), st.integers(0, trades - 1)),
         st.tuples(st.just("intent"), st.integers(0, trades - 1)),
+        st.tuples(st.just("reduce"), st.integers(0, trades - 1), st.integers(1, 4)),  # a partial exit, in the background
         st.tuples(st.just("bounce"),),
         st.tuples(st.just("wait"), st.sampled_from([0.0, 0.01, 0.05, 0.15])),
     )
@@ -116,8 +117,9 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
         ids = [await rig.open_trade(quantity, side=scenario.side, stop_points=STOP_POINTS, armed=False)
                for quantity in scenario.quantities]
         await rig.until(_entries_done(rig, ids), "the entries to settle", timeout=10)
+        parts: list[asyncio.Task] = []
         for step in scenario.steps:
-            await _step(rig, step, ids, through)
+            await _step(rig, step, ids, through, parts)
         broker.set_price("NSE", SBIN, through)  # whatever happened, the stop is crossed in the end
         for trade_id in ids:
             await rig.trader.close(trade_id)
@@ -128,6 +130,7 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
             except AssertionError:
                 violations.append(f"trade {trade_id} not settled: {await rig.trade(trade_id)}")
         await rig.until(lambda: not rig.trader._exiting, "every exit task to end", timeout=15)
+        await rig.until(lambda: all(part.done() for part in parts), "every partial exit to end", timeout=15)
         trades = {trade_id: await rig.trade(trade_id) for trade_id in ids}
     violations += check(broker, trades, long)
     _count(broker, trades)
@@ -144,8 +147,10 @@ def _entries_done(rig, ids):
     return done
 
 
-async def _step(rig, step: tuple, ids: list[int], through: int) -> None:
+async def _step(rig, step: tuple, ids: list[int], through: int, parts: list[asyncio.Task]) -> None:
     kind = step[0]
+    if kind == "reduce":  # runs on while the next steps fire stops, closes and intents around it
+        parts.append(asyncio.create_task(rig.trader.reduce(ids[step[1]], step[2])))
     if kind == "stop":
         rig.broker.set_price("NSE", SBIN, through)
     elif kind == "bounce":
