@@ -57,6 +57,15 @@ def open_trade(service, **alert) -> int:
     return trade_id
 
 
+def signed_in(page, service) -> None:
+    """The dashboard of `service`, signed in with the secret and its feed live."""
+    page.set_default_timeout(15_000)
+    page.goto(service.url + "/")
+    page.fill("#secret", SECRET)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
 def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, browser: Browser):
     OUTPUT.mkdir(parents=True, exist_ok=True)
     service = service_factory()
@@ -177,11 +186,7 @@ def test_the_engine_plugins_are_listed_and_an_unplugged_one_is_shown(service_fac
     service = service_factory(PLUGINS=json.dumps(plugins), PLUGINS_PATH=str(mine))
     service.price(800)
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.set_default_timeout(15_000)
-    page.goto(service.url + "/")
-    page.fill("#secret", SECRET)
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    signed_in(page, service)
 
     spike = page.locator('#plugins li[data-name="spike"]')
     fussy = page.locator('#plugins li[data-name="tg_browser_fussy:fussy"]')
@@ -216,11 +221,7 @@ def test_a_daily_loss_halt_is_shown_live_and_after_a_restart(service_factory, pa
     service = service_factory(paper=paper, DEMO_ACCOUNTS_FILE=str(accounts))
     service.price(800)
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.set_default_timeout(15_000)
-    page.goto(service.url + "/")
-    page.fill("#secret", SECRET)
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    signed_in(page, service)
     expect(page.locator("#halts-panel")).to_be_hidden()
 
     trade_id = open_trade(service, stoploss=STOP_10, quantity=10, accounts=["R1"])
@@ -237,9 +238,6 @@ def test_a_daily_loss_halt_is_shown_live_and_after_a_restart(service_factory, pa
     service.stop()
 
     service = service_factory(paper=paper, DEMO_ACCOUNTS_FILE=str(accounts))
-    page.goto(service.url + "/")  # another port: sign in again
-    page.fill("#secret", SECRET)
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    signed_in(page, service)  # another port: sign in again
     expect(halt.locator('[data-field="who"]')).to_have_text("account R1")
     expect(page.locator("#halts li")).to_have_count(1)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 
 from service.halts import Halts, day_number
 from service.store import Store, ist_date
@@ -14,14 +13,6 @@ IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 MONDAY_10 = int(dt.datetime(2026, 3, 2, 10, 0, tzinfo=IST).timestamp() * 1000)
 MONDAY_LATE = int(dt.datetime(2026, 3, 2, 23, 59, tzinfo=IST).timestamp() * 1000)
 TUESDAY_9 = int(dt.datetime(2026, 3, 3, 9, 0, tzinfo=IST).timestamp() * 1000)
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = Store(tmp_path / "tickguard.db", synchronous="NORMAL")
-    store.open()
-    yield store
-    await store.close()
 
 
 def new_trade(**overrides) -> Trade:

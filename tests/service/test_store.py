@@ -15,14 +15,6 @@ def new_trade(**overrides) -> Trade:
     return Trade(**values)
 
 
-@pytest.fixture
-async def store(tmp_path):
-    store = Store(tmp_path / "tickguard.db", synchronous="NORMAL")
-    store.open()
-    yield store
-    await store.close()
-
-
 async def test_trade_life_is_events_folded_into_the_row(store):
     trade = await store.db.write(lambda db: Store.insert_trade(db, new_trade()))
     events = [
