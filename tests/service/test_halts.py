@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from service.halts import Halts, day_number
 from service.store import Store, ist_date
 from service.trades import Trade, TradeEvent
