@@ -65,6 +65,19 @@ def always_open_calendar() -> Calendar:
     return Calendar({code: hours for code in ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS")}, weekends=True)
 
 
+def _ticker(symbolname: str, exchange: str | None) -> str:
+    """The ticker to resolve: `exchange` prefixed unless the symbol carries its own (`NSE:SBIN`), which
+    must then agree with it."""
+    prefix, sep, _ = symbolname.partition(":")
+    if not exchange:
+        return symbolname
+    if not sep:
+        return f"{exchange}:{symbolname}"
+    if prefix.strip().upper() != exchange:
+        raise AlertInvalid([{"field": "exchange", "reason": f"{exchange} disagrees with the symbol's own {prefix}"}])
+    return symbolname
+
+
 class Desk:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -287,7 +300,7 @@ class Desk:
             if alert.type == "option":
                 symbol, underlying = await self._option_symbol(alert)
             else:
-                ticker = alert.symbolname if not alert.exchange else f"{alert.exchange}:{alert.symbolname}"
+                ticker = _ticker(alert.symbolname, alert.exchange)
                 symbol = await self.symbols.equity(ticker)
         except SymbolError as exc:
             raise AlertInvalid([{"field": "symbolname", "reason": exc.reason}]) from None

@@ -101,3 +101,12 @@ def test_an_unpaired_surrogate_escape_is_refused_not_a_500(service, path):
     assert reply.status_code == 422, reply.text
     assert reply.json()["errors"][0]["field"] == "body"
     assert service.trade_count_in_store() == (0, 0)
+
+
+def test_an_exchange_prefix_and_the_exchange_field_may_both_be_given(service):
+    body = {**ALERT, "symbolname": "NSE:SBIN", "exchange": "NSE", "id": "both"}
+    reply = post(service, "/opentrade", json.dumps(body).encode(), "application/json")
+    assert reply.status_code == 202, reply.text
+    clash = {**ALERT, "symbolname": "NSE:SBIN", "exchange": "BSE", "id": "clash"}
+    reply = post(service, "/opentrade", json.dumps(clash).encode(), "application/json")
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "exchange"
