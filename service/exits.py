@@ -121,14 +121,9 @@ class ExitPath:
                 await self._record_event(trade_id, fired)  # the loop below closes it: no position left
             else:
                 attempt = 1
-                outcome = await self._exit_attempt(trade, attempt, _slice(trade, quantity), fired)
-                if outcome != "filled":
-                    failures += 1
-                    await self._record(trade_id, "exit_retry", attempt=attempt, outcome=outcome)
-                    await asyncio.sleep(self.config.retry_backoff_s)
+                failures = await self._try_exit(trade, attempt, quantity, failures, "exit_retry", fired)
         else:
-            sent = [o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"]
-            attempt = max(sent, default=0)
+            attempt = await self._next_exit_attempt(trade_id) - 1
             if watch is not None:
                 trade = await self.store.trade(trade_id)
                 assert trade is not None
@@ -145,15 +140,27 @@ class ExitPath:
                 await self._record(trade_id, "closed", reason="no position left at the broker")
                 self.guard.confirm(trade_id, int(trade.entry_price or 0))
                 return
-            outcome = await self._exit_attempt(trade, attempt, _slice(trade, quantity))
+            # filled: the next slice, or the loop sees the trade CLOSED
+            failures = await self._try_exit(trade, attempt, quantity, failures, "exit_retry")
             attempt += 1
-            if outcome == "filled":
-                continue  # the next slice, or the loop sees the trade CLOSED
-            failures += 1
-            await self._record(trade_id, "exit_retry", attempt=attempt - 1, outcome=outcome)
-            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (failures - 1))
         await self._record(trade_id, "unprotected", reason=f"exit failed {self.config.exit_attempts} times")
         log.error("trade UNPROTECTED: exit keeps failing", extra={"trade_id": trade_id})
+
+    async def _next_exit_attempt(self, trade_id: int) -> int:
+        """The number of the trade's next exit order: after every one sent before (parts included)."""
+        return max((o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"), default=0) + 1
+
+    async def _try_exit(self, trade: Trade, attempt: int, quantity: int, failures: int, retry: str,
+                        fired: TradeEvent | None = None) -> int:
+        """One exit order (at most the freeze quantity) watched to its end; the failures so far after it.
+        One that did not fill is recorded as `retry` and backed off from, doubling with each failure."""
+        outcome = await self._exit_attempt(trade, attempt, _slice(trade, quantity), fired)
+        if outcome == "filled":
+            return failures
+        failures += 1
+        await self._record(trade.id, retry, attempt=attempt, outcome=outcome)
+        await asyncio.sleep(self.config.retry_backoff_s * 2 ** (failures - 1))
+        return failures
 
     async def adopt_exit(self, trade_id: int, attempt: int, order: BrokerOrder) -> bool:
         """After a restart: an exit the broker has but the store never recorded (tickguard stopped

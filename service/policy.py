@@ -85,30 +85,28 @@ def _side(signal: Signal) -> str:
 
 
 def decide(alert: Alert, open_trades: list[Trade], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
-    longs = [t.id for t in open_trades if t.side == "LONG"]
-    shorts = [t.id for t in open_trades if t.side == "SHORT"]
     if alert.position_size is not None:
         return _target(alert, open_trades, lot_size)
     if alert.signal is Signal.EXIT:
         if not open_trades:
             return Decision(note="no open trade to exit")
-        return _closing(alert, [t for t in open_trades if t.side == "LONG"] + [t for t in open_trades if t.side == "SHORT"],
-                        lot_size)
+        return _closing(alert, open_trades, lot_size)
+    longs = [t for t in open_trades if t.side == "LONG"]
+    shorts = [t for t in open_trades if t.side == "SHORT"]
     side = _side(alert.signal)
     other = shorts if side == "LONG" else longs
     if alert.chartink_word:
         if alert.signal is Signal.BUY:  # cover
-            covered = [t for t in open_trades if t.side == "SHORT"]
-            return _closing(alert, covered, lot_size) if covered else Decision(note="no open short to cover")
+            return _closing(alert, shorts, lot_size) if shorts else Decision(note="no open short to cover")
         return Decision(open_side="SHORT")  # short
     if policy is Policy.OPEN_NEW:
         return Decision(open_side=side)
     if policy is Policy.REVERSE:
-        return Decision(close=other, open_side=side)
+        return Decision(close=[t.id for t in other], open_side=side)
     if other and side == "SHORT":  # close_only sell: all of the long, or the part the alert names
-        return _closing(alert, [t for t in open_trades if t.side == "LONG"], lot_size)
+        return _closing(alert, longs, lot_size)
     if other:
-        return Decision(close=other)
+        return Decision(close=[t.id for t in other])
     if side == "SHORT":
         return Decision(note="sell with no open long: close_only never opens a short")
     return Decision(open_side=side)
@@ -118,8 +116,7 @@ def _target(alert: Alert, open_trades: list[Trade], lot_size: int) -> Decision:
     """Move the net position to `position_size` (units; lots for options and futures, whose `lot_size`
     the caller passes — 1 for cash)."""
     assert alert.position_size is not None
-    unit = lot_size
-    target = int(alert.position_size) * unit
+    target = int(alert.position_size) * lot_size
     if target == 0:
         return Decision(close=[t.id for t in open_trades]) if open_trades else Decision(note="already flat")
     net = sum(_held(t) if t.side == "LONG" else -_held(t) for t in open_trades)

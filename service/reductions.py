@@ -19,7 +19,6 @@ import logging
 import time
 
 from service.broker import LIVE_STATUSES, BrokerError, Priority
-from service.exits import _slice
 from service.store import OrderRecord
 from service.trades import Trade, TradeEvent, TradeState
 
@@ -60,13 +59,8 @@ class PartialExits:
             capped = min(left, await self._exit_quantity(trade))
             if left <= 0 or capped <= 0:
                 break
-            outcome = await self._exit_attempt(trade, attempt, _slice(trade, capped))
+            failures = await self._try_exit(trade, attempt, capped, failures, "partial_exit_retry")
             attempt += 1
-            if outcome == "filled":
-                continue
-            failures += 1
-            await self._record(trade_id, "partial_exit_retry", attempt=attempt - 1, outcome=outcome)
-            await asyncio.sleep(self.config.retry_backoff_s * 2 ** (failures - 1))
         trade = await self.store.trade(trade_id)
         if trade is None or trade.state is not TradeState.OPEN:
             return trade
@@ -78,9 +72,6 @@ class PartialExits:
                                       reason=f"exit failed {self.config.exit_attempts} times")
         return await self._record(trade_id, "partial_exit_done", asked=quantity, quantity=done,
                                   realised_pnl=trade.realised_pnl)
-
-    async def _next_exit_attempt(self, trade_id: int) -> int:
-        return max((o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"), default=0) + 1
 
     async def settle_partial_exits(self, trade: Trade) -> None:
         """Before a full exit: cancel the exit orders still working for the trade (parts of it) and
