@@ -27,7 +27,7 @@ import msgspec
 
 from service.broker import Broker, BrokerError, MarginLeg, OrderKind, OrderSide, Priority
 from service.broker.smartapi.pacing import expired_reason
-from service.sizing import Sized, size_equity, size_future, size_option
+from service.sizing import Sized, allocation, size_equity, size_future, size_option
 from service.store import Store
 from service.trades import Trade, TradeEvent, TradeState
 
@@ -168,7 +168,7 @@ class EntryQueue:
         trader = self.trader
         if str(trade.spec.get("instrumenttype", "")).startswith("FUT"):
             return await self._size_future(trade, entry, margin)
-        allocation = min(entry.fund, max(0, margin))
+        allocated = allocation(entry.fund, margin)
         if trade.spec.get("right"):
             try:
                 premium = await trader.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
@@ -177,7 +177,7 @@ class EntryQueue:
             lot = int(trade.spec.get("lot_size") or 1)
             sized = size_option(fund=entry.fund, margin=margin, premium=premium, lot_size=lot,
                                 lots=None if entry.quantity is None else entry.quantity // lot)
-            sized_for = _sized_for(allocation, premium)
+            sized_for = _sized_for(allocated, premium)
             if not sized.refused:
                 probe = msgspec.structs.replace(trade, spec={**trade.spec, **sized_for})
                 refusal = _rules_refusal(probe, premium, sized.quantity)
@@ -188,7 +188,7 @@ class EntryQueue:
             price = int(trade.spec.get("alert_price") or 0)
             leverage = trader.config.leverage.get(trade.product, Decimal(1))
             sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
-            sized_for = _sized_for(allocation * leverage, price)
+            sized_for = _sized_for(allocated * leverage, price)
             cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
         return _outcome(sized, cost, **sized_for)
 
@@ -206,7 +206,7 @@ class EntryQueue:
         sized = size_future(fund=entry.fund, margin=margin, lot_margin=lot_margin, lot_size=lot,
                             lots=None if entry.quantity is None else entry.quantity // lot)
         # q* = allocation ÷ (margin per lot ÷ lot size) units
-        sized_for = _sized_for(min(entry.fund, max(0, margin)) * lot, lot_margin)
+        sized_for = _sized_for(allocation(entry.fund, margin) * lot, lot_margin)
         return _outcome(sized, sized.quantity // lot * lot_margin, lot_margin=lot_margin, **sized_for)
 
     async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:

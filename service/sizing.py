@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["Sized", "size_equity", "size_future", "size_option"]
+__all__ = ["Sized", "allocation", "size_equity", "size_future", "size_option"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ class Sized:
         return {"quantity": self.quantity, "asked": self.asked, "reason": self.reason}
 
 
+def allocation(fund: int, margin: int) -> int:
+    """What one trade may use: the account's fund, capped by the margin the broker still has."""
+    return min(fund, max(0, margin))
+
+
 def size_equity(*, fund: int, margin: int, price: int, leverage: Decimal = Decimal(1),
                 quantity: int | None = None) -> Sized:
     if price <= 0:
@@ -42,10 +47,10 @@ def size_equity(*, fund: int, margin: int, price: int, leverage: Decimal = Decim
     if quantity is not None:
         cap = int(Decimal(max(0, margin)) * leverage // price)
         return _asked(quantity, cap, 1, margin, "share")
-    allocation = min(fund, max(0, margin))
-    units = int(Decimal(allocation) * leverage // price)
+    allocated = allocation(fund, margin)
+    units = int(Decimal(allocated) * leverage // price)
     if units < 1:
-        return Sized(0, f"allocation {allocation / 100:.2f} buys less than one share at {price / 100:.2f}")
+        return Sized(0, f"allocation {allocated / 100:.2f} buys less than one share at {price / 100:.2f}")
     return Sized(units)
 
 
@@ -65,10 +70,10 @@ def size_future(*, fund: int, margin: int, lot_margin: int, lot_size: int, lots:
 def _in_lots(fund: int, margin: int, per_lot: int, lot_size: int, lots: int | None, takes: str) -> Sized:
     if lots is not None:
         return _asked(lots, max(0, margin) // per_lot, lot_size, margin, "lot")
-    allocation = min(fund, max(0, margin))
-    count = allocation // per_lot
+    allocated = allocation(fund, margin)
+    count = allocated // per_lot
     if count < 1:
-        return Sized(0, f"one lot {takes} {per_lot / 100:.2f}, more than the allocation {allocation / 100:.2f}")
+        return Sized(0, f"one lot {takes} {per_lot / 100:.2f}, more than the allocation {allocated / 100:.2f}")
     return Sized(count * lot_size)
 
 
