@@ -70,6 +70,8 @@ def parse_json(raw: bytes) -> tuple[Any, str]:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         return None, "not valid JSON"
+    if raw.isascii() and b"\\u" not in raw:
+        return value, ""  # plain ASCII without a \u escape holds no surrogate: the usual alert, checked cheaply
     try:
         json.dumps(value, ensure_ascii=False).encode()
     except UnicodeEncodeError:
