@@ -57,11 +57,11 @@ async def seed(desk, count: int, instruments: list[list]) -> None:
 async def serve(port: int) -> None:
     import uvicorn
 
-    from service.app import create_app
-    from service.desk import Desk
+    from service.web.app import create_app
+    from service.runtime import Runtime
 
     settings = load_settings()
-    desk = Desk(settings)
+    desk = Runtime(settings)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, desk), host="127.0.0.1", port=port, access_log=False,
                                            log_config=None, log_level=settings.log_level.lower(), proxy_headers=False))
     task = asyncio.create_task(server.serve())
@@ -79,7 +79,7 @@ async def serve(port: int) -> None:
             if not any(task.get_name().startswith("armed-") for task in desk.trader._tasks):
                 break
             await asyncio.sleep(0.05)
-        desk.heap.settle()  # what the desk's minutely freeze would have done by now (service.heap)
+        desk.heap.settle()  # what the desk's minutely freeze would have done by now (service.gc_tuning)
         Path(os.environ["BENCH_SEEDED_FILE"]).write_text(f"{stored - started:.3f} {time.perf_counter() - started:.3f}")
     await task
 

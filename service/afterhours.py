@@ -21,20 +21,19 @@ and guarded. "Outside the session" is per segment (the trade's exchange): MCX tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 
 import msgspec
 
-from service.broker import BrokerError
+from service.broker import Broker, BrokerError
 from service.broker.types import BrokerOrder, Fill, Position
-from service.store import ist_date
+from service.execution import Trader
+from service.store import Store, ist_date
 from service.trades import Trade, TradeEvent, TradeState
+from streams import SessionClock
 
-if TYPE_CHECKING:
-    from service.desk import Desk
-
-__all__ = ["BROKER_SQUARE_OFF", "Verdict", "judge", "settle_after_hours"]
+__all__ = ["BROKER_SQUARE_OFF", "AfterHours", "Verdict", "judge", "settle_after_hours"]
 
 log = logging.getLogger("tickguard.recovery")
 BROKER_SQUARE_OFF = "BROKER_SQUARE_OFF"
@@ -77,22 +76,33 @@ def _ours(order: BrokerOrder | None, product: str) -> bool:
     return order is not None and (order.tag.startswith("tg") or order.product != product)
 
 
-async def settle_after_hours(desk: Desk, live_statuses: Collection[str]) -> tuple[dict[str, int], list[Trade]]:
+@dataclass(frozen=True)
+class AfterHours:
+    """What the reconciliation works with: the store, execution (a trade's login, its listeners), the
+    sessions, the market-data broker (an LTP when the trade book has no fill) and the clock."""
+    store: Store
+    trader: Trader
+    sessions: SessionClock
+    broker: Broker
+    now_ms: Callable[[], int]
+
+
+async def settle_after_hours(parts: AfterHours, live_statuses: Collection[str]) -> tuple[dict[str, int], list[Trade]]:
     """Reconcile every INTRADAY trade outside its session; returns counts and the trades left for the
     next open (UNPROTECTED: the caller guards them with a square-off waiting for the open)."""
-    now = desk.now_ms()
+    now = parts.now_ms()
     due: dict[str, list[Trade]] = {}
-    for trade in await desk.store.trades(states=[TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED]):
-        if trade.product != "INTRADAY" or trade.open_quantity <= 0 or desk.sessions.is_open(trade.exchange, now):
+    for trade in await parts.store.trades(states=[TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED]):
+        if trade.product != "INTRADAY" or trade.open_quantity <= 0 or parts.sessions.is_open(trade.exchange, now):
             continue
         if trade.state is not TradeState.OPEN and any(
-                o.role == "exit" and o.status in live_statuses for o in await desk.store.orders(trade.id)):
+                o.role == "exit" and o.status in live_statuses for o in await parts.store.orders(trade.id)):
             continue  # an exit is working at the broker: recovery keeps watching it
         due.setdefault(str(trade.spec.get("login") or ""), []).append(trade)
     report = {"squared_off_by_broker": 0, "left_for_the_open": 0}
     held: list[Trade] = []
     for trades in due.values():
-        broker = desk.trader.broker_for(trades[0])
+        broker = parts.trader.broker_for(trades[0])
         try:
             verdicts = judge(trades, await broker.positions(), await broker.trade_book(), await broker.order_book())
         except BrokerError as exc:
@@ -103,20 +113,20 @@ async def settle_after_hours(desk: Desk, live_statuses: Collection[str]) -> tupl
         for verdict in verdicts:
             trade = by_id[verdict.trade_id]
             if verdict.gone:
-                await _closed_by_broker(desk, trade, verdict.price, now)
+                await _closed_by_broker(parts, trade, verdict.price, now)
                 report["squared_off_by_broker"] += 1
             else:
-                held.append(await _left_for_the_open(desk, trade))
+                held.append(await _left_for_the_open(parts, trade))
                 report["left_for_the_open"] += 1
     return report, held
 
 
-async def _closed_by_broker(desk: Desk, trade: Trade, price: int | None, now: int) -> None:
+async def _closed_by_broker(parts: AfterHours, trade: Trade, price: int | None, now: int) -> None:
     source = "trade_book"
     if price is None:
         source = "ltp"
         try:
-            price = await desk.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+            price = await parts.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
         except BrokerError:
             price, source = int(trade.entry_price or 0), "entry"
     priced = {"price": price, "estimated": source != "trade_book", "price_source": source}
@@ -127,19 +137,19 @@ async def _closed_by_broker(desk: Desk, trade: Trade, price: int | None, now: in
         TradeEvent(kind="exit_fill", at_ms=now, data={"quantity": trade.open_quantity, **priced, "pnl_day": day}),
         TradeEvent(kind="closed", at_ms=now, data={"reason": BROKER_SQUARE_OFF, **priced, "pnl_day": day}),
     )
-    closed = await desk.store.record(trade.id, *events)
-    desk.trader.on_trade(closed)
+    closed = await parts.store.record(trade.id, *events)
+    parts.trader.on_trade(closed)
     log.warning("intraday trade squared off by the broker", extra={"trade_id": trade.id, **priced,
                                                                    "pnl_paise": closed.realised_pnl})
 
 
-async def _left_for_the_open(desk: Desk, trade: Trade) -> Trade:
+async def _left_for_the_open(parts: AfterHours, trade: Trade) -> Trade:
     reason = (f"INTRADAY position still open at the broker outside the {trade.exchange} session: nothing is sent"
               " before it opens; it is squared off at the next open")
     if trade.state is TradeState.UNPROTECTED and trade.reason == reason:
         return trade  # told at an earlier restart
-    trade = await desk.store.record(trade.id, TradeEvent(kind="unprotected", at_ms=desk.now_ms(), data={"reason": reason}))
-    desk.trader.on_trade(trade)
+    trade = await parts.store.record(trade.id, TradeEvent(kind="unprotected", at_ms=parts.now_ms(), data={"reason": reason}))
+    parts.trader.on_trade(trade)
     log.error("intraday position still open outside the session: UNPROTECTED until the next open",
               extra={"trade_id": trade.id})
     return trade

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from service.credentials import load_logins
+from service.accounts.credentials import load_logins
 from service.errors import TickguardError
 from service.settings import PAPER_WEBHOOK_SECRET, SECRET_FIELDS, Settings, load_settings
 from service.symbols import cli as symbols_cli
@@ -65,7 +65,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     """The service, and in paper mode (without PAPER_URL) the paper exchange beside it, in one loop."""
     import uvicorn
 
-    from service.app import create_app
+    from service.web.app import create_app
 
     app = create_app(settings)  # first: settings it refuses (a plug-in that cannot load) start nothing
     servers = []

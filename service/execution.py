@@ -133,6 +133,8 @@ class Trader(PartialExits, ExitPath, DoubtRule):
         self.on_trade(trade)
         return trade
 
+    record = _record  # one event of a trade, stored and told to the listeners
+
     # Entry ---------------------------------------------------------------------------------------
     def submit(self, trade_ids: list[int], *, fund: int, requested: dict[int, int | None] | None = None) -> None:
         """Queue entries (service.entries): sized and sent in arrival order, expired when queued too long."""

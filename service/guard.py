@@ -36,10 +36,13 @@ from streams import (
     PluginWithheld,
     Rearm,
     Reduce,
+    RestoreDay,
     Rules,
+    SetLimit,
     Side,
     SizedFor,
     StateChange,
+    StopState,
     Tick,
     Trade,
 )
@@ -196,6 +199,18 @@ class Guard:
     def armed(self, trade_id: int) -> bool:
         """The engine guards the trade (armed, or exiting until confirmed or disarmed)."""
         return self.pipeline.engine.guards(trade_id)
+
+    def set_limit(self, limit: SetLimit) -> None:
+        """A daily-loss limit of an account or a strategy, as the engine should hold it."""
+        self.pipeline.on_event(limit)
+
+    def restore_day(self, restored: RestoreDay) -> None:
+        """A group's realised P&L and loss halt of today, handed back at start."""
+        self.pipeline.on_event(restored)
+
+    def stop_state(self, trade_id: int) -> StopState | None:
+        """The engine's levels of an armed trade (None when it is not armed)."""
+        return self.pipeline.engine.state(trade_id)
 
     def entries_open(self, exchange: str) -> bool:
         return self.pipeline.engine.entries_open(exchange)

@@ -81,9 +81,12 @@ class Halts:
         self._announce = announce
         self.loss: dict[tuple[str, str], HaltRecord] = {}  # (scope, key) -> today's loss halt
         self.operator: HaltRecord | None = None  # the operator's halt while it holds
+        self.global_halt = False  # the operator's switch: no new entries on any account or strategy
 
-    async def restore(self, halted: bool) -> None:
-        """At start: today's loss halts (an earlier day's lifted at its roll), the operator's halt."""
+    async def restore(self) -> None:
+        """At start: the operator's switch as last set, today's loss halts (an earlier day's lifted at
+        its roll), the operator's halt record."""
+        halted = self.global_halt = bool((await self.store.flags()).get("halted", False))
         now = self.now_ms()
         today = ist_date(now)
 
@@ -143,16 +146,18 @@ class Halts:
 
         await self.store.db.write(work)
         self.operator = (was or record) if halted else None
+        self.global_halt = halted
 
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> None:
         future = self.store.db.submit(work)
         future.add_done_callback(_report_failure)
 
     # The picture ----------------------------------------------------------------------------------
-    async def view(self, halted: bool) -> dict[str, Any]:
+    async def view(self) -> dict[str, Any]:
         """`GET /halt`: the operator's halt, each account's and strategy's day (realised P&L, halt), and
         every halt of today with its reason and time. Money in paise."""
         today = ist_date(self.now_ms())
+        halted = self.global_halt
 
         def work(db: sqlite3.Connection) -> tuple[list[HaltRecord], dict[tuple[str, str], int]]:
             realised = {(r[0], r[1]): r[2] for r in db.execute("SELECT scope, key, realised FROM day_pnl WHERE day = ?",

@@ -40,6 +40,7 @@ class PositionBook:
         self._working: dict[Key, int] = {}  # our orders not finished, per instrument
         self._reserved: dict[Key, int] = {}  # signed quantity of our exits sent and not filled yet
         self._touched: set[Key] | None = None  # instruments with order news while a snapshot is being taken
+        self._snapshotting = asyncio.Lock()  # one snapshot at a time: each tracks the news during its own
         self._refreshing: asyncio.Task | None = None
 
     # What the exit path asks ----------------------------------------------------------------------
@@ -98,6 +99,10 @@ class PositionBook:
 
     async def refresh(self) -> bool:
         """Take a snapshot; True when every instrument in it could be taken from it."""
+        async with self._snapshotting:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         busy = {key for key, count in self._working.items() if count > 0}
         self._touched = set()
         try:

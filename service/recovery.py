@@ -19,31 +19,49 @@ On start, before any trade is shown as protected again:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from service.afterhours import settle_after_hours
-from service.broker import LIVE_STATUSES, BrokerError
+from service.afterhours import AfterHours, settle_after_hours
+from service.broker import LIVE_STATUSES, Broker, BrokerError
+from service.execution import Trader
+from service.guard import Guard
+from service.store import Store
 from service.trades import TradeState, parse_tag
-from streams import ExitIntent, ExitReason
+from streams import ExitIntent, ExitReason, SessionClock
 
-if TYPE_CHECKING:
-    from service.desk import Desk
-
-__all__ = ["recover"]
+__all__ = ["RecoveryParts", "recover"]
 
 log = logging.getLogger("tickguard.recovery")
 IST = ZoneInfo("Asia/Kolkata")
 
 
-async def recover(desk: Desk) -> dict[str, int]:
+@dataclass(frozen=True)
+class RecoveryParts:
+    """What a restart reconciles with: the store, every login's broker (the first gives market data),
+    execution, the guard, the sessions, the clock, and the step that hands the engine today's P&L,
+    loss halts and limits back before any trade is guarded again."""
+    store: Store
+    brokers: Sequence[Broker]
+    trader: Trader
+    guard: Guard
+    sessions: SessionClock
+    clock: Callable[[], float]
+    restore_day: Callable[[], Awaitable[None]]
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+async def recover(parts: RecoveryParts) -> dict[str, int]:
     report = {"orders_applied": 0, "entries_expired": 0, "exits_adopted": 0, "exits_resumed": 0, "crossed_while_down": 0}
     book = {}
-    for broker in (desk.broker, *desk.logins.values()):
+    for broker in parts.brokers:
         book.update({order.tag: order for order in await broker.order_book() if order.tag.startswith("tg")})
-    trader = desk.trader
-    for record in await desk.store.live_orders():
+    trader = parts.trader
+    for record in await parts.store.live_orders():
         found = book.get(record.tag)
         if found is not None:
             await trader.apply_order(found)
@@ -56,59 +74,69 @@ async def recover(desk: Desk) -> dict[str, int]:
             await trader.exit_in_doubt(record, "not in the broker's order book at restart")
     for tag, order in book.items():  # exits sent but never committed: the broker's word is the record
         parsed = parse_tag(tag)
-        if parsed is not None and parsed[1] == "exit" and await desk.store.order_by_tag(tag) is None:
+        if parsed is not None and parsed[1] == "exit" and await parts.store.order_by_tag(tag) is None:
             if await trader.adopt_exit(parsed[0], parsed[2], order):
                 report["exits_adopted"] += 1
-    for trade in await desk.store.trades(states=[TradeState.PENDING_ENTRY]):
-        orders = await desk.store.orders(trade.id)
+    for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]):
+        orders = await parts.store.orders(trade.id)
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
-            await trader._record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
+            await trader.record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
             report["entries_expired"] += 1
-    after_hours, held = await settle_after_hours(desk, LIVE_STATUSES)
+    after_hours, held = await settle_after_hours(
+        AfterHours(parts.store, trader, parts.sessions, parts.brokers[0], parts.now_ms), LIVE_STATUSES)
     report.update(after_hours)
-    await desk.restore_day()
-    await desk.rearm_open_trades()
+    await parts.restore_day()
+    await rearm_open_trades(parts.store, parts.guard)
     for trade in held:  # UNPROTECTED while the market is shut; squared off when its segment opens
-        desk.guard.arm(trade)
-        desk.guard.close(trade.id, "SQUARE_OFF")
+        parts.guard.arm(trade)
+        parts.guard.close(trade.id, "SQUARE_OFF")
     waiting = {trade.id for trade in held}
-    for trade in await desk.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
+    for trade in await parts.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
         if trade.id in waiting:
             continue
-        live = [o for o in await desk.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
+        live = [o for o in await parts.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
         trader.resume_exit(trade.id, live[-1] if live else None)
         report["exits_resumed"] += 1
-    since_ms = (await desk.store.flags()).get("last_tick_ms")
-    report["crossed_while_down"] = await _crossed_while_down(desk, since_ms)
+    since_ms = (await parts.store.flags()).get("last_tick_ms")
+    report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
     log.info("recovered", extra=report)
     return report
 
 
-async def _crossed_while_down(desk: Desk, since_ms: int | None) -> int:
+async def rearm_open_trades(store: Store, guard: Guard) -> None:
+    """Guard again every trade that was open when tickguard stopped (the full §8 check follows)."""
+    stops = await store.stop_states()
+    for trade in await store.trades(states=[TradeState.OPEN]):  # an EXITING trade's exit is resumed instead
+        if trade.filled:
+            state = stops.get(trade.id, {})
+            guard.arm(trade, resume_stop=state.get("stop"), resume_trailing=bool(state.get("trailed")))
+
+
+async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None) -> int:
     """Fire every armed trade whose stop or target the market crossed while tickguard was down:
     one candle request per basis instrument, however many trades stand on it."""
     by_basis: dict[tuple[str, str], list] = {}
-    for trade in await desk.store.trades(states=[TradeState.OPEN]):
+    for trade in await parts.store.trades(states=[TradeState.OPEN]):
         basis = trade.spec.get("basis") or {"exchange": trade.exchange, "token": trade.token}
         by_basis.setdefault((str(basis["exchange"]), str(basis["token"])), []).append(trade)
     fired = 0
-    end = datetime.fromtimestamp(desk.clock(), IST) + timedelta(minutes=1)
+    end = datetime.fromtimestamp(parts.clock(), IST) + timedelta(minutes=1)
     for (exchange, token), trades in by_basis.items():
         start_ms = since_ms or min(t.updated_ms for t in trades)
         start = datetime.fromtimestamp(start_ms / 1000, IST).replace(second=0, microsecond=0)
         try:
-            candles = await desk.broker.candles(exchange, token, "ONE_MINUTE", start, end)
+            candles = await parts.brokers[0].candles(exchange, token, "ONE_MINUTE", start, end)
         except BrokerError as exc:
             log.warning("no candles to check stops crossed while down", extra={"token": token, "error": exc.message})
             continue
         for trade in trades:
-            if _fire_if_crossed(desk, trade, candles):
+            if _fire_if_crossed(parts, trade, candles):
                 fired += 1
     return fired
 
 
-def _fire_if_crossed(desk: Desk, trade, candles) -> bool:
-    state = desk.guard.pipeline.engine.state(trade.id)
+def _fire_if_crossed(parts: RecoveryParts, trade, candles) -> bool:
+    state = parts.guard.stop_state(trade.id)
     if state is None:
         return False
     basis_side = trade.spec.get("basis_side")
@@ -117,8 +145,8 @@ def _fire_if_crossed(desk: Desk, trade, candles) -> bool:
         hit = _crossing(long, state.stop, state.target, candle.low, candle.high)
         if hit is not None:
             reason, level = hit
-            desk.guard.disarm(trade.id)  # the engine must not fire a second exit for it
-            desk.trader.on_exit_intent(ExitIntent(trade_id=trade.id, reason=reason, level=level, tick=None,
+            parts.guard.disarm(trade.id)  # the engine must not fire a second exit for it
+            parts.trader.on_exit_intent(ExitIntent(trade_id=trade.id, reason=reason, level=level, tick=None,
                                                   source=f"candle {candle.start}"))
             return True
     return False

@@ -119,7 +119,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Tries per message and destination (timeouts, 5xx, 429) before it is given up.
     notify_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
 
-    # Accounts (service/account_service.py, docs/accounts.md). The account service's list URL; empty:
+    # Accounts (service/accounts/directory.py, docs/accounts.md). The account service's list URL; empty:
     # paper mode serves the demo accounts itself, live mode takes its accounts from DEMO_ACCOUNTS_FILE.
     users_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://\S+)?$")] = ""
     # A fetched account list is used this many seconds before the service is asked again.

@@ -20,7 +20,7 @@ from service.db import Database
 from service.trades import Trade, TradeEvent, TradeState, fold
 from streams.session import ist_day
 
-__all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "Duplicate", "ist_date"]
+__all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "ist_date"]
 
 _OPEN = "('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED')"  # the open states, as the queries and indexes say them
 
@@ -72,12 +72,6 @@ _ENCODER = msgspec.json.Encoder()
 def ist_date(epoch_ms: int) -> str:
     """The IST calendar day of an instant, `YYYY-MM-DD`."""
     return (dt.date(1970, 1, 1) + dt.timedelta(days=ist_day(epoch_ms))).isoformat()
-
-
-class Duplicate(Exception):
-    def __init__(self, alert: AlertRecord) -> None:
-        self.alert = alert
-        super().__init__(f"duplicate of alert {alert.id}")
 
 
 class AlertRecord(msgspec.Struct, frozen=True, kw_only=True):

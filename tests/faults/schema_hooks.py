@@ -18,7 +18,7 @@ from typing import Any
 import schemathesis
 from schemathesis import GenerationMode
 
-from service.alerts import PERCENT_TYPES, WORDS
+from service.alerts.parse import PERCENT_TYPES, WORDS
 
 __all__ = ["shape"]
 

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.account_service import FETCH_TIMEOUT_S
+from service.accounts.directory import FETCH_TIMEOUT_S
 from tests.faults.conftest import STOP_10
 from tests.support.servers import ServerThread
 

@@ -15,8 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from service.alerts import AlertInvalid, parse_alert
-from service.openapi import ALERT, SPEC
+from service.alerts.parse import AlertInvalid, parse_alert
+from service.web.openapi import ALERT, SPEC
 from tests.faults import schema_hooks  # noqa: F401  (registers the hooks)
 from tests.faults.full.procs import Paper, Tickguard
 from tests.support.service import SECRET

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from service.webhook import MAX_BODY_BYTES
+from service.web.bodies import MAX_BODY_BYTES
 from tests.faults.conftest import wait_for
 
 QUICK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)

@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 
 from paper.app import create_app as create_paper_app
 from paper.exchange import PaperExchange
-from service.app import create_app
+from service.web.app import create_app
 from service.cli import paper_config
 from service.errors import CredentialsError
 from service.settings import load_settings

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.account_service import (
+from service.accounts.directory import (
     COPY_FILE_NAME,
     AccountDirectory,
     AccountsUnavailable,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.alerts import AlertInvalid, Signal, dedup_key, parse_alert
+from service.alerts.parse import AlertInvalid, Signal, dedup_key, parse_alert
 
 BASE = {"symbolname": "SBIN", "signal": "buy", "price": 812.5, "type": "equity", "strategyname": "s1"}
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.allowlist import (
+from service.web.allowlist import (
     PRESETS,
     AllowList,
     allowlist_from_settings,

@@ -48,7 +48,7 @@ def test_a_muhurat_session_added_by_holidays_file_trades_on_a_sunday_and_squares
     service = service_factory(clock=clock, MARKET_HOURS="exchange", HOLIDAYS_FILE=str(path))
     trade_id = open_trade(service, stoploss=STOP, quantity=2)  # INTRADAY
     clock.jump_to(18, 35)
-    desk = service.app.state.desk
+    desk = service.app.state.runtime
     wait_for(lambda: not desk.guard.entries_open("NSE"), "the engine's clock to pass the session's entry cutoff")
     assert "outside the entry window of NSE" in refused(service)
     assert service.trade(trade_id)["trade"]["state"] == "OPEN"  # past the cutoff, before the square-off

@@ -10,14 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from service.alerts import AlertInvalid, parse_alert
-from service.chartink import (
-    ChartinkScan,
-    chartink,
-    chartink_id,
-    load_chartink_scans,
-    parse_chartink,
-)
+from service.alerts.parse import AlertInvalid, parse_alert
+from service.alerts.chartink import ChartinkScan, chartink_id, load_chartink_scans, parse_chartink
+from service.web.chartink import chartink
 from service.errors import SettingsError
 from tests.support.service import SECRET
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service.credentials import load_logins
+from service.accounts.credentials import load_logins
 from service.errors import CredentialsError
 from service.settings import load_settings
 

@@ -12,7 +12,7 @@ def test_an_entry_queued_past_its_time_to_live_expires_without_an_order(service_
     service = service_factory(ENTRY_TTL_S="5")
     service.price(800)
     # Every reading of this clock is 10 s after the one before: the queue finds the entry late.
-    service.app.state.desk.trader.entries.clock = itertools.count(0, 10).__next__
+    service.app.state.runtime.trader.entries.clock = itertools.count(0, 10).__next__
     reply = service.alert(quantity=2, stoploss={"type": "points", "value": 5})
     assert reply.status_code == 202, reply.text
     (trade_id,) = reply.json()["trades"]

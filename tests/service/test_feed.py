@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from service.feed import QUEUE_SIZE, FeedHub
+from service.web.feed import QUEUE_SIZE, FeedHub
 from service.logs import JsonFormatter, Redactor
 from tests.support.service import SECRET
 

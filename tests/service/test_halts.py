@@ -64,13 +64,13 @@ async def test_a_loss_halt_is_restored_on_its_day_and_lifted_on_the_next(store):
 
     now[0] = MONDAY_LATE  # restarted the same IST day
     again = Halts(store, lambda: now[0], lambda *_: None)
-    await again.restore(halted=False)
+    await again.restore()
     assert list(again.loss) == [("account", "A1")]
     assert again.loss[("account", "A1")].reason == "daily loss limit of account A1 reached: P&L -60.00 at or below -50.00"
     day = day_number("2026-03-02")
     assert await again.day_so_far() == [RestoreDay("account", "A1", day, -6_000, True),
                                         RestoreDay("strategy", "orb", day, -6_000, False)]
-    view = await again.view(halted=False)
+    view = await again.view()
     assert view["accounts"]["A1"] == {"halted": True, "realised": -6_000, "reason": again.loss[("account", "A1")].reason,
                                       "at_ms": MONDAY_10, "pnl": -6_000, "max_loss": 5_000}
     assert view["strategies"]["orb"] == {"halted": False, "realised": -6_000}
@@ -79,7 +79,7 @@ async def test_a_loss_halt_is_restored_on_its_day_and_lifted_on_the_next(store):
 
     now[0] = TUESDAY_9  # the next day: nothing of Monday holds
     tuesday = Halts(store, lambda: now[0], lambda *_: None)
-    await tuesday.restore(halted=False)
+    await tuesday.restore()
     assert tuesday.loss == {} and await tuesday.day_so_far() == []
     assert await rows(store, "SELECT lifted_ms FROM halts") == [(TUESDAY_9,)]
 
@@ -98,8 +98,9 @@ async def test_the_operators_halt_keeps_its_reason_and_time(store):
     await halts.set_operator(True, "broker outage")
     assert (await store.flags())["halted"] is True
     again = Halts(store, lambda: TUESDAY_9, lambda *_: None)  # an operator's halt outlives the day
-    await again.restore(halted=True)
-    assert (await again.view(halted=True))["global"] == {"halted": True, "reason": "broker outage", "at_ms": MONDAY_10}
+    await again.restore()  # the switch comes back from the store
+    assert again.global_halt is True
+    assert (await again.view())["global"] == {"halted": True, "reason": "broker outage", "at_ms": MONDAY_10}
     await again.set_operator(False, "")
     assert (await store.flags())["halted"] is False
-    assert (await again.view(halted=False))["global"]["reason"] is None
+    assert (await again.view())["global"]["reason"] is None

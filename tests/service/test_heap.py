@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from service.heap import Heap
+from service.gc_tuning import Heap
 
 
 class Node:

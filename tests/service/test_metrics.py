@@ -202,7 +202,7 @@ def test_the_sockets_health_is_exported_and_a_drop_is_logged(service_factory, ca
 
     wait_for(lambda: 'tickguard_stream_connected{stream="ticks"} 1.0' in gauges()
              and 'tickguard_stream_connected{stream="orders"} 1.0' in gauges(), "both sockets reported up", 15)
-    with caplog.at_level("WARNING", logger="tickguard.desk"):
+    with caplog.at_level("WARNING", logger="tickguard.health"):
         service.paper.control("POST", "/feed/drop", json={"socket": "market", "how": "abort"})
         wait_for(lambda: any("ticks stream disconnected" in r.getMessage() for r in caplog.records), "the drop logged", 15)
     wait_for(lambda: 'tickguard_stream_connected{stream="ticks"} 1.0' in gauges(), "the reconnection exported", 15)

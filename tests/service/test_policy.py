@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.alerts import parse_alert
-from service.policy import Policy, decide, decide_contract, forbid_short
+from service.alerts.parse import parse_alert
+from service.alerts.policy import Policy, decide, decide_contract, forbid_short
 from service.trades import Trade
 
 

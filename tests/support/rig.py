@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from service.broker.model import ModelBroker
-from service.desk import always_open_calendar
+from service.runtime import always_open_calendar
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.store import Store

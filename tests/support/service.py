@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.app import create_app
+from service.web.app import create_app
 from service.settings import PAPER_WEBHOOK_SECRET, Settings, load_settings
 from tests.support.paper import RunningPaper
 from tests.support.servers import ServerThread
@@ -82,9 +82,9 @@ def service_factory(tmp_path: Path, paper_factory):
         }
         values.update(env)
         settings = load_settings(values, env_file=str(tmp_path / "absent.env"))
-        from service.desk import Desk
+        from service.runtime import Runtime
 
-        app = create_app(settings, Desk(settings, clock=clock) if clock is not None else None)
+        app = create_app(settings, Runtime(settings, clock=clock) if clock is not None else None)
         server = ServerThread(app).__enter__()
         started.append(server)
         return RunningService(server.url, settings, paper, app, server)

@@ -44,7 +44,7 @@ class StreamCredentials:
 
 def config_from_settings(settings, login=None) -> SmartApiConfig:
     """The adapter's configuration for a login (default: the settings' own) and the settings' URLs."""
-    from service.credentials import Login
+    from service.accounts.credentials import Login
 
     login = login or Login(settings.smartapi_user, settings.smartapi_pass, settings.smartapi_key, settings.totp_secret)
     return SmartApiConfig(

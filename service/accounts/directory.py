@@ -38,8 +38,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from service.accounts import Account
-from service.credentials import Login, load_logins
+from service.accounts.model import Account
+from service.accounts.credentials import Login, load_logins
 from service.errors import SettingsError, TickguardError
 from service.settings import Settings
 

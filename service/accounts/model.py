@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from service.alerts import Alert, DistanceSpec, TrailSpec
+from service.alerts.parse import Alert, DistanceSpec, TrailSpec
 from service.errors import SettingsError
-from service.policy import Policy
+from service.alerts.policy import Policy
 
 __all__ = ["Account", "Strategy", "fixes_quantity", "load_strategies", "resolve_rules"]
 

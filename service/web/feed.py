@@ -1,16 +1,16 @@
 """`WS /ws/trades`: the live feed of trades, their events and prices for dashboards and scripts.
 
-One `FeedHub` per app. The desk calls `on_trade` and `on_event` on the event loop after each stored
+One `FeedHub` per app. The runtime's listeners call `on_trade` and `on_event` on the event loop after each stored
 change; they only encode and enqueue, so a browser can never slow execution. Each socket has a bounded
 queue drained by its own writer task; a client that falls `queue_size` messages behind loses its backlog
 and gets a fresh snapshot instead (`"reason": "overflow"`).
 
 Where the messages come from:
-- `trade`: every stored trade version, as the desk hands it to `on_trade` (the state of the row).
+- `trade`: every stored trade version, as the journal hands it to `on_trade` (the state of the row).
 - `event`: the trade's event rows, read after each change from the store with a cursor on the event id
   (`entry_sent`, `entry_fill`, `armed`, `stop_moved`, `exit_fired`, `exit_sent`, `closed`, `unprotected`
   …); reading the rows keeps what diffing trade versions would lose (an order sent changes no field).
-- desk events (`alert_accepted`, `alert_refused`, `halt` …) as `event` messages without an id.
+- service events (`alert_accepted`, `alert_refused`, `halt` …) as `event` messages without an id.
 - `prices`: a 10 Hz sampler reads the guard's latest tick per token for open trades and sends only the
   trades whose LTP moved; per client, prices not yet written are merged, latest wins.
 
@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.dashboard import feed_access
+from service.web.dashboard import feed_access
 from service.store import Store
 from service.trades import OPEN_STATES, Trade
+from service.web.views import trade_view
 
 if TYPE_CHECKING:
-    from service.desk import Desk
+    from service.runtime import Runtime
 
 __all__ = ["PRICE_INTERVAL_S", "QUEUE_SIZE", "FeedHub", "trades_feed"]
 
@@ -86,8 +87,8 @@ class Client:
 
 
 class FeedHub:
-    def __init__(self, desk: Desk, *, queue_size: int = QUEUE_SIZE, price_interval_s: float = PRICE_INTERVAL_S) -> None:
-        self.desk = desk
+    def __init__(self, runtime: Runtime, *, queue_size: int = QUEUE_SIZE, price_interval_s: float = PRICE_INTERVAL_S) -> None:
+        self.runtime = runtime
         self.queue_size = queue_size
         self.price_interval_s = price_interval_s
         self.clients: set[Client] = set()
@@ -103,26 +104,26 @@ class FeedHub:
     # Life cycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        store = self.desk.store
+        store = self.runtime.store
         for trade in await store.trades(states=OPEN_STATES, limit=100_000):
             self._open[trade.id] = trade
         self._cursor = await store.last_event_id()
-        self.desk.trade_listeners.append(self.on_trade)
-        self.desk.event_listeners.append(self.on_event)
+        self.runtime.listeners.trade.append(self.on_trade)
+        self.runtime.listeners.event.append(self.on_event)
         self._tasks = [asyncio.create_task(self._pump_events(), name="feed-events"),
                        asyncio.create_task(self._sample_prices(), name="feed-prices")]
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
-            self.desk.trade_listeners.remove(self.on_trade)
+            self.runtime.listeners.trade.remove(self.on_trade)
         with contextlib.suppress(ValueError):
-            self.desk.event_listeners.remove(self.on_event)
+            self.runtime.listeners.event.remove(self.on_event)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    # Desk listeners (on the loop; never await, never block) -----------------------------------------
+    # Listeners (on the loop; never await, never block) -----------------------------------------
     def on_trade(self, trade: Trade) -> None:
         if trade.state in OPEN_STATES:
             self._open[trade.id] = trade
@@ -143,7 +144,7 @@ class FeedHub:
         alert = data.get("alert") if isinstance(data.get("alert"), dict) else {}
         strategy = data.get("strategy") or alert.get("strategyname")
         account = data.get("account") or alert.get("account")
-        message = {"type": "event", "id": None, "kind": kind, "trade_id": None, "at_ms": self.desk.now_ms(), "data": data}
+        message = {"type": "event", "id": None, "kind": kind, "trade_id": None, "at_ms": self.runtime.now_ms(), "data": data}
         self._broadcast(message, strategy, account)
 
     def _broadcast(self, message: dict[str, Any], strategy: str | None, account: str | None) -> None:
@@ -168,10 +169,9 @@ class FeedHub:
 
     # Views ------------------------------------------------------------------------------------------
     def ltp(self, trade: Trade) -> int | None:
-        return self.desk.guard.last_price(trade.exchange, trade.token)
+        return self.runtime.guard.last_price(trade.exchange, trade.token)
 
     def view(self, trade: Trade) -> dict[str, Any]:
-        from service.desk import trade_view
 
         ltp = self.ltp(trade)
         view = trade_view(trade)
@@ -180,15 +180,15 @@ class FeedHub:
         return view
 
     async def snapshot(self, client: Client, reason: str) -> dict[str, Any]:
-        store = self.desk.store
+        store = self.runtime.store
         open_trades = await store.trades(states=OPEN_STATES, strategy=client.strategy, account=client.account,
                                          limit=OPEN_LIMIT)
         recent = await store.trades(strategy=client.strategy, account=client.account, limit=RECENT_TRADES)
         trades = {t.id: t for t in recent} | {t.id: t for t in open_trades}
         ids = sorted(trades, reverse=True)
         events = [_event_row(r) for r in await store.recent_events(ids, SNAPSHOT_EVENTS)]
-        return {"type": "snapshot", "reason": reason, "at_ms": self.desk.now_ms(), "halted": self.desk.halted,
-                "halts": await self.desk.halts.view(self.desk.halted), "plugins": self.desk.plugins.views(),
+        return {"type": "snapshot", "reason": reason, "at_ms": self.runtime.now_ms(), "halted": self.runtime.halted,
+                "halts": await self.runtime.halts.view(), "plugins": self.runtime.plugins.views(),
                 "filters": {"strategy": client.strategy, "account": client.account},
                 "trades": [self.view(trades[i]) for i in ids], "events": events}
 
@@ -197,7 +197,7 @@ class FeedHub:
         while True:
             await self._events_due.wait()
             self._events_due.clear()
-            store = self.desk.store
+            store = self.runtime.store
             try:
                 if not self.clients:  # nobody to tell: only keep the cursor at the newest event
                     self._cursor = max(self._cursor, await store.last_event_id())
@@ -268,7 +268,7 @@ class FeedHub:
                     break
                 item = client.queue.popleft()
                 if item is _PRICES:
-                    item = _text({"type": "prices", "at_ms": self.desk.now_ms(), "prices": list(client.prices.values())})
+                    item = _text({"type": "prices", "at_ms": self.runtime.now_ms(), "prices": list(client.prices.values())})
                     client.prices.clear()
                 await send(item)
 

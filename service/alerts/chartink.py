@@ -1,4 +1,4 @@
-"""`POST /chartink`: one Chartink scan alert becomes one `/opentrade` alert per stock (trading-semantics §1).
+"""Chartink's scan alert: one scan alert becomes one `/opentrade` alert per stock (trading-semantics §1).
 
 Chartink posts a fixed JSON body and cannot set headers, so the webhook secret travels as the `token`
 query parameter:
@@ -18,31 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
-from service.account_service import AccountsError
-from service.alerts import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, WORDS, AlertInvalid
+from service.alerts.fields import PRICE
+from service.alerts.parse import PRODUCTS, SIGNAL_ALIASES, TEXT_LIMIT, WORDS, AlertInvalid
 from service.errors import SettingsError
-from service.fields import PRICE
-from service.webhook import authorised, limited_body, read_json
 
-if TYPE_CHECKING:
-    from service.desk import Desk
-
-__all__ = ["ChartinkScan", "chartink", "chartink_id", "load_chartink_scans", "parse_chartink"]
-
-log = logging.getLogger("tickguard.chartink")
-IST = ZoneInfo("Asia/Kolkata")
+__all__ = ["ChartinkScan", "chartink_id", "load_chartink_scans", "parse_chartink"]
 
 
 class ChartinkScan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -153,69 +140,3 @@ def parse_chartink(body: Any, query: Mapping[str, str], scan_settings: Mapping[s
             alert["product"] = scan.product.upper()
         alerts.append(alert)
     return alerts
-
-
-# The endpoint ------------------------------------------------------------------------------------
-def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
-    return JSONResponse({"errors": errors}, status)
-
-
-def _decode(raw: bytes, content_type: str) -> Any:
-    """JSON whatever the content type says (`curl -d` calls JSON a form); a form when it is not JSON
-    and the content type says form."""
-    body = read_json(raw)
-    if body is None and content_type.startswith("application/x-www-form-urlencoded"):
-        return dict(parse_qsl(raw.decode("utf-8", "replace")))
-    return body
-
-
-def _scans(request: Request, desk: Desk) -> Mapping[str, ChartinkScan]:
-    scans = getattr(request.app.state, "chartink_scans", None)
-    if scans is None:
-        scans = request.app.state.chartink_scans = load_chartink_scans(desk.settings.chartink_scans)
-    return scans
-
-
-async def _one(desk: Desk, alert: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"symbolname": alert["symbolname"]}
-    try:
-        plan = await desk.plan(alert)
-        response = await desk.accept(plan, source="chartink")
-    except AlertInvalid as exc:
-        desk.metrics.count_alert("invalid")
-        return {**result, "status": 422, "errors": exc.errors}
-    except AccountsError as exc:
-        desk.metrics.count_alert("refused")
-        return {**result, "status": 503, "errors": [{"field": "accounts", "reason": str(exc)}]}
-    except Exception:  # deliberate: one stock failing must not lose the answer for the others
-        log.exception("chartink alert for %s failed", alert["symbolname"])
-        return {**result, "status": 500, "errors": [{"field": "symbolname", "reason": "internal error"}]}
-    return {**result, "status": response.status_code, **json.loads(bytes(response.body))}
-
-
-async def chartink(request: Request) -> Response:
-    desk: Desk = request.app.state.desk
-    raw = await limited_body(request, desk)
-    if isinstance(raw, Response):
-        return raw
-    if not authorised(request, desk.settings.webhook_secret):
-        desk.metrics.count_alert("unauthorized")
-        return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])
-    try:
-        scans = _scans(request, desk)
-    except SettingsError as exc:
-        return _errors(503, [{"field": name, "reason": reason} for name, reason in exc.problems])
-    day = datetime.fromtimestamp(desk.clock(), IST).date()
-    try:
-        alerts = parse_chartink(_decode(raw, request.headers.get("content-type", "")), request.query_params, scans,
-                                day=day)
-    except AlertInvalid as exc:
-        desk.metrics.count_alert("invalid")
-        return _errors(422, exc.errors)
-    results = [await _one(desk, alert) for alert in alerts]
-    statuses = [r["status"] for r in results]
-    if 202 in statuses:
-        status = 202
-    else:
-        status = next((s for s in statuses if s >= 400), 200)
-    return JSONResponse({"alerts": results}, status)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from service.alerts import Alert, Signal
+from service.alerts.parse import Alert, Signal
 from service.trades import Trade
 
 __all__ = ["Policy", "Decision", "Refusal", "decide", "decide_contract", "forbid_short"]

@@ -1,7 +1,7 @@
 """The OpenAPI description served at /openapi.json, built from the definitions the service validates with.
 
-The alert's schema comes from the tables of `service/alerts.py` (its fields, words and amounts, each
-a `service/fields.py` definition that also reads the value), the Chartink body's from the same
+The alert's schema comes from the tables of `service/alerts/parse.py` (its fields, words and amounts, each
+a `service/alerts/fields.py` definition that also reads the value), the Chartink body's from the same
 amounts, the trade's from its msgspec struct, and the query and path bounds from the constants the
 routes check. So a request is valid by this document exactly when its fields pass the validator;
 what the document cannot state — a symbol that is listed, an account that exists, a stop that lands
@@ -14,12 +14,12 @@ from typing import Any
 
 import msgspec
 
-from service.alerts import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
-from service.app import LIMIT_MAX, STATES, TRADE_ID_MAX
-from service.fields import NON_BLANK, PRICE, SPACE, WHOLE, Words
+from service.alerts.parse import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
+from service.web.api import LIMIT_MAX, STATES, TRADE_ID_MAX
+from service.alerts.fields import NON_BLANK, PRICE, SPACE, WHOLE, Words
 from service.store import OrderRecord
 from service.trades import Trade
-from service.webhook import MAX_BODY_BYTES
+from service.web.bodies import MAX_BODY_BYTES
 
 __all__ = ["ALERT", "SPEC"]
 

@@ -26,10 +26,11 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from service.webhook import authorised
+from service.web.auth import authorised
+from service.web.errors import HttpError
 
 if TYPE_CHECKING:
-    from service.desk import Desk
+    from service.runtime import Runtime
 
 __all__ = ["COOKIE", "Sessions", "feed_access", "routes", "session_status"]
 
@@ -104,8 +105,8 @@ def session_status(conn: HTTPConnection) -> int:
 
 def feed_access(conn: HTTPConnection) -> bool:
     """The feed's handshake: the secret (header or `token` query parameter) or a same-origin session."""
-    desk: Desk = conn.app.state.desk
-    if authorised(conn, desk.settings.webhook_secret):  # type: ignore[arg-type]
+    runtime: Runtime = conn.app.state.runtime
+    if authorised(conn, runtime.settings.webhook_secret):
         return True
     return Sessions.of(conn).valid(conn.cookies.get(COOKIE)) and _same_origin(conn, required=False)
 
@@ -135,12 +136,12 @@ def _wants_json(request: Request) -> bool:
 
 
 async def login(request: Request) -> Response:
-    desk: Desk = request.app.state.desk
+    runtime: Runtime = request.app.state.runtime
     secret = await _login_secret(request)
-    expected = desk.settings.webhook_secret
+    expected = runtime.settings.webhook_secret
     if not expected or secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
         if _wants_json(request):
-            return JSONResponse({"errors": [{"field": "secret", "reason": "wrong secret"}]}, 401)
+            raise HttpError.of(401, "secret", "wrong secret")
         return RedirectResponse("/?login=failed", 303)
     sessions = Sessions.of(request)
     sessions.drop(request.cookies.get(COOKIE))

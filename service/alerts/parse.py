@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from service.errors import TickguardError
-from service.fields import PERCENT, POSITIVE, PRICE, SHARE, SIGNED, WHOLE, Words, blank
+from service.alerts.fields import PERCENT, POSITIVE, PRICE, SHARE, SIGNED, WHOLE, Words, blank
 
 __all__ = [
     "Alert", "AlertInvalid", "DistanceSpec", "OptionSpec", "Signal", "TrailSpec", "parse_alert", "SIGNAL_ALIASES",
@@ -38,7 +38,7 @@ PERCENT_TYPES = ("entry_pct", "fund_pct")  # distances in percent: below 100
 PRODUCTS = ("INTRADAY", "DELIVERY", "CARRYFORWARD")
 EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS")
 TEXT_LIMIT = 64  # symbolname and strategyname; an `id` may be as long as the body allows
-# Every field that takes one of a few words: any case, whitespace around it ignored (service/fields.py).
+# Every field that takes one of a few words: any case, whitespace around it ignored (service/alerts/fields.py).
 WORDS = {
     "signal": Words(tuple(SIGNAL_ALIASES)),
     "type": Words(("equity", "option")),
@@ -52,7 +52,7 @@ WORDS = {
     "option.strike": Words(("ATM",), upper=True, extra="[iIoO][tT][mM][1-9][0-9]?"),
     "option.right": Words(("CE", "PE"), upper=True),
 }
-# Every number: a JSON number or the same number as decimal text, in range (service/fields.py).
+# Every number: a JSON number or the same number as decimal text, in range (service/alerts/fields.py).
 AMOUNTS = {"price": PRICE, "position_size": SIGNED, "quantity": WHOLE, "lots": WHOLE, "distance": POSITIVE,
            "percent": PERCENT, "option.strike": POSITIVE, "close_percent": SHARE}
 CLOSING_WORDS = ("exit", "sell", "cover")  # the signals `percent` (a part of the position) goes with

@@ -1,99 +1,22 @@
-"""`POST /opentrade`: authenticate, validate, deduplicate, decide, store — then acknowledge.
-
-The 202 goes out only after the alert, its trades and their events are committed. Execution is
-asynchronous (TradingView gives up after 3 s). Bad input is a 422 naming every field, and nothing is
-stored; an unauthenticated request is a 401 and nothing is stored either. A halted desk or a closed
-entry window answers 409 and stores the alert as refused.
-"""
+"""An alert's plan: the alert with its instrument, accounts and stop rules resolved before anything is
+stored, and the per-account decision and trade row it leads to (trading-semantics §1-§4)."""
 from __future__ import annotations
 
-import hmac
-import json
-import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
 
-from service.alerts import Alert, AlertInvalid
-from service.policy import Decision, Policy, decide, decide_contract, forbid_short
+from service.alerts.parse import Alert, AlertInvalid
+from service.alerts.policy import Decision, Policy, decide, decide_contract, forbid_short
 from service.trades import Trade
 from streams import Instrument, RuleError, Rules, Side, SizedFor, levels
 from streams import Trade as EngineTrade
 
-if TYPE_CHECKING:
-    from service.desk import Desk
+__all__ = ["ID_DEDUP_S", "Plan", "check_rules", "decide_for", "names_contract", "new_trade"]
 
-__all__ = ["opentrade", "json_reply", "MAX_BODY_BYTES", "ID_DEDUP_S", "authorised", "limited_body", "names_contract",
-           "parse_json", "read_json"]
-
-log = logging.getLogger("tickguard.webhook")
-MAX_BODY_BYTES = 16 * 1024
-ID_DEDUP_S = 24 * 3600
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def json_reply(content: dict[str, Any], status: int) -> Response:
-    """A JSON response encoded by msgspec (the bytes Starlette's JSONResponse would send)."""
-    return Response(_encode(content), status, media_type="application/json")
-
-
-def _errors(status: int, errors: list[dict[str, str]]) -> JSONResponse:
-    return JSONResponse({"errors": errors}, status)
-
-
-def authorised(request: Request, secret: str, body: dict[str, Any] | None = None) -> bool:
-    """The secret by header, `token` query parameter or `token` body field, compared in constant time."""
-    if not secret:
-        return False
-    offered = (
-        request.headers.get("x-webhook-secret")
-        or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        or request.query_params.get("token")
-        or (body.get("token") if isinstance(body, dict) and isinstance(body.get("token"), str) else None)
-        or ""
-    )
-    return hmac.compare_digest(offered.encode(), secret.encode())
-
-
-def parse_json(raw: bytes) -> tuple[Any, str]:
-    """(the JSON value of `raw`, "") or (None, why not): not JSON, or a string with an unpaired
-    surrogate escape (`"\\ud800"`), which no store, log or reply could encode."""
-    if not raw.strip():
-        return None, "expected a JSON object"
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None, "not valid JSON"
-    if raw.isascii() and b"\\u" not in raw:
-        return value, ""  # plain ASCII without a \u escape holds no surrogate: the usual alert, checked cheaply
-    try:
-        json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return None, "a string holds an unpaired surrogate escape"
-    return value, ""
-
-
-def read_json(raw: bytes) -> Any:
-    return parse_json(raw)[0]
-
-
-async def read_body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+ID_DEDUP_S = 24 * 3600  # an alert with its own id is a duplicate of that id for a day
 
 
 @dataclass
@@ -108,42 +31,6 @@ class Plan:
     accounts: list[Any] = field(default_factory=list)  # the accounts an entry may trade on
     entry_refusal: str = ""  # why no entry may be taken (the account list is stale), or ""
     contract_named: bool = False  # an option alert naming its contract (not picked from an underlying)
-
-
-async def limited_body(request: Request, desk: Desk) -> bytes | Response:
-    """The body, or the 413 for one over MAX_BODY_BYTES (counted as an invalid alert). A sender that
-    hangs up mid-body gets a 400 nobody reads — not an application error and a traceback."""
-    try:
-        raw = await read_body(request)
-    except ClientDisconnect:
-        return _errors(400, [{"field": "body", "reason": "the client disconnected before the body ended"}])
-    if raw is None:
-        desk.metrics.count_alert("invalid")
-        return _errors(413, [{"field": "body", "reason": f"larger than {MAX_BODY_BYTES} bytes"}])
-    return raw
-
-
-async def opentrade(request: Request) -> Response:
-    desk: Desk = request.app.state.desk
-    raw = await limited_body(request, desk)
-    if isinstance(raw, Response):
-        return raw
-    body, parse_error = parse_json(raw)
-    if not parse_error and not isinstance(body, dict):
-        parse_error = "expected a JSON object"
-    if not authorised(request, desk.settings.webhook_secret, body if isinstance(body, dict) else None):
-        desk.metrics.count_alert("unauthorized")
-        return _errors(401, [{"field": "token", "reason": "missing or wrong webhook secret"}])
-    if parse_error:
-        desk.metrics.count_alert("invalid")
-        return _errors(422, [{"field": "body", "reason": parse_error}])
-    assert isinstance(body, dict)
-    try:
-        plan = await desk.plan(body)
-    except AlertInvalid as exc:
-        desk.metrics.count_alert("invalid")
-        return _errors(422, exc.errors)
-    return await desk.accept(plan)
 
 
 def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int, leverage: Decimal = Decimal(1)) -> None:

@@ -1,0 +1,238 @@
+"""The intake: an alert body in, a decided and committed outcome out (trading-semantics §1-§4).
+
+`plan` parses and resolves the alert before anything is stored (its instrument, accounts and stop
+rules; every problem raises `AlertInvalid`). `accept` deduplicates and decides it against the
+strategy's open trades in one write transaction — the alert and its new trades are committed before
+an outcome is returned — then hands the entries, closes and part-exits to execution. The outcome is
+a value: `Accepted`, `Duplicate`, `Declined` (stored as refused: halted, entry window closed, a
+limit reached) or `Invalid` (nothing stored). `service.web` maps each to HTTP once.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from service.accounts.directory import AccountDirectory, AccountsUnavailable, UnknownAccounts
+from service.accounts.model import Account, Strategy, resolve_rules
+from service.alerts.instruments import resolve_instrument
+from service.alerts.parse import Alert, AlertInvalid, dedup_key, parse_alert
+from service.alerts.plan import ID_DEDUP_S, Plan, check_rules, decide_for, names_contract, new_trade
+from service.alerts.policy import Policy, Refusal
+from service.execution import Trader
+from service.guard import Guard
+from service.halts import Halts
+from service.limits import EngineLimits
+from service.metrics import Metrics
+from service.settings import Settings
+from service.store import Store
+from service.symbols import SymbolBook
+
+__all__ = ["Accepted", "Declined", "Duplicate", "Intake", "Invalid", "Outcome"]
+
+
+class Invalid(msgspec.Struct, frozen=True):
+    """The alert asks for what may never be (or is malformed): nothing was stored."""
+    errors: list[dict[str, str]]
+
+
+class Duplicate(msgspec.Struct, frozen=True):
+    """The same alert was taken within its dedup window: nothing new was stored or sent."""
+    alert_id: int
+    trades: list[int]
+
+
+class Declined(msgspec.Struct, frozen=True):
+    """Stored as refused: no entry may be taken now, and there was nothing to close."""
+    alert_id: int
+    reason: str
+    unavailable: bool  # the account list is stale (the service is unavailable), not a halt or a limit
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    alert_id: int
+    trades: list[int]
+    closing: list[int]
+    reducing: list[tuple[int, int]]  # (trade id, units) exited of a trade kept open
+    refused: list[tuple[str, Refusal]]  # (account, the leg it may not take)
+    notes: list[str]
+
+
+Outcome = Accepted | Duplicate | Declined | Invalid
+
+
+class Intake:
+    def __init__(self, *, settings: Settings, store: Store, symbols: SymbolBook, strategies: dict[str, Strategy],
+                 accounts: AccountDirectory, guard: Guard, trader: Trader, halts: Halts, limits: EngineLimits,
+                 metrics: Metrics, announce: Callable[[str, dict[str, Any]], None], logins: set[str],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.symbols = symbols
+        self.strategies = strategies
+        self.accounts = accounts
+        self.guard = guard
+        self.trader = trader
+        self.halts = halts
+        self.limits = limits
+        self.metrics = metrics
+        self.announce = announce
+        self.logins = logins  # the client codes of CREDENTIALS_FILE beyond the default login
+        self.clock = clock
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def take(self, body: dict[str, Any], source: str = "opentrade") -> Outcome:
+        """Plan and accept one alert body; an invalid one is counted and returned as `Invalid`."""
+        try:
+            plan = await self.plan(body)
+        except AlertInvalid as exc:
+            self.metrics.count_alert("invalid")
+            return Invalid(exc.errors)
+        return await self.accept(plan, source)
+
+    # Plan -----------------------------------------------------------------------------------------
+    async def plan(self, body: dict[str, Any]) -> Plan:
+        alert = parse_alert(body)
+        symbol, underlying = await resolve_instrument(alert, self.symbols)
+        if (alert.type == "option" or symbol.is_future) and alert.quantity is not None and alert.quantity % symbol.lotsize:
+            raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
+        accounts, entry_refusal = await self._accounts_for(alert)
+        strategy = self.strategies.get(alert.strategyname)
+        if alert.percent is not None and alert.signal.value == "sell" and not alert.chartink_word \
+                and strategy is not None and strategy.policy is not Policy.CLOSE_ONLY:
+            raise AlertInvalid([{"field": "percent", "reason": f"under {strategy.policy} a sell opens the other side: "
+                                                              "percent goes with exit, cover or a close_only sell"}])
+        self.limits.apply(accounts, alert.strategyname, strategy)
+        rules: dict[str, tuple[dict[str, Any], str]] = {}
+        for account in accounts:
+            rules[account.account_id] = resolve_rules(alert, strategy, account)
+            if alert.type == "equity" or alert.stop_basis == "underlying":  # an option's premium is known at entry
+                leverage = self.trader.config.leverage.get(alert.product, Decimal(1))
+                check_rules(alert, rules[account.account_id][0], underlying or symbol, account.fund, leverage)
+        now = self.now_ms()
+        window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
+        stored = {k: v for k, v in body.items() if k != "token"}
+        return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, underlying,
+                    accounts, entry_refusal, contract_named=alert.type == "option" and names_contract(alert.symbolname))
+
+    async def _accounts_for(self, alert: Alert) -> tuple[list[Account], str]:
+        """The accounts an alert trades on, and why entries are refused when the list is not fresh."""
+        try:
+            accounts = list(await self.accounts.for_entry(alert.accounts))
+        except UnknownAccounts as exc:
+            raise AlertInvalid([{"field": "accounts", "reason": f"not listed: {', '.join(exc.ids)}"}]) from None
+        except AccountsUnavailable as exc:
+            last = self.accounts.last_good() or []
+            wanted = set(alert.accounts) if alert.accounts else None
+            return [a for a in last if wanted is None or a.account_id in wanted], exc.reason
+        return accounts, ""
+
+    # Accept ---------------------------------------------------------------------------------------
+    async def accept(self, plan: Plan, source: str = "opentrade") -> Outcome:
+        now = self.now_ms()
+        strategy = self.strategies.get(plan.alert.strategyname)
+        policy = strategy.policy if strategy else Policy.CLOSE_ONLY
+        entries_open = self.guard.entries_open(plan.symbol.exchange)
+        halted = self.halts.global_halt
+        general = ("trading is halted: no new entries" if halted else plan.entry_refusal
+                   or ("" if entries_open else f"outside the entry window of {plan.symbol.exchange}"))
+        by_id = {account.account_id: account for account in plan.accounts}
+
+        def work(db) -> Outcome | tuple:
+            duplicate = Store.find_duplicate(db, plan.key, now)
+            if duplicate is not None:
+                return Duplicate(duplicate.id, duplicate.trade_ids)
+            open_trades = Store.open_trades_of(db, plan.alert.strategyname)
+            ids = list(by_id) if plan.alert.accounts is None else list(plan.alert.accounts)
+            ids += sorted({t.account for t in open_trades} - set(ids))
+            opens: list[tuple[str, str, int | None]] = []
+            closing: list[int] = []
+            reducing: list[tuple[int, int]] = []
+            notes: list[str] = []
+            refused: list[tuple[str, Refusal]] = []
+            for account_id in ids:
+                decision = decide_for(plan, account_id, open_trades, policy, plan.symbol.lotsize)
+                closing += decision.close
+                reducing += decision.reduce
+                if decision.note:
+                    notes.append(f"{account_id}: {decision.note}")
+                if decision.refused is not None:
+                    refused.append((account_id, decision.refused))
+                if decision.open_side is None:
+                    continue
+                refusal = general or self.entry_refusal(by_id.get(account_id), plan.alert.strategyname, db)
+                if refusal:
+                    notes.append(f"{account_id}: {refusal}")
+                else:
+                    opens.append((account_id, decision.open_side, decision.open_quantity))
+            if not opens and not closing and not reducing and refused:  # the alert asks for what may never be: nothing stored
+                return Invalid([{"field": refused[0][1].field, "reason": refused[0][1].reason}])
+            if not opens and not closing and not reducing and (general or notes):
+                reason = general or "; ".join(notes)
+                alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
+                                              body=plan.stored_body, status="refused", reason=reason)
+                return Declined(alert_id, reason, unavailable=bool(plan.entry_refusal) and not halted)
+            alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key,
+                                          dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
+                                          reason="; ".join(notes + [f"{a}: {r.leg} refused: {r.reason}" for a, r in refused]))
+            opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a], qty)
+                      for a, side, qty in opens]
+            Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing + [t for t, _ in reducing])
+            return Accepted(alert_id, [t for t, _, _ in opened], closing, reducing, refused, notes), opened
+
+        outcome = await self.store.db.write(work)
+        if isinstance(outcome, Invalid):
+            self.metrics.count_alert("invalid")
+            return outcome
+        if isinstance(outcome, Duplicate):
+            self.metrics.count_alert("duplicate")
+            return outcome
+        if isinstance(outcome, Declined):
+            self.metrics.count_alert("refused")
+            self.announce("alert_refused", {"alert_id": outcome.alert_id, "reason": outcome.reason,
+                                            "alert": plan.stored_body})
+            return outcome
+        accepted, opened = outcome
+        self.metrics.count_alert("accepted")
+        self.announce("alert_accepted", {"alert_id": accepted.alert_id, "trades": accepted.trades,
+                                         "closing": accepted.closing, "alert": plan.stored_body})
+        self._execute(plan, accepted, opened)
+        return accepted
+
+    def _execute(self, plan: Plan, accepted: Accepted, opened: list[tuple[int, Account, int | None]]) -> None:
+        """The committed decision, handed to execution: entries sized and sent, closes and part-exits."""
+        asked = plan.alert.quantity
+        if plan.alert.lots is not None:
+            asked = plan.alert.lots * plan.symbol.lotsize
+        for trade_id, account, target_quantity in opened:  # position_size decides the quantity itself
+            quantity = target_quantity if target_quantity is not None else asked
+            self.trader.submit([trade_id], fund=account.fund, requested={trade_id: quantity})
+        for trade_id in accepted.closing:
+            self.trader.spawn(self.trader.close(trade_id, "SIGNAL"), f"close-{trade_id}")
+        for trade_id, units in accepted.reducing:
+            self.trader.spawn(self.trader.reduce(trade_id, units, "SIGNAL"), f"reduce-{trade_id}")
+
+    def entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
+        """Why this account may not take an entry for this strategy now, or ""."""
+        if account is None:
+            return "not in the account list"
+        if ("account", account.account_id) in self.halts.loss:
+            return "the account's daily loss limit is reached"
+        if ("strategy", strategy) in self.halts.loss:
+            return "the strategy's daily loss limit is reached"
+        if db is not None and account.max_open_trades is not None \
+                and Store.open_trade_count(db, account=account.account_id) >= account.max_open_trades:
+            return f"the account already has {account.max_open_trades} open trades (its maximum)"
+        limit = self.strategies.get(strategy)
+        if db is not None and limit is not None and limit.max_open_trades is not None \
+                and Store.open_trade_count(db, strategy=strategy) >= limit.max_open_trades:
+            return f"the strategy already has {limit.max_open_trades} open trades (its maximum)"
+        login = (account.clientcode or "").upper()
+        if login and login != self.settings.smartapi_user.upper() and login not in self.logins:
+            return f"its login {account.clientcode} is not in CREDENTIALS_FILE"
+        return ""

@@ -1,0 +1,105 @@
+"""Stream health and the once-a-second sampler.
+
+`StreamHealth` hears every change of a socket's health — smart-stream (`ticks`) and each login's
+order-update socket (`orders`) — and puts it in the log and in `tickguard_stream_connected`. While
+an order-update socket is down the fills it would have reported are unknown, so that login's
+position book is forgotten (and refreshed once the socket is back and has caught up).
+
+`Sampler` runs once a second, never per tick: tick counts and stream lag, the trade gauges, the
+halt gauge, the calendar's warnings, the last tick's time (where a restart checks candles from), and
+the cycle collector's upkeep.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from service.broker.port import StreamEvent
+from service.gc_tuning import Heap
+from service.guard import Guard
+from service.market_calendar import CalendarWatch
+from service.metrics import Metrics
+from service.store import Store
+
+__all__ = ["Sampler", "StreamHealth"]
+
+log = logging.getLogger("tickguard.health")
+UP_EVENTS = frozenset({"connected", "ready", "recovered"})
+DOWN_EVENTS = frozenset({"disconnected", "stalled", "refused", "stopped"})
+
+
+class StreamHealth:
+    def __init__(self, metrics: Metrics, book: Callable[[str], Any]) -> None:
+        self.metrics = metrics
+        self.book = book  # a login's position book
+        self._throttled: dict[tuple[str, str], float] = {}  # (stream, event kind) -> last logged
+
+    def order_stream_event(self, event: StreamEvent, login: str) -> None:
+        """Fills the order-update stream would have reported are unknown while it is down: positions too."""
+        book = self.book(login)
+        if event.kind in ("disconnected", "stopped", "refused"):
+            book.forget()
+        elif event.kind == "ready":
+            book.refresh_soon(1.5)  # after the catch-up poll of the order book
+        self.stream_event("orders", event, login)
+
+    def stream_event(self, stream: str, event: StreamEvent, login: str = "") -> None:
+        """Every change of a socket's health in the log and in `tickguard_stream_connected`."""
+        if event.kind in UP_EVENTS:
+            if not login:
+                self.metrics.set_stream(stream, True)
+            log.info("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+        elif event.kind in DOWN_EVENTS:
+            if not login:
+                self.metrics.set_stream(stream, False)
+            log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+        elif event.kind in ("malformed", "fallback-failed"):  # can come many a second: a line per ten seconds
+            now = time.monotonic()
+            if now - self._throttled.get((stream, event.kind), float("-inf")) >= 10:
+                self._throttled[(stream, event.kind)] = now
+                log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail})
+        elif event.kind in ("subscribed", "fallback-ltp", "polled"):  # routine: the order book's periodic check too
+            log.debug("%s stream %s", stream, event.kind, extra={"detail": event.detail})
+        else:
+            log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+
+
+class Sampler:
+    def __init__(self, *, guard: Guard, store: Store, metrics: Metrics, calendar_watch: CalendarWatch, heap: Heap,
+                 halted: Callable[[], bool], now_ms: Callable[[], int]) -> None:
+        self.guard = guard
+        self.store = store
+        self.metrics = metrics
+        self.calendar_watch = calendar_watch
+        self.heap = heap
+        self.halted = halted
+        self.now_ms = now_ms
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample(), name="metrics-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _sample(self) -> None:
+        """Once a second: tick counts, stream lag and trade gauges into the metrics (never per tick)."""
+        seen = self.guard.ticks_seen
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.now_ms()
+            latest = self.guard.latest_tick_ms
+            self.metrics.count_ticks(self.guard.ticks_seen - seen, latest, now)
+            if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
+                await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
+            seen = self.guard.ticks_seen
+            open_trades, unprotected = await self.store.open_counts()
+            self.metrics.set_trades(open_trades - unprotected, unprotected)
+            self.metrics.set_halted(self.halted())
+            self.calendar_watch.check()  # a new year, or a trade on an exchange without a calendar
+            self.heap.maintain(guarding=bool(self.guard.records))

@@ -1,0 +1,174 @@
+"""The runtime: tickguard's parts built from the settings and wired together — wiring only.
+
+    store ─ symbols ─ brokers (one per login) ─ accounts ─ strategies
+    guard (ticks into the stop engine) ─ journal (engine outputs as trade events) ─ halts
+    trader (orders, entries, exits, positions) ─ intake (alerts in) ─ operator switch
+    stream health ─ sampler ─ notifier ─ listeners (feed, notifications)
+
+`start` opens them in order — the store, the brokers and their order-update sockets, the guard,
+then recovery (trading-semantics §8) before anything is shown as protected — and `stop` closes
+whatever had started, also after a failed start.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+from service.accounts.credentials import load_logins
+from service.accounts.directory import AccountDirectory
+from service.accounts.model import Strategy, load_strategies
+from service.alerts.intake import Intake
+from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.smartapi.config import config_from_settings
+from service.execution import ExecConfig, Trader
+from service.gc_tuning import Heap
+from service.guard import Guard
+from service.halts import Halts
+from service.health import Sampler, StreamHealth
+from service.journal import Journal, Listeners
+from service.limits import EngineLimits
+from service.market_calendar import CalendarWatch, load_market_calendar
+from service.metrics import Metrics
+from service.notify import Notifier
+from service.operator import OperatorSwitch
+from service.plugins import PluginBoard, load_plugins
+from service.recovery import RecoveryParts, recover
+from service.settings import Settings
+from service.store import Store
+from service.symbols import SymbolBook
+from streams import Calendar, SegmentHours, SessionClock
+
+__all__ = ["Runtime", "always_open_calendar"]
+
+log = logging.getLogger("tickguard.runtime")
+
+
+def always_open_calendar() -> Calendar:
+    """The paper market's hours: every day, all day, no square-off (MARKET_HOURS=always)."""
+    hours = SegmentHours(dt.time(0, 0), dt.time(23, 59, 59, 999000))
+    return Calendar({code: hours for code in ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS")}, weekends=True)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self.listeners = Listeners()
+        self.store = Store(settings.tickguard_db)
+        self.broker = SmartApiBroker(config_from_settings(settings))  # the broker's TOTP needs the wall clock
+        default = settings.smartapi_user.upper()
+        # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
+        # comes from the default one.
+        self.logins = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
+                       for login in load_logins(settings) if login.clientcode.upper() != default}
+        self.symbols = SymbolBook(settings, search=self._search)
+        self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
+        self.accounts = AccountDirectory(settings, clock=clock)
+        market = None if settings.market_hours == "always" else load_market_calendar(settings.holidays_file)
+        calendar = always_open_calendar() if market is None else market.calendar
+        self.plugins = PluginBoard(load_plugins(settings), metrics=self.metrics, announce=self.listeners.announce)
+        self.halts = Halts(self.store, self.now_ms, self.listeners.announce)  # every halt and the day's P&L, kept
+        self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
+                           calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
+                           plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
+        self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
+        stream = self.guard.stream
+        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]
+                                          for exchange in {pair[0] for pair in stream.subscriptions})
+        self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
+        self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
+            exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
+            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s,
+            doubt_settle_s=settings.doubt_settle_s),
+            metrics=self.metrics)
+        self.trader.on_trade = self.listeners.trade_changed
+        self.trader.brokers = dict(self.logins)
+        self.journal = Journal(self.store, self.halts, self.listeners, now_ms=self.now_ms, spawn=self.trader.spawn)
+        self.limits = EngineLimits(self.guard)
+        self.intake = Intake(settings=settings, store=self.store, symbols=self.symbols, strategies=self.strategies,
+                             accounts=self.accounts, guard=self.guard, trader=self.trader, halts=self.halts,
+                             limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
+                             logins=set(self.logins), clock=clock)
+        self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
+                                       announce=self.listeners.announce)
+        self.health = StreamHealth(self.metrics, self.trader.book)
+        self.heap = Heap()
+        self.sampler = Sampler(guard=self.guard, store=self.store, metrics=self.metrics,
+                               calendar_watch=self.calendar_watch, heap=self.heap,
+                               halted=lambda: self.halts.global_halt, now_ms=self.now_ms)
+        self.notifier = Notifier(settings, clock=clock)
+        self.listeners.trade.append(self.notifier.on_trade)
+        self.listeners.event.append(self.notifier.on_event)
+        self.recovery: dict[str, int] = {}
+        self._subscriptions: list = []
+
+    @property
+    def halted(self) -> bool:
+        """The operator's halt: no new entries on any account or strategy."""
+        return self.halts.global_halt
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _search(self, exchange: str, text: str) -> list[dict[str, str]]:
+        hits = await self.broker.search(exchange, text)
+        return [{"exchange": h.exchange, "tradingsymbol": h.tradingsymbol, "symboltoken": h.token} for h in hits]
+
+    def _on_exit(self, intent) -> None:
+        self.trader.on_exit_intent(intent)
+
+    def _on_change(self, change) -> None:
+        self.journal.on_change(change)
+
+    # Life cycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.notifier.start()  # first: whatever recovery finds (an UNPROTECTED trade) gets told
+        await asyncio.to_thread(self.store.open)
+        await self.halts.restore()
+        await self.broker.connect()
+        await self.symbols.open()
+        for login, broker in (("", self.broker), *self.logins.items()):
+            if broker is not self.broker:
+                await broker.connect()
+            updates = broker.order_update_stream()
+            self._subscriptions.append(updates.updates.subscribe(functools.partial(self.trader.on_order_update,
+                                                                                   login=login)))
+            self._subscriptions.append(updates.events.subscribe(functools.partial(self.health.order_stream_event,
+                                                                                  login=login)))
+            await updates.start()
+        self._subscriptions.append(self.guard.stream.events.subscribe(
+            functools.partial(self.health.stream_event, "ticks")))
+        await self.guard.start()
+        self.recovery = await recover(RecoveryParts(
+            store=self.store, brokers=[self.broker, *self.logins.values()], trader=self.trader, guard=self.guard,
+            sessions=self.sessions, clock=self.clock, restore_day=self.restore_day))
+        self.calendar_watch.start()  # after recovery: the exchanges of re-armed trades are in use
+        self.heap.settle()
+        for login in ("", *self.logins):  # one position book per login, snapshotted once recovery is done
+            await self.trader.book(login).refresh()
+        self.sampler.start()
+
+    async def restore_day(self) -> None:
+        await self.limits.restore_day(self.halts, self.accounts.last_good() or [], self.strategies)
+
+    async def stop(self) -> None:
+        """Stop whatever has started (also after a failed start)."""
+        await self.sampler.stop()
+        await self.trader.stop()
+        await self.notifier.stop()
+        self.heap.release()
+        for subscription in self._subscriptions:
+            subscription.dispose()
+        steps = [self.symbols.close, self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()),
+                 self.accounts.close, self.store.close]
+        for step in steps:
+            try:
+                await step()
+            except Exception:  # keep closing the rest
+                log.exception("error while stopping")

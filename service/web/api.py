@@ -1,0 +1,153 @@
+"""The read API and the operator's controls: `/trades`, `/trades/{id}`, `/trades/{id}/close`,
+`/halt`, `/healthz`, `/metrics`, `/openapi.json`.
+
+Every route but `/healthz` needs the webhook secret (an `X-Webhook-Secret` header or a `token` query
+parameter) or the dashboard's session cookie (from our own origin on a POST; see `dashboard.py`).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.alerts.fields import WHOLE, Words, blank
+from service.trades import TradeState
+from service.web import dashboard
+from service.web.auth import authorised
+from service.web.bodies import limited_body, read_json
+from service.web.errors import HttpError, unauthorised
+from service.web.views import order_view, trade_view
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+__all__ = ["LIMIT_MAX", "STATES", "TRADE_ID_MAX", "close_trade", "get_trade", "halt", "healthz", "list_trades",
+           "metrics", "openapi", "secured"]
+
+Handler = Callable[[Request, "Runtime"], Awaitable[Response]]
+
+
+def secured(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        if not authorised(request, runtime.settings.webhook_secret):
+            # The dashboard's session cookie, from our own origin on a POST (see service/web/dashboard.py).
+            status = dashboard.session_status(request)
+            if status == 401:
+                raise unauthorised()
+            if status == 403:
+                raise HttpError.of(403, "origin", "cross-origin request refused")
+        return await handler(request, runtime)
+
+    serve.__name__ = handler.__name__
+    return serve
+
+
+STATES = Words(tuple(TradeState), upper=True)
+LIMIT_MAX = 1000
+TRADE_ID_MAX = 2**63 - 1  # SQLite's INTEGER: an id beyond it names no trade and cannot be looked up
+
+
+async def list_trades(request: Request, runtime: Runtime) -> Response:
+    query = request.query_params
+    states = None
+    if "state" in query:
+        words = [STATES.read(item) for item in query["state"].split(",") if not blank(item)]
+        if None in words:
+            raise HttpError.of(422, "state", f"expected some of {', '.join(TradeState)}")
+        states = [TradeState(word) for word in words if word]
+    limit = query.get("limit", "200")
+    if re.fullmatch("[0-9]{1,20}", limit) is None or not 0 < int(limit) <= LIMIT_MAX:
+        raise HttpError.of(422, "limit", f"expected 1-{LIMIT_MAX}")
+    trades = await runtime.store.trades(states=states, strategy=query.get("strategy"), account=query.get("account"),
+                                        limit=int(limit))
+    return JSONResponse({"trades": [trade_view(t) for t in trades]})
+
+
+def _trade_id(request: Request) -> int:
+    """The path's trade id; a 422 for one that is not a whole number from 0 to 2^63 - 1."""
+    text = request.path_params["trade_id"]
+    if re.fullmatch("[0-9]{1,19}", text) is None or int(text) > TRADE_ID_MAX:
+        raise HttpError.of(422, "trade_id", f"expected a whole number from 0 to {TRADE_ID_MAX}")
+    return int(text)
+
+
+def _no_such_trade() -> HttpError:
+    return HttpError.of(404, "trade_id", "no such trade")
+
+
+async def get_trade(request: Request, runtime: Runtime) -> Response:
+    trade_id = _trade_id(request)
+    trade = await runtime.store.trade(trade_id)
+    if trade is None:
+        raise _no_such_trade()
+    orders = [order_view(o) for o in await runtime.store.orders(trade_id)]
+    return JSONResponse({"trade": trade_view(trade), "orders": orders, "events": await runtime.store.events(trade_id)})
+
+
+async def close_trade(request: Request, runtime: Runtime) -> Response:
+    trade_id = _trade_id(request)
+    raw = await limited_body(request)
+    body = read_json(raw) if raw.strip() else {}
+    if not isinstance(body, dict) or set(body) - {"quantity"}:
+        raise HttpError.of(422, "body", 'expected nothing or {"quantity": n}')
+    quantity = None
+    if body.get("quantity") is not None:
+        number, reason = WHOLE.read(body["quantity"])
+        if number is None:
+            raise HttpError.of(422, "quantity", reason)
+        quantity = int(number)
+    trade = await runtime.store.trade(trade_id)
+    if trade is None:
+        raise _no_such_trade()
+    if trade.state not in (TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.UNPROTECTED):
+        raise HttpError.of(409, "trade_id", f"the trade is {trade.state}")
+    trader = runtime.trader
+    if quantity is not None and quantity < trade.open_quantity:  # a part: the rest stays guarded
+        lot = int(trade.spec.get("lot_size") or 1)
+        if trade.state is not TradeState.OPEN:
+            raise HttpError.of(409, "quantity", f"a part is closed only of an OPEN trade; the trade is {trade.state}")
+        if quantity % lot:
+            raise HttpError.of(422, "quantity", f"not a multiple of the lot size {lot}")
+        trader.spawn(trader.reduce(trade_id, quantity, "MANUAL"), f"reduce-{trade_id}")
+        return JSONResponse({"trade_id": trade_id, "closing": False, "reducing": quantity}, 202)
+    if quantity is not None and quantity > trade.open_quantity:
+        raise HttpError.of(422, "quantity", f"more than the {trade.open_quantity} open")
+    await trader.close(trade_id)
+    return JSONResponse({"trade_id": trade_id, "closing": True}, 202)
+
+
+async def halt(request: Request, runtime: Runtime) -> Response:
+    if request.method == "GET":
+        return JSONResponse(await runtime.halts.view())
+    body = read_json(await limited_body(request))
+    if not isinstance(body, dict) or set(body) - {"halted", "flatten", "reason"} or not isinstance(body.get("halted"), bool) \
+            or not isinstance(body.get("flatten", False), bool):
+        raise HttpError.of(422, "halted", 'expected {"halted": true|false, "flatten"?: bool, "reason"?: text}')
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 200:
+        raise HttpError.of(422, "reason", "expected text of at most 200 characters")
+    closing = await runtime.operator.set_halt(body["halted"], body.get("flatten", False), reason.strip())
+    return JSONResponse({"halted": runtime.halted, "closing": closing})
+
+
+async def healthz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    return JSONResponse({"status": "ok", "mode": runtime.settings.tickguard_mode, "halted": runtime.halted,
+                         "warnings": runtime.calendar_watch.warnings()})
+
+
+async def metrics(request: Request, runtime: Runtime) -> Response:
+    open_trades, unprotected = await runtime.store.open_counts()
+    runtime.metrics.set_trades(open_trades - unprotected, unprotected)
+    body, content_type = runtime.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def openapi(request: Request, runtime: Runtime) -> Response:
+    from service.web.openapi import SPEC  # built on first use: it walks the validators
+
+    return JSONResponse(SPEC)
