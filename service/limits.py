@@ -7,14 +7,24 @@ at start, before any trade is guarded again, it gets today's realised P&L and lo
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Protocol
 
-from service.accounts.model import Account, Strategy
+from service.accounts.model import Account
 from service.guard import Guard
 from service.halts import Halts
 from streams import SetLimit
 
-__all__ = ["EngineLimits"]
+__all__ = ["EngineLimits", "StrategyLimits"]
+
+
+class StrategyLimits(Protocol):
+    """What a strategy (`service.alerts.strategies.Strategy`) says of its daily loss."""
+    @property
+    def max_daily_loss(self) -> Decimal | None: ...  # rupees
+    @property
+    def flatten_on_loss(self) -> bool: ...
 
 
 class EngineLimits:
@@ -22,7 +32,7 @@ class EngineLimits:
         self.guard = guard
         self._limits: dict[tuple[str, str], tuple[int | None, bool]] = {}  # as the engine holds them
 
-    def apply(self, accounts: Iterable[Account], name: str, strategy: Strategy | None) -> None:
+    def apply(self, accounts: Iterable[Account], name: str, strategy: StrategyLimits | None) -> None:
         """Hand the engine the daily-loss limits of these accounts and this strategy (when they change)."""
         wanted = {("account", a.account_id): (a.max_daily_loss, False) for a in accounts}
         if strategy is not None:
@@ -33,7 +43,7 @@ class EngineLimits:
                 self._limits[(scope, key)] = (loss, flatten)
                 self.guard.set_limit(SetLimit(scope, key, loss, flatten))
 
-    async def restore_day(self, halts: Halts, accounts: Iterable[Account], strategies: dict[str, Strategy]) -> None:
+    async def restore_day(self, halts: Halts, accounts: Iterable[Account], strategies: Mapping[str, StrategyLimits]) -> None:
         """Before any trade is guarded again: the engine gets today's realised P&L and loss halts per
         account and strategy back, then the limits of every strategy and of the accounts last known."""
         for restored in await halts.day_so_far():

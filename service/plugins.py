@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from reactivex import Observable
@@ -32,7 +32,6 @@ from streams import Plugin, PluginFailed, PluginSpec, PluginWithheld
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
-    from service.settings import Settings
 
 __all__ = ["LoadedPlugin", "PluginBoard", "load_plugins", "parse_plugins", "plugin_problems"]
 
@@ -186,7 +185,15 @@ def _load(spec: PluginSpec, plugins_path: str) -> Plugin:
     return Plugin(spec.name or spec.factory, spec.stage, operator)
 
 
-def load_plugins(settings: Settings) -> list[LoadedPlugin]:
+class PluginSettings(Protocol):
+    """The two settings plug-ins are loaded from (`service.settings.Settings` has them)."""
+    @property
+    def plugins(self) -> str: ...  # PLUGINS
+    @property
+    def plugins_path(self) -> str: ...  # PLUGINS_PATH
+
+
+def load_plugins(settings: PluginSettings) -> list[LoadedPlugin]:
     """Every plug-in of PLUGINS, in order; a SettingsError listing every entry that cannot be loaded."""
     specs, found = parse_plugins(settings.plugins)
     if found:  # load_settings refuses these; settings built by hand may still carry them

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from service.accounts.credentials import load_logins
 from service.accounts.directory import AccountDirectory
-from service.accounts.model import Strategy, load_strategies
+from service.alerts.strategies import Strategy, load_strategies
 from service.alerts.intake import Intake
 from service.broker.smartapi.adapter import SmartApiBroker
 from service.broker.smartapi.config import config_from_settings

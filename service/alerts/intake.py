@@ -17,11 +17,12 @@ from typing import Any
 import msgspec
 
 from service.accounts.directory import AccountDirectory, AccountsUnavailable, UnknownAccounts
-from service.accounts.model import Account, Strategy, resolve_rules
+from service.accounts.model import Account
 from service.alerts.instruments import resolve_instrument
 from service.alerts.parse import Alert, AlertInvalid, dedup_key, parse_alert
 from service.alerts.plan import ID_DEDUP_S, Plan, check_rules, decide_for, names_contract, new_trade
 from service.alerts.policy import Policy, Refusal
+from service.alerts.strategies import Strategy, resolve_rules
 from service.execution import Trader
 from service.guard import Guard
 from service.halts import Halts

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 __all__ = ["LIMIT_MAX", "STATES", "TRADE_ID_MAX", "close_trade", "get_trade", "halt", "healthz", "list_trades",
-           "metrics", "openapi", "secured"]
+           "metrics", "secured"]
 
 Handler = Callable[[Request, "Runtime"], Awaitable[Response]]
 
@@ -145,9 +145,3 @@ async def metrics(request: Request, runtime: Runtime) -> Response:
     runtime.metrics.set_trades(open_trades - unprotected, unprotected)
     body, content_type = runtime.metrics.render()
     return Response(body, media_type=content_type)
-
-
-async def openapi(request: Request, runtime: Runtime) -> Response:
-    from service.web.openapi import SPEC  # built on first use: it walks the validators
-
-    return JSONResponse(SPEC)

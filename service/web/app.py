@@ -15,7 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from service.alerts.chartink import load_chartink_scans
 from service.runtime import Runtime
 from service.settings import Settings
-from service.web import api, dashboard
+from service.web import api, dashboard, openapi
 from service.web.allowlist import AllowList, parse_networks
 from service.web.chartink import chartink
 from service.web.errors import EXCEPTION_HANDLERS
@@ -52,7 +52,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/halt", api.secured(api.halt), methods=["GET", "POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.secured(api.metrics), methods=["GET"]),
-        Route("/openapi.json", api.secured(api.openapi), methods=["GET"]),
+        Route("/openapi.json", api.secured(openapi.document), methods=["GET"]),
         WebSocketRoute("/ws/trades", trades_feed),
         *dashboard.routes(),
     ]

@@ -13,15 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from service.alerts.parse import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
-from service.web.api import LIMIT_MAX, STATES, TRADE_ID_MAX
 from service.alerts.fields import NON_BLANK, PRICE, SPACE, WHOLE, Words
+from service.alerts.parse import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
 from service.store import OrderRecord
 from service.trades import Trade
+from service.web.api import LIMIT_MAX, STATES, TRADE_ID_MAX
 from service.web.bodies import MAX_BODY_BYTES
 
-__all__ = ["ALERT", "SPEC"]
+__all__ = ["ALERT", "SPEC", "document"]
 
 NULL = {"type": "null"}
 
@@ -335,3 +337,8 @@ SPEC = {
             "type": "object", "required": ["authenticated"], "properties": {"authenticated": {"type": "boolean"}}})}}},
     },
 }
+
+
+async def document(request: Request, runtime: Any) -> Response:
+    """`GET /openapi.json` (behind the secret, like every route but `/healthz`)."""
+    return JSONResponse(SPEC)

@@ -1,0 +1,62 @@
+"""The architecture's rules, checked on every `make test`.
+
+import-linter's contracts (pyproject.toml, `[tool.importlinter]`): `streams` imports nothing of
+`service` or `paper`; `paper` nothing of `service`; no import cycle between the modules of any
+package of the three, type-only imports included. The rules import-linter has no contract type for
+are read here from grimp's import graph (the graph import-linter itself builds): the broker port and
+its adapter import nothing else of `service`, and within `service` only `service.web` knows
+Starlette. And no module of the three packages is over 400 lines.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import grimp
+import pytest
+from importlinter import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("service", "streams", "paper")
+MAX_LINES = 400
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, include_external_packages=True)
+
+
+def test_the_import_linter_contracts_are_kept(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    assert code == 0, capsys.readouterr().out
+
+
+def _imports_of(graph: grimp.ImportGraph, package: str) -> set[tuple[str, str]]:
+    """(importer, imported) of every import made by the modules of `package`."""
+    modules = {package} | graph.find_descendants(package)
+    return {(importer, imported) for importer in modules for imported in graph.find_modules_directly_imported_by(importer)}
+
+
+def test_the_broker_imports_nothing_else_of_service(graph):
+    leaks = sorted((a, b) for a, b in _imports_of(graph, "service.broker")
+                   if b.startswith("service.") and not b.startswith("service.broker"))
+    assert leaks == [], "service.broker must stand alone (a port and its adapter): " + ", ".join(f"{a} -> {b}" for a, b in leaks)
+
+
+def test_only_service_web_imports_starlette(graph):
+    importers = sorted(m for m in graph.find_modules_that_directly_import("starlette")
+                       if m.split(".")[0] == "service" and not (m == "service.web" or m.startswith("service.web.")))
+    assert importers == [], f"Starlette outside service.web: {importers}"
+
+
+def test_the_rules_see_the_imports_they_judge(graph):
+    """The graph is the real one: the web package does import Starlette, and the adapter the port."""
+    assert "service.web.app" in graph.find_modules_that_directly_import("starlette")
+    assert graph.direct_import_exists(importer="service.broker.smartapi.adapter", imported="service.broker.port")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_over_400_lines(package):
+    long = {str(path.relative_to(ROOT)): lines for path in sorted((ROOT / package).rglob("*.py"))
+            if (lines := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}, f"modules over {MAX_LINES} lines: {long}"
