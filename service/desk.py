@@ -15,10 +15,8 @@ from starlette.responses import JSONResponse, Response
 from service.account_service import AccountDirectory, AccountsUnavailable, UnknownAccounts
 from service.accounts import Account, Strategy, load_strategies, resolve_rules
 from service.alerts import AlertInvalid, dedup_key, parse_alert
-from service.broker.smartapi.adapter import SmartApiBroker
 from service.broker.port import StreamEvent
-from service.broker.smartapi.config import config_from_settings
-from service.credentials import load_logins
+from service.brokers import brokers_from_settings
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.halts import Halts
@@ -84,12 +82,9 @@ class Desk:
         self.clock = clock
         self.metrics = Metrics()
         self.store = Store(settings.tickguard_db)
-        self.broker = SmartApiBroker(config_from_settings(settings))  # the broker's TOTP needs the wall clock
-        default = settings.smartapi_user.upper()
         # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
         # comes from the default one.
-        self.logins = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
-                       for login in load_logins(settings) if login.clientcode.upper() != default}
+        self.broker, self.logins = brokers_from_settings(settings)
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
