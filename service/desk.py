@@ -96,7 +96,7 @@ class Desk:
                            plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
         self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.broker.tick_stream()
-        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]
+        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())
                                           for exchange in {pair[0] for pair in stream.subscriptions})
         self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
