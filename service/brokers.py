@@ -37,7 +37,8 @@ def brokers_from_settings(settings: Settings) -> tuple[SmartApiBroker, dict[str,
 
     Built on the wall clock, whatever clock the caller runs on: the login's TOTP must be the
     current one."""
-    default = settings.smartapi_user.upper()
+    default = SmartApiBroker(config_from_settings(settings))
+    own = settings.smartapi_user.upper()
     others = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
-              for login in load_logins(settings) if login.clientcode.upper() != default}
-    return SmartApiBroker(config_from_settings(settings)), others
+              for login in load_logins(settings) if login.clientcode.upper() != own}
+    return default, others
