@@ -19,12 +19,10 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from service.accounts.credentials import load_logins
 from service.accounts.directory import AccountDirectory
 from service.alerts.strategies import Strategy, load_strategies
 from service.alerts.intake import Intake
-from service.broker.smartapi.adapter import SmartApiBroker
-from service.broker.smartapi.config import config_from_settings
+from service.brokers import brokers_from_settings
 from service.execution import ExecConfig, Trader
 from service.gc_tuning import Heap
 from service.guard import Guard
@@ -61,12 +59,9 @@ class Runtime:
         self.metrics = Metrics()
         self.listeners = Listeners()
         self.store = Store(settings.tickguard_db)
-        self.broker = SmartApiBroker(config_from_settings(settings))  # the broker's TOTP needs the wall clock
-        default = settings.smartapi_user.upper()
         # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
-        # comes from the default one.
-        self.logins = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
-                       for login in load_logins(settings) if login.clientcode.upper() != default}
+        # comes from the default one. The brokers' TOTP needs the wall clock, whatever `clock` is.
+        self.broker, self.logins = brokers_from_settings(settings)
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
@@ -79,7 +74,7 @@ class Runtime:
                            plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
         self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.guard.stream
-        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())  # type: ignore[attr-defined]
+        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())
                                           for exchange in {pair[0] for pair in stream.subscriptions})
         self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(

@@ -14,7 +14,7 @@ from pathlib import Path
 from service.errors import CredentialsError
 from service.settings import Settings
 
-__all__ = ["Login", "load_logins"]
+__all__ = ["default_login", "Login", "load_logins"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +31,14 @@ class Login:
 _FIELDS = ("clientcode", "password", "api_key", "totp_secret")
 
 
+def default_login(settings: Settings) -> Login:
+    """The settings' own login: SMARTAPI_USER, SMARTAPI_PASS, SMARTAPI_KEY, TOTP_SECRET."""
+    return Login(settings.smartapi_user, settings.smartapi_pass, settings.smartapi_key, settings.totp_secret)
+
+
 def load_logins(settings: Settings) -> list[Login]:
     """The default login first, then the credentials file's, one per client code."""
-    default = Login(settings.smartapi_user, settings.smartapi_pass, settings.smartapi_key, settings.totp_secret)
+    default = default_login(settings)
     logins = {default.clientcode: default}
     if settings.credentials_file:
         for login in _read_file(Path(settings.credentials_file)):

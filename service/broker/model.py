@@ -99,6 +99,7 @@ class ModelTicks:
         self._ticks: Subject = Subject()
         self._events: Subject = Subject()
         self.subscriptions: set[tuple[str, str]] = set()
+        self.expect_ticks: Callable[[], bool] = lambda: True  # the port's: this stream never stalls, none asks
 
     @property
     def ticks(self) -> Observable[Tick]:

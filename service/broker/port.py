@@ -7,7 +7,7 @@ alike; only its URLs and credentials differ.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -42,11 +42,20 @@ class StreamEvent(Protocol):
 
 @runtime_checkable
 class TickStream(Protocol):
+    expect_ticks: Callable[[], bool]
+    """Whether a quiet feed is suspicious right now; set by the service from its session calendar
+    (outside the subscribed segments' sessions silence is a closed market, not a stall). A stream
+    that watches for stalls asks it before calling one; it starts as "always"."""
+
     @property
     def ticks(self) -> Observable[Tick]: ...
 
     @property
     def events(self) -> Observable[StreamEvent]: ...
+
+    @property
+    def subscriptions(self) -> Collection[tuple[str, str]]:
+        """The (exchange, token) pairs subscribed now."""
 
     def subscribe(self, instruments: Iterable[tuple[str, str]]) -> None:
         """Start receiving ticks for (exchange, token) pairs; kept across reconnects."""

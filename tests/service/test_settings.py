@@ -109,7 +109,7 @@ def test_env_example_loads_as_valid_settings(tmp_path):
 
 
 def test_adapter_config_follows_the_settings(tmp_path):
-    from service.broker.smartapi.config import config_from_settings
+    from service.brokers import config_from_settings
 
     settings = load({"STREAM_STALL_S": "0.5", "ENTRY_TTL_S": "2", "PAPER_PORT": "8711"}, tmp_path)
     config = config_from_settings(settings)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SmartApiConfig", "StreamCredentials", "EXCHANGE_TYPES", "EXCHANGE_NAMES", "config_from_settings"]
+__all__ = ["SmartApiConfig", "StreamCredentials", "EXCHANGE_TYPES", "EXCHANGE_NAMES"]
 
 # smart-stream exchangeType codes <-> REST exchange names
 EXCHANGE_TYPES = {"NSE": 1, "NFO": 2, "BSE": 3, "BFO": 4, "MCX": 5, "NCDEX": 7, "CDS": 13}
@@ -41,22 +41,3 @@ class StreamCredentials:
     def __repr__(self) -> str:
         return f"StreamCredentials(clientcode={self.clientcode!r})"
 
-
-def config_from_settings(settings, login=None) -> SmartApiConfig:
-    """The adapter's configuration for a login (default: the settings' own) and the settings' URLs."""
-    from service.accounts.credentials import Login
-
-    login = login or Login(settings.smartapi_user, settings.smartapi_pass, settings.smartapi_key, settings.totp_secret)
-    return SmartApiConfig(
-        root=settings.rest_root,
-        stream_url=settings.stream_url,
-        order_update_url=settings.order_update_url,
-        clientcode=login.clientcode,
-        pin=login.password,
-        api_key=login.api_key,
-        totp_secret=login.totp_secret,
-        stream_stall_s=settings.stream_stall_s,
-        entry_ttl_s=settings.entry_ttl_s,
-        orders_per_second_per_segment=settings.orders_per_second,
-        master_url=settings.instrument_master_url,
-    )

@@ -1,16 +1,12 @@
 """The smart-stream tick stream (SmartWebSocketV2) on `websockets`, as the port's `TickStream`.
 
-    Reconnector    one socket kept up: handshake headers, backoff, credentials asked again after a 401
     TickConnection the socket: binary messages handed over as the protocol parses them, not queued
     LoopSubject    the ticks' Subject, without its per-value locks (everything runs on the loop thread)
     SmartStream    subscriptions (kept across reconnects), the frame reader, the stall watchdog and
                    the REST LTP served while the socket is down or silent
 
-Reconnect policy: after any end of a connection (server close, network error, refused handshake, a
-stall) wait a delay drawn from [0, min(30 s, 0.5 s x 2^failures)] (full jitter) and connect again;
-`failures` resets once a connection has lasted a minute. A 401/403 on the handshake means the
-credentials are stale: `renew` (when given) is awaited and the provider asked again, as it is before
-every attempt. Every subscription is sent again on every new connection.
+The socket is kept up by `reconnect.Reconnector` (backoff, handshake headers, credentials asked
+again after a 401); every subscription is sent again on every new connection.
 
 Per frame: one parse, one `on_next`, a counter for the watchdog — no logging, no allocation beyond
 the `Tick`, no task switch: a socket read's frames become ticks inside the connection's
@@ -23,29 +19,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import msgspec
 from reactivex import Observable
 from reactivex.internal import DisposedException
 from reactivex.subject import Subject
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidStatus,
-    InvalidURI,
-)
+from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 
 from service.broker.errors import BrokerError
-from service.broker.smartapi.config import (
-    EXCHANGE_TYPES,
-    SmartApiConfig,
-    StreamCredentials,
-)
+from service.broker.smartapi.config import EXCHANGE_TYPES, SmartApiConfig
 from service.broker.smartapi.parsing import (
     LTP,
     MODE_NAMES,
@@ -54,19 +38,16 @@ from service.broker.smartapi.parsing import (
     MalformedPacket,
     parse_tick,
 )
+from service.broker.smartapi.reconnect import Backoff, Credentials, Reconnector, Renew, StreamEvent
 from streams import Tick
 
 __all__ = [
     "MAX_PAIRS",
     "SUBSCRIBE_BATCH",
-    "Backoff",
     "LoopSubject",
-    "Reconnector",
     "SmartStream",
-    "StreamEvent",
     "SubscriptionRefused",
     "TickConnection",
-    "handshake_headers",
     "subscription_requests",
 ]
 
@@ -75,8 +56,6 @@ log = logging.getLogger(__name__)
 MAX_PAIRS = 1000  # SmartAPI's subscriptions per session, each (token, mode) counted once
 SUBSCRIBE_BATCH = 200  # tokens per subscribe request
 Pair = tuple[str, str]  # (exchange, token)
-Credentials = Callable[[], Awaitable[StreamCredentials]]
-Renew = Callable[[], Awaitable[None]]
 LtpFallback = Callable[[list[Pair]], Awaitable[list[Tick]]]
 T = TypeVar("T")
 
@@ -150,110 +129,12 @@ def _dropped(_: bytes | bytearray) -> None:
     return None  # a frame that arrives while no session reads the connection (it is closing)
 
 
-class StreamEvent(msgspec.Struct, frozen=True):
-    """connected, subscribed, disconnected, refused, stalled, recovered, malformed, error,
-    fallback-ltp, fallback-failed, subscriber-error, stopped — with a human-readable detail."""
-
-    kind: str
-    detail: str = ""
-
-
 class SubscriptionRefused(BrokerError):
     """Refused before anything is sent: too many instruments, an unknown exchange or mode."""
 
     def __init__(self, message: str, *, requested: int = 0) -> None:
         super().__init__(message, route="smart-stream")
         self.requested = requested
-
-
-class Backoff:
-    """Exponential backoff with full jitter; `connected_for` a healthy while resets it."""
-
-    def __init__(self, base_s: float = 0.5, cap_s: float = 30.0, healthy_s: float = 60.0,
-                 draw: Callable[[], float] = random.random) -> None:
-        self.base_s, self.cap_s, self.healthy_s, self._draw = base_s, cap_s, healthy_s, draw
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.failures, 30))
-        self.failures += 1
-        return ceiling * self._draw()
-
-    def connected_for(self, seconds: float) -> None:
-        if seconds >= self.healthy_s:
-            self.failures = 0
-
-
-def handshake_headers(credentials: StreamCredentials) -> dict[str, str]:
-    """The SDK's four headers; the JWT with "Bearer " whether or not the session added it."""
-    jwt = credentials.jwt_token
-    return {
-        "Authorization": jwt if jwt.startswith("Bearer ") else f"Bearer {jwt}",
-        "x-api-key": credentials.api_key,
-        "x-client-code": credentials.clientcode,
-        "x-feed-token": credentials.feed_token,
-    }
-
-
-class Reconnector:
-    """Keeps one socket up: connect, run `session` on it, and after any end back off and connect again."""
-
-    def __init__(self, url: str, credentials: Credentials, report: Callable[[str, str], None], *,
-                 renew: Renew | None = None, backoff: Backoff | None = None, open_timeout_s: float = 7.0,
-                 ping_interval_s: float = 10.0, max_queue: int = 1024,
-                 connection: type[ClientConnection] = ClientConnection) -> None:
-        self.url = url
-        self.backoff = backoff or Backoff()
-        self._credentials, self._renew, self._report = credentials, renew, report
-        self._options: dict[str, Any] = {
-            "open_timeout": open_timeout_s, "ping_interval": ping_interval_s, "ping_timeout": ping_interval_s,
-            "close_timeout": 1.0, "compression": None, "max_queue": max_queue, "user_agent_header": "tickguard",
-            "create_connection": connection,
-        }
-
-    async def run(self, session: Callable[[ClientConnection], Awaitable[str]], down: Callable[[], None]) -> None:
-        """Forever (until cancelled): `session` returns why it ended, or raises ConnectionClosed."""
-        while True:
-            kind, detail = await self._attempt(session)
-            self._report(kind, detail)
-            down()
-            await asyncio.sleep(self.backoff.next_delay())
-
-    async def _attempt(self, session: Callable[[ClientConnection], Awaitable[str]]) -> tuple[str, str]:
-        try:
-            credentials = await self._credentials()
-        except Exception as exc:  # noqa: BLE001 - the provider's own failure (login, REST): try later
-            return "refused", f"no credentials: {exc!r}"
-        loop = asyncio.get_running_loop()
-        try:
-            async with connect(self.url, additional_headers=handshake_headers(credentials), **self._options) as ws:
-                opened = loop.time()
-                self._report("connected", self.url)
-                try:
-                    return "disconnected", await session(ws)
-                finally:
-                    self.backoff.connected_for(loop.time() - opened)
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                await self._stale()
-            reason = exc.response.headers.get("x-error-message", "")
-            return "refused", f"handshake answered HTTP {status} {reason}".rstrip()
-        except ConnectionClosed as exc:
-            return "disconnected", f"connection closed: {exc}"
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            return "disconnected", f"unreachable: {exc!r}"
-        except Exception as exc:  # a fault of ours must cost one connection, never the stream
-            log.exception("%s: connection ended by an unexpected error", self.url)
-            return "disconnected", f"failed: {exc!r}"
-
-    async def _stale(self) -> None:
-        if self._renew is None:
-            return
-        try:
-            await self._renew()
-        except Exception as exc:  # noqa: BLE001
-            self._report("refused", f"renewing the session failed: {exc!r}")
 
 
 def subscription_requests(action: int, pairs: Mapping[Pair, int], batch: int = SUBSCRIBE_BATCH) -> list[str]:

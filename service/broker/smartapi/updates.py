@@ -7,7 +7,7 @@ ever replayed, so the order book fills the gap: polled at once when the socket g
 `reconcile_every_s` while it is up (a socket can also lose updates silently). Rows that changed
 since last seen come out as `OrderUpdate("POLL", order)`; a polled row never takes an order back
 to an older state than the socket already reported. Polls are at least a second apart (SmartAPI
-allows getOrderBook once a second). Same reconnect policy and handshake headers as the tick stream.
+allows getOrderBook once a second). The socket is kept up as the tick stream's is (`reconnect.py`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection
 
 from service.broker.smartapi.config import SmartApiConfig
-from service.broker.smartapi.data import (
+from service.broker.smartapi.reconnect import (
     Backoff,
     Credentials,
     Reconnector,

@@ -13,7 +13,6 @@ from service.broker.port import TickStream
 from service.broker.smartapi.data import (
     MAX_PAIRS,
     SUBSCRIBE_BATCH,
-    Backoff,
     LoopSubject,
     SmartStream,
     SubscriptionRefused,
@@ -21,6 +20,7 @@ from service.broker.smartapi.data import (
     subscription_requests,
 )
 from service.broker.smartapi.parsing import QUOTE, SNAP_QUOTE
+from service.broker.smartapi.reconnect import Backoff
 from streams import Tick
 from tests.service.broker.conftest import Recorder, stream_config, until
 
@@ -199,16 +199,6 @@ async def test_a_refused_handshake_asks_for_credentials_again(running):
     assert renewals
     await rest.set_ltp(805)
     await ticks.wait(live("3045", 80_500), "a tick on the new session")
-
-
-def test_backoff_is_full_jitter_capped_and_resets_after_a_healthy_minute():
-    backoff = Backoff(base_s=0.5, cap_s=30.0, draw=lambda: 1.0)
-    assert [backoff.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
-    backoff.connected_for(59.9)
-    assert backoff.next_delay() == 30
-    backoff.connected_for(60)
-    assert backoff.next_delay() == 0.5
-    assert Backoff(draw=lambda: 0.0).next_delay() == 0
 
 
 async def test_silence_outside_the_session_is_not_a_stall(running):

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from service.broker.port import OrderUpdateStream
-from service.broker.smartapi.data import Backoff
+from service.broker.smartapi.reconnect import Backoff
 from service.broker.smartapi.updates import POLL, OrderUpdates
 from service.broker.types import BrokerOrder, OrderStatus
 from tests.service.broker.conftest import Recorder, stream_config, until

@@ -1,0 +1,44 @@
+"""The SmartAPI brokers tickguard trades on, built from its settings: one per login.
+
+The default login's broker (SMARTAPI_USER) serves the market data and every account without a login
+of its own; each other login in CREDENTIALS_FILE gets a broker of its own, keyed by its client code
+in upper case. The adapter knows nothing of the settings: it is handed a `SmartApiConfig`.
+"""
+from __future__ import annotations
+
+from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.smartapi.config import SmartApiConfig
+from service.accounts.credentials import Login, default_login, load_logins
+from service.settings import Settings
+
+__all__ = ["brokers_from_settings", "config_from_settings"]
+
+
+def config_from_settings(settings: Settings, login: Login | None = None) -> SmartApiConfig:
+    """The adapter's configuration for a login (default: the settings' own) and the settings' URLs."""
+    login = login or default_login(settings)
+    return SmartApiConfig(
+        root=settings.rest_root,
+        stream_url=settings.stream_url,
+        order_update_url=settings.order_update_url,
+        clientcode=login.clientcode,
+        pin=login.password,
+        api_key=login.api_key,
+        totp_secret=login.totp_secret,
+        stream_stall_s=settings.stream_stall_s,
+        entry_ttl_s=settings.entry_ttl_s,
+        orders_per_second_per_segment=settings.orders_per_second,
+        master_url=settings.instrument_master_url,
+    )
+
+
+def brokers_from_settings(settings: Settings) -> tuple[SmartApiBroker, dict[str, SmartApiBroker]]:
+    """The default login's broker, and the other logins' brokers by client code (upper case).
+
+    Built on the wall clock, whatever clock the caller runs on: the login's TOTP must be the
+    current one."""
+    default = SmartApiBroker(config_from_settings(settings))
+    own = settings.smartapi_user.upper()
+    others = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
+              for login in load_logins(settings) if login.clientcode.upper() != own}
+    return default, others
