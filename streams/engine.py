@@ -5,27 +5,22 @@ It is plain synchronous code with no I/O and no clock of its own, so it can be d
 reactive pipeline (`streams.pipeline`), by a test, or by a replay of recorded inputs. It is not
 thread-safe: feed it from one thread (the service feeds it on the event loop).
 
-Gates (trading-semantics §4). A tick acts on a trade only when it is
-- fresh: `clock - tick.exchange_ts_ms <= stale_ms`, clock being the latest Clock received (until the
-  first Clock every tick is stale, so a pipeline without a clock fires nothing), and
-- in session: the tick's exchange time stamp inside its exchange's continuous session.
-A gated tick does nothing at all: it neither fires nor moves a trailing stop. Gates are checked only
-when a tick crosses a level, so they cost nothing on the no-cross path.
+Two layers, one module each: `streams.stops` is the tick path (the book of levels, the gates,
+crossing, trailing, firing, exits waiting for the session, the flattening a halt orders); this
+module adds the inputs that arm, change and time the trades — the trade events, and the clock with
+the IST day it names (day roll, entry windows, intraday square-off, exits released at the open).
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 
 from .armed import ArmedTrade
 from .errors import RuleError
-from .index import TokenBook
-from .limits import Group, LossLimits
-from .rules import trail_stop
+from .limits import Group
 from .session import Calendar, SessionClock, default_calendar, ist_day
+from .stops import Stops
 from .types import (
     Amend,
     Arm,
@@ -36,9 +31,7 @@ from .types import (
     Disarm,
     Disarmed,
     EntryWindow,
-    ExitIntent,
     ExitReason,
-    Halted,
     Output,
     Phase,
     Rearm,
@@ -48,11 +41,9 @@ from .types import (
     RestoreDay,
     Resumed,
     SetLimit,
-    StopState,
     Tick,
     Trade,
     TradeEvent,
-    TrailMoved,
 )
 
 __all__ = ["Engine", "EngineConfig"]
@@ -65,7 +56,7 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stale_ms: int = 5_000  # STALE_TICK_S
 
 
-class Engine:
+class Engine(Stops):
     def __init__(
         self,
         emit: Callable[[Output], None],
@@ -73,62 +64,12 @@ class Engine:
         fault: Callable[[Exception], None] | None = None,
     ) -> None:
         config = config or EngineConfig()
-        self.emit = emit
-        self.fault = fault  # where an internal error goes from the tick path; None = raise
-        self.sessions = SessionClock(config.calendar)
-        self.limits = LossLimits()
-        self._stale_ms = config.stale_ms
-        self._books: dict[str, dict[str, TokenBook]] = {}  # exchange -> token -> book
-        self._guards: dict[int, ArmedTrade] = {}
+        super().__init__(emit, SessionClock(config.calendar), config.stale_ms, fault)
         self._guarded_on: dict[tuple[str, str], int] = {}  # trades guarded per basis token
-        self.clock_ms: int | None = None
         self._day: int | None = None
         self._squared: set[str] = set()
         self._entries: dict[str, bool] = {}
-        self._pending_close: dict[int, ExitReason] = {}  # exits decided outside the session, by reason
         self._restores: list[RestoreDay] = []  # restored before the first Clock named the day
-        self._busy = False
-        self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
-
-    # -- queries ---------------------------------------------------------------------------------
-
-    def state(self, trade_id: int) -> StopState | None:
-        guard = self._guards.get(trade_id)
-        return None if guard is None else guard.state()
-
-    def states(self) -> list[StopState]:
-        return [guard.state() for guard in self._guards.values()]
-
-    def guards(self, trade_id: int) -> bool:
-        """The trade is armed here (or exiting, until confirmed or disarmed); False for one refused."""
-        return trade_id in self._guards
-
-    def last_tick(self, exchange: str, token: str) -> Tick | None:
-        """The latest tick the engine has met of an instrument (tokens are unique only within an
-        exchange); forgotten once no trade is guarded on it any more."""
-        book = self._books.get(exchange, {}).get(token)
-        return None if book is None else book.last
-
-    def entries_open(self, exchange: str) -> bool:
-        return self._entries.get(exchange, False)
-
-    @property
-    def halted(self) -> frozenset[tuple[str, str]]:
-        return frozenset((g.scope, g.key) for g in self.limits.groups.values() if g.halted)
-
-    def passes(self, tick: Tick) -> bool:
-        """The gates: fresh against the clock, inside its exchange's session."""
-        ts, clock = tick.exchange_ts_ms, self.clock_ms
-        return clock is not None and clock - ts <= self._stale_ms and self.sessions.is_open(tick.exchange, ts)
-
-    def would_act(self, tick: Tick) -> bool:
-        """Would this tick fire or move something? (Used to watch tick-stage plug-ins.)"""
-        book = self._books.get(tick.exchange, {}).get(tick.token)
-        if book is None:
-            return False
-        ltp = tick.ltp
-        crossed = (book.lows and book.lows[-1][0] >= ltp) or (book.highs and book.highs[-1][0] >= -ltp)
-        return bool(crossed) and self.passes(tick)
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -139,137 +80,6 @@ class Engine:
             self.on_clock(item.now_ms)
         else:
             self.on_event(item)
-
-    def on_tick(self, tick: Tick) -> None:
-        # The hot path: two dict lookups (tokens are unique only within an exchange), one store and
-        # two integer comparisons when nothing crosses.
-        venue = self._books.get(tick.exchange)
-        if venue is None:
-            venue = self._books[tick.exchange] = {}
-        book = venue.get(tick.token)
-        if book is None:
-            book = venue[tick.token] = TokenBook(tick.exchange, tick.token)
-        book.last = tick
-        ltp = tick.ltp
-        if ltp <= book.low or ltp >= book.high:
-            try:
-                self._serial(self._cross, book, tick)
-            except Exception as error:
-                if self.fault is None:
-                    raise
-                self.fault(error)
-
-    def _serial(self, step: Callable[..., None], *args: Any) -> None:
-        """Run one input to the end before the next. An input that arrives while one is being
-        handled — a consumer that answers an exit intent synchronously with Confirm or Rearm — is
-        queued and handled right after, never in the middle of a tick."""
-        if self._busy:
-            self._deferred.append((step, args))
-            return
-        self._busy = True
-        try:
-            step(*args)
-            while self._deferred:
-                step, args = self._deferred.popleft()
-                step(*args)
-        finally:
-            self._busy = False
-
-    def _cross(self, book: TokenBook, tick: Tick) -> None:
-        if not self.passes(tick):
-            return
-        ltp = tick.ltp
-        crossed = book.take_crossed(ltp)
-        if len(crossed) > 1:
-            crossed = sorted(set(crossed))
-        for trade_id in crossed:
-            guard = self._guards[trade_id]
-            # take_crossed popped the keys ltp reached; forget them before unindexing the rest.
-            if guard.low_key is not None and guard.low_key >= ltp:
-                guard.low_key = None
-            if guard.high_key is not None and guard.high_key <= ltp:
-                guard.high_key = None
-            self._unindex(guard)
-            self._evaluate(guard, tick)
-            if guard.phase is ARMED:
-                self._index(guard)
-        if book.watch:
-            self._on_breach(self.limits.mark((book.exchange, book.token), ltp), tick)
-
-    def _evaluate(self, guard: ArmedTrade, tick: Tick) -> None:
-        ltp, stop = tick.ltp, guard.stop
-        if guard.long:
-            if stop is not None and ltp <= stop:
-                self._fire(guard, ExitReason.TRAIL if guard.trailed else ExitReason.STOP, stop, tick)
-            elif guard.target is not None and ltp >= guard.target:
-                self._fire(guard, ExitReason.TARGET, guard.target, tick)
-            elif guard.offset is not None:
-                guard.active = guard.active or ltp >= guard.activation
-                if guard.active:
-                    # Every earlier price left the stop where it is, so ltp is the best price.
-                    moved = trail_stop(True, ltp, guard.offset, guard.tick_size)
-                    if stop is None or moved > stop:
-                        self._trail(guard, moved, tick)
-        else:
-            if stop is not None and ltp >= stop:
-                self._fire(guard, ExitReason.TRAIL if guard.trailed else ExitReason.STOP, stop, tick)
-            elif guard.target is not None and ltp <= guard.target:
-                self._fire(guard, ExitReason.TARGET, guard.target, tick)
-            elif guard.offset is not None:
-                guard.active = guard.active or ltp <= guard.activation
-                if guard.active:
-                    moved = trail_stop(False, ltp, guard.offset, guard.tick_size)
-                    if stop is None or moved < stop:
-                        self._trail(guard, moved, tick)
-
-    def _trail(self, guard: ArmedTrade, stop: int, tick: Tick) -> None:
-        old, guard.stop, guard.trailed = guard.stop, stop, True
-        self.emit(TrailMoved(guard.trade.id, old, stop, tick))
-
-    def _fire(
-        self, guard: ArmedTrade, reason: ExitReason, level: int | None, tick: Tick | None, source: str = ""
-    ) -> None:
-        self._unindex(guard)
-        guard.phase = EXITING
-        self._pending_close.pop(guard.trade.id, None)
-        self.emit(ExitIntent(guard.trade.id, reason, level, tick, source))
-
-    def fire_custom(self, intent: ExitIntent, source: str) -> None:
-        """An exit asked for by a signal-stage plug-in; always reason CUSTOM."""
-        self._serial(self._custom, intent, source)
-
-    def _custom(self, intent: ExitIntent, source: str) -> None:
-        guard = self._guards.get(intent.trade_id)
-        if guard is None:
-            self.emit(Refused(intent.trade_id, "trade_id", f"{source}: no such trade"))
-        elif guard.phase is ARMED:
-            self._fire(guard, ExitReason.CUSTOM, intent.level, intent.tick, source)
-
-    # -- the book --------------------------------------------------------------------------------
-
-    def _book(self, exchange: str, token: str) -> TokenBook:
-        venue = self._books.setdefault(exchange, {})
-        book = venue.get(token)
-        if book is None:
-            book = venue[token] = TokenBook(exchange, token)
-        return book
-
-    def _index(self, guard: ArmedTrade) -> None:
-        book = self._book(guard.exchange, guard.token)
-        guard.low_key, guard.high_key = guard.keys()
-        if guard.low_key is not None:
-            book.add_low(guard.low_key, guard.trade.id)
-        if guard.high_key is not None:
-            book.add_high(guard.high_key, guard.trade.id)
-
-    def _unindex(self, guard: ArmedTrade) -> None:
-        book = self._books[guard.exchange][guard.token]
-        if guard.low_key is not None:
-            book.remove_low(guard.low_key, guard.trade.id)
-            guard.low_key = None
-        if guard.high_key is not None:
-            book.remove_high(guard.high_key, guard.trade.id)
-            guard.high_key = None
 
     # -- trade events ----------------------------------------------------------------------------
 
@@ -441,32 +251,13 @@ class Engine:
             self.emit(Refused(trade_id, "trade_id", f"{event}: no such trade"))
         return guard
 
-    # -- risk ------------------------------------------------------------------------------------
-
-    def _sync_watch(self, exchange: str, token: str) -> None:
-        watch = self.limits.watched((exchange, token))
-        book = self._book(exchange, token)
-        if book.watch != watch:
-            book.set_watch(watch)
-
-    def _on_breach(self, groups: list[Group], tick: Tick | None) -> None:
-        for group in groups:
-            group.halted = True
-            assert group.max_loss is not None
-            self.emit(Halted(group.scope, group.key, group.pnl, group.max_loss, self.clock_ms or 0))
-            if group.flatten:
-                for trade_id in sorted(group.trades):
-                    guard = self._guards[trade_id]
-                    if guard.phase is ARMED and trade_id not in self._pending_close:
-                        if tick is not None and guard.segment == tick.exchange:
-                            self._fire(guard, ExitReason.RISK, None, tick)  # a gated tick: in session
-                        else:
-                            self._when_open(guard, ExitReason.RISK)
-
     # -- the clock -------------------------------------------------------------------------------
 
     def on_clock(self, now_ms: int) -> None:
         self._serial(self._clock, now_ms)
+
+    def entries_open(self, exchange: str) -> bool:
+        return self._entries.get(exchange, False)
 
     def _clock(self, now_ms: int) -> None:
         if self.clock_ms is not None and now_ms < self.clock_ms:

@@ -29,8 +29,8 @@ def test_every_public_name_is_exported_once_and_exists():
 
 
 def test_public_modules_export_only_what_they_define_or_alias():
-    for module in (streams.types, streams.rules, streams.armed, streams.engine, streams.index, streams.limits,
-                   streams.session, streams.pipeline, streams.plugins, streams.errors):  # fmt: skip
+    for module in (streams.types, streams.rules, streams.armed, streams.stops, streams.engine, streams.index,
+                   streams.limits, streams.session, streams.pipeline, streams.plugins, streams.errors):  # fmt: skip
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
