@@ -27,6 +27,7 @@ from .types import (
     Armed,
     Clock,
     Close,
+    Command,
     Confirm,
     Disarm,
     Disarmed,
@@ -43,7 +44,6 @@ from .types import (
     SetLimit,
     Tick,
     Trade,
-    TradeEvent,
 )
 
 __all__ = ["Engine", "EngineConfig"]
@@ -73,7 +73,7 @@ class Engine(Stops):
 
     # -- inputs ----------------------------------------------------------------------------------
 
-    def on_input(self, item: Tick | Clock | TradeEvent) -> None:
+    def on_input(self, item: Tick | Clock | Command) -> None:
         if type(item) is Tick:
             self.on_tick(item)
         elif type(item) is Clock:
@@ -83,7 +83,7 @@ class Engine(Stops):
 
     # -- trade events ----------------------------------------------------------------------------
 
-    def on_event(self, event: TradeEvent) -> None:
+    def on_event(self, event: Command) -> None:
         handler = _HANDLERS.get(type(event))
         if handler is None:
             raise TypeError(f"not a trade event: {event!r}")

@@ -37,6 +37,7 @@ from .errors import PluginError
 from .plugins import Isolated, Plugin
 from .types import (
     Clock,
+    Command,
     ExitIntent,
     Input,
     Operator,
@@ -45,7 +46,6 @@ from .types import (
     PluginWithheld,
     StateChange,
     Tick,
-    TradeEvent,
 )
 
 __all__ = ["Pipeline", "PipelineConfig", "exit_intents", "fold", "guard", "state_changes"]
@@ -124,7 +124,7 @@ class Pipeline:
         else:
             self.on_event(item)  # type: ignore[arg-type]
 
-    def on_event(self, event: TradeEvent) -> None:
+    def on_event(self, event: Command) -> None:
         self.engine.on_event(event)
         self._drain()
 
@@ -195,7 +195,7 @@ def _ignore(_: Any) -> None:
 
 
 def guard(
-    trade_events: Observable[TradeEvent],
+    trade_events: Observable[Command],
     clock: Observable[int],
     *,
     config: PipelineConfig | None = None,

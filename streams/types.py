@@ -21,6 +21,7 @@ __all__ = [
     "Armed",
     "Clock",
     "Close",
+    "Command",
     "Confirm",
     "Disarm",
     "Disarmed",
@@ -52,7 +53,6 @@ __all__ = [
     "StopState",
     "Tick",
     "Trade",
-    "TradeEvent",
     "TrailMoved",
     "TrailRule",
 ]
@@ -253,7 +253,9 @@ class RestoreDay(msgspec.Struct, frozen=True, tag=True):
     halted: bool = False
 
 
-TradeEvent: TypeAlias = Arm | Amend | Disarm | Confirm | Reduce | Rearm | Close | SetLimit | RestoreDay
+# What the service tells the engine (not to be confused with a stored trade's history,
+# `service.trades.TradeEvent`): arm, amend, disarm … a trade; set a limit, restore a day.
+Command: TypeAlias = Arm | Amend | Disarm | Confirm | Reduce | Rearm | Close | SetLimit | RestoreDay
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -353,4 +355,4 @@ StateChange: TypeAlias = (
     | PluginWithheld
 )
 Output: TypeAlias = ExitIntent | StateChange
-Input: TypeAlias = Tick | Clock | TradeEvent
+Input: TypeAlias = Tick | Clock | Command

@@ -8,6 +8,7 @@ from streams import (
     Arm,
     Armed,
     Clock,
+    Command,
     ExitIntent,
     ExitReason,
     Phase,
@@ -15,7 +16,6 @@ from streams import (
     SetLimit,
     StateChange,
     StopState,
-    TradeEvent,
     fold,
 )
 
@@ -39,7 +39,7 @@ def test_trade_events_round_trip_through_msgspec_for_the_store():
     events = [Arm(trade(1, "long", stop=rule("points", "10.5"), trailing=trail("points", 2, rule("entry_pct", 1)))),
               SetLimit("account", "A1", 50_000, True)]  # fmt: skip
     encoded = msgspec.json.encode(events)
-    assert msgspec.json.decode(encoded, type=list[TradeEvent]) == events
+    assert msgspec.json.decode(encoded, type=list[Command]) == events
 
 
 def test_state_changes_and_intents_round_trip_through_msgspec():
