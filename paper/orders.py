@@ -36,10 +36,11 @@ from paper import positions as pos
 from paper.errors import OrderError, OrderNotFound
 from paper.faults import Fault, FaultPlan
 from paper.instruments import Instrument, Universe
-from paper.params import STOP_TYPES, parse_modify, parse_order, parse_variety
+from paper.params import parse_modify, parse_order, parse_variety
 from paper.positions import Fill, Funds, Position
 from paper.prices import Quote
 from paper.rows import Order, order_from_row, order_row, stamp
+from paper.vocabulary import STOP_TYPES
 
 __all__ = [
     "OrderEngine", "Order", "OrderEvent", "EngineState", "PriceSource", "LIVE_STATUSES", "parse_order",
