@@ -16,7 +16,8 @@ from paper.faults import RouteHolds
 from paper.instruments import Universe, build_universe
 from paper.orders import OrderEngine, OrderEvent
 from paper.paths import PathPlayer
-from paper.prices import PriceBook, Quote
+from paper.prices import PriceBook
+from paper.quotes import Quote
 from paper.stamps import Stamps
 from paper.store import PaperStore
 

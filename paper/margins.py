@@ -32,7 +32,7 @@ from paper import positions as pos
 from paper.envelopes import BadRequest, ok
 from paper.errors import PaperError
 from paper.instruments import Instrument
-from paper.params import PRODUCTS
+from paper.vocabulary import PRODUCTS
 
 if TYPE_CHECKING:
     from paper.auth import Session

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from paper.envelopes import BadRequest, fail, ok
 from paper.instruments import Instrument
-from paper.prices import Quote
+from paper.quotes import Quote
 
 if TYPE_CHECKING:
     from paper.auth import Session

@@ -2,8 +2,9 @@
 
 Life of an order: `accept` validates the request (`paper.params`: refusals raise `OrderError` and leave
 nothing behind) and books it "open pending"; `settle` runs the RMS checks (lot, tick, circuit, SL-M on
-options, funds: see `paper.positions`) and either rejects it with the broker's kind of text or sends
-it to the "exchange": "open" (or "trigger pending" for stop orders), then matches it.
+options, funds: the `ledger`'s, by the rules of `paper.positions`) and either rejects it with the
+broker's kind of text or sends it to the "exchange": "open" (or "trigger pending" for stop orders),
+then matches it.
 
 Matching, on arrival and on every later quote of the instrument:
     MARKET           fills at the ltp
@@ -13,6 +14,9 @@ Matching, on arrival and on every later quote of the instrument:
                      as a LIMIT / MARKET order
     IOC              whatever does not fill on arrival is cancelled
 A stop whose trigger is already crossed when it reaches the exchange triggers at once.
+
+Every fill is booked in the engine's `ledger` (`paper.ledger`): the trade book, positions, holdings
+and funds are read from there.
 
 The engine is synchronous and does no I/O; time comes from `clock` (epoch seconds, shown in IST).
 Every state change is reported to the listeners, in order, after the state has changed; a listener
@@ -29,30 +33,28 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from paper import positions as pos
 from paper.errors import OrderError, OrderNotFound
 from paper.faults import Fault, FaultPlan
 from paper.instruments import Instrument, Universe
-from paper.params import STOP_TYPES, parse_modify, parse_order, parse_variety
-from paper.positions import Fill, Funds, Position
-from paper.prices import Quote
+from paper.ledger import Ledger
+from paper.params import parse_modify, parse_order, parse_variety
+from paper.positions import Fill, Funds
+from paper.quotes import PriceSource, Quote, quote_or_none
 from paper.rows import Order, order_from_row, order_row, stamp
+from paper.vocabulary import STOP_TYPES
 
 __all__ = [
-    "OrderEngine", "Order", "OrderEvent", "EngineState", "PriceSource", "LIVE_STATUSES", "parse_order",
+    "OrderEngine", "Order", "OrderEvent", "EngineState", "LIVE_STATUSES", "parse_order",
     "order_row", "order_from_row",
 ]
 
 IST = ZoneInfo("Asia/Kolkata")
 LIVE_STATUSES = ("open pending", "open", "trigger pending")  # can still fill or be cancelled
 WORKING = ("open", "trigger pending")  # at the exchange: modifiable, matched, blocking margin
-
-
-class PriceSource(Protocol):
-    def quote(self, exchange: str, token: str) -> Quote: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +82,13 @@ class OrderEngine:
         self.universe = universe
         self.prices = prices
         self.clock = clock
-        self.opening_cash = opening_cash
         self.faults = FaultPlan()
+        self.ledger = Ledger(universe, prices, opening_cash)
         self._listeners: list[Callable[[OrderEvent], None]] = []
         self.listener_error: BaseException | None = None  # the last exception a listener raised
         self._orders: dict[str, Order] = {}
         self._working_ids: dict[str, None] = {}  # orders at the exchange, in placement order
         self._by_uid: dict[str, str] = {}
-        self._fills: list[Fill] = []
-        self._positions: dict[pos.PositionKey, Position] = {}
         self._sequence = 0
         self._fill_sequence = 0
         self._unlisted: dict[str, float] = {}  # orderid -> clock time until which the books leave it out
@@ -212,8 +212,7 @@ class OrderEngine:
         fill = Fill(order.clientcode, order.orderid, f"{50_000_000 + self._fill_sequence}", order.exchange,
                     order.symboltoken, order.tradingsymbol, order.producttype, order.transactiontype, price,
                     quantity, f"{now:%H:%M:%S}")
-        self._fills.append(fill)
-        pos.apply_fill(self._positions, fill)
+        self.ledger.book(fill)
         filled = order.filledshares + quantity
         return self._store(replace(
             order, status="complete" if filled == order.quantity else "open", filledshares=filled,
@@ -249,8 +248,8 @@ class OrderEngine:
 
     def _funds_shortfall(self, order: Order, replacing: str | None = None) -> str | None:
         pending = [o for o in self._working(order.clientcode) if o.orderid != replacing]
-        before = self._funds(order.clientcode, pending)
-        after = self._funds(order.clientcode, sorted([*pending, order], key=lambda o: o.orderid))
+        before = self.ledger.funds(order.clientcode, pending)
+        after = self.ledger.funds(order.clientcode, sorted([*pending, order], key=lambda o: o.orderid))
         required = after.utiliseddebits - before.utiliseddebits
         if required <= before.net:
             return None
@@ -259,37 +258,6 @@ class OrderEngine:
 
     def _working(self, clientcode: str) -> list[Order]:
         return [o for o in map(self._orders.__getitem__, self._working_ids) if o.clientcode == clientcode]
-
-    def _funds(self, clientcode: str, pending: list[Order]) -> Funds:
-        realised = unrealised = 0
-        utilised = dict.fromkeys(pos.CATEGORIES, 0)
-        for key, position in self._positions.items():
-            if key[0] != clientcode:
-                continue
-            instrument = self._instrument_at(position.exchange, position.symboltoken)
-            ltp = self._mark(position)
-            realised += position.realised()
-            unrealised += position.unrealised(ltp)
-            category, amount = pos.margin(instrument, position.producttype, position.netqty, ltp)
-            utilised[category] += amount
-        groups: dict[pos.PositionKey, list[Order]] = {}
-        for order in pending:
-            groups.setdefault((clientcode, order.exchange, order.symboltoken, order.producttype), []).append(order)
-        for key, orders in groups.items():
-            position = self._positions.get(key)
-            instrument = self._instrument(orders[0])
-            sides = [(o.transactiontype, o.unfilled, self._margin_price(o)) for o in orders]
-            for category, amount in pos.pending_margin(instrument, key[3], position.netqty if position else 0, sides).items():
-                utilised[category] += amount
-        return Funds(self.opening_cash(clientcode), realised, unrealised, utilised)
-
-    def _margin_price(self, order: Order) -> int:
-        if order.ordertype in ("LIMIT", "STOPLOSS_LIMIT"):
-            return order.price
-        if order.ordertype == "STOPLOSS_MARKET":
-            return order.triggerprice
-        quote = self._quote(order.exchange, order.symboltoken)
-        return quote.ltp if quote is not None else 0
 
     # Books ---------------------------------------------------------------------------------------------------
     def unlist(self, orderid: str, seconds: float) -> None:
@@ -320,23 +288,16 @@ class OrderEngine:
         return self._orders.get(orderid)
 
     def trade_book(self, clientcode: str) -> list[dict[str, str]]:
-        return [self._trade_row(f) for f in self._fills if f.clientcode == clientcode]
+        return self.ledger.trade_book(clientcode)
 
     def positions(self, clientcode: str) -> list[dict[str, str]]:
-        return [
-            pos.position_row(p, self._instrument_at(p.exchange, p.symboltoken), self._mark(p), self._close(p))
-            for key, p in self._positions.items() if key[0] == clientcode
-        ]
+        return self.ledger.positions(clientcode)
 
     def holdings(self, clientcode: str) -> list[dict[str, Any]]:
-        return [
-            pos.holding_row(p, self._instrument_at(p.exchange, p.symboltoken), self._mark(p), self._close(p))
-            for key, p in self._positions.items()
-            if key[0] == clientcode and p.producttype == "DELIVERY" and p.netqty > 0
-        ]
+        return self.ledger.holdings(clientcode)
 
     def funds(self, clientcode: str) -> Funds:
-        return self._funds(clientcode, self._working(clientcode))
+        return self.ledger.funds(clientcode, self._working(clientcode))
 
     def rms(self, clientcode: str) -> dict[str, str]:
         return pos.rms_row(self.funds(clientcode))
@@ -345,7 +306,7 @@ class OrderEngine:
     def export(self) -> EngineState:
         return EngineState(
             tuple((o.clientcode, self._row(o)) for o in self._orders.values()),
-            tuple((f.clientcode, self._trade_row(f)) for f in self._fills),
+            tuple((f.clientcode, self.ledger.trade_row(f)) for f in self.ledger.fills),
             self._sequence, self._fill_sequence,
             tuple(o.orderid for o in self._orders.values() if o.held),
             tuple((o.orderid, o.fault) for o in self._orders.values() if o.fault is not None),
@@ -362,7 +323,8 @@ class OrderEngine:
 
     def restore_rows(self, orders: Iterable[tuple[str, Mapping[str, Any]]], trades: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Rebuild from stored rows (as emitted to the listeners); positions and funds are folded again."""
-        self._orders, self._by_uid, self._fills, self._positions, self._working_ids = {}, {}, [], {}, {}
+        self._orders, self._by_uid, self._working_ids = {}, {}, {}
+        self.ledger.clear()
         trades = list(trades)
         values: dict[str, int] = {}
         for _, row in trades:
@@ -378,10 +340,9 @@ class OrderEngine:
             fill = Fill(clientcode, order.orderid, str(row["fillid"]), order.exchange, order.symboltoken,
                         order.tradingsymbol, order.producttype, order.transactiontype, pos.paise_of(row["fillprice"]),
                         int(row["fillsize"]), str(row["filltime"]))
-            self._fills.append(fill)
-            pos.apply_fill(self._positions, fill)
+            self.ledger.book(fill)
         self._sequence = max((self._sequence_of(o) for o in self._orders.values()), default=0)
-        self._fill_sequence = max((int(f.fillid) - 50_000_000 for f in self._fills), default=0)
+        self._fill_sequence = max((int(f.fillid) - 50_000_000 for f in self.ledger.fills), default=0)
 
     # Plumbing ---------------------------------------------------------------------------------------------
     def _store(self, order: Order, fill: Fill | None = None) -> Order:
@@ -391,7 +352,7 @@ class OrderEngine:
             self._working_ids[order.orderid] = None
         else:
             self._working_ids.pop(order.orderid, None)
-        event = OrderEvent(order.clientcode, order.status, self._row(order), self._trade_row(fill) if fill else None)
+        event = OrderEvent(order.clientcode, order.status, self._row(order), self.ledger.trade_row(fill) if fill else None)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -409,25 +370,11 @@ class OrderEngine:
         return datetime.fromtimestamp(self.clock(), IST)
 
     def _quote(self, exchange: str, token: str) -> Quote | None:
-        try:
-            return self.prices.quote(exchange, token)
-        except KeyError:
-            return None
-
-    def _mark(self, position: Position) -> int:
-        quote = self._quote(position.exchange, position.symboltoken)
-        return quote.ltp if quote is not None else position.last_price
-
-    def _close(self, position: Position) -> int:
-        quote = self._quote(position.exchange, position.symboltoken)
-        return quote.close if quote is not None else 0
+        return quote_or_none(self.prices, exchange, token)
 
     def _instrument(self, order: Order) -> Instrument:
-        return self._instrument_at(order.exchange, order.symboltoken)
-
-    def _instrument_at(self, exchange: str, token: str) -> Instrument:
-        instrument = self.universe.by_token(exchange, token)
-        assert instrument is not None, f"{exchange}:{token} left the universe"
+        instrument = self.universe.by_token(order.exchange, order.symboltoken)
+        assert instrument is not None, f"{order.exchange}:{order.symboltoken} left the universe"
         return instrument
 
     @staticmethod
@@ -436,6 +383,3 @@ class OrderEngine:
 
     def _row(self, order: Order) -> dict[str, Any]:
         return order_row(order, self._instrument(order))
-
-    def _trade_row(self, fill: Fill) -> dict[str, str]:
-        return pos.trade_row(fill, self._instrument_at(fill.exchange, fill.symboltoken))

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from struct import Struct
 
-from paper.prices import Quote
+from paper.quotes import Quote
 
 __all__ = [
     "LTP", "QUOTE", "SNAP_QUOTE", "DEPTH", "MODES", "PACKET_SIZES", "EXCHANGE_TYPES", "EXCHANGE_CODES",

@@ -23,21 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from paper.errors import OrderError
 from paper.instruments import Instrument, Universe
+from paper.vocabulary import DURATIONS, ORDER_TYPES, PRODUCTS, SIDES, STOP_TYPES, VARIETIES
 
 if TYPE_CHECKING:
     from paper.rows import Order
 
-__all__ = [
-    "parse_order", "parse_modify", "parse_variety",
-    "VARIETIES", "SIDES", "ORDER_TYPES", "STOP_TYPES", "PRODUCTS", "DURATIONS",
-]
-
-VARIETIES = ("NORMAL", "STOPLOSS", "AMO", "ROBO")
-SIDES = ("BUY", "SELL")
-ORDER_TYPES = ("MARKET", "LIMIT", "STOPLOSS_LIMIT", "STOPLOSS_MARKET")
-STOP_TYPES = ("STOPLOSS_LIMIT", "STOPLOSS_MARKET")
-PRODUCTS = ("DELIVERY", "CARRYFORWARD", "MARGIN", "INTRADAY", "BO")
-DURATIONS = ("DAY", "IOC")
+__all__ = ["parse_order", "parse_modify", "parse_variety"]
 
 
 def parse_order(params: Mapping[str, Any], universe: Universe) -> dict[str, Any]:

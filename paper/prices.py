@@ -1,4 +1,4 @@
-"""Prices for every instrument: a seeded random walk for spots, a pricing model for derivatives."""
+"""Prices for every instrument: a seeded random walk for spots, a pricing model for derivatives, each change a `Quote`."""
 from __future__ import annotations
 
 import logging
@@ -11,63 +11,19 @@ from datetime import datetime
 from paper.candles import CANDLE_INTERVALS, CandleRow, Candles, ist_day
 from paper.instruments import Instrument, Universe
 from paper.pricing import IST, call_put_price, expiry_epoch, future_price, implied_vol, years_to_expiry
+from paper.quotes import Depth, Quote, market_depth
 
-__all__ = ["Quote", "PriceBook", "CANDLE_INTERVALS"]
+__all__ = ["PriceBook", "CANDLE_INTERVALS"]
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[list["Quote"]], None]
+Listener = Callable[[list[Quote]], None]
 SnapshotRow = tuple[str, str, int, int, int, int, int, int, int, int]  # exchange, token, ltp, o, h, l, close, v, adj, as-of
 
 _TRADING_SECONDS_PER_YEAR = 252 * 6.25 * 3600  # the walk's volatility is per trading time
 
 
-@dataclass(slots=True)
-class Quote:
-    """Live market state of one instrument. Every price is integer paise; times are epoch ms."""
-
-    exchange: str
-    token: str
-    ltp: int
-    open: int
-    high: int
-    low: int
-    close: int  # previous session's close
-    upper_circuit: int  # 0 where the segment has no band (indices)
-    lower_circuit: int
-    week52_high: int
-    week52_low: int
-    volume: int = 0
-    last_qty: int = 0
-    avg_price: int = 0
-    total_buy_qty: float = 0.0
-    total_sell_qty: float = 0.0
-    open_interest: int = 0
-    exchange_ts_ms: int = 0
-    last_trade_ts: int = 0  # epoch seconds
-    sequence: int = 0
-    # best five each side: (quantity, price paise, orders), best first
-    bids: list[tuple[int, int, int]] = field(default_factory=list)
-    asks: list[tuple[int, int, int]] = field(default_factory=list)
-
-
 DEPTH_CACHE = 1024  # price levels whose book shape is kept per instrument
-
-
-def _depth(ltp: int, tick: int, lot: int, salt: int, is_index: bool) -> tuple:
-    """Five levels a side around `ltp` (none for an index) and the day's total buy and sell quantities."""
-    bids: list[tuple[int, int, int]] = []
-    asks: list[tuple[int, int, int]] = []
-    if not is_index:
-        mix = ((ltp // tick) * 2654435761 + salt) & 0xFFFFFFFF
-        for level in range(5):
-            lots_bid, lots_ask = 1 + (mix >> (level * 3)) % 40, 1 + (mix >> (level * 3 + 15)) % 40
-            if ltp - (level + 1) * tick > 0:
-                bids.append((lots_bid * lot * 10, ltp - (level + 1) * tick, 1 + lots_bid % 9))
-            asks.append((lots_ask * lot * 10, ltp + (level + 1) * tick, 1 + lots_ask % 9))
-    depth_scale = 20 + salt % 30
-    return (tuple(bids), tuple(asks), float(sum(q for q, _, _ in bids) * depth_scale),
-            float(sum(q for q, _, _ in asks) * depth_scale))
 
 
 @dataclass(slots=True, eq=False)
@@ -96,7 +52,7 @@ class _Live:
     twin: _Live | None = None  # BSE equities: the NSE listing whose walk they follow
     expiry_at: float = 0.0
     salt: int = 0
-    depth: dict[int, tuple] = field(default_factory=dict)  # price -> (bids, asks, total buy, total sell)
+    depth: dict[int, Depth] = field(default_factory=dict)  # the book shown at each price level seen
     sequence: int = 0
     quote: Quote | None = None
 
@@ -361,7 +317,7 @@ class PriceBook:
         if book is None:  # the book's shape is a function of the price: built once per price level seen
             if len(live.depth) >= DEPTH_CACHE:
                 live.depth.clear()
-            book = live.depth[ltp] = _depth(ltp, instrument.tick_paise, instrument.lotsize, live.salt, instrument.is_index)
+            book = live.depth[ltp] = market_depth(ltp, instrument.tick_paise, instrument.lotsize, live.salt, instrument.is_index)
         bids, asks, total_buy, total_sell = book
         previous = live.quote
         live.quote = Quote(

@@ -9,7 +9,7 @@ from typing import Any
 from paper import positions as pos
 from paper.faults import Fault
 from paper.instruments import Instrument
-from paper.params import STOP_TYPES
+from paper.vocabulary import STOP_TYPES
 
 __all__ = ["Order", "order_row", "order_from_row", "stamp"]
 

@@ -26,7 +26,7 @@ from paper.stamps import Stamps
 
 if TYPE_CHECKING:
     from paper.exchange import PaperExchange
-    from paper.prices import Quote
+    from paper.quotes import Quote
 
 __all__ = ["Connection", "MarketFeed", "refuse", "text_message", "E1001", "E1002"]
 

@@ -13,7 +13,7 @@ import pytest
 from paper.errors import OrderError, PaperError
 from paper.instruments import Instrument, Universe
 from paper.orders import OrderEngine, OrderEvent
-from paper.prices import Quote
+from paper.quotes import Quote
 
 IST = ZoneInfo("Asia/Kolkata")
 MORNING = datetime(2024, 11, 20, 10, 15, 30, tzinfo=IST).timestamp()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from paper.packets import (
     DEPTH, EXCHANGE_CODES, EXCHANGE_TYPES, LTP, MODES, PACKET_SIZES, QUOTE, SNAP_QUOTE, encode,
 )
-from paper.prices import Quote
+from paper.quotes import Quote
 
 I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 PAISE = st.integers(min_value=0, max_value=2**62)

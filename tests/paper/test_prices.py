@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paper.instruments import Instrument, Universe, build_universe
-from paper.prices import CANDLE_INTERVALS, PriceBook, Quote
+from paper.prices import CANDLE_INTERVALS, PriceBook
 from paper.pricing import IST, call_put_price, expiry_epoch
+from paper.quotes import Quote
 
 TODAY = date(2025, 11, 24)
 OPEN_10AM = datetime(2025, 11, 24, 10, 0, tzinfo=IST).timestamp()

@@ -209,7 +209,7 @@ def test_trailing_bytes_are_ignored():
 def test_paper_exchange_frames_parse():
     """The paper exchange's encoders (it shares only wire constants with us) produce packets we read back."""
     from paper.packets import encode
-    from paper.prices import Quote
+    from paper.quotes import Quote
 
     quote = Quote("NSE", "2885", 245_035, 244_000, 246_000, 243_500, 244_100, 268_500, 219_700, 300_000, 200_000,
                   volume=123_456, exchange_ts_ms=1_736_139_600_000, bids=[(10, 245_030, 2)], asks=[(5, 245_040, 1)])
