@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from service.broker import Broker, BrokerError, MarginLeg, OrderKind, OrderSide, Priority
-from service.broker.smartapi.pacing import expired_reason
+from service.broker import expired_reason
 from service.sizing import Sized, allocation, size_equity, size_future, size_option
 from service.store import Store
 from service.trades import Trade, TradeEvent, TradeState

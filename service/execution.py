@@ -32,7 +32,7 @@ from service.broker import (
     PlacementUnknown,
     Priority,
 )
-from service.broker.smartapi.pacing import EntryExpired
+from service.broker import EntryExpired
 from service.entries import EntryQueue
 from service.doubt import DoubtRule
 from service.exits import ExitPath
