@@ -62,7 +62,7 @@ async def recover(desk: Desk) -> dict[str, int]:
     for trade in await desk.store.trades(states=[TradeState.PENDING_ENTRY]):
         orders = await desk.store.orders(trade.id)
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
-            await trader._record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
+            await trader.record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
             report["entries_expired"] += 1
     after_hours, held = await settle_after_hours(desk, LIVE_STATUSES)
     report.update(after_hours)
