@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
-from service.broker import LIVE_STATUSES, TERMINAL_STATUSES, BrokerError, BrokerOrder, OrderStatus, Priority
+from service.broker import LIVE_STATUSES, TERMINAL_STATUSES, BrokerError, BrokerOrder, Priority
 from service.execution.chase import Chaser
 from service.execution.journal import BrokerFor, Spawn
 from service.execution.orders import OrderLedger

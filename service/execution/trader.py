@@ -30,7 +30,7 @@ from service.execution.entries import EntryQueue
 from service.execution.exits import ExitLoop
 from service.execution.journal import Journal
 from service.execution.orders import OrderLedger
-from service.execution.positions import PositionBook, Books
+from service.execution.positions import Books, PositionBook
 from service.guard import Guard
 from service.store import OrderRecord, Store
 from service.trades import Trade, TradeState
