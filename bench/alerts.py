@@ -4,7 +4,7 @@ Baseline: a bare Starlette JSON endpoint (`bench._bare`) under the same uvicorn 
 way in the same run. The load (`bench._load`) posts distinct buy alerts over 32 keep-alive
 connections, each waiting for its reply; tickguard (`bench._tickguard`, its own process, the paper
 exchange in a third) answers 202 only after the alert and its trade are committed to SQLite
-(synchronous=FULL). Every accepted alert also queues a real entry (`service/entries.py`): ten a
+(synchronous=FULL). Every accepted alert also queues a real entry (`service/execution/entries.py`): ten a
 second go out at the broker's pace, and the ones still queued after ENTRY_TTL_S expire — background
 work the run includes.
 """

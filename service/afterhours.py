@@ -137,8 +137,7 @@ async def _closed_by_broker(parts: AfterHours, trade: Trade, price: int | None, 
         TradeEvent(kind="exit_fill", at_ms=now, data={"quantity": trade.open_quantity, **priced, "pnl_day": day}),
         TradeEvent(kind="closed", at_ms=now, data={"reason": BROKER_SQUARE_OFF, **priced, "pnl_day": day}),
     )
-    closed = await parts.store.record(trade.id, *events)
-    parts.trader.on_trade(closed)
+    closed = await parts.trader.journal.write(trade.id, *events)
     log.warning("intraday trade squared off by the broker", extra={"trade_id": trade.id, **priced,
                                                                    "pnl_paise": closed.realised_pnl})
 
@@ -148,8 +147,7 @@ async def _left_for_the_open(parts: AfterHours, trade: Trade) -> Trade:
               " before it opens; it is squared off at the next open")
     if trade.state is TradeState.UNPROTECTED and trade.reason == reason:
         return trade  # told at an earlier restart
-    trade = await parts.store.record(trade.id, TradeEvent(kind="unprotected", at_ms=parts.now_ms(), data={"reason": reason}))
-    parts.trader.on_trade(trade)
+    trade = await parts.trader.record(trade.id, "unprotected", reason=reason)
     log.error("intraday position still open outside the session: UNPROTECTED until the next open",
               extra={"trade_id": trade.id})
     return trade

@@ -9,7 +9,7 @@ Two kinds of halt stop new entries:
 Every halt is a row of the `halts` table with its reason and time, and the time it lifted. The day's
 realised P&L per account and per strategy is the `day_pnl` table, which `Store.apply` adds to in the
 same transaction that realises it (a trade's `closed`), so it is never behind the trades. At start
-the desk restores today's loss halts (today by its clock, in IST) and hands the engine each group's
+tickguard restores today's loss halts (today by its clock, in IST) and hands the engine each group's
 day so far (`RestoreDay`): a halt holds for the rest of its day after a restart and lifts at the next.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def loss_reason(change: Halted) -> str:
 
 
 class Halts:
-    """The desk's halts: today's daily-loss halts in memory (entries are refused from `loss`), every
+    """The halts: today's daily-loss halts in memory (entries are refused from `loss`), every
     change written to the store, the whole picture for `GET /halt` and the dashboard."""
 
     def __init__(self, store: Store, now_ms: Callable[[], int], announce: Callable[[str, dict[str, Any]], None]) -> None:

@@ -1,6 +1,6 @@
-"""Notifications: trade and desk events to Telegram and to outgoing webhooks.
+"""Notifications: trade and service events to Telegram and to outgoing webhooks.
 
-`Notifier.on_trade` and `Notifier.on_event` are the desk's listeners. They are synchronous and
+`Notifier.on_trade` and `Notifier.on_event` are listeners of the runtime (`service/listeners.py`). They are synchronous and
 constant-time and never raise: they decide whether a change deserves a message, format it and
 queue it for each destination. Each destination has its own sender task that delivers messages in
 order and retries them:
@@ -193,9 +193,9 @@ class Notifier:
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
         try:
-            self._desk_event(kind, data)
+            self._service_event(kind, data)
         except Exception:
-            log.exception("could not queue a desk notification", extra={"event": kind})
+            log.exception("could not queue a service-event notification", extra={"event": kind})
 
     def _trade_changed(self, trade: Trade) -> None:
         if not self.destinations:
@@ -223,7 +223,7 @@ class Notifier:
         elif state is TradeState.OPEN and previous is TradeState.UNPROTECTED:
             self._queue("protected", _protected_text(trade) + self._tag(trade), trade)
 
-    def _desk_event(self, kind: str, data: dict[str, Any]) -> None:
+    def _service_event(self, kind: str, data: dict[str, Any]) -> None:
         if not self.destinations:
             return
         if kind == "halt":

@@ -2,14 +2,14 @@
 
     PLUGINS       [{"stage": "tick"|"signal"|"observer", "factory": "pkg.mod:factory", "kwargs": {...},
                     "name": "optional"}, ...]
-    PLUGINS_PATH  a directory of the desk's own modules, searched after the installed packages
+    PLUGINS_PATH  a directory of your own plug-in modules, searched after the installed packages
 
 `plugin_problems` checks the shape of every entry without running anything (load_settings calls it);
 `load_plugins` imports each factory, calls it with its kwargs and applies the operator it returns once
 to an empty subject (so a factory that returns the wrong thing is refused here, not at the first
 tick). Every problem names its entry — 1-based position and factory — and all are reported at once as
 a `SettingsError`. What happens to a plug-in at run time is `streams/plugins.py`'s business;
-`PluginBoard` keeps what the desk shows of it (running or unplugged, ticks withheld).
+`PluginBoard` keeps what the dashboard shows of it (running or unplugged, ticks withheld).
 """
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def load_plugins(settings: PluginSettings) -> list[LoadedPlugin]:
     if settings.plugins_path:
         plugins_path = str(Path(settings.plugins_path).resolve())
         if plugins_path not in sys.path:
-            sys.path.append(plugins_path)  # after the installed packages: a desk module cannot replace one
+            sys.path.append(plugins_path)  # after the installed packages: a module of yours cannot replace one
         importlib.invalidate_caches()
     loaded: list[LoadedPlugin] = []
     problems: list[tuple[str, str]] = []

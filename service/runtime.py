@@ -1,7 +1,7 @@
 """The runtime: tickguard's parts built from the settings and wired together — wiring only.
 
     store ─ symbols ─ brokers (one per login) ─ accounts ─ strategies
-    guard (ticks into the stop engine) ─ journal (engine outputs as trade events) ─ halts
+    guard (ticks into the stop engine) ─ engine changes (as trade events) ─ halts
     trader (orders, entries, exits, positions) ─ intake (alerts in) ─ operator switch
     stream health ─ sampler ─ notifier ─ listeners (feed, notifications)
 
@@ -28,8 +28,9 @@ from service.gc_tuning import Heap
 from service.guard import Guard
 from service.halts import Halts
 from service.health import Sampler, StreamHealth
-from service.journal import Journal, Listeners
+from service.changes import EngineChanges
 from service.limits import EngineLimits
+from service.listeners import Listeners
 from service.market_calendar import CalendarWatch, load_market_calendar
 from service.metrics import Metrics
 from service.notify import Notifier
@@ -84,7 +85,8 @@ class Runtime:
             metrics=self.metrics)
         self.trader.on_trade = self.listeners.trade_changed
         self.trader.brokers = dict(self.logins)
-        self.journal = Journal(self.store, self.halts, self.listeners, now_ms=self.now_ms, spawn=self.trader.spawn)
+        self.changes = EngineChanges(self.store, self.halts, record=self.trader.record, now_ms=self.now_ms,
+                                     spawn=self.trader.spawn)
         self.limits = EngineLimits(self.guard)
         self.intake = Intake(settings=settings, store=self.store, symbols=self.symbols, strategies=self.strategies,
                              accounts=self.accounts, guard=self.guard, trader=self.trader, halts=self.halts,
@@ -119,7 +121,7 @@ class Runtime:
         self.trader.on_exit_intent(intent)
 
     def _on_change(self, change) -> None:
-        self.journal.on_change(change)
+        self.changes.on_change(change)
 
     # Life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:

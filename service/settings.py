@@ -135,7 +135,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Operator plug-ins of the stop engine (service/plugins.py, docs/plugins.md), JSON: a list of
     # {"stage": "tick"|"signal"|"observer", "factory": "package.module:factory", "kwargs": {...}, "name"?}.
     plugins: str = ""
-    # A directory of the desk's own plug-in modules, searched after the installed packages.
+    # A directory of your own plug-in modules, searched after the installed packages.
     plugins_path: str = ""
 
     def __repr__(self) -> str:

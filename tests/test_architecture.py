@@ -4,7 +4,8 @@ import-linter's contracts (pyproject.toml, `[tool.importlinter]`): `streams` imp
 `service` or `paper`; `paper` nothing of `service`; no import cycle between the modules of any
 package of the three, type-only imports included. The rules import-linter has no contract type for
 are read here from grimp's import graph (the graph import-linter itself builds): the broker port and
-its adapter import nothing else of `service`, and within `service` only `service.web` knows
+its adapter import nothing else of `service`, the rest of `service` builds the adapter in one place
+(`service.brokers`) and trades through the port, and within `service` only `service.web` knows
 Starlette. And no module of the three packages is over 400 lines.
 """
 from __future__ import annotations
@@ -41,6 +42,14 @@ def test_the_broker_imports_nothing_else_of_service(graph):
     leaks = sorted((a, b) for a, b in _imports_of(graph, "service.broker")
                    if b.startswith("service.") and not b.startswith("service.broker"))
     assert leaks == [], "service.broker must stand alone (a port and its adapter): " + ", ".join(f"{a} -> {b}" for a, b in leaks)
+
+
+def test_the_service_reaches_the_broker_through_its_port(graph):
+    """The SmartAPI adapter is built in `service.brokers` alone; the model broker is for tests."""
+    adapter = sorted(a for a, b in _imports_of(graph, "service") if b.startswith("service.broker.smartapi")
+                     and not a.startswith("service.broker") and a != "service.brokers")
+    model = sorted(a for a, b in _imports_of(graph, "service") if b == "service.broker.model")
+    assert (adapter, model) == ([], []), f"the adapter imported by {adapter}, the model broker by {model}"
 
 
 def test_only_service_web_imports_starlette(graph):

@@ -90,7 +90,7 @@ def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -
     spec: dict[str, Any] = {"rules": rules, "rule_source": source, "tick_size": symbol.tick_size,
                             "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund,
                             "login": account.clientcode or None}
-    if symbol.is_future:  # sized in whole lots from the broker's margin for one lot (service/entries.py)
+    if symbol.is_future:  # sized in whole lots from the broker's margin for one lot (service/execution/entries.py)
         spec.update(instrumenttype=symbol.instrumenttype, freeze_qty=symbol.freeze_qty)
     if plan.underlying is not None:
         u = plan.underlying

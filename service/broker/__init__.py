@@ -2,11 +2,13 @@
 from service.broker.errors import (
     BrokerError,
     BrokerUnavailable,
+    EntryExpired,
     LoginFailed,
     OrderRefused,
     PlacementUnknown,
     RateLimited,
     SessionExpired,
+    expired_reason,
 )
 from service.broker.port import Broker, OrderUpdateStream, TickStream
 from service.broker.types import (
@@ -29,8 +31,8 @@ from service.broker.types import (
 )
 
 __all__ = [
-    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "Fill", "Funds", "LIVE_STATUSES", "LoginFailed",
+    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "EntryExpired", "Fill", "Funds", "LIVE_STATUSES", "LoginFailed",
     "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
-    "SessionExpired", "TERMINAL_STATUSES", "TickStream",
+    "SessionExpired", "TERMINAL_STATUSES", "TickStream", "expired_reason",
 ]

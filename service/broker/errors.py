@@ -6,13 +6,14 @@
     ├── OrderRefused         the broker refused a request synchronously (field, when known)
     ├── RateLimited          the broker's rate limiter answered, and retrying did not help
     ├── BrokerUnavailable    network error, timeout or 5xx
-    └── PlacementUnknown     placeOrder timed out or met a 5xx and no order with its tag was found: in doubt
+    ├── PlacementUnknown     placeOrder timed out or met a 5xx and no order with its tag was found: in doubt
+    └── EntryExpired         an entry waited longer than its time-to-live for an order slot (never sent)
 """
 from __future__ import annotations
 
 __all__ = [
     "BrokerError", "LoginFailed", "SessionExpired", "OrderRefused", "RateLimited", "BrokerUnavailable",
-    "PlacementUnknown",
+    "PlacementUnknown", "EntryExpired", "expired_reason",
 ]
 
 
@@ -52,3 +53,14 @@ class PlacementUnknown(BrokerError):
     def __init__(self, message: str, *, tag: str, route: str = "") -> None:
         super().__init__(message, route=route)
         self.tag = tag
+
+
+def expired_reason(waited_s: float) -> str:
+    """Why an entry expired instead of trading late (the `expired` event's reason)."""
+    return f"entry order expired after waiting {waited_s:.2f} s for the broker's rate limit"
+
+
+class EntryExpired(BrokerError):
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(expired_reason(waited_s))
+        self.waited_s = waited_s

@@ -129,7 +129,7 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
                 await rig.settled(trade_id, timeout=15)
             except AssertionError:
                 violations.append(f"trade {trade_id} not settled: {await rig.trade(trade_id)}")
-        await rig.until(lambda: not rig.trader._exiting, "every exit task to end", timeout=15)
+        await rig.until(lambda: not rig.trader.exiting, "every exit task to end", timeout=15)
         await rig.until(lambda: all(part.done() for part in parts), "every partial exit to end", timeout=15)
         trades = {trade_id: await rig.trade(trade_id) for trade_id in ids}
     violations += check(broker, trades, long)

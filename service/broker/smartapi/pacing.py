@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from service.broker.errors import BrokerError
+from service.broker.errors import EntryExpired
 from service.broker.types import Priority
 
-__all__ = ["EntryExpired", "expired_reason", "OrderPacer", "RoutePacer", "Window", "ROUTE_LIMITS", "EXIT_RESERVE"]
+__all__ = ["OrderPacer", "RoutePacer", "Window", "ROUTE_LIMITS", "EXIT_RESERVE"]
 
 EXIT_RESERVE = 100  # orders of the hourly budget only exits may use
 
@@ -46,16 +46,6 @@ ROUTE_LIMITS: dict[str, tuple[int | None, int | None, int | None]] = {
 }
 ORDER_LIMITS = (20, 500, 1000)
 PERIODS = (1.0, 60.0, 3600.0)
-
-
-def expired_reason(waited_s: float) -> str:
-    return f"entry order expired after waiting {waited_s:.2f} s for the broker's rate limit"
-
-
-class EntryExpired(BrokerError):
-    def __init__(self, waited_s: float) -> None:
-        super().__init__(expired_reason(waited_s))
-        self.waited_s = waited_s
 
 
 class Window:

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from service.broker.smartapi.pacing import EntryExpired, OrderPacer, RoutePacer, Window
+from service.broker import EntryExpired
+from service.broker.smartapi.pacing import OrderPacer, RoutePacer, Window
 from service.broker.types import Priority
 
 

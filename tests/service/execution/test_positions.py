@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.broker import BrokerError, Position
-from service.positions import PositionBook
+from service.execution.positions import PositionBook
 
 KEYS = [("NSE", "3045", "INTRADAY"), ("NSE", "1594", "INTRADAY")]
 
 
 @dataclass
 class Order:
+    tag: str
     key: tuple[str, str, str]
     signed: int  # units to fill, buy > 0
     ours: bool
@@ -64,13 +65,11 @@ class Run:
         key = KEYS[n % len(KEYS)]
         book, broker = self.book, self.broker
         if op == "send":
-            order = Order(key, amount, ours=True, exit=amount < 0)
+            order = Order(f"tg{len(broker.orders)}", key, amount, ours=True, exit=amount < 0)
             broker.orders.append(order)
-            book.working(key)
-            if order.exit:
-                book.reserve(key, order.signed)
+            book.place(order.tag, key, reserve=order.signed if order.exit else 0)
         elif op == "foreign":
-            broker.orders.append(Order(key, amount, ours=False))
+            broker.orders.append(Order(f"x{len(broker.orders)}", key, amount, ours=False))
         elif op == "fill":  # the broker fills part of a working order
             working = [o for o in broker.orders if abs(o.filled) < abs(o.signed)]
             if working:
@@ -86,11 +85,9 @@ class Run:
                 done = order.filled == order.signed
                 if order.ours:
                     if delta:
-                        book.filled(order.key, delta)
-                        if order.exit:
-                            book.reserve(order.key, -delta)
+                        book.fill(order.tag, delta)  # an exit's fill is no longer reserved
                     if done:
-                        book.finished(order.key)
+                        book.settle(order.tag)
                         order.finished = True
                 else:
                     if delta:

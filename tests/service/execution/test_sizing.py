@@ -7,7 +7,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.sizing import size_equity, size_future, size_option
+from service.execution.sizing import size_equity, size_future, size_option
 
 
 def test_equity_is_fund_capped_by_margin():

@@ -12,27 +12,40 @@ trading late: a second task wakes when the oldest entry turns late and expires t
 few dozen to a transaction so that alerts' writes go in between. The pacer's own time-to-live
 covers the wait for an order slot after that. Entries queued when tickguard stops are expired by
 recovery (no order was sent for them).
+
+Each entry order goes through the order ledger; one still unconfirmed after `confirm_after_s` is
+looked up at the broker, and one in doubt is settled by the doubt rule before the next slice goes.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from service.broker import Broker, BrokerError, MarginLeg, OrderKind, OrderSide, Priority
-from service.broker.smartapi.pacing import expired_reason
-from service.sizing import Sized, allocation, size_equity, size_future, size_option
+from service.broker import (
+    TERMINAL_STATUSES,
+    Broker,
+    BrokerError,
+    MarginLeg,
+    OrderKind,
+    OrderSide,
+    OrderStatus,
+    Priority,
+    expired_reason,
+)
+from service.execution.config import ExecConfig
+from service.execution.doubt import DoubtRule
+from service.execution.journal import BrokerFor, Journal, Spawn
+from service.execution.orders import OrderLedger
+from service.execution.sizing import Sized, allocation, size_equity, size_future, size_option
 from service.store import Store
 from service.trades import Trade, TradeEvent, TradeState
-
-if TYPE_CHECKING:
-    from service.execution import Trader
 
 __all__ = ["ENTRY_BATCH", "EntryQueue", "Queued"]
 
@@ -50,8 +63,17 @@ class Queued:
 
 
 class EntryQueue:
-    def __init__(self, trader: Trader, clock: Callable[[], float] = time.monotonic) -> None:
-        self.trader = trader
+    def __init__(self, orders: OrderLedger, doubt: DoubtRule, config: ExecConfig, *, broker_for: BrokerFor,
+                 ltp: Callable[[str, str, str], Awaitable[int]], spawn: Spawn,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.orders = orders
+        self.journal: Journal = orders.journal
+        self.store = orders.store
+        self.doubt = doubt
+        self.config = config
+        self.broker_for = broker_for
+        self.ltp = ltp  # a premium, from the default login's market data
+        self.spawn = spawn
         self.clock = clock
         self.waiting: deque[Queued] = deque()
         self._runner: asyncio.Task | None = None
@@ -63,12 +85,12 @@ class EntryQueue:
         now = self.clock()
         self.waiting.extend(Queued(trade_id, fund, requested.get(trade_id), now) for trade_id in trade_ids)
         if self._runner is None or self._runner.done():
-            self._runner = self.trader.spawn(self._run(), "entries")
+            self._runner = self.spawn(self._run(), "entries")
         if self._expirer is None or self._expirer.done():
-            self._expirer = self.trader.spawn(self._expire_due(), "entries-expiry")
+            self._expirer = self.spawn(self._expire_due(), "entries-expiry")
 
     def _late(self, now: float) -> bool:
-        return now - self.waiting[0].queued_at >= self.trader.config.entry_ttl_s
+        return now - self.waiting[0].queued_at >= self.config.entry_ttl_s
 
     async def _run(self) -> None:
         while self.waiting:
@@ -93,11 +115,11 @@ class EntryQueue:
                 await self._expire(late, now)
                 self._expired.set()
             elif self.waiting:
-                await asyncio.sleep(self.waiting[0].queued_at + self.trader.config.entry_ttl_s - now)
+                await asyncio.sleep(self.waiting[0].queued_at + self.config.entry_ttl_s - now)
         self._expired.set()
 
     async def _expire(self, late: list[Queued], now: float) -> None:
-        at_ms = self.trader.now_ms()
+        at_ms = self.journal.now_ms()
 
         def work(db) -> list[Trade]:
             expired = []
@@ -109,19 +131,18 @@ class EntryQueue:
                 expired.append(Store.apply(db, entry.trade_id, event))
             return expired
 
-        for trade in await self.trader.store.db.write(work):
-            self.trader._count("entry", "expired")
-            self.trader.on_trade(trade)
+        for trade in await self.store.db.write(work):
+            self.orders.count("entry", "expired")
+            self.journal.publish(trade)
 
     async def _enter(self, batch: list[Queued]) -> None:
-        trader = self.trader
         ids = [entry.trade_id for entry in batch]
-        trades = await trader.store.db.read(lambda db: {i: Store.load_trade(db, i) for i in ids})
+        trades = await self.store.db.read(lambda db: {i: Store.load_trade(db, i) for i in ids})
         by_login: dict[Broker, list[tuple[Queued, Trade]]] = {}
         for entry in batch:
             trade = trades[entry.trade_id]
             if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
-                by_login.setdefault(trader.broker_for(trade), []).append((entry, trade))
+                by_login.setdefault(self.broker_for(trade), []).append((entry, trade))
         margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
         decided: list[tuple[Trade, str, dict, int, int]] = []  # (trade, kind, event data, quantity, margin used)
         for (broker, entries), margin in zip(by_login.items(), margins):
@@ -134,19 +155,19 @@ class EntryQueue:
                 decided.append((trade, kind, data, quantity, cost))
         if not decided:
             return
-        at_ms = trader.now_ms()
+        at_ms = self.journal.now_ms()
 
         def work(db) -> list[Trade]:
             return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=data))
                     for trade, kind, data, *_ in decided]
 
         sends = []
-        for trade, (_, kind, _, quantity, cost) in zip(await trader.store.db.write(work), decided):
-            trader.on_trade(trade)
+        for trade, (_, kind, _, quantity, cost) in zip(await self.store.db.write(work), decided):
+            self.journal.publish(trade)
             if kind == "sized":
-                broker = trader.broker_for(trade)
+                broker = self.broker_for(trade)
                 self._held[broker] = self._held.get(broker, 0) + cost
-                sends.append(trader.spawn(self._send(trade, quantity, broker, cost), f"entry-{trade.id}"))
+                sends.append(self.spawn(self._send(trade, quantity, broker, cost), f"entry-{trade.id}"))
         if sends:
             await asyncio.wait(sends, timeout=BATCH_WAIT_S)
 
@@ -165,13 +186,12 @@ class EntryQueue:
         The `sized` event also records q* (`sized_for`) — the quantity a fund-sized trade would have
         before rounding, allocation (× leverage) ÷ price — which stop rules from the account or the
         strategy divide by when the alert fixed the quantity (trading-semantics §4)."""
-        trader = self.trader
         if str(trade.spec.get("instrumenttype", "")).startswith("FUT"):
             return await self._size_future(trade, entry, margin)
         allocated = allocation(entry.fund, margin)
         if trade.spec.get("right"):
             try:
-                premium = await trader.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+                premium = await self.ltp(trade.exchange, trade.tradingsymbol, trade.token)
             except BrokerError as exc:
                 return _rejected(f"no premium for {trade.tradingsymbol}: {exc.message}")
             lot = int(trade.spec.get("lot_size") or 1)
@@ -186,7 +206,7 @@ class EntryQueue:
             cost = sized.quantity * premium
         else:
             price = int(trade.spec.get("alert_price") or 0)
-            leverage = trader.config.leverage.get(trade.product, Decimal(1))
+            leverage = self.config.leverage.get(trade.product, Decimal(1))
             sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
             sized_for = _sized_for(allocated * leverage, price)
             cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
@@ -200,7 +220,7 @@ class EntryQueue:
                             price=int(trade.spec.get("alert_price") or 0), product=trade.product,
                             side=OrderSide.BUY if trade.long else OrderSide.SELL)
         try:
-            lot_margin = await self.trader.broker_for(trade).margin([one_lot])
+            lot_margin = await self.broker_for(trade).margin([one_lot])
         except BrokerError as exc:
             return _rejected(f"cannot read the margin for one lot of {trade.tradingsymbol}: {exc.message}")
         sized = size_future(fund=entry.fund, margin=margin, lot_margin=lot_margin, lot_size=lot,
@@ -210,10 +230,10 @@ class EntryQueue:
         return _outcome(sized, sized.quantity // lot * lot_margin, lot_margin=lot_margin, **sized_for)
 
     async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:
-        """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity."""
-        trader = self.trader
+        """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity; the
+        next slice goes only once the broker has taken this one (not while its placement is in doubt)."""
         try:
-            async with trader._lock(trade.id):
+            async with self.orders.lock(trade.id):
                 side = OrderSide.BUY if trade.long else OrderSide.SELL
                 lot = int(trade.spec.get("lot_size") or 1)
                 freeze = int(trade.spec.get("freeze_qty") or 0) or quantity
@@ -221,12 +241,37 @@ class EntryQueue:
                 left, slice_no = quantity, 1
                 while left > 0:
                     part = min(left, freeze)
-                    if await trader._send(trade, "entry", slice_no, side, part, OrderKind.MARKET, 0, Priority.ENTRY) is None:
+                    record = await self.orders.send(trade, "entry", slice_no, side, part, OrderKind.MARKET, 0,
+                                                    Priority.ENTRY)
+                    if record is None:
+                        return
+                    self.spawn(self._confirm(trade.id, record.tag), f"confirm-{record.tag}")
+                    if record.status == OrderStatus.IN_DOUBT:
                         return
                     left -= part
                     slice_no += 1
         finally:
             self._held[broker] -= cost
+
+    async def _confirm(self, trade_id: int, tag: str) -> None:
+        """An entry still unconfirmed after `confirm_after_s` is looked up rather than waited for; one
+        in doubt is settled first (the doubt rule), and refused if it was never placed."""
+        while True:
+            record = self.orders.get(tag)
+            if record is not None and record.status == OrderStatus.IN_DOUBT:
+                trade = await self.store.trade(trade_id)
+                if trade is None:
+                    return
+                if not await self.doubt.settle(trade, tag):
+                    await self.orders.refuse_entry(trade_id, "the entry was never placed (its placement was in doubt)")
+                    return
+                continue
+            await asyncio.sleep(self.config.confirm_after_s)
+            record = self.orders.get(tag)
+            trade = await self.store.trade(trade_id)
+            if record is None or trade is None or record.status in TERMINAL_STATUSES or trade.state is not TradeState.PENDING_ENTRY:
+                return
+            await self.orders.refresh(trade, record)
 
 
 def _sized_for(budget: int | Decimal, price: int) -> dict[str, Any]:
