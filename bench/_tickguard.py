@@ -20,10 +20,10 @@ from pathlib import Path
 
 from service.settings import SECRET_FIELDS, load_settings
 from service.store import Store
-from service.trades import Trade, TradeState
+from service.trades import TradeRecord, TradeSpec, TradeState
 
 
-def seeded_trades(count: int, instruments: list[list], account: str, now_ms: int) -> list[Trade]:
+def seeded_trades(count: int, instruments: list[list], account: str, now_ms: int) -> list[TradeRecord]:
     rng = random.Random(7)
     trades = []
     for n in range(count):
@@ -33,9 +33,9 @@ def seeded_trades(count: int, instruments: list[list], account: str, now_ms: int
                        "target": {"type": "entry_pct", "value": str(stop_pct * 2)}}
         if n % 10 == 9:
             rules["trail"] = {"type": "entry_pct", "value": "1", "activation": {"type": "entry_pct", "value": "2"}}
-        spec = {"rules": rules, "rule_source": "bench", "tick_size": 5, "lot_size": 1, "alert_price": price,
-                "fund": 100_000_000, "login": None}
-        trades.append(Trade(id=0, alert_id=None, account=account, strategy=f"seed{n % 100}", exchange=exchange,
+        spec = TradeSpec(rules=rules, rule_source="bench", tick_size=5, lot_size=1, alert_price=price,
+                         fund=100_000_000, login=None)
+        trades.append(TradeRecord(id=0, alert_id=None, account=account, strategy=f"seed{n % 100}", exchange=exchange,
                             token=token, tradingsymbol=symbol, side="LONG" if n % 2 == 0 else "SHORT",
                             product="INTRADAY", state=TradeState.OPEN, quantity=1, filled=1, entry_price=price,
                             entry_value=price, created_ms=now_ms, updated_ms=now_ms, spec=spec))
@@ -46,7 +46,7 @@ async def seed(desk, count: int, instruments: list[list]) -> None:
     now = desk.now_ms()
     trades = seeded_trades(count, instruments, desk.settings.demo_account, now)
 
-    def work(db) -> list[Trade]:  # each row as the fold of created, sized and an entry fill of 1 at the price
+    def work(db) -> list[TradeRecord]:  # each row as the fold of created, sized and an entry fill of 1 at the price
         return [Store.insert_trade(db, trade) for trade in trades]
 
     for trade in await desk.store.db.write(work):

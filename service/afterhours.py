@@ -30,7 +30,7 @@ from service.broker import Broker, BrokerError
 from service.broker.types import BrokerOrder, Fill, Position
 from service.execution import Trader
 from service.store import Store, ist_date
-from service.trades import Trade, TradeEvent, TradeState
+from service.trades import TradeEvent, TradeRecord, TradeState
 from streams import SessionClock
 
 __all__ = ["BROKER_SQUARE_OFF", "AfterHours", "Verdict", "judge", "settle_after_hours"]
@@ -45,7 +45,7 @@ class Verdict(msgspec.Struct, frozen=True):
     price: int | None = None  # gone: the broker's fill price; None when the trade book has none
 
 
-def judge(trades: Iterable[Trade], positions: Iterable[Position], fills: Iterable[Fill],
+def judge(trades: Iterable[TradeRecord], positions: Iterable[Position], fills: Iterable[Fill],
           orders: Iterable[BrokerOrder]) -> list[Verdict]:
     """Gone or still there, for INTRADAY trades of one login: its positions, trade book and order book."""
     net: dict[tuple[str, str, str], int] = {}
@@ -87,20 +87,20 @@ class AfterHours:
     now_ms: Callable[[], int]
 
 
-async def settle_after_hours(parts: AfterHours, live_statuses: Collection[str]) -> tuple[dict[str, int], list[Trade]]:
+async def settle_after_hours(parts: AfterHours, live_statuses: Collection[str]) -> tuple[dict[str, int], list[TradeRecord]]:
     """Reconcile every INTRADAY trade outside its session; returns counts and the trades left for the
     next open (UNPROTECTED: the caller guards them with a square-off waiting for the open)."""
     now = parts.now_ms()
-    due: dict[str, list[Trade]] = {}
+    due: dict[str, list[TradeRecord]] = {}
     for trade in await parts.store.trades(states=[TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED]):
         if trade.product != "INTRADAY" or trade.open_quantity <= 0 or parts.sessions.is_open(trade.exchange, now):
             continue
         if trade.state is not TradeState.OPEN and any(
                 o.role == "exit" and o.status in live_statuses for o in await parts.store.orders(trade.id)):
             continue  # an exit is working at the broker: recovery keeps watching it
-        due.setdefault(str(trade.spec.get("login") or ""), []).append(trade)
+        due.setdefault(trade.spec.login or "", []).append(trade)
     report = {"squared_off_by_broker": 0, "left_for_the_open": 0}
-    held: list[Trade] = []
+    held: list[TradeRecord] = []
     for trades in due.values():
         broker = parts.trader.broker_for(trades[0])
         try:
@@ -121,7 +121,7 @@ async def settle_after_hours(parts: AfterHours, live_statuses: Collection[str]) 
     return report, held
 
 
-async def _closed_by_broker(parts: AfterHours, trade: Trade, price: int | None, now: int) -> None:
+async def _closed_by_broker(parts: AfterHours, trade: TradeRecord, price: int | None, now: int) -> None:
     source = "trade_book"
     if price is None:
         source = "ltp"
@@ -142,7 +142,7 @@ async def _closed_by_broker(parts: AfterHours, trade: Trade, price: int | None, 
                                                                    "pnl_paise": closed.realised_pnl})
 
 
-async def _left_for_the_open(parts: AfterHours, trade: Trade) -> Trade:
+async def _left_for_the_open(parts: AfterHours, trade: TradeRecord) -> TradeRecord:
     reason = (f"INTRADAY position still open at the broker outside the {trade.exchange} session: nothing is sent"
               " before it opens; it is squared off at the next open")
     if trade.state is TradeState.UNPROTECTED and trade.reason == reason:

@@ -15,14 +15,14 @@ from typing import Any
 
 from service.halts import Halts
 from service.store import Store
-from service.trades import Trade, TradeState
+from service.trades import TradeRecord, TradeState
 from streams import Armed, Halted, Rearmed, Refused, Resumed, StateChange, StopState, TrailMoved
 
 __all__ = ["EngineChanges"]
 
 log = logging.getLogger("tickguard.changes")
 
-Record = Callable[..., Awaitable[Trade]]  # record(trade_id, kind, **data): one trade event, stored and published
+Record = Callable[..., Awaitable[TradeRecord]]  # record(trade_id, kind, **data): one trade event, stored and published
 
 
 class EngineChanges:

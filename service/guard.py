@@ -15,9 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from service.broker.port import TickStream
-from service.trades import Trade as TradeRecord
+from service.trades import TradeRecord
 from streams import (
     Arm,
     Amend,
@@ -40,7 +41,6 @@ from streams import (
     Rules,
     SetLimit,
     Side,
-    SizedFor,
     StateChange,
     StopState,
     Tick,
@@ -56,11 +56,10 @@ CLOCK_MS = 250
 def engine_trade(record: TradeRecord) -> Trade:
     """The engine's view of a stored trade: its open filled quantity at its average entry."""
     spec = record.spec
-    instrument = Instrument(record.token, record.exchange, int(spec.get("tick_size", 5)))
+    instrument = Instrument(record.token, record.exchange, spec.tick_size)
     basis = None
-    if spec.get("basis"):
-        b = spec["basis"]
-        basis = Instrument(str(b["token"]), str(b["exchange"]), int(b.get("tick_size", 5)))
+    if spec.basis:
+        basis = Instrument(spec.basis.token, spec.basis.exchange, spec.basis.tick_size)
     return Trade(
         id=record.id,
         account=record.account,
@@ -69,13 +68,13 @@ def engine_trade(record: TradeRecord) -> Trade:
         side=Side(record.side.lower()),
         quantity=record.open_quantity,
         entry=int(record.entry_price or 0),
-        rules=msgspec.convert(spec.get("rules") or {}, Rules, dec_hook=_decimal),
+        rules=msgspec.convert(spec.rules, Rules, dec_hook=_decimal),
         basis=basis,
-        basis_entry=spec.get("basis_entry"),
-        basis_side=Side(str(spec["basis_side"]).lower()) if spec.get("basis_side") else None,
-        fund=spec.get("fund"),
+        basis_entry=None if spec.basis_entry is UNSET else spec.basis_entry,
+        basis_side=Side(spec.basis_side.lower()) if spec.basis_side else None,
+        fund=spec.fund,
         product=record.product,
-        sized_for=msgspec.convert(spec["sized_for"], SizedFor, dec_hook=_decimal) if spec.get("sized_for") else None,
+        sized_for=spec.sized_for or None,
         rule_quantity=record.filled if record.exited else None,  # partly exited: levels of the filled size
     )
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from service.trades import Trade
+from service.trades import TradeRecord
 
 __all__ = ["Listeners"]
 
@@ -22,10 +22,10 @@ class Listeners:
     """Who else hears about trades and service events (the browser feed, notifications)."""
 
     def __init__(self) -> None:
-        self.trade: list[Callable[[Trade], None]] = []
+        self.trade: list[Callable[[TradeRecord], None]] = []
         self.event: list[Callable[[str, dict[str, Any]], None]] = []
 
-    def trade_changed(self, trade: Trade) -> None:
+    def trade_changed(self, trade: TradeRecord) -> None:
         for listener in self.trade:
             try:
                 listener(trade)

@@ -34,7 +34,7 @@ import msgspec
 
 from service.logs import MASK, JsonFormatter, Redactor
 from service.settings import Settings
-from service.trades import Trade, TradeState
+from service.trades import TradeRecord, TradeState
 
 __all__ = ["Notice", "Notifier"]
 
@@ -52,7 +52,7 @@ class Notice:
     text: str
     critical: bool
     at_ms: int
-    trade: Trade | None = None
+    trade: TradeRecord | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -185,7 +185,7 @@ class Notifier:
         return True
 
     # Listeners (on the event loop; must not block or raise) ----------------------------------------
-    def on_trade(self, trade: Trade) -> None:
+    def on_trade(self, trade: TradeRecord) -> None:
         try:
             self._trade_changed(trade)
         except Exception:  # a notification must never disturb the trading path
@@ -197,7 +197,7 @@ class Notifier:
         except Exception:
             log.exception("could not queue a service-event notification", extra={"event": kind})
 
-    def _trade_changed(self, trade: Trade) -> None:
+    def _trade_changed(self, trade: TradeRecord) -> None:
         if not self.destinations:
             return
         before = self._seen.get(trade.id)
@@ -242,10 +242,10 @@ class Notifier:
                     f"(alert {data.get('alert_id')}, {alert.get('strategyname', '?')}{self._mode})")
             self._queue("rejection", text, None, data)
 
-    def _tag(self, trade: Trade) -> str:
+    def _tag(self, trade: TradeRecord) -> str:
         return f" (trade {trade.id}, {trade.strategy}, {trade.account}{self._mode})"
 
-    def _queue(self, kind: str, text: str, trade: Trade | None, data: dict[str, Any] | None = None, *,
+    def _queue(self, kind: str, text: str, trade: TradeRecord | None, data: dict[str, Any] | None = None, *,
                critical: bool = False) -> None:
         notice = Notice(kind, text, critical, int(self.clock() * 1000), trade, dict(data or {}))
         for destination in self.destinations:
@@ -353,12 +353,12 @@ def _rupees(paise: int | None, signed: bool = False) -> str:
     return f"{sign}{whole}.{cents:02d}"
 
 
-def _entry_text(trade: Trade) -> str:
+def _entry_text(trade: TradeRecord) -> str:
     size = f"{trade.filled}/{trade.quantity}" if trade.quantity > trade.filled else str(trade.filled)
     return f"🔵 ENTRY {trade.tradingsymbol} {trade.side} {size} @ {_rupees(trade.entry_price)}"
 
 
-def _exit_text(trade: Trade) -> str:
+def _exit_text(trade: TradeRecord) -> str:
     reason = trade.reason or "EXIT"
     if not trade.exited:
         return f"⚪ CLOSED {trade.tradingsymbol} {trade.side} — {reason} — no exit fill (nothing left at the broker)"
@@ -368,16 +368,16 @@ def _exit_text(trade: Trade) -> str:
             f"{reason} — P&L {_rupees(pnl, signed=True)}")
 
 
-def _refusal_text(trade: Trade) -> str:
+def _refusal_text(trade: TradeRecord) -> str:
     mark = "⌛" if trade.state is TradeState.EXPIRED else "⚠️"
     size = f" {trade.quantity}" if trade.quantity else ""
     return f"{mark} {trade.state.value} {trade.tradingsymbol} {trade.side}{size} — {trade.reason or 'no reason given'}"
 
 
-def _unprotected_text(trade: Trade) -> str:
+def _unprotected_text(trade: TradeRecord) -> str:
     return (f"🚨 UNPROTECTED {trade.tradingsymbol} {trade.side} {trade.open_quantity} open with no working exit — "
             f"{trade.reason or 'exit failed'} — act now")
 
 
-def _protected_text(trade: Trade) -> str:
+def _protected_text(trade: TradeRecord) -> str:
     return f"🛡️ PROTECTED again {trade.tradingsymbol} {trade.side} {trade.open_quantity}, stop {_rupees(trade.stop)}"

@@ -117,8 +117,9 @@ async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None) -> int
     one candle request per basis instrument, however many trades stand on it."""
     by_basis: dict[tuple[str, str], list] = {}
     for trade in await parts.store.trades(states=[TradeState.OPEN]):
-        basis = trade.spec.get("basis") or {"exchange": trade.exchange, "token": trade.token}
-        by_basis.setdefault((str(basis["exchange"]), str(basis["token"])), []).append(trade)
+        basis = trade.spec.basis
+        key = (basis.exchange, basis.token) if basis else (trade.exchange, trade.token)
+        by_basis.setdefault(key, []).append(trade)
     fired = 0
     end = datetime.fromtimestamp(parts.clock(), IST) + timedelta(minutes=1)
     for (exchange, token), trades in by_basis.items():
@@ -139,8 +140,8 @@ def _fire_if_crossed(parts: RecoveryParts, trade, candles) -> bool:
     state = parts.guard.stop_state(trade.id)
     if state is None:
         return False
-    basis_side = trade.spec.get("basis_side")
-    long = trade.side == "LONG" if not basis_side else str(basis_side).upper() == "LONG"
+    basis_side = trade.spec.basis_side
+    long = trade.side == "LONG" if not basis_side else basis_side.upper() == "LONG"
     for candle in candles:
         hit = _crossing(long, state.stop, state.target, candle.low, candle.high)
         if hit is not None:

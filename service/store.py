@@ -17,7 +17,7 @@ import msgspec
 
 from service.broker.types import TERMINAL_STATUSES
 from service.db import Database
-from service.trades import Trade, TradeEvent, TradeState, fold
+from service.trades import TradeEvent, TradeRecord, TradeState, fold
 from streams.session import ist_day
 
 __all__ = ["Store", "MIGRATIONS", "AlertRecord", "OrderRecord", "ist_date"]
@@ -104,8 +104,8 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_ms: int
 
 
-def _trade(row: sqlite3.Row | tuple) -> Trade:
-    return msgspec.json.decode(row[0], type=Trade)
+def _trade(row: sqlite3.Row | tuple) -> TradeRecord:
+    return msgspec.json.decode(row[0], type=TradeRecord)
 
 
 def _order(row: sqlite3.Row) -> OrderRecord:
@@ -163,7 +163,7 @@ class Store:
 
     # Trades ----------------------------------------------------------------------------------------
     @staticmethod
-    def insert_trade(db: sqlite3.Connection, trade: Trade) -> Trade:
+    def insert_trade(db: sqlite3.Connection, trade: TradeRecord) -> TradeRecord:
         cursor = db.execute(
             "INSERT INTO trades (alert_id, account, strategy, exchange, token, tradingsymbol, side, product, state, row,"
             " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
@@ -177,7 +177,7 @@ class Store:
         return trade
 
     @staticmethod
-    def _save_trade(db: sqlite3.Connection, trade: Trade, *, state_changed: bool = True) -> str:
+    def _save_trade(db: sqlite3.Connection, trade: TradeRecord, *, state_changed: bool = True) -> str:
         row = _ENCODER.encode(trade).decode()
         if state_changed:
             db.execute("UPDATE trades SET state = ?, row = ?, updated_ms = ? WHERE id = ?",
@@ -187,12 +187,12 @@ class Store:
         return row
 
     @staticmethod
-    def load_trade(db: sqlite3.Connection, trade_id: int) -> Trade | None:
+    def load_trade(db: sqlite3.Connection, trade_id: int) -> TradeRecord | None:
         row = db.execute("SELECT row FROM trades WHERE id = ?", (trade_id,)).fetchone()
         return _trade(row) if row is not None else None
 
     @staticmethod
-    def apply(db: sqlite3.Connection, trade_id: int, event: TradeEvent) -> Trade:
+    def apply(db: sqlite3.Connection, trade_id: int, event: TradeEvent) -> TradeRecord:
         """Record `event` and fold it into the trade, in the caller's transaction."""
         before = Store.load_trade(db, trade_id)
         if before is None:
@@ -214,8 +214,8 @@ class Store:
                        " SET realised = realised + excluded.realised, updated_ms = excluded.updated_ms",
                        (day, scope, key, pnl, now_ms))
 
-    async def record(self, trade_id: int, *events: TradeEvent) -> Trade:
-        def work(db: sqlite3.Connection) -> Trade:
+    async def record(self, trade_id: int, *events: TradeEvent) -> TradeRecord:
+        def work(db: sqlite3.Connection) -> TradeRecord:
             trade = None
             for event in events:
                 trade = Store.apply(db, trade_id, event)
@@ -223,11 +223,11 @@ class Store:
             return trade
         return await self.db.write(work)
 
-    async def trade(self, trade_id: int) -> Trade | None:
+    async def trade(self, trade_id: int) -> TradeRecord | None:
         return await self.db.read(lambda db: Store.load_trade(db, trade_id))
 
     async def trades(self, *, states: Iterable[TradeState] | None = None, strategy: str | None = None,
-                     account: str | None = None, limit: int | None = None) -> list[Trade]:
+                     account: str | None = None, limit: int | None = None) -> list[TradeRecord]:
         """Trades newest first; every one that matches unless `limit` is given (the API pages, the
         service's own sweeps — re-arming, recovery, flatten — must see them all)."""
         clauses, args = [], []
@@ -251,14 +251,14 @@ class Store:
         return await self.db.read(lambda db: tuple(db.execute(sql).fetchone()))
 
     @staticmethod
-    def open_trades_of(db: sqlite3.Connection, strategy: str) -> list[Trade]:
+    def open_trades_of(db: sqlite3.Connection, strategy: str) -> list[TradeRecord]:
         """Every open trade of a strategy, on every account and instrument, oldest first (one read
         serves an alert's decisions for all its accounts)."""
         rows = db.execute(f"SELECT row FROM trades WHERE strategy = ? AND state IN {_OPEN} ORDER BY id", (strategy,))
         return [_trade(r) for r in rows]
 
     @staticmethod
-    def open_trades_on(db: sqlite3.Connection, account: str, strategy: str, exchange: str, token: str) -> list[Trade]:
+    def open_trades_on(db: sqlite3.Connection, account: str, strategy: str, exchange: str, token: str) -> list[TradeRecord]:
         return [t for t in Store.open_trades_of(db, strategy)
                 if t.account == account and t.exchange == exchange and t.token == token]
 
@@ -357,12 +357,12 @@ class Store:
                " ORDER BY id DESC LIMIT ?")
         return await self.db.read(lambda db: list(reversed(db.execute(sql, (*ids, limit)).fetchall())))
 
-    async def replay(self, trade_id: int) -> Trade | None:
+    async def replay(self, trade_id: int) -> TradeRecord | None:
         """The trade rebuilt from its events alone: must equal the stored row."""
         events = await self.events(trade_id)
         if not events or events[0]["kind"] != "created":
             return None
-        trade = msgspec.convert(events[0]["data"]["trade"], Trade)
+        trade = msgspec.convert(events[0]["data"]["trade"], TradeRecord)
         for event in events[1:]:
             trade = fold(trade, TradeEvent(kind=event["kind"], at_ms=event["at_ms"], data=event["data"]))
         return trade

@@ -15,8 +15,14 @@ import re
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-__all__ = ["TradeState", "Trade", "TradeEvent", "fold", "OPEN_STATES", "parse_tag", "tag_for"]
+from streams import SizedFor
+
+__all__ = ["DEFAULT_TICK_PAISE", "OPEN_STATES", "Basis", "TradeEvent", "TradeRecord", "TradeSpec", "TradeState", "fold",
+           "parse_tag", "tag_for"]
+
+DEFAULT_TICK_PAISE = 5  # NSE's tick for most equities (₹0.05), for a trade that names none
 
 
 class TradeState(enum.StrEnum):
@@ -32,7 +38,44 @@ class TradeState(enum.StrEnum):
 OPEN_STATES = frozenset({TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED})
 
 
-class Trade(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per trade, never in a cycle
+class Basis(msgspec.Struct, frozen=True, gc=False):
+    """The instrument an option's stop is watched on (its underlying), when the alert says so."""
+    exchange: str
+    token: str
+    tick_size: int
+
+
+class TradeSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What a trade was opened with beyond its columns: its rules and the instrument's sizes, for
+    the guard, sizing and the exits. Kept with the trade (JSON, in this field order); a field a
+    trade does not have is left out (`UNSET`), an explicit None is kept."""
+    rules: dict[str, Any] = msgspec.field(default_factory=dict)  # the engine's rules: stop, target, trail
+    rule_source: str = ""  # where the stop came from: alert | strategy | account | none
+    tick_size: int = DEFAULT_TICK_PAISE  # paise
+    lot_size: int = 1
+    alert_price: int | None = None  # paise; None for an option (the alert priced its underlying)
+    fund: int | None = None  # paise: the account's fund per trade
+    login: str | None = None  # the account's own login (client code); None: the default login
+    instrumenttype: str | UnsetType = UNSET  # futures: FUTIDX | FUTSTK | …
+    right: str | UnsetType = UNSET  # options: CE | PE
+    underlying: str | UnsetType = UNSET  # options: the underlying's name
+    underlying_price: int | UnsetType = UNSET  # options: the alert's price of the underlying, paise
+    freeze_qty: int | None | UnsetType = UNSET  # derivatives: the exchange's largest order
+    basis: Basis | UnsetType = UNSET  # options with stop_basis=underlying
+    basis_entry: int | UnsetType = UNSET
+    basis_side: str | UnsetType = UNSET  # LONG | SHORT: the underlying's side the option stands for
+    sized_for: SizedFor | UnsetType = UNSET  # q*, recorded by the `sized` event
+
+    @property
+    def is_future(self) -> bool:
+        return isinstance(self.instrumenttype, str) and self.instrumenttype.startswith("FUT")
+
+    @property
+    def is_option(self) -> bool:
+        return bool(self.right)
+
+
+class TradeRecord(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per trade, never in a cycle
     id: int
     alert_id: int | None
     account: str
@@ -53,7 +96,7 @@ class Trade(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per trade
     realised_pnl: int | None = None  # paise
     stop: int | None = None  # current stop level, paise
     target: int | None = None
-    spec: dict[str, Any] = msgspec.field(default_factory=dict)  # rules, lot and tick size, basis …
+    spec: TradeSpec = msgspec.field(default_factory=TradeSpec)
     reason: str = ""
     created_ms: int = 0
     updated_ms: int = 0
@@ -74,7 +117,7 @@ class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-def fold(trade: Trade, event: TradeEvent) -> Trade:
+def fold(trade: TradeRecord, event: TradeEvent) -> TradeRecord:
     """The trade after `event`. Unknown kinds only bump the version (they are history, not state)."""
     data = event.data
     kind = event.kind
@@ -82,7 +125,8 @@ def fold(trade: Trade, event: TradeEvent) -> Trade:
     if kind == "sized":  # `asked`/`reason` (capped by margin) and `lot_margin` (futures) are history only
         changes["quantity"] = int(data["quantity"])
         if data.get("sized_for"):  # q*, for the rules that divide by it
-            changes["spec"] = {**trade.spec, "sized_for": data["sized_for"]}
+            changes["spec"] = msgspec.structs.replace(trade.spec,
+                                                      sized_for=msgspec.convert(data["sized_for"], SizedFor))
     elif kind == "entry_fill":
         qty, price = int(data["quantity"]), int(data["price"])
         changes["filled"] = trade.filled + qty
@@ -117,7 +161,7 @@ def fold(trade: Trade, event: TradeEvent) -> Trade:
     return msgspec.structs.replace(trade, **changes)
 
 
-def realised(trade: Trade) -> int:
+def realised(trade: TradeRecord) -> int:
     """Realised P&L of the exited quantity, in paise, from the exact fill values."""
     if not trade.exited or not trade.filled:
         return 0

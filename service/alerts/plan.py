@@ -10,7 +10,7 @@ import msgspec
 
 from service.alerts.parse import Alert, AlertInvalid
 from service.alerts.policy import Decision, Policy, decide, decide_contract, forbid_short
-from service.trades import Trade
+from service.trades import Basis, TradeRecord, TradeSpec
 from streams import Instrument, RuleError, Rules, Side, SizedFor, levels
 from streams import Trade as EngineTrade
 
@@ -66,7 +66,7 @@ def names_contract(symbolname: str) -> bool:
     return name.endswith(("CE", "PE")) and any(ch.isdigit() for ch in name)
 
 
-def decide_for(plan: Plan, account: str, open_trades: list[Trade], policy: Policy, lot_size: int) -> Decision:
+def decide_for(plan: Plan, account: str, open_trades: list[TradeRecord], policy: Policy, lot_size: int) -> Decision:
     """The decision for one account, from the strategy's open trades (every account's, oldest first)."""
     symbol = plan.symbol
     if plan.underlying is None:
@@ -79,30 +79,31 @@ def decide_for(plan: Plan, account: str, open_trades: list[Trade], policy: Polic
         held = [t for t in open_trades if t.account == account and t.exchange == symbol.exchange and t.token == symbol.token]
         return decide_contract(plan.alert, held, policy, lot_size)
     # Options are only ever bought: a call is long the underlying, a put short. Decide on that view.
-    view = [msgspec.structs.replace(t, side="LONG" if t.spec.get("right") == "CE" else "SHORT") for t in open_trades
-            if t.account == account and t.spec.get("underlying") == plan.underlying.name]
+    view = [msgspec.structs.replace(t, side="LONG" if t.spec.right == "CE" else "SHORT") for t in open_trades
+            if t.account == account and t.spec.underlying == plan.underlying.name]
     return decide(plan.alert, view, policy, lot_size)
 
 
-def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -> Trade:
+def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -> TradeRecord:
     symbol = plan.symbol
     rules, source = plan.rules[account.account_id]
-    spec: dict[str, Any] = {"rules": rules, "rule_source": source, "tick_size": symbol.tick_size,
-                            "lot_size": symbol.lotsize, "alert_price": int(plan.alert.price * 100), "fund": account.fund,
-                            "login": account.clientcode or None}
+    fields: dict[str, Any] = {}
     if symbol.is_future:  # sized in whole lots from the broker's margin for one lot (service/execution/entries.py)
-        spec.update(instrumenttype=symbol.instrumenttype, freeze_qty=symbol.freeze_qty)
+        fields.update(instrumenttype=symbol.instrumenttype, freeze_qty=symbol.freeze_qty)
+    alert_price: int | None = int(plan.alert.price * 100)
     if plan.underlying is not None:
         u = plan.underlying
-        spec.update(right=symbol.option_type, underlying=u.name, alert_price=None,
-                    underlying_price=int(plan.alert.price * 100), freeze_qty=symbol.freeze_qty)
+        fields.update(right=symbol.option_type, underlying=u.name, underlying_price=alert_price,
+                      freeze_qty=symbol.freeze_qty)
         if plan.alert.stop_basis == "underlying":
-            spec.update(basis={"exchange": u.exchange, "token": u.token, "tick_size": u.tick_size},
-                        basis_entry=int(plan.alert.price * 100),
-                        basis_side="LONG" if symbol.option_type == "CE" else "SHORT")
+            fields.update(basis=Basis(u.exchange, u.token, u.tick_size), basis_entry=alert_price,
+                          basis_side="LONG" if symbol.option_type == "CE" else "SHORT")
+        alert_price = None  # the alert priced the underlying, not the option
         side = "LONG"  # an option alert buys the call or the put; tickguard never writes options
-    return Trade(
+    return TradeRecord(
         id=0, alert_id=alert_id, account=account.account_id, strategy=plan.alert.strategyname, exchange=symbol.exchange,
         token=symbol.token, tradingsymbol=symbol.tradingsymbol, side=side, product=plan.alert.product,
-        created_ms=now_ms, updated_ms=now_ms, spec=spec,
+        created_ms=now_ms, updated_ms=now_ms,
+        spec=TradeSpec(rules=rules, rule_source=source, tick_size=symbol.tick_size, lot_size=symbol.lotsize,
+                       alert_price=alert_price, fund=account.fund, login=account.clientcode or None, **fields),
     )

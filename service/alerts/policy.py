@@ -29,7 +29,7 @@ import enum
 from dataclasses import dataclass, field
 
 from service.alerts.parse import Alert, Signal
-from service.trades import Trade
+from service.trades import TradeRecord
 
 __all__ = ["Policy", "Decision", "Refusal", "decide", "decide_contract", "forbid_short"]
 
@@ -68,7 +68,7 @@ def forbid_short(decision: Decision, reason: str, field: str) -> Decision:
     return Decision(close=decision.close, reduce=decision.reduce, refused=Refusal("open_short", reason, field))
 
 
-def decide_contract(alert: Alert, held: list[Trade], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
+def decide_contract(alert: Alert, held: list[TradeRecord], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
     """A named option contract, only ever bought: `sell` closes the long in it under every policy, and
     any opening short leg (`short`, a `sell` with nothing to close, `position_size` below zero) is refused."""
     reason = "tickguard never writes (sells to open) options"
@@ -84,7 +84,7 @@ def _side(signal: Signal) -> str:
     return "LONG" if signal is Signal.BUY else "SHORT"
 
 
-def decide(alert: Alert, open_trades: list[Trade], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
+def decide(alert: Alert, open_trades: list[TradeRecord], policy: Policy = Policy.CLOSE_ONLY, lot_size: int = 1) -> Decision:
     if alert.position_size is not None:
         return _target(alert, open_trades, lot_size)
     if alert.signal is Signal.EXIT:
@@ -112,7 +112,7 @@ def decide(alert: Alert, open_trades: list[Trade], policy: Policy = Policy.CLOSE
     return Decision(open_side=side)
 
 
-def _target(alert: Alert, open_trades: list[Trade], lot_size: int) -> Decision:
+def _target(alert: Alert, open_trades: list[TradeRecord], lot_size: int) -> Decision:
     """Move the net position to `position_size` (units; lots for options and futures, whose `lot_size`
     the caller passes — 1 for cash)."""
     assert alert.position_size is not None
@@ -148,14 +148,14 @@ def _part(alert: Alert, total: int, lot_size: int) -> int:
     return total
 
 
-def _closing(alert: Alert, trades: list[Trade], lot_size: int) -> Decision:
+def _closing(alert: Alert, trades: list[TradeRecord], lot_size: int) -> Decision:
     """Close all of `trades`, or the part the alert names, oldest first."""
     total = sum(_held(t) for t in trades)
     close, reduce, _ = _take(trades, _part(alert, total, lot_size), total)
     return Decision(close=close, reduce=reduce)
 
 
-def _take(trades: list[Trade], units: int, held: int) -> tuple[list[int], list[tuple[int, int]], int]:
+def _take(trades: list[TradeRecord], units: int, held: int) -> tuple[list[int], list[tuple[int, int]], int]:
     """(whole trades to close, (trade, units) to reduce, units held after) for taking `units` off,
     oldest trade first. A trade not yet filled is closed whole or not at all."""
     close: list[int] = []
@@ -175,6 +175,6 @@ def _take(trades: list[Trade], units: int, held: int) -> tuple[list[int], list[t
     return close, reduce, held
 
 
-def _held(trade: Trade) -> int:
+def _held(trade: TradeRecord) -> int:
     """Units the trade holds, or will hold once its entry fills."""
     return trade.open_quantity if trade.filled else trade.quantity

@@ -20,13 +20,13 @@ from service.execution.doubt import DoubtRule
 from service.execution.journal import BrokerFor
 from service.execution.orders import OrderLedger
 from service.store import OrderRecord
-from service.trades import Trade, TradeEvent, tag_for
+from service.trades import TradeEvent, TradeRecord, tag_for
 
 __all__ = ["Chaser", "MAX_CHASE_STEPS", "protected_price"]
 
 log = logging.getLogger("tickguard.execution")
 MAX_CHASE_STEPS = 4  # an exit limit is re-priced at most 5 protection buffers beyond the LTP
-Ltp = Callable[[Trade], Awaitable[int]]
+Ltp = Callable[[TradeRecord], Awaitable[int]]
 
 
 def protected_price(side: OrderSide, ltp: int, tick: int, pct: Decimal, band: tuple[int, int] | None = None) -> int:
@@ -51,12 +51,12 @@ class Chaser:
         self.ltp = ltp  # the trade's last price: the guard's, else asked of the broker
         self.bands = bands  # circuit bands by (exchange, token), learnt as trades arm
 
-    async def exit_order(self, trade: Trade, attempt: int, quantity: int, fired: TradeEvent | None = None,
+    async def exit_order(self, trade: TradeRecord, attempt: int, quantity: int, fired: TradeEvent | None = None,
                          placed: Callable[[], None] | None = None) -> str:
         """Send exit order `attempt` for `quantity` units and watch it to its end: "filled", "refused"
         (the broker never took it), "never placed" (in doubt, then not found), or its final status."""
         side = OrderSide.SELL if trade.long else OrderSide.BUY
-        tick = int(trade.spec.get("tick_size", 5))
+        tick = trade.spec.tick_size
         market = self.config.exit_order_type == "MARKET"
         band = self.bands.get((trade.exchange, trade.token))
         price = 0 if market else protected_price(side, await self.ltp(trade), tick, self.config.protection_pct, band)
@@ -72,13 +72,13 @@ class Chaser:
         finally:
             self.orders.unwatch(tag)
 
-    async def watch(self, trade: Trade, record: OrderRecord) -> str:
+    async def watch(self, trade: TradeRecord, record: OrderRecord) -> str:
         """Wait for an exit order to finish, re-pricing a limit once it has rested unfilled for `chase_ms`
         (news that it is open is no reason to re-price: the fill may be on its way behind it)."""
         orders, tag = self.orders, record.tag
         event = orders.watch(tag)
         side = OrderSide(record.side)
-        tick = int(trade.spec.get("tick_size", 5))
+        tick = trade.spec.tick_size
         price = record.price
         chases = 0
         chase_s = self.config.chase_ms / 1000
@@ -112,7 +112,7 @@ class Chaser:
         finally:
             orders.unwatch(tag)
 
-    async def _chase(self, trade: Trade, order: OrderRecord, side: OrderSide, price: int, tick: int, chases: int) -> int:
+    async def _chase(self, trade: TradeRecord, order: OrderRecord, side: OrderSide, price: int, tick: int, chases: int) -> int:
         """Re-price at the latest LTP, one protection step further out per chase (up to MAX_CHASE_STEPS):
         an unfilled marketable limit at an unchanged price means the book has moved away from it."""
         steps = 1 + min(chases, MAX_CHASE_STEPS)

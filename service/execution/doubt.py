@@ -19,7 +19,7 @@ from service.execution.config import ExecConfig
 from service.execution.journal import BrokerFor
 from service.execution.orders import OrderLedger
 from service.store import OrderRecord
-from service.trades import Trade
+from service.trades import TradeRecord
 
 __all__ = ["DoubtRule"]
 
@@ -34,7 +34,7 @@ class DoubtRule:
         self.config = config
         self.broker_for = broker_for
 
-    async def settle(self, trade: Trade, tag: str) -> bool:
+    async def settle(self, trade: TradeRecord, tag: str) -> bool:
         """Wait until the broker settles an order in doubt. True once it shows the order — news on the
         order-update socket, or the order book by its tag (applied like any news); False once two
         order-book reads at least `doubt_settle_s` apart both lack the tag: it was never placed, and
@@ -50,7 +50,7 @@ class DoubtRule:
                 except BrokerError:
                     found = None
                 if found:
-                    await orders.apply_order(found[-1], trade.spec.get("login"))
+                    await orders.apply_order(found[-1], trade.spec.login)
                     continue
                 now = time.monotonic()
                 if found is not None and lacking_since is not None and now - lacking_since >= settle_s:
@@ -73,7 +73,7 @@ class DoubtRule:
         assert record is not None, f"no record of {tag}"
         return record.status
 
-    async def _never_placed(self, trade: Trade, tag: str, apart_s: float) -> bool:
+    async def _never_placed(self, trade: TradeRecord, tag: str, apart_s: float) -> bool:
         text = f"never placed: two order-book reads {apart_s:.1f} s apart have no order tagged {tag}"
         record = self.orders.get(tag)
         assert record is not None

@@ -45,7 +45,8 @@ from service.execution.journal import BrokerFor, Journal, Spawn
 from service.execution.orders import OrderLedger
 from service.execution.sizing import Sized, allocation, size_equity, size_future, size_option
 from service.store import Store
-from service.trades import Trade, TradeEvent, TradeState
+from service.trades import TradeEvent, TradeRecord, TradeState
+from streams import SizedFor
 
 __all__ = ["ENTRY_BATCH", "EntryQueue", "Queued"]
 
@@ -121,7 +122,7 @@ class EntryQueue:
     async def _expire(self, late: list[Queued], now: float) -> None:
         at_ms = self.journal.now_ms()
 
-        def work(db) -> list[Trade]:
+        def work(db) -> list[TradeRecord]:
             expired = []
             for entry in late:
                 trade = Store.load_trade(db, entry.trade_id)
@@ -138,13 +139,13 @@ class EntryQueue:
     async def _enter(self, batch: list[Queued]) -> None:
         ids = [entry.trade_id for entry in batch]
         trades = await self.store.db.read(lambda db: {i: Store.load_trade(db, i) for i in ids})
-        by_login: dict[Broker, list[tuple[Queued, Trade]]] = {}
+        by_login: dict[Broker, list[tuple[Queued, TradeRecord]]] = {}
         for entry in batch:
             trade = trades[entry.trade_id]
             if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
                 by_login.setdefault(self.broker_for(trade), []).append((entry, trade))
         margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
-        decided: list[tuple[Trade, str, dict, int, int]] = []  # (trade, kind, event data, quantity, margin used)
+        decided: list[tuple[TradeRecord, str, dict, int, int]] = []  # (trade, kind, event data, quantity, margin used)
         for (broker, entries), margin in zip(by_login.items(), margins):
             for entry, trade in entries:
                 if isinstance(margin, BrokerError):
@@ -157,7 +158,7 @@ class EntryQueue:
             return
         at_ms = self.journal.now_ms()
 
-        def work(db) -> list[Trade]:
+        def work(db) -> list[TradeRecord]:
             return [Store.apply(db, trade.id, TradeEvent(kind=kind, at_ms=at_ms, data=data))
                     for trade, kind, data, *_ in decided]
 
@@ -180,44 +181,47 @@ class EntryQueue:
             return exc
         return net - self._held.get(broker, 0)
 
-    async def _size(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
+    async def _size(self, trade: TradeRecord, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
         """("sized", event data, quantity, margin it takes) or ("rejected", {"reason": …}, 0, 0).
 
         The `sized` event also records q* (`sized_for`) — the quantity a fund-sized trade would have
         before rounding, allocation (× leverage) ÷ price — which stop rules from the account or the
         strategy divide by when the alert fixed the quantity (trading-semantics §4)."""
-        if str(trade.spec.get("instrumenttype", "")).startswith("FUT"):
+        if trade.spec.is_future:
             return await self._size_future(trade, entry, margin)
         allocated = allocation(entry.fund, margin)
-        if trade.spec.get("right"):
+        if trade.spec.is_option:
             try:
                 premium = await self.ltp(trade.exchange, trade.tradingsymbol, trade.token)
             except BrokerError as exc:
                 return _rejected(f"no premium for {trade.tradingsymbol}: {exc.message}")
-            lot = int(trade.spec.get("lot_size") or 1)
+            lot = trade.spec.lot_size or 1
             sized = size_option(fund=entry.fund, margin=margin, premium=premium, lot_size=lot,
                                 lots=None if entry.quantity is None else entry.quantity // lot)
             sized_for = _sized_for(allocated, premium)
             if not sized.refused:
-                probe = msgspec.structs.replace(trade, spec={**trade.spec, **sized_for})
+                probe = trade
+                if sized_for:  # the rules judged as they will be armed: with q*
+                    spec = msgspec.structs.replace(trade.spec, sized_for=msgspec.convert(sized_for["sized_for"], SizedFor))
+                    probe = msgspec.structs.replace(trade, spec=spec)
                 refusal = _rules_refusal(probe, premium, sized.quantity)
                 if refusal:
                     return _rejected(refusal)
             cost = sized.quantity * premium
         else:
-            price = int(trade.spec.get("alert_price") or 0)
+            price = trade.spec.alert_price or 0
             leverage = self.config.leverage.get(trade.product, Decimal(1))
             sized = size_equity(fund=entry.fund, margin=margin, price=price, leverage=leverage, quantity=entry.quantity)
             sized_for = _sized_for(allocated * leverage, price)
             cost = _ceil(Decimal(sized.quantity * price) / leverage) if not sized.refused else 0
         return _outcome(sized, cost, **sized_for)
 
-    async def _size_future(self, trade: Trade, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
+    async def _size_future(self, trade: TradeRecord, entry: Queued, margin: int) -> tuple[str, dict, int, int]:
         """Whole lots: floor(allocation ÷ the broker's margin for one lot), asked of the trade's login
         at the alert's price (a NIFTY1! alert carries the future's own price)."""
-        lot = int(trade.spec.get("lot_size") or 1)
+        lot = trade.spec.lot_size or 1
         one_lot = MarginLeg(exchange=trade.exchange, token=trade.token, quantity=lot,
-                            price=int(trade.spec.get("alert_price") or 0), product=trade.product,
+                            price=trade.spec.alert_price or 0, product=trade.product,
                             side=OrderSide.BUY if trade.long else OrderSide.SELL)
         try:
             lot_margin = await self.broker_for(trade).margin([one_lot])
@@ -229,14 +233,14 @@ class EntryQueue:
         sized_for = _sized_for(allocation(entry.fund, margin) * lot, lot_margin)
         return _outcome(sized, sized.quantity // lot * lot_margin, lot_margin=lot_margin, **sized_for)
 
-    async def _send(self, trade: Trade, quantity: int, broker: Broker, cost: int) -> None:
+    async def _send(self, trade: TradeRecord, quantity: int, broker: Broker, cost: int) -> None:
         """The entry's orders: one, or slices of whole lots within the exchange's freeze quantity; the
         next slice goes only once the broker has taken this one (not while its placement is in doubt)."""
         try:
             async with self.orders.lock(trade.id):
                 side = OrderSide.BUY if trade.long else OrderSide.SELL
-                lot = int(trade.spec.get("lot_size") or 1)
-                freeze = int(trade.spec.get("freeze_qty") or 0) or quantity
+                lot = trade.spec.lot_size or 1
+                freeze = trade.spec.freeze_qty or quantity
                 freeze = max(lot, freeze // lot * lot)
                 left, slice_no = quantity, 1
                 while left > 0:
@@ -295,7 +299,7 @@ def _ceil(amount: Decimal) -> int:
     return int(-(-amount // 1))
 
 
-def _rules_refusal(trade: Trade, premium: int, quantity: int) -> str | None:
+def _rules_refusal(trade: TradeRecord, premium: int, quantity: int) -> str | None:
     """Why the trade's rules cannot guard it at this premium (a stop at or below zero…), or None."""
     from service.guard import engine_trade
     from streams import RuleError, levels

@@ -31,7 +31,7 @@ from service.execution.orders import OrderLedger
 from service.execution.positions import Books
 from service.guard import Guard
 from service.store import OrderRecord, Store
-from service.trades import Trade, TradeEvent, TradeState
+from service.trades import TradeEvent, TradeRecord, TradeState
 from streams import ExitIntent
 
 __all__ = ["ExitLoop", "SETTLE_S"]
@@ -103,7 +103,7 @@ class ExitLoop:
         await self._cancel_entry_rest(trade)
         await self._exit_all(trade_id)
 
-    def _clear_to_exit(self, trade: Trade) -> bool:
+    def _clear_to_exit(self, trade: TradeRecord) -> bool:
         """An OPEN trade with no exit sent and no entry order still working, as far as this process knows.
         A trade partly exited before takes the slow path: its exit orders are numbered after the parts'."""
         if trade.state is not TradeState.OPEN or trade.exited:
@@ -115,7 +115,7 @@ class ExitLoop:
         return True
 
     async def _exit_all(self, trade_id: int, watch: OrderRecord | None = None,
-                        first: tuple[Trade, TradeEvent] | None = None) -> None:
+                        first: tuple[TradeRecord, TradeEvent] | None = None) -> None:
         """Exit orders until the position is out: first watch `watch` (an exit already at the broker),
         or send the first exit of `first` (a trade and the event that fires it, written with that order),
         then the loop. After `exit_attempts` orders that did not fill the trade is UNPROTECTED."""
@@ -145,7 +145,7 @@ class ExitLoop:
             self.guard.confirm(trade_id, int(trade.entry_price or 0))
 
     # Partial exits --------------------------------------------------------------------------------
-    async def reduce(self, trade_id: int, quantity: int, reason: str = "SIGNAL") -> Trade | None:
+    async def reduce(self, trade_id: int, quantity: int, reason: str = "SIGNAL") -> TradeRecord | None:
         """Exit `quantity` units of an open trade; all of it (a full close) when that is all that is open."""
         async with self._reductions.setdefault(trade_id, asyncio.Lock()):
             async with self.orders.lock(trade_id):
@@ -174,7 +174,7 @@ class ExitLoop:
             return await self.journal.record(trade_id, "partial_exit_done", asked=quantity, quantity=done,
                                              realised_pnl=trade.realised_pnl)
 
-    async def _settle_partial_exits(self, trade: Trade) -> None:
+    async def _settle_partial_exits(self, trade: TradeRecord) -> None:
         """Before a full exit: cancel the exit orders still working for the trade (parts of it) and
         wait, at most SETTLE_S, for their final word, so their fills are counted before the rest goes."""
         working = [o for o in await self.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
@@ -197,7 +197,7 @@ class ExitLoop:
 
     # The loop -------------------------------------------------------------------------------------
     async def _orders_until(self, trade_id: int, attempt: int, failures: int,
-                            goal: int | None = None) -> tuple[Trade | None, int]:
+                            goal: int | None = None) -> tuple[TradeRecord | None, int]:
         """Exit orders numbered from `attempt`, until the trade is out (`goal` None: a full exit, while
         it is not CLOSED) or has exited `goal` units (a part, while it is OPEN), or the broker holds
         nothing more to exit, or `exit_attempts` orders (`failures` so far) did not fill. The trade as
@@ -222,13 +222,13 @@ class ExitLoop:
         """The number of the trade's next exit order: after every one sent before (parts included)."""
         return max((o.attempt for o in await self.store.orders(trade_id) if o.role == "exit"), default=0) + 1
 
-    async def _exit_quantity(self, trade: Trade) -> int:
+    async def _exit_quantity(self, trade: TradeRecord) -> int:
         """The open filled quantity, capped by the broker's net position in the trade's direction less
         the exits already on their way (the login's position book, which asks the broker if need be)."""
-        book = self.books.book(trade.spec.get("login"))
+        book = self.books.book(trade.spec.login)
         return await book.exitable((trade.exchange, trade.token, trade.product), trade.long, trade.open_quantity)
 
-    async def _try_exit(self, trade: Trade, attempt: int, quantity: int, failures: int, retry: str,
+    async def _try_exit(self, trade: TradeRecord, attempt: int, quantity: int, failures: int, retry: str,
                         fired: TradeEvent | None = None) -> int:
         """One exit order (at most the freeze quantity) watched to its end; the failures so far after it.
         One that did not fill is recorded as `retry` and backed off from, doubling with each failure."""
@@ -273,7 +273,7 @@ class ExitLoop:
         await self.orders.apply_order(order)
         return True
 
-    async def _cancel_entry_rest(self, trade: Trade) -> None:
+    async def _cancel_entry_rest(self, trade: TradeRecord) -> None:
         for order in await self.store.orders(trade.id):
             if order.role == "entry" and order.broker_order_id and order.status in LIVE_STATUSES:
                 try:
@@ -281,7 +281,7 @@ class ExitLoop:
                 except BrokerError as exc:
                     log.warning("could not cancel the entry's rest", extra={"trade_id": trade.id, "error": exc.message})
 
-    async def close(self, trade_id: int, reason: str = "MANUAL") -> Trade | None:
+    async def close(self, trade_id: int, reason: str = "MANUAL") -> TradeRecord | None:
         """Close on the operator's word (MANUAL) or an alert's (SIGNAL): cancel a pending entry, have
         the engine fire the close with that reason, or — for a trade no engine guards — fire it here."""
         trade = await self.store.trade(trade_id)
@@ -299,7 +299,7 @@ class ExitLoop:
         return trade
 
 
-def _slice(trade: Trade, quantity: int) -> int:
+def _slice(trade: TradeRecord, quantity: int) -> int:
     """At most the exchange's freeze quantity per order: a larger exit goes out in slices."""
-    freeze = trade.spec.get("freeze_qty")
+    freeze = trade.spec.freeze_qty or None
     return min(quantity, int(freeze)) if freeze else quantity

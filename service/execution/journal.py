@@ -9,13 +9,13 @@ from typing import Any
 
 from service.broker import Broker
 from service.store import Store
-from service.trades import Trade, TradeEvent
+from service.trades import TradeEvent, TradeRecord
 
 __all__ = ["BrokerFor", "Journal", "Publish", "Spawn"]
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], asyncio.Task]  # run a named task the owner drains and stops
-BrokerFor = Callable[[Trade], Broker]  # the login a trade's orders go through
-Publish = Callable[[Trade], None]  # a trade changed (after the change is stored)
+BrokerFor = Callable[[TradeRecord], Broker]  # the login a trade's orders go through
+Publish = Callable[[TradeRecord], None]  # a trade changed (after the change is stored)
 
 
 class Journal:
@@ -24,11 +24,11 @@ class Journal:
         self.now_ms = now_ms
         self.publish = publish
 
-    async def record(self, trade_id: int, kind: str, **data: Any) -> Trade:
+    async def record(self, trade_id: int, kind: str, **data: Any) -> TradeRecord:
         """Store the event `kind` (with `data`, at the clock's time) and publish the trade it leaves."""
         return await self.write(trade_id, TradeEvent(kind=kind, at_ms=self.now_ms(), data=data))
 
-    async def write(self, trade_id: int, *events: TradeEvent) -> Trade:
+    async def write(self, trade_id: int, *events: TradeEvent) -> TradeRecord:
         """Store `events` in one transaction and publish the trade they leave."""
         trade = await self.store.record(trade_id, *events)
         self.publish(trade)

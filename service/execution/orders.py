@@ -37,14 +37,14 @@ from service.broker import (
 from service.execution.journal import BrokerFor, Journal, Spawn
 from service.execution.positions import Books
 from service.store import OrderRecord, Store
-from service.trades import Trade, TradeEvent, TradeState, tag_for
+from service.trades import TradeEvent, TradeRecord, TradeState, tag_for
 
 __all__ = ["OnFill", "OrderLedger"]
 
 log = logging.getLogger("tickguard.execution")
 
 # A fill recorded: (the order, the trade it leaves, the fill's price, whether it closed the trade, units)
-OnFill = Callable[[OrderRecord, Trade, int, bool, int], None]
+OnFill = Callable[[OrderRecord, TradeRecord, int, bool, int], None]
 
 
 class OrderLedger:
@@ -103,7 +103,7 @@ class OrderLedger:
             self._by_trade.setdefault(record.trade_id, set()).add(record.tag)
 
     # Sending --------------------------------------------------------------------------------------
-    async def send(self, trade: Trade, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
+    async def send(self, trade: TradeRecord, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
                    price: int, priority: Priority, fired: TradeEvent | None = None,
                    placed: Callable[[], None] | None = None) -> OrderRecord | None:
         """Send an order with its row (an exit's with `fired`, the event that made it); `placed` is
@@ -112,13 +112,13 @@ class OrderLedger:
         tag = tag_for(trade.id, role, attempt)
         now = self.journal.now_ms()
 
-        def store_order(db) -> tuple[Trade | None, OrderRecord]:
+        def store_order(db) -> tuple[TradeRecord | None, OrderRecord]:
             folded = Store.apply(db, trade.id, fired) if fired is not None else None
             return folded, Store.insert_order(db, trade_id=trade.id, role=role, attempt=attempt, tag=tag, side=str(side),
                                               kind=str(kind), quantity=quantity, price=price, now_ms=now)
 
         self._by_trade.setdefault(trade.id, set()).add(tag)
-        login, key = trade.spec.get("login"), (trade.exchange, trade.token, trade.product)
+        login, key = trade.spec.login, (trade.exchange, trade.token, trade.product)
         if role == "exit":
             stored = self._storing[tag] = self.store.db.submit(store_order)
             self.books.place(tag, login, key, reserve=-quantity if side is OrderSide.SELL else quantity)
@@ -156,7 +156,7 @@ class OrderLedger:
         await self.journal.record(trade.id, f"{role}_sent", tag=tag, order_id=ack.order_id, quantity=quantity, price=price)
         return record
 
-    async def _in_doubt(self, trade: Trade, record: OrderRecord, failure: PlacementUnknown) -> OrderRecord:
+    async def _in_doubt(self, trade: TradeRecord, record: OrderRecord, failure: PlacementUnknown) -> OrderRecord:
         """The request timed out or met a 5xx and no order with its tag was found: it may be at the
         broker. It stays working (an exit's quantity reserved) until the doubt rule settles it."""
         self.count(record.role, "in_doubt")
@@ -166,7 +166,7 @@ class OrderLedger:
             await self.journal.record(trade.id, f"{record.role}_in_doubt", tag=record.tag, reason=failure.message)
         return record
 
-    async def _send_failed(self, trade: Trade, record: OrderRecord, role: str, failure: BrokerError) -> None:
+    async def _send_failed(self, trade: TradeRecord, record: OrderRecord, role: str, failure: BrokerError) -> None:
         if isinstance(failure, EntryExpired):
             self.count(role, "expired")
             await self._order_failed(record, OrderStatus.EXPIRED, failure.message)
@@ -219,7 +219,7 @@ class OrderLedger:
             return
         live = record.status not in TERMINAL_STATUSES
         left = max(0, record.quantity - record.filled) if live and record.role == "exit" else 0
-        self.books.place(record.tag, trade.spec.get("login"), (trade.exchange, trade.token, trade.product),
+        self.books.place(record.tag, trade.spec.login, (trade.exchange, trade.token, trade.product),
                          reserve=-left if record.side == "SELL" else left, working=live)
 
     # The broker's news ----------------------------------------------------------------------------
@@ -259,7 +259,7 @@ class OrderLedger:
             fill = TradeEvent(kind=f"{previous.role}_fill", at_ms=now,
                               data={"quantity": delta, "price": price, "tag": previous.tag}) if delta > 0 else None
 
-            def work(db) -> tuple[OrderRecord, Trade | None, bool]:
+            def work(db) -> tuple[OrderRecord, TradeRecord | None, bool]:
                 """The order's news and the fill it brings in one transaction: a crash between the two
                 would leave a complete order whose fill no trade ever counted."""
                 updated = Store.update_order(
@@ -290,7 +290,7 @@ class OrderLedger:
                     await self.journal.record(trade.id, "rejected", reason=order.text or status)
         self._tell(order.tag)
 
-    async def refresh(self, trade: Trade, record: OrderRecord) -> None:
+    async def refresh(self, trade: TradeRecord, record: OrderRecord) -> None:
         """Read an order's state from the broker and apply it: the order-update socket can be up and
         silent (updates lost), and its reconciling poll is a minute apart."""
         if not record.unique_order_id:

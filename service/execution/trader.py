@@ -33,7 +33,7 @@ from service.execution.orders import OrderLedger
 from service.execution.positions import Books, PositionBook
 from service.guard import Guard
 from service.store import OrderRecord, Store
-from service.trades import Trade, TradeState
+from service.trades import TradeRecord, TradeState
 from streams import ExitIntent
 
 __all__ = ["Trader"]
@@ -43,7 +43,7 @@ log = logging.getLogger("tickguard.execution")
 
 class Trader:
     def __init__(self, store: Store, broker: Broker, guard: Guard, *, config: ExecConfig | None = None,
-                 clock: Callable[[], float] = time.time, on_trade: Callable[[Trade], None] | None = None,
+                 clock: Callable[[], float] = time.time, on_trade: Callable[[TradeRecord], None] | None = None,
                  metrics: Any = None) -> None:
         self.store = store
         self.broker = broker  # the default login: market data, and the orders of virtual sub-accounts
@@ -70,10 +70,10 @@ class Trader:
     def _login(self, code: str) -> Broker:
         return self.brokers.get(code, self.broker) if code else self.broker
 
-    def broker_for(self, trade: Trade) -> Broker:
+    def broker_for(self, trade: TradeRecord) -> Broker:
         """The login a trade's orders go through: its account's own, or the default one."""
-        login = trade.spec.get("login")
-        return self._login(str(login).upper() if login else "")
+        login = trade.spec.login
+        return self._login(login.upper() if login else "")
 
     def book(self, login: str | None) -> PositionBook:
         """The position book of a login ("" or None: the default one)."""
@@ -86,7 +86,7 @@ class Trader:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def record(self, trade_id: int, kind: str, **data: Any) -> Trade:
+    async def record(self, trade_id: int, kind: str, **data: Any) -> TradeRecord:
         """Store a trade event and publish the trade it leaves."""
         return await self.journal.record(trade_id, kind, **data)
 
@@ -120,10 +120,10 @@ class Trader:
     def on_exit_intent(self, intent: ExitIntent) -> None:
         self.exits.on_exit_intent(intent)
 
-    async def close(self, trade_id: int, reason: str = "MANUAL") -> Trade | None:
+    async def close(self, trade_id: int, reason: str = "MANUAL") -> TradeRecord | None:
         return await self.exits.close(trade_id, reason)
 
-    async def reduce(self, trade_id: int, quantity: int, reason: str = "SIGNAL") -> Trade | None:
+    async def reduce(self, trade_id: int, quantity: int, reason: str = "SIGNAL") -> TradeRecord | None:
         return await self.exits.reduce(trade_id, quantity, reason)
 
     @property
@@ -151,7 +151,7 @@ class Trader:
         self.exits.resume_exit(trade_id, live)
 
     # What a fill sets going -----------------------------------------------------------------------
-    def _filled(self, record: OrderRecord, trade: Trade, price: int, closed: bool, delta: int) -> None:
+    def _filled(self, record: OrderRecord, trade: TradeRecord, price: int, closed: bool, delta: int) -> None:
         """An entry fill arms the trade; an exit fill realises its part in the engine (the rest stays
         guarded at its levels), and the last one confirms the close."""
         if record.role == "entry":
@@ -166,13 +166,13 @@ class Trader:
             self.guard.confirm(trade.id, int(trade.exit_price or price))
             log.info("trade closed", extra={"trade_id": trade.id, "pnl_paise": trade.realised_pnl})
 
-    async def _learn_band(self, trade: Trade) -> None:
+    async def _learn_band(self, trade: TradeRecord) -> None:
         try:
             self.bands[(trade.exchange, trade.token)] = await self.broker.circuit_limits(trade.exchange, trade.token)
         except (BrokerError, AttributeError):
             self.bands.pop((trade.exchange, trade.token), None)  # try again with the next trade
 
-    async def _ltp(self, trade: Trade) -> int:
+    async def _ltp(self, trade: TradeRecord) -> int:
         price = self.guard.last_price(trade.exchange, trade.token)
         if price is not None:
             return price

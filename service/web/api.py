@@ -107,7 +107,7 @@ async def close_trade(request: Request, runtime: Runtime) -> Response:
         raise HttpError.of(409, "trade_id", f"the trade is {trade.state}")
     trader = runtime.trader
     if quantity is not None and quantity < trade.open_quantity:  # a part: the rest stays guarded
-        lot = int(trade.spec.get("lot_size") or 1)
+        lot = trade.spec.lot_size or 1
         if trade.state is not TradeState.OPEN:
             raise HttpError.of(409, "quantity", f"a part is closed only of an OPEN trade; the trade is {trade.state}")
         if quantity % lot:

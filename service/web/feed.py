@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.web.dashboard import feed_access
 from service.store import Store
-from service.trades import OPEN_STATES, Trade
+from service.trades import OPEN_STATES, TradeRecord
 from service.web.views import trade_view
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _text(message: dict[str, Any]) -> str:
     return _encode(message).decode()
 
 
-def pnl(trade: Trade, ltp: int | None) -> int | None:
+def pnl(trade: TradeRecord, ltp: int | None) -> int | None:
     """Realised plus unrealised P&L of the trade, in paise, at `ltp` for the quantity still open."""
     if not trade.filled:
         return None
@@ -92,8 +92,8 @@ class FeedHub:
         self.queue_size = queue_size
         self.price_interval_s = price_interval_s
         self.clients: set[Client] = set()
-        self._open: dict[int, Trade] = {}
-        self._finished: collections.OrderedDict[int, Trade] = collections.OrderedDict()
+        self._open: dict[int, TradeRecord] = {}
+        self._finished: collections.OrderedDict[int, TradeRecord] = collections.OrderedDict()
         self._sent_ltp: dict[int, int] = {}
         self._cursor = 0  # last event row id fed
         self._events_due = asyncio.Event()
@@ -124,7 +124,7 @@ class FeedHub:
         self._tasks = []
 
     # Listeners (on the loop; never await, never block) -----------------------------------------
-    def on_trade(self, trade: Trade) -> None:
+    def on_trade(self, trade: TradeRecord) -> None:
         if trade.state in OPEN_STATES:
             self._open[trade.id] = trade
         else:
@@ -168,10 +168,10 @@ class FeedHub:
         client.wake.set()
 
     # Views ------------------------------------------------------------------------------------------
-    def ltp(self, trade: Trade) -> int | None:
+    def ltp(self, trade: TradeRecord) -> int | None:
         return self.runtime.guard.last_price(trade.exchange, trade.token)
 
-    def view(self, trade: Trade) -> dict[str, Any]:
+    def view(self, trade: TradeRecord) -> dict[str, Any]:
 
         ltp = self.ltp(trade)
         view = trade_view(trade)
@@ -223,7 +223,7 @@ class FeedHub:
             await asyncio.sleep(self.price_interval_s)
             if not self.clients:
                 continue  # no reader; a client that joins gets every price in its snapshot
-            moved: list[tuple[Trade, dict[str, Any]]] = []
+            moved: list[tuple[TradeRecord, dict[str, Any]]] = []
             for trade in self._open.values():
                 ltp = self.ltp(trade)
                 if ltp is None or self._sent_ltp.get(trade.id) == ltp:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from service.alerts.fields import NON_BLANK, PRICE, SPACE, WHOLE, Words
 from service.alerts.parse import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
 from service.store import OrderRecord
-from service.trades import Trade
+from service.trades import TradeRecord
 from service.web.api import LIMIT_MAX, STATES, TRADE_ID_MAX
 from service.web.bodies import MAX_BODY_BYTES
 
@@ -202,7 +202,21 @@ _TRADE_ID = {"name": "trade_id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 0, "maximum": TRADE_ID_MAX}}
 _TRADE_REF = {"$ref": "#/components/schemas/TradeView"}
 _SECRET = [{"webhookSecret": []}, {"tokenQuery": []}, {"bearer": []}]
-_, _COMPONENTS = msgspec.json.schema_components([Trade, OrderRecord], ref_template="#/components/schemas/{name}")
+_, _COMPONENTS = msgspec.json.schema_components([TradeRecord, OrderRecord], ref_template="#/components/schemas/{name}")
+# The document calls the stored trade `Trade`, as the API always has (its struct is `TradeRecord`), and
+# promises of its `spec` only that it is an object: what a trade was opened with is the service's own
+# bookkeeping (`service.trades.TradeSpec`), free to grow, not an interface.
+_INTERNAL = {"TradeSpec", "Basis", "SizedFor"}
+
+
+def _published(name: str, schema: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if name != "TradeRecord":
+        return name, schema
+    properties = {**schema["properties"], "spec": {"type": "object", "default": {}}}
+    return "Trade", {**schema, "title": "Trade", "properties": properties}
+
+
+_COMPONENTS = dict(_published(name, schema) for name, schema in _COMPONENTS.items() if name not in _INTERNAL)
 
 
 def secured(operation_id: str, summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from typing import Any
 import msgspec
 
 from service.store import OrderRecord
-from service.trades import Trade
+from service.trades import TradeRecord
 
 __all__ = ["order_view", "trade_view"]
 
 
-def trade_view(trade: Trade) -> dict[str, Any]:
+def trade_view(trade: TradeRecord) -> dict[str, Any]:
     view = msgspec.to_builtins(trade)
     view["open_quantity"] = trade.open_quantity
     return view

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from service.afterhours import Verdict, judge
 from service.broker.types import BrokerOrder, Fill, OrderKind, OrderSide, OrderStatus, Position
-from service.trades import Trade
+from service.trades import TradeRecord
 
 
-def trade(id: int, side: str = "LONG", quantity: int = 5, token: str = "3045", symbol: str = "SBIN-EQ") -> Trade:
-    return Trade(id=id, alert_id=None, account="A1", strategy="s1", exchange="NSE", token=token, tradingsymbol=symbol,
+def trade(id: int, side: str = "LONG", quantity: int = 5, token: str = "3045", symbol: str = "SBIN-EQ") -> TradeRecord:
+    return TradeRecord(id=id, alert_id=None, account="A1", strategy="s1", exchange="NSE", token=token, tradingsymbol=symbol,
                  side=side, product="INTRADAY", state="OPEN", filled=quantity, entry_price=80_000,
                  entry_value=80_000 * quantity)
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 from service.halts import Halts, day_number
 from service.store import Store, ist_date
-from service.trades import Trade, TradeEvent
+from service.trades import TradeEvent, TradeRecord
 from streams import Halted, RestoreDay, Resumed
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -14,14 +14,14 @@ MONDAY_LATE = int(dt.datetime(2026, 3, 2, 23, 59, tzinfo=IST).timestamp() * 1000
 TUESDAY_9 = int(dt.datetime(2026, 3, 3, 9, 0, tzinfo=IST).timestamp() * 1000)
 
 
-def new_trade(**overrides) -> Trade:
+def new_trade(**overrides) -> TradeRecord:
     values = dict(id=0, alert_id=None, account="A1", strategy="orb", exchange="NSE", token="3045",
                   tradingsymbol="SBIN-EQ", side="LONG", product="INTRADAY", created_ms=MONDAY_10, updated_ms=MONDAY_10)
     values.update(overrides)
-    return Trade(**values)
+    return TradeRecord(**values)
 
 
-async def close(store: Store, trade: Trade, entry: int, exit_: int, at_ms: int, **closed) -> Trade:
+async def close(store: Store, trade: TradeRecord, entry: int, exit_: int, at_ms: int, **closed) -> TradeRecord:
     return await store.record(trade.id,
                               TradeEvent(kind="entry_fill", at_ms=at_ms, data={"quantity": 10, "price": entry}),
                               TradeEvent(kind="exit_fired", at_ms=at_ms, data={"reason": "STOP"}),

@@ -21,7 +21,7 @@ from service.errors import SettingsError
 from service.logs import configure_logging
 from service.notify import Notifier
 from service.settings import Settings, load_settings
-from service.trades import Trade, TradeEvent, fold
+from service.trades import TradeEvent, TradeRecord, fold
 from tests.support.servers import ServerThread
 
 BOT_TOKEN = "123456789:AAEhBOweik9ai2o4Fake_Token-0123456789ab"
@@ -128,9 +128,9 @@ def captured_logs() -> Iterator[io.StringIO]:
 TELEGRAM_PATH = f"/bot{BOT_TOKEN}/sendMessage"
 
 
-def trade_life(trade_id: int = 7, side: str = "LONG", *events: tuple[str, dict[str, Any]]) -> list[Trade]:
+def trade_life(trade_id: int = 7, side: str = "LONG", *events: tuple[str, dict[str, Any]]) -> list[TradeRecord]:
     """Every stored version of a trade, as the desk hands them to its listeners."""
-    trade = Trade(id=trade_id, alert_id=1, account="DEMO", strategy="s1", exchange="NSE", token="3045",
+    trade = TradeRecord(id=trade_id, alert_id=1, account="DEMO", strategy="s1", exchange="NSE", token="3045",
                   tradingsymbol="SBIN-EQ", side=side, product="INTRADAY", created_ms=1_000)
     versions = [trade]
     for at, (kind, data) in enumerate(events, start=2):

@@ -6,11 +6,11 @@ from hypothesis import strategies as st
 
 from service.alerts.parse import parse_alert
 from service.alerts.policy import Policy, decide, decide_contract, forbid_short
-from service.trades import Trade
+from service.trades import TradeRecord
 
 
-def trade(id: int, side: str, qty: int = 10) -> Trade:
-    return Trade(id=id, alert_id=None, account="A", strategy="s", exchange="NSE", token="3045",
+def trade(id: int, side: str, qty: int = 10) -> TradeRecord:
+    return TradeRecord(id=id, alert_id=None, account="A", strategy="s", exchange="NSE", token="3045",
                  tradingsymbol="SBIN-EQ", side=side, product="INTRADAY", quantity=qty, filled=qty)
 
 
@@ -65,7 +65,7 @@ def test_position_size_reduces_from_the_oldest_trade_first(target, trades, close
 
 
 def test_an_unfilled_trade_is_only_closed_whole():
-    pending = Trade(id=1, alert_id=None, account="A", strategy="s", exchange="NSE", token="3045",
+    pending = TradeRecord(id=1, alert_id=None, account="A", strategy="s", exchange="NSE", token="3045",
                     tradingsymbol="SBIN-EQ", side="LONG", product="INTRADAY", quantity=5)
     decision = decide(alert("buy", position_size=2), [pending])
     assert (decision.close, decision.reduce, decision.open_side, decision.open_quantity) == ([1], [], "LONG", 2)

@@ -5,14 +5,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.store import Store
-from service.trades import Trade, TradeEvent, TradeState, fold, realised, tag_for
+from service.trades import TradeEvent, TradeRecord, TradeState, fold, realised, tag_for
 
 
-def new_trade(**overrides) -> Trade:
+def new_trade(**overrides) -> TradeRecord:
     values = dict(id=0, alert_id=None, account="A1", strategy="s1", exchange="NSE", token="3045",
                   tradingsymbol="SBIN-EQ", side="LONG", product="INTRADAY", created_ms=1000, updated_ms=1000)
     values.update(overrides)
-    return Trade(**values)
+    return TradeRecord(**values)
 
 
 async def test_trade_life_is_events_folded_into_the_row(store):

@@ -22,7 +22,7 @@ from service.runtime import always_open_calendar
 from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.store import Store
-from service.trades import Trade, TradeState
+from service.trades import TradeRecord, TradeSpec, TradeState
 
 __all__ = ["Rig", "trading_rig", "SBIN", "FAST"]
 
@@ -45,17 +45,17 @@ class Rig:
         """A trade entered at the market's price with a stop `stop_points` rupees away; waits for the
         entry to fill and the stop to be armed (unless `armed` is False)."""
         price = self.broker.prices[(exchange, token)]
-        trade = Trade(id=0, alert_id=None, account="A1", strategy="rig", exchange=exchange, token=token,
+        trade = TradeRecord(id=0, alert_id=None, account="A1", strategy="rig", exchange=exchange, token=token,
                       tradingsymbol=f"T{token}", side=side, product="INTRADAY", created_ms=int(time.time() * 1000),
-                      spec={"rules": {"stop": {"type": "points", "value": stop_points}}, "tick_size": 5,
-                            "lot_size": 1, "alert_price": price, "fund": 10**10, "login": None})
+                      spec=TradeSpec(rules={"stop": {"type": "points", "value": stop_points}}, tick_size=5,
+                                     lot_size=1, alert_price=price, fund=10**10, login=None))
         trade_id = (await self.store.db.write(lambda db: Store.insert_trade(db, trade))).id
         self.trader.submit([trade_id], fund=10**10, requested={trade_id: quantity})
         if armed:
             await self.until(lambda: self.guard.armed(trade_id), f"trade {trade_id} armed")
         return trade_id
 
-    async def trade(self, trade_id: int) -> Trade:
+    async def trade(self, trade_id: int) -> TradeRecord:
         trade = await self.store.trade(trade_id)
         assert trade is not None
         return trade
@@ -73,11 +73,11 @@ class Rig:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.005)
 
-    async def settled(self, trade_id: int, timeout: float = 5) -> Trade:
+    async def settled(self, trade_id: int, timeout: float = 5) -> TradeRecord:
         """The trade once it is CLOSED, UNPROTECTED, REJECTED or EXPIRED."""
         final = (TradeState.CLOSED, TradeState.UNPROTECTED, TradeState.REJECTED, TradeState.EXPIRED)
 
-        async def done() -> Trade | None:
+        async def done() -> TradeRecord | None:
             trade = await self.trade(trade_id)
             return trade if trade.state in final else None
 

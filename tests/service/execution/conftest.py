@@ -26,7 +26,7 @@ from service.execution.journal import Journal
 from service.execution.orders import OrderLedger
 from service.execution.positions import Books, PositionBook
 from service.store import OrderRecord, Store
-from service.trades import Trade, TradeEvent, TradeState
+from service.trades import TradeEvent, TradeRecord, TradeSpec, TradeState
 
 SBIN = "3045"
 PRICE = 80_000  # 800.00
@@ -56,7 +56,7 @@ class Tasks:
 @dataclass
 class GuardLog:
     calls: list[tuple] = field(default_factory=list)
-    records: dict[int, Trade] = field(default_factory=dict)  # nothing armed: the exit path reads the store
+    records: dict[int, TradeRecord] = field(default_factory=dict)  # nothing armed: the exit path reads the store
 
     def armed(self, trade_id: int) -> bool:
         return False
@@ -82,7 +82,7 @@ class Parts:
     entries: EntryQueue
     exits: ExitLoop
     guard: GuardLog
-    published: list[Trade]
+    published: list[TradeRecord]
     fills: list[tuple[str, int, int, bool]]  # (tag, units, price, closed) as the ledger reported them
 
     @property
@@ -102,13 +102,13 @@ class Parts:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.005)
 
-    async def trade(self, trade_id: int) -> Trade:
+    async def trade(self, trade_id: int) -> TradeRecord:
         trade = await self.store.trade(trade_id)
         assert trade is not None
         return trade
 
-    async def in_state(self, trade_id: int, state: TradeState, timeout: float = 5) -> Trade:
-        async def reached() -> Trade | None:
+    async def in_state(self, trade_id: int, state: TradeState, timeout: float = 5) -> TradeRecord:
+        async def reached() -> TradeRecord | None:
             trade = await self.trade(trade_id)
             return trade if trade.state is state else None
         return await self.until(reached, f"trade {trade_id} {state}", timeout)
@@ -121,28 +121,28 @@ class Parts:
         """The data of the trade's events of `kind`, in order."""
         return [event["data"] for event in await self.store.events(trade_id) if event["kind"] == kind]
 
-    async def pending(self, quantity: int | None = None, *, side: str = "LONG", **spec: Any) -> Trade:
+    async def pending(self, quantity: int | None = None, *, side: str = "LONG", **spec: Any) -> TradeRecord:
         """A trade as an alert leaves it: PENDING_ENTRY, sized to `quantity` units when given."""
-        trade = Trade(id=0, alert_id=None, account="A1", strategy="unit", exchange="NSE", token=SBIN,
+        trade = TradeRecord(id=0, alert_id=None, account="A1", strategy="unit", exchange="NSE", token=SBIN,
                       tradingsymbol="SBIN-EQ", side=side, product="INTRADAY", created_ms=int(time.time() * 1000),
-                      spec={"tick_size": 5, "lot_size": 1, "alert_price": PRICE, "login": None, **spec})
+                      spec=TradeSpec(**{"tick_size": 5, "lot_size": 1, "alert_price": PRICE, "login": None, **spec}))
         trade = await self.store.db.write(lambda db: Store.insert_trade(db, trade))
         if quantity is not None:
             trade = await self.store.record(trade.id, TradeEvent(kind="sized", at_ms=0, data={"quantity": quantity}))
         return trade
 
-    async def opened(self, quantity: int, *, side: str = "LONG", **spec: Any) -> Trade:
+    async def opened(self, quantity: int, *, side: str = "LONG", **spec: Any) -> TradeRecord:
         """A trade whose MARKET entry filled at the broker (the position is there) and is recorded."""
         trade = await self.pending(quantity, side=side, **spec)
         record = await self.send(trade, "entry", 1, quantity)
         assert record is not None
         return await self.until(lambda: self._open(trade.id, quantity), f"trade {trade.id} open")
 
-    async def _open(self, trade_id: int, quantity: int) -> Trade | None:
+    async def _open(self, trade_id: int, quantity: int) -> TradeRecord | None:
         trade = await self.trade(trade_id)
         return trade if trade.state is TradeState.OPEN and trade.filled == quantity else None
 
-    async def send(self, trade: Trade, role: str, attempt: int, quantity: int, *, price: int = 0) -> OrderRecord | None:
+    async def send(self, trade: TradeRecord, role: str, attempt: int, quantity: int, *, price: int = 0) -> OrderRecord | None:
         """An order the way execution sends one: the entry BUYs a long trade, the exit SELLs it."""
         buys = trade.long == (role == "entry")
         return await self.orders.send(trade, role, attempt, OrderSide.BUY if buys else OrderSide.SELL, quantity,
@@ -157,14 +157,14 @@ async def parts(store: Store):
     journal = Journal(store, lambda: int(time.time() * 1000), published.append)
     books = Books(lambda login: broker.positions)
 
-    def on_fill(record: OrderRecord, trade: Trade, price: int, closed: bool, delta: int) -> None:
+    def on_fill(record: OrderRecord, trade: TradeRecord, price: int, closed: bool, delta: int) -> None:
         fills.append((record.tag, delta, price, closed))
 
     orders = OrderLedger(journal, books, broker_for=lambda trade: broker, spawn=tasks.spawn, on_fill=on_fill)
     doubt = DoubtRule(orders, FAST, broker_for=lambda trade: broker)
     entries = EntryQueue(orders, doubt, FAST, broker_for=lambda trade: broker, ltp=broker.ltp, spawn=tasks.spawn)
 
-    async def ltp(trade: Trade) -> int:
+    async def ltp(trade: TradeRecord) -> int:
         return await broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
 
     chaser = Chaser(orders, doubt, FAST, broker_for=lambda trade: broker, ltp=ltp, bands={})
