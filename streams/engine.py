@@ -139,17 +139,6 @@ class Engine(Stops):
             if guard.phase is ARMED:
                 self._index(guard)
 
-    def _when_open(self, guard: ArmedTrade, reason: ExitReason) -> bool:
-        """An exit decided without a crossing tick (square-off, risk, manual, signal) goes out only while
-        the trade's segment is in session: outside it no order reaches the exchange (SmartAPI would
-        keep it as an after-market order for the next open). Decided outside, it waits for the
-        segment's next open and the trade stays guarded. True when it fired now."""
-        if self.clock_ms is not None and self.sessions.is_open(guard.segment, self.clock_ms):
-            self._fire(guard, reason, None, self.last_tick(guard.exchange, guard.token))
-            return True
-        self._pending_close[guard.trade.id] = reason
-        return False
-
     def _amend(self, event: Amend) -> None:
         trade = event.trade
         old = self._guards.get(trade.id)

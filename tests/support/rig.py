@@ -23,6 +23,7 @@ from service.execution import ExecConfig, Trader
 from service.guard import Guard
 from service.store import Store
 from service.trades import TradeRecord, TradeSpec, TradeState
+from tests.support.waiting import until
 
 __all__ = ["Rig", "trading_rig", "SBIN", "FAST"]
 
@@ -62,16 +63,7 @@ class Rig:
 
     async def until(self, predicate: Callable[[], Any | Awaitable[Any]], what: str, timeout: float = 5) -> Any:
         """The first truthy value of `predicate()` (awaited if it is a coroutine), or AssertionError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            await asyncio.sleep(0.005)
+        return await until(predicate, what, timeout)
 
     async def settled(self, trade_id: int, timeout: float = 5) -> TradeRecord:
         """The trade once it is CLOSED, UNPROTECTED, REJECTED or EXPIRED."""

@@ -27,6 +27,7 @@ from service.execution.orders import OrderLedger
 from service.execution.positions import Books, PositionBook
 from service.store import OrderRecord, Store
 from service.trades import TradeEvent, TradeRecord, TradeSpec, TradeState
+from tests.support.waiting import until
 
 SBIN = "3045"
 PRICE = 80_000  # 800.00
@@ -91,16 +92,7 @@ class Parts:
 
     async def until(self, predicate: Callable[[], Any | Awaitable[Any]], what: str, timeout: float = 5) -> Any:
         """The first truthy value of `predicate()` (awaited if it is a coroutine), or AssertionError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            await asyncio.sleep(0.005)
+        return await until(predicate, what, timeout)
 
     async def trade(self, trade_id: int) -> TradeRecord:
         trade = await self.store.trade(trade_id)
