@@ -39,7 +39,7 @@ class PositionBook:
         self._unknown: set[Key] = set()
         self._working: dict[Key, int] = {}  # our orders not finished, per instrument
         self._reserved: dict[Key, int] = {}  # signed quantity of our exits sent and not filled yet
-        self._touched: set[Key] | None = None  # instruments with order news while a snapshot is being taken
+        self._touched: list[set[Key]] = []  # per snapshot being taken: instruments with order news meanwhile
         self._refreshing: asyncio.Task | None = None
 
     # What the exit path asks ----------------------------------------------------------------------
@@ -99,14 +99,15 @@ class PositionBook:
     async def refresh(self) -> bool:
         """Take a snapshot; True when every instrument in it could be taken from it."""
         busy = {key for key, count in self._working.items() if count > 0}
-        self._touched = set()
+        touched: set[Key] = set()
+        self._touched.append(touched)  # snapshots may overlap (startup and a scheduled one): each has its own
         try:
             positions = await self._fetch()
         except BrokerError as exc:
             log.warning("positions snapshot failed", extra={"error": exc.message})
             return False
         finally:
-            touched, self._touched = self._touched, None
+            self._touched.remove(touched)
         busy |= touched | {key for key, count in self._working.items() if count > 0}
         snapshot = {}
         for p in positions:
@@ -123,5 +124,5 @@ class PositionBook:
         return not busy
 
     def _touch(self, key: Key) -> None:
-        if self._touched is not None:
-            self._touched.add(key)
+        for touched in self._touched:
+            touched.add(key)
