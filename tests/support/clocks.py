@@ -1,11 +1,15 @@
-"""A wall clock moved to a chosen IST moment, for running the real service at a market hour."""
+"""Clocks for tests: a wall clock moved to a chosen IST moment, for running the real service at a market
+hour; an event loop on virtual time, for code that only waits on timers."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["IST", "ShiftedClock", "next_trading_weekday", "weekday_ahead"]
+__all__ = ["IST", "ShiftedClock", "VirtualTimeLoop", "next_trading_weekday", "on_virtual_time", "weekday_ahead"]
 
 IST = ZoneInfo("Asia/Kolkata")
 
@@ -50,3 +54,54 @@ class ShiftedClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+class _SkippingSelector:
+    """The loop's selector, except that a wait with nothing ready moves the loop's clock instead of
+    sleeping (I/O already ready is still read; a wait with no timer due blocks as before)."""
+
+    def __init__(self, selector, loop: "VirtualTimeLoop") -> None:
+        self._selector = selector
+        self._loop = loop
+
+    def select(self, timeout: float | None = None):
+        ready = self._selector.select(0)
+        if ready or timeout is None:
+            return ready or self._selector.select(None)
+        self._loop.advance(timeout)
+        return ready
+
+    def __getattr__(self, name: str):
+        return getattr(self._selector, name)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on virtual time: whenever every task waits on a timer, the clock jumps to the next
+    one. Code under test that takes a clock is given `loop.time`; `asyncio.sleep`, `wait_for` timeouts
+    and `call_later` then cost no real time, and their order and spacing are exactly as on a real clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        self._selector = _SkippingSelector(self._selector, self)
+
+    def time(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+
+
+def on_virtual_time(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """A coroutine test run to completion on a fresh `VirtualTimeLoop`."""
+
+    def run() -> None:
+        loop = VirtualTimeLoop()
+        try:
+            loop.run_until_complete(test())
+        finally:
+            loop.close()
+
+    run.__name__, run.__qualname__, run.__doc__, run.__module__ = (
+        test.__name__, test.__qualname__, test.__doc__, test.__module__)
+    return run

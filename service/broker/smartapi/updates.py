@@ -6,8 +6,9 @@ ever replayed, so the order book fills the gap: polled at once when the socket g
 `poll_every_s` while it stays down, once right after every (re)connect, and every
 `reconcile_every_s` while it is up (a socket can also lose updates silently). Rows that changed
 since last seen come out as `OrderUpdate("POLL", order)`; a polled row never takes an order back
-to an older state than the socket already reported. Polls are at least a second apart (SmartAPI
-allows getOrderBook once a second). The socket is kept up as the tick stream's is (`reconnect.py`).
+to an older state than the socket already reported. Polls are at least `min_poll_gap_s` apart (a
+second by default: SmartAPI allows getOrderBook once a second). The socket is kept up as the tick
+stream's is (`reconnect.py`).
 """
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ class OrderUpdates:
 
     def __init__(self, config: SmartApiConfig, credentials: Credentials, poll_orders: PollOrders, *,
                  renew: Renew | None = None, backoff: Backoff | None = None, poll_every_s: float = 2.0,
-                 reconcile_every_s: float | None = 60.0, ping_s: float = 10.0) -> None:
+                 reconcile_every_s: float | None = 60.0, ping_s: float = 10.0,
+                 min_poll_gap_s: float = MIN_POLL_GAP_S) -> None:
         self.config = config
-        self.poll_every_s = max(poll_every_s, MIN_POLL_GAP_S)
+        self.min_poll_gap_s = min_poll_gap_s  # SmartAPI's getOrderBook limit; tests shorten it
+        self.poll_every_s = max(poll_every_s, min_poll_gap_s)
         self.reconcile_every_s = reconcile_every_s
         self._poll = poll_orders
         self._updates: Subject[OrderUpdate] = Subject()
@@ -150,10 +153,11 @@ class OrderUpdates:
             await self.poll_once(why)
 
     async def poll_once(self, why: str = "asked") -> int:
-        """Poll the order book now (at most once a second); emit rows that changed. Returns how many."""
+        """Poll the order book now (at most once every `min_poll_gap_s`); emit rows that changed.
+        Returns how many."""
         async with self._polling:
             loop = asyncio.get_running_loop()
-            wait = self._last_poll + MIN_POLL_GAP_S - loop.time()
+            wait = self._last_poll + self.min_poll_gap_s - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             try:

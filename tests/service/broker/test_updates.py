@@ -12,6 +12,7 @@ from service.broker.types import BrokerOrder, OrderStatus
 from tests.service.broker.conftest import Recorder, stream_config, until
 
 AB_CODES = {f"AB{n:02d}" for n in range(1, 12)}
+GAP_S = 0.1  # the least time between polls, shortened from SmartAPI's second so the tests wait less
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ async def running(paper, rest):
 
     async def start(credentials=None, poll=None, **options):
         options.setdefault("backoff", Backoff(base_s=0.05, cap_s=0.5))
+        options.setdefault("min_poll_gap_s", GAP_S)
         client = OrderUpdates(stream_config(paper), credentials or rest.stream_credentials, poll or rest.order_book,
                               **options)
         received, events = Recorder(client.updates), Recorder(client.events)
@@ -57,7 +59,7 @@ async def test_orders_placed_over_rest_arrive_as_ab_codes(running, rest):
 
 
 async def test_paused_updates_are_recovered_by_the_reconciling_poll(running, rest):
-    _, received, events = await running(reconcile_every_s=1.0)
+    _, received, events = await running(reconcile_every_s=2 * GAP_S)
     await rest.control("/feed/orders/pause")
     order_id = await rest.place()
     update = await received.wait(of(order_id, OrderStatus.COMPLETE), "the fill, from the order book")
@@ -78,7 +80,7 @@ async def test_while_the_socket_is_down_the_order_book_is_polled(running, rest):
         await gate.wait()  # while closed, the socket cannot come back
         return await rest.stream_credentials()
 
-    client, received, events = await running(credentials=credentials, poll_every_s=1.0, reconcile_every_s=None)
+    client, received, events = await running(credentials=credentials, poll_every_s=2 * GAP_S, reconcile_every_s=None)
     gate.clear()
     mark = len(events.items)
     await rest.control("/feed/drop", {"socket": "orders", "how": "abort"})
@@ -128,3 +130,17 @@ async def test_malformed_order_updates_are_reported_and_survived(running, rest):
     order_id = await rest.place()
     await received.wait(of(order_id, OrderStatus.COMPLETE, "AB05"), "updates after the garbage")
     assert [e.kind for e in events.items].count("connected") == 1
+
+
+async def test_polls_are_at_least_the_gap_apart(running, rest):
+    asked: list[float] = []
+
+    async def poll() -> list[BrokerOrder]:
+        asked.append(asyncio.get_running_loop().time())
+        return await rest.order_book()
+
+    client, _, _ = await running(poll=poll, reconcile_every_s=None, min_poll_gap_s=0.5)
+    await asyncio.gather(client.poll_once("first"), client.poll_once("second"))
+    assert len(asked) == 3  # the catch-up poll on connecting, then these two
+    assert all(later - earlier >= 0.5 for earlier, later in zip(asked, asked[1:])), asked
+    assert OrderUpdates(stream_config(rest.paper), rest.stream_credentials, rest.order_book).min_poll_gap_s == 1.0

@@ -159,3 +159,31 @@ def test_quiet_snapshot_then_own_fills_are_known_without_asking():
         assert run.book.held(KEYS[0], True) == 4
 
     asyncio.run(main())
+
+
+def test_overlapping_snapshots_each_leave_out_what_had_news_during_their_own_request():
+    async def main() -> None:
+        broker = Broker(net={KEYS[0]: 5, KEYS[1]: 2})
+        answers: list[asyncio.Future] = []
+
+        async def fetch() -> list[Position]:
+            answers.append(asyncio.get_running_loop().create_future())
+            return await answers[-1]
+
+        book = PositionBook(fetch)
+        first = asyncio.create_task(book.refresh())
+        await asyncio.sleep(0)
+        second = asyncio.create_task(book.refresh())
+        await asyncio.sleep(0)
+        book.foreign(KEYS[1])  # news during both requests
+        answers[0].set_result(broker.positions())
+        assert await first is False
+        assert book.held(KEYS[0], True) == 5 and book.held(KEYS[1], True) is None
+        book.place("tgaE1", KEYS[0])  # our own order fills, during the second request only
+        book.fill("tgaE1", 3)
+        broker.net[KEYS[0]] = 8
+        answers[1].set_result(broker.positions())
+        assert await second is False  # the second one saw news too, and is not thrown by the first's ending
+        assert book.held(KEYS[0], True) == 8 and book.held(KEYS[1], True) is None
+
+    asyncio.run(main())
