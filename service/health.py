@@ -69,7 +69,7 @@ class StreamHealth:
 
 class Sampler:
     def __init__(self, *, guard: Guard, store: Store, metrics: Metrics, calendar_watch: CalendarWatch, heap: Heap,
-                 halted: Callable[[], bool], now_ms: Callable[[], int]) -> None:
+                 halted: Callable[[], bool], now_ms: Callable[[], int], every_s: float = 1.0) -> None:
         self.guard = guard
         self.store = store
         self.metrics = metrics
@@ -77,6 +77,7 @@ class Sampler:
         self.heap = heap
         self.halted = halted
         self.now_ms = now_ms
+        self.every_s = every_s
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -88,18 +89,26 @@ class Sampler:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _sample(self) -> None:
-        """Once a second: tick counts, stream lag and trade gauges into the metrics (never per tick)."""
+        """Once a second: tick counts, stream lag and trade gauges into the metrics (never per tick).
+        A failing sample is logged and the next one taken: the gauges never freeze silently."""
         seen = self.guard.ticks_seen
         while True:
-            await asyncio.sleep(1.0)
-            now = self.now_ms()
-            latest = self.guard.latest_tick_ms
-            self.metrics.count_ticks(self.guard.ticks_seen - seen, latest, now)
-            if self.guard.ticks_seen != seen and latest is not None:  # where a restart checks candles from
-                await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
-            seen = self.guard.ticks_seen
-            open_trades, unprotected = await self.store.open_counts()
-            self.metrics.set_trades(open_trades - unprotected, unprotected)
-            self.metrics.set_halted(self.halted())
-            self.calendar_watch.check()  # a new year, or a trade on an exchange without a calendar
-            self.heap.maintain(guarding=bool(self.guard.records))
+            await asyncio.sleep(self.every_s)
+            ticks = self.guard.ticks_seen
+            try:
+                await self._one(ticks - seen)
+            except Exception:
+                log.exception("metrics sample failed")
+            seen = ticks
+
+    async def _one(self, new_ticks: int) -> None:
+        now = self.now_ms()
+        latest = self.guard.latest_tick_ms
+        self.metrics.count_ticks(new_ticks, latest, now)
+        if new_ticks and latest is not None:  # where a restart checks candles from
+            await self.store.db.write(lambda db: Store.set_flag(db, "last_tick_ms", latest, now))
+        open_trades, unprotected = await self.store.open_counts()
+        self.metrics.set_trades(open_trades - unprotected, unprotected)
+        self.metrics.set_halted(self.halted())
+        self.calendar_watch.check()  # a new year, or a trade on an exchange without a calendar
+        self.heap.maintain(guarding=bool(self.guard.records))
