@@ -82,8 +82,7 @@ class Runtime:
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
             chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s,
             doubt_settle_s=settings.doubt_settle_s),
-            metrics=self.metrics)
-        self.trader.on_trade = self.listeners.trade_changed
+            metrics=self.metrics, on_trade=self.listeners.trade_changed)
         self.trader.brokers = dict(self.logins)
         self.changes = EngineChanges(self.store, self.halts, record=self.trader.record, now_ms=self.now_ms,
                                      spawn=self.trader.spawn)

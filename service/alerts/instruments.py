@@ -2,8 +2,6 @@
 its ticker, an option contract named in the alert or picked from its underlying's price)."""
 from __future__ import annotations
 
-from typing import Any
-
 from service.alerts.parse import Alert, AlertInvalid
 from service.alerts.plan import names_contract
 from service.symbols import Symbol, SymbolBook, SymbolError
@@ -35,7 +33,7 @@ async def resolve_instrument(alert: Alert, symbols: SymbolBook) -> tuple[Symbol,
         raise AlertInvalid([{"field": "symbolname", "reason": exc.reason}]) from None
 
 
-async def _option_symbol(alert: Any, symbols: SymbolBook) -> tuple[Symbol, Symbol]:
+async def _option_symbol(alert: Alert, symbols: SymbolBook) -> tuple[Symbol, Symbol]:
     """The contract to buy and its underlying: a contract named in the alert, or one picked from the
     underlying's price — a call for buy, a put for sell (or the alert's `option.right`)."""
     name = alert.symbolname.split(":", 1)[-1].upper()

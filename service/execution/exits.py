@@ -301,5 +301,5 @@ class ExitLoop:
 
 def _slice(trade: TradeRecord, quantity: int) -> int:
     """At most the exchange's freeze quantity per order: a larger exit goes out in slices."""
-    freeze = trade.spec.freeze_qty or None
-    return min(quantity, int(freeze)) if freeze else quantity
+    freeze = trade.spec.freeze_qty  # None or unset: no limit
+    return min(quantity, freeze) if freeze else quantity
