@@ -17,6 +17,9 @@ from service.broker.types import (
     Candle,
     Fill,
     Funds,
+    GttRequest,
+    GttRule,
+    GttStatus,
     MarginLeg,
     OrderAck,
     OrderKind,
@@ -31,7 +34,7 @@ from service.broker.types import (
 )
 
 __all__ = [
-    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "EntryExpired", "Fill", "Funds", "LIVE_STATUSES", "LoginFailed",
+    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "EntryExpired", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "LoginFailed",
     "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
     "SessionExpired", "TERMINAL_STATUSES", "TickStream", "expired_reason",

@@ -18,6 +18,9 @@ from service.broker.types import (
     Candle,
     Fill,
     Funds,
+    GttRequest,
+    GttRule,
+    GttStatus,
     MarginLeg,
     OrderAck,
     OrderRequest,
@@ -96,6 +99,19 @@ class Broker(Protocol):
     async def cancel_order(self, order_id: str, variety: str = "NORMAL", priority: Priority = Priority.EXIT) -> OrderAck: ...
 
     async def order_book(self) -> list[BrokerOrder]: ...
+
+    # GTT rules (SmartAPI's gtt/v1): a stop that lives across days, for DELIVERY positions
+    async def create_gtt(self, request: GttRequest, priority: Priority = Priority.EXIT) -> str:
+        """The new rule's id."""
+
+    async def modify_gtt(self, rule_id: str, request: GttRequest, priority: Priority = Priority.EXIT) -> str: ...
+
+    async def cancel_gtt(self, rule_id: str, exchange: str, token: str, priority: Priority = Priority.EXIT) -> None: ...
+
+    async def gtt_rule(self, rule_id: str) -> GttRule | None: ...
+
+    async def gtt_rules(self, statuses: Sequence[GttStatus] = (GttStatus.NEW, GttStatus.ACTIVE)) -> list[GttRule]:
+        """The login's rules in these states (every page of ruleList)."""
 
     async def order(self, unique_order_id: str) -> BrokerOrder | None: ...
 

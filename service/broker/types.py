@@ -6,7 +6,7 @@ import enum
 import msgspec
 
 __all__ = [
-    "BrokerOrder", "Candle", "Fill", "Funds", "LIVE_STATUSES", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest",
+    "BrokerOrder", "Candle", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest",
     "OrderSide", "OrderStatus", "OrderUpdate", "Position", "Priority", "SearchHit", "TERMINAL_STATUSES",
 ]
 
@@ -74,11 +74,13 @@ LIVE_STATUSES = frozenset(OrderStatus) - TERMINAL_STATUSES
 
 
 class Priority(enum.IntEnum):
-    """Lower goes first: an exit never waits behind an entry."""
+    """Lower goes first: an exit never waits behind an entry; a broker-side stop (placed, trailed)
+    goes after exits and before entries, and only exits may spend the hourly exit reserve."""
 
     EXIT = 0
-    ENTRY = 1
-    QUERY = 2
+    STOP = 1
+    ENTRY = 2
+    QUERY = 3
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +134,7 @@ class BrokerOrder(msgspec.Struct, frozen=True, kw_only=True):
     status: OrderStatus
     text: str = ""
     updated: str = ""  # broker's own time stamp text
+    parent_order_id: str = ""  # SmartAPI's `parentorderid`: the GTT rule that placed the order, where one did
 
     @property
     def unfilled(self) -> int:
@@ -140,6 +143,49 @@ class BrokerOrder(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class GttStatus(enum.StrEnum):
+    """A GTT rule's state as SmartAPI's ruleList names them (the filter values of its `status`)."""
+
+    NEW = "NEW"  # waiting for its trigger
+    ACTIVE = "ACTIVE"  # waiting for its trigger (after a modification)
+    SENT_TO_EXCHANGE = "SENTTOEXCHANGE"  # triggered: its LIMIT order was placed (`GttRule.order_id`)
+    CANCELLED = "CANCELLED"
+
+    @property
+    def waiting(self) -> bool:
+        return self in (GttStatus.NEW, GttStatus.ACTIVE)
+
+
+class GttRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A GTT rule to create or modify: when the price crosses `trigger_price`, a LIMIT order at `price`."""
+
+    exchange: str
+    tradingsymbol: str
+    token: str
+    side: OrderSide
+    quantity: int
+    price: int  # paise: the LIMIT order's price
+    trigger_price: int  # paise
+    product: str = "DELIVERY"
+    days: int = 365  # `timeperiod`: how long the rule lives
+
+
+class GttRule(msgspec.Struct, frozen=True, kw_only=True):
+    """A GTT rule as the broker reports it (ruleDetails / ruleList)."""
+
+    rule_id: str
+    exchange: str
+    tradingsymbol: str
+    token: str
+    side: OrderSide
+    product: str
+    quantity: int
+    price: int  # paise
+    trigger_price: int  # paise
+    status: GttStatus
+    order_id: str = ""  # the order it placed once triggered, where the broker says
 
 
 class OrderUpdate(msgspec.Struct, frozen=True):
