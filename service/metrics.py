@@ -74,6 +74,10 @@ class Metrics:
         self.unprotected_trades = Gauge("tickguard_unprotected_trades",
                                         "Open trades with no armed stop (the guard cannot exit them).", registry=r)
         self.open_trades = Gauge("tickguard_open_trades", "Open trades.", registry=r)
+        self.unprotected_at_broker = Gauge(  # read when scraped: Runtime sets its function
+            "tickguard_unprotected_at_broker",
+            "Armed trades with no broker-side backup stop working (BROKER_STOP off, refused, or between exits).",
+            registry=r)
         self.halted = Gauge("tickguard_halted", "1 while new entries are halted.", registry=r)
         # Plug-ins (PLUGINS): their names are fixed at start, so they are the closed set of label values.
         self.plugin_info = Gauge("tickguard_plugin_info", "The operator plug-ins loaded at start (always 1).",

@@ -24,6 +24,7 @@ from service.alerts.strategies import Strategy, load_strategies
 from service.alerts.intake import Intake
 from service.brokers import brokers_from_settings
 from service.execution import ExecConfig, Trader
+from service.execution.backstop_levels import BackupConfig, Buffer
 from service.gc_tuning import Heap
 from service.guard import Guard
 from service.halts import Halts
@@ -81,8 +82,11 @@ class Runtime:
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
             exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
             chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s,
-            doubt_settle_s=settings.doubt_settle_s),
+            doubt_settle_s=settings.doubt_settle_s, backup=backup_config(settings)),
             metrics=self.metrics, on_trade=self.listeners.trade_changed)
+        self.trader.stops.session_open = lambda exchange: sessions.is_open(exchange, self.now_ms())
+        self.metrics.unprotected_at_broker.set_function(
+            lambda: sum(1 for trade_id in list(self.guard.records) if not self.trader.stops.protected(trade_id)))
         self.trader.brokers = dict(self.logins)
         self.changes = EngineChanges(self.store, self.halts, record=self.trader.record, now_ms=self.now_ms,
                                      spawn=self.trader.spawn)
@@ -168,3 +172,10 @@ class Runtime:
                 await step()
             except Exception:  # keep closing the rest
                 log.exception("error while stopping")
+
+
+def backup_config(settings: Settings) -> BackupConfig:
+    """The BROKER_STOP settings for execution's broker stops."""
+    return BackupConfig(mode=settings.broker_stop, buffer=Buffer.parse(settings.broker_stop_buffer),
+                        step_pct=Decimal(str(settings.broker_stop_step)), min_s=settings.broker_stop_min_s,
+                        protection_pct=Decimal(str(settings.exit_protection_pct)))

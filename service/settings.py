@@ -76,6 +76,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     demo_fund: Annotated[float, msgspec.Meta(gt=0)] = 100_000.0
     demo_stoploss_type: Literal["number", "percentage"] = "percentage"
     demo_stoploss: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    # The broker-side backup stop (service/execution/backstop.py; README "Broker-side backup stop"): off |
+    # backup. Unset: backup in live mode, off in paper mode. Its trigger sits BROKER_STOP_BUFFER behind
+    # tickguard's stop ("0.2%" of the stop price, or rupees "1.50"; at least two ticks); a trailed stop
+    # moves it when it moved BROKER_STOP_STEP percent, at most once per BROKER_STOP_MIN_S per trade.
+    broker_stop: Literal["off", "backup"] = "off"
+    broker_stop_buffer: Annotated[str, msgspec.Meta(pattern=r"^\s*\d{1,6}(\.\d{1,4})?\s*%?\s*$")] = "0.2%"
+    broker_stop_step: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.25
+    broker_stop_min_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 5.0
     # Adapter behaviour (service/broker/smartapi).
     stream_stall_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
     entry_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
@@ -238,6 +246,11 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         values["webhook_secret"] = PAPER_WEBHOOK_SECRET
     if "market_hours" not in values and mode != "live":
         values["market_hours"] = "always"
+    if "broker_stop" not in values:
+        values["broker_stop"] = "backup" if mode == "live" else "off"
+    buffer = values.get("broker_stop_buffer", "").strip()
+    if buffer.endswith("%") and float(buffer[:-1]) >= 20:
+        problems.append(("BROKER_STOP_BUFFER", f"a buffer of {buffer} is not a backup stop: keep it under 20%"))
     secret = values.get("totp_secret")
     if secret and not _valid_totp_secret(secret):
         problems.append(("TOTP_SECRET", "not a usable TOTP secret: base32 (A-Z, 2-7), at least 23 characters"))

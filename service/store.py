@@ -64,6 +64,9 @@ MIGRATIONS: list[list[str]] = [
             reason TEXT NOT NULL, at_ms INTEGER NOT NULL, pnl INTEGER, max_loss INTEGER, lifted_ms INTEGER)""",
         "CREATE INDEX halts_day ON halts (day)",
     ],
+    [  # the broker-side backup stop's trigger (service/execution/backstop.py); 0 for every other order
+        "ALTER TABLE orders ADD COLUMN trigger_price INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()
@@ -87,7 +90,7 @@ class AlertRecord(msgspec.Struct, frozen=True, kw_only=True):
 class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     trade_id: int
-    role: str  # entry | exit
+    role: str  # entry | exit | broker_stop
     attempt: int
     tag: str
     broker_order_id: str | None
@@ -102,6 +105,7 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     created_ms: int
     updated_ms: int
+    trigger_price: int = 0  # paise: a broker stop's trigger
 
 
 def _trade(row: sqlite3.Row | tuple) -> TradeRecord:
@@ -278,17 +282,18 @@ class Store:
     # Orders ----------------------------------------------------------------------------------------
     @staticmethod
     def insert_order(db: sqlite3.Connection, *, trade_id: int, role: str, attempt: int, tag: str, side: str,
-                     kind: str, quantity: int, price: int, now_ms: int) -> OrderRecord:
+                     kind: str, quantity: int, price: int, now_ms: int, trigger_price: int = 0) -> OrderRecord:
         cursor = db.execute(
-            "INSERT INTO orders (trade_id, role, attempt, tag, side, kind, quantity, price, status, created_ms, updated_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?)",
-            (trade_id, role, attempt, tag, side, kind, quantity, price, now_ms, now_ms),
+            "INSERT INTO orders (trade_id, role, attempt, tag, side, kind, quantity, price, status, created_ms, updated_ms,"
+            " trigger_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?)",
+            (trade_id, role, attempt, tag, side, kind, quantity, price, now_ms, now_ms, trigger_price),
         )
         return _order(db.execute("SELECT * FROM orders WHERE id = ?", (cursor.lastrowid,)).fetchone())
 
     @staticmethod
     def update_order(db: sqlite3.Connection, order_id: int, now_ms: int, **fields: Any) -> OrderRecord:
-        allowed = {"broker_order_id", "unique_order_id", "status", "filled", "average_price", "text", "price", "quantity"}
+        allowed = {"broker_order_id", "unique_order_id", "status", "filled", "average_price", "text", "price", "quantity",
+                   "trigger_price"}
         assert set(fields) <= allowed, set(fields) - allowed
         sets = ", ".join(f"{name} = ?" for name in fields)
         db.execute(f"UPDATE orders SET {sets}, updated_ms = ? WHERE id = ?", (*fields.values(), now_ms, order_id))

@@ -65,6 +65,11 @@ class TradeSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     basis_entry: int | UnsetType = UNSET
     basis_side: str | UnsetType = UNSET  # LONG | SHORT: the underlying's side the option stands for
     sized_for: SizedFor | UnsetType = UNSET  # q*, recorded by the `sized` event
+    # The broker-side backup stop (service/execution/backstop.py): the account's or the strategy's word
+    # (`broker_stop_from` says whose; unset: the BROKER_STOP setting decides) and the strategy's buffer.
+    broker_stop: bool | UnsetType = UNSET
+    broker_stop_from: str | UnsetType = UNSET  # account | strategy
+    broker_stop_buffer: str | UnsetType = UNSET  # "0.2%" or rupees, as BROKER_STOP_BUFFER
 
     @property
     def is_future(self) -> bool:
@@ -153,6 +158,8 @@ def fold(trade: TradeRecord, event: TradeEvent) -> TradeRecord:
     elif kind == "closed":
         changes["state"] = TradeState.CLOSED
         changes["realised_pnl"] = realised(trade)
+        if data.get("exit_reason"):  # closed by what the broker did (its stop filled), not by an exit fired here
+            changes["reason"] = str(data["exit_reason"])
     elif kind == "rearmed":
         changes["state"] = TradeState.OPEN
     elif kind in ("rejected", "expired", "unprotected"):
@@ -171,7 +178,8 @@ def realised(trade: TradeRecord) -> int:
 
 
 def tag_for(trade_id: int, role: str, attempt: int) -> str:
-    """The ordertag of every order tickguard sends: `tg` + trade id in base 36 + E|X + attempt."""
+    """The ordertag of every order tickguard sends: `tg` + trade id in base 36 + E (entry) | X (exit) |
+    B (the broker-side backup stop) + attempt."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     n, text = trade_id, ""
     while True:
@@ -179,18 +187,20 @@ def tag_for(trade_id: int, role: str, attempt: int) -> str:
         text = digits[r] + text
         if n == 0:
             break
-    tag = f"tg{text}{'E' if role == 'entry' else 'X'}{attempt}"
+    tag = f"tg{text}{_LETTERS[role]}{attempt}"
     if len(tag) >= 20:
         raise ValueError(f"ordertag {tag!r} would exceed SmartAPI's limit")
     return tag
 
 
 def parse_tag(tag: str) -> tuple[int, str, int] | None:
-    """(trade id, "entry" | "exit", attempt) of a tag `tag_for` made; None for any other text."""
+    """(trade id, "entry" | "exit" | "broker_stop", attempt) of a tag `tag_for` made; None for any other text."""
     match = _TAG.fullmatch(tag)
     if match is None:
         return None
-    return int(match[1], 36), "entry" if match[2] == "E" else "exit", int(match[3])
+    return int(match[1], 36), _ROLES[match[2]], int(match[3])
 
 
-_TAG = re.compile(r"tg([0-9a-z]+)([EX])([1-9][0-9]*)")
+_LETTERS = {"entry": "E", "exit": "X", "broker_stop": "B"}
+_ROLES = {letter: role for role, letter in _LETTERS.items()}
+_TAG = re.compile(r"tg([0-9a-z]+)([EXB])([1-9][0-9]*)")

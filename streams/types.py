@@ -85,6 +85,7 @@ class ExitReason(enum.StrEnum):
     MANUAL = "MANUAL"  # the operator's close (dashboard, API, flatten)
     SIGNAL = "SIGNAL"  # an alert's close: sell under close_only, exit, position_size, reverse
     CUSTOM = "CUSTOM"  # emitted by a signal-stage plug-in
+    BROKER_STOP = "BROKER_STOP"  # the broker-side backup stop triggered: tickguard takes the exit over
 
 
 class Phase(enum.StrEnum):

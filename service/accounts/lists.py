@@ -151,7 +151,12 @@ def _account(row: Any) -> Account:
     max_open = row.get("maxopentrades")
     if max_open is not None and (isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1):
         raise ValueError("maxopentrades: a whole number of at least 1")
-    return Account(account_id=account_id, name=(name or "").strip() or account_id,
+    broker_stop = row.get("brokerstop")
+    if isinstance(broker_stop, str) and broker_stop.strip().lower() in ("true", "false"):
+        broker_stop = broker_stop.strip().lower() == "true"
+    if broker_stop is not None and not isinstance(broker_stop, bool):
+        raise ValueError("brokerstop: expected true or false")
+    return Account(account_id=account_id, name=(name or "").strip() or account_id, broker_stop=broker_stop,
                    fund=int((fund * 100).to_integral_value(ROUND_FLOOR)), stoploss_type=kind,
                    stoploss=stoploss, clientcode=(clientcode or "").strip() or None,
                    max_daily_loss=None if max_loss is None else int(max_loss * 100), max_open_trades=max_open)

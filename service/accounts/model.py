@@ -23,3 +23,4 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     clientcode: str | None = None
     max_daily_loss: int | None = None  # paise; realised + open P&L below -this halts the account's entries
     max_open_trades: int | None = None
+    broker_stop: bool | None = None  # `brokerstop`: false keeps the account's trades without a broker-side stop

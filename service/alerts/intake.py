@@ -119,7 +119,8 @@ class Intake:
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
         stored = {k: v for k, v in body.items() if k != "token"}
         return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, underlying,
-                    accounts, entry_refusal, contract_named=alert.type == "option" and names_contract(alert.symbolname))
+                    accounts, entry_refusal, contract_named=alert.type == "option" and names_contract(alert.symbolname),
+                    strategy=strategy)
 
     async def _accounts_for(self, alert: Alert) -> tuple[list[Account], str]:
         """The accounts an alert trades on, and why entries are refused when the list is not fresh."""

@@ -31,6 +31,7 @@ class Plan:
     accounts: list[Any] = field(default_factory=list)  # the accounts an entry may trade on
     entry_refusal: str = ""  # why no entry may be taken (the account list is stale), or ""
     contract_named: bool = False  # an option alert naming its contract (not picked from an underlying)
+    strategy: Any = None  # the strategy's settings (STRATEGIES_FILE), where it has any
 
 
 def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int, leverage: Decimal = Decimal(1)) -> None:
@@ -100,6 +101,7 @@ def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -
                           basis_side="LONG" if symbol.option_type == "CE" else "SHORT")
         alert_price = None  # the alert priced the underlying, not the option
         side = "LONG"  # an option alert buys the call or the put; tickguard never writes options
+    fields.update(_broker_stop_word(account, plan.strategy))
     return TradeRecord(
         id=0, alert_id=alert_id, account=account.account_id, strategy=plan.alert.strategyname, exchange=symbol.exchange,
         token=symbol.token, tradingsymbol=symbol.tradingsymbol, side=side, product=plan.alert.product,
@@ -107,3 +109,16 @@ def new_trade(plan: Plan, account: Any, side: str, now_ms: int, alert_id: int) -
         spec=TradeSpec(rules=rules, rule_source=source, tick_size=symbol.tick_size, lot_size=symbol.lotsize,
                        alert_price=alert_price, fund=account.fund, login=account.clientcode or None, **fields),
     )
+
+
+def _broker_stop_word(account: Any, strategy: Any) -> dict[str, Any]:
+    """The broker-side backup stop's spec fields: the account's word wins, then the strategy's; with
+    neither, the BROKER_STOP setting decides when the trade arms. The strategy's buffer comes along."""
+    fields: dict[str, Any] = {}
+    if getattr(account, "broker_stop", None) is not None:
+        fields.update(broker_stop=account.broker_stop, broker_stop_from="account")
+    elif strategy is not None and strategy.broker_stop is not None:
+        fields.update(broker_stop=strategy.broker_stop, broker_stop_from="strategy")
+    if strategy is not None and strategy.broker_stop_buffer:
+        fields["broker_stop_buffer"] = strategy.broker_stop_buffer.strip()
+    return fields

@@ -1,7 +1,8 @@
 """Strategies and the stop rules a trade gets from its alert, its strategy and its account (§4, §6).
 
 `STRATEGIES_FILE` gives each strategy its policy (what a buy or sell does to open trades), default
-stop, target and trail, and its limits. A trade's stop comes from the alert, else the strategy, else
+stop, target and trail, its limits, and its word on the broker-side backup stop (`broker_stop`,
+`broker_stop_buffer`). A trade's stop comes from the alert, else the strategy, else
 the account (`stoplosstype` `number`: rupees of risk per trade; `percentage`: percent of the fund).
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,6 +21,8 @@ from service.errors import SettingsError
 
 __all__ = ["Strategy", "account_stop", "fixes_quantity", "load_strategies", "resolve_rules"]
 
+BUFFER_PATTERN = r"^\s*\d{1,6}(\.\d{1,4})?\s*%?\s*$"  # "0.2%" (of the stop price) or "1.50" (rupees)
+
 
 class Strategy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     policy: Policy = Policy.CLOSE_ONLY
@@ -29,6 +32,9 @@ class Strategy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_daily_loss: Decimal | None = None  # rupees, across every account trading the strategy
     max_open_trades: int | None = None
     flatten_on_loss: bool = False  # also close the strategy's open trades when its loss limit is hit
+    # The broker-side backup stop for the strategy's trades (BROKER_STOP, BROKER_STOP_BUFFER): None = the setting's
+    broker_stop: bool | None = None
+    broker_stop_buffer: Annotated[str, msgspec.Meta(pattern=BUFFER_PATTERN)] | None = None
 
 
 def load_strategies(path: str) -> dict[str, Strategy]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from service.execution.backstop_levels import BackupConfig
+
 __all__ = ["ExecConfig"]
 
 
@@ -18,3 +20,4 @@ class ExecConfig:
     entry_ttl_s: float = 5.0  # an entry queued longer than this expires instead of trading late
     confirm_after_s: float = 1.0  # an order without news for this long is looked up at the broker
     doubt_settle_s: float = 5.0  # DOUBT_SETTLE_S: two order-book reads this far apart without it = never placed
+    backup: BackupConfig = field(default_factory=BackupConfig)  # BROKER_STOP*: the broker-side backup stop

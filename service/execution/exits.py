@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
 from service.broker import LIVE_STATUSES, TERMINAL_STATUSES, BrokerError, BrokerOrder, Priority
+from service.execution.backstop import BrokerStops
 from service.execution.chase import Chaser
 from service.execution.journal import BrokerFor, Spawn
 from service.execution.orders import OrderLedger
@@ -38,12 +39,14 @@ __all__ = ["ExitLoop", "SETTLE_S"]
 
 log = logging.getLogger("tickguard.execution")
 SETTLE_S = 10.0  # how long a full exit waits for a cancelled partial order's final word
+STOP_NOT_CANCELLED = "the broker stop could not be cancelled: it stays at the broker, no exit was sent"
 
 
 class ExitLoop:
-    def __init__(self, orders: OrderLedger, books: Books, chaser: Chaser, guard: Guard, *, broker_for: BrokerFor,
-                 spawn: Spawn, metrics: Any = None) -> None:
+    def __init__(self, orders: OrderLedger, books: Books, chaser: Chaser, guard: Guard, stops: BrokerStops, *,
+                 broker_for: BrokerFor, spawn: Spawn, metrics: Any = None) -> None:
         self.orders = orders
+        self.stops = stops
         self.journal = orders.journal
         self.store = orders.store
         self.books = books
@@ -69,16 +72,27 @@ class ExitLoop:
         if trade_id not in self.exiting:
             self._run(trade_id, self._exit_all(trade_id, watch=live), f"resume-exit-{trade_id}")
 
-    def _run(self, trade_id: int, work: Awaitable[None], name: str) -> None:
+    def _run(self, trade_id: int, work: Coroutine[Any, Any, None], name: str) -> None:
         self.exiting.add(trade_id)
+        self.stops.hold(trade_id)
 
         async def run() -> None:
             try:
-                await work
+                if await self._withdraw_broker_stop(trade_id):
+                    await work
+                else:
+                    work.close()
+                    await self.journal.record(trade_id, "unprotected", reason=STOP_NOT_CANCELLED)
             finally:
                 self.exiting.discard(trade_id)
+                self.stops.release(trade_id)
 
         self.spawn(run(), name)
+
+    async def _withdraw_broker_stop(self, trade_id: int) -> bool:
+        """Cancel-first: the trade's broker stop is cancelled and final before any exit of ours goes out
+        (its fills, if it filled first, are exit fills by then: only the rest is sent)."""
+        return await self.stops.withdraw(trade_id)
 
     async def _exit(self, intent: ExitIntent) -> None:
         trade_id = intent.trade_id
@@ -111,7 +125,7 @@ class ExitLoop:
         for tag in self.orders.tags(trade.id):
             record = self.orders.get(tag)
             if record is None or record.role == "exit" or record.status not in TERMINAL_STATUSES:
-                return False
+                return False  # (a broker stop is final here: withdrawn before the exit began)
         return True
 
     async def _exit_all(self, trade_id: int, watch: OrderRecord | None = None,
@@ -158,21 +172,36 @@ class ExitLoop:
                         kind="partial_exit_fired", at_ms=self.journal.now_ms(), data={"reason": reason, "quantity": quantity}))
             if whole:
                 return await self.close(trade_id, reason)
-            goal = trade.exited + quantity
-            last, failures = await self._orders_until(trade_id, await self._next_exit_attempt(trade_id), 0, goal)
-            if last is None or last.state is not TradeState.OPEN:
-                return last  # a full exit took over (it cancelled this part's order), or the trade closed
-            trade = await self.store.trade(trade_id)
-            if trade is None or trade.state is not TradeState.OPEN:
-                return trade
-            done = trade.exited - (goal - quantity)
-            if done < quantity and failures >= self.config.exit_attempts:
-                log.error("partial exit keeps failing: the rest of the trade is still guarded",
-                          extra={"trade_id": trade_id, "asked": quantity, "exited": done})
-                return await self.journal.record(trade_id, "partial_exit_failed", asked=quantity, quantity=done,
-                                                 reason=f"exit failed {self.config.exit_attempts} times")
-            return await self.journal.record(trade_id, "partial_exit_done", asked=quantity, quantity=done,
-                                             realised_pnl=trade.realised_pnl)
+            self.stops.hold(trade_id)
+            try:
+                return await self._reduce(trade, quantity)
+            finally:
+                self.stops.release(trade_id)
+
+    async def _reduce(self, trade: TradeRecord, quantity: int) -> TradeRecord | None:
+        """A partial exit fired: the broker stop withdrawn, then exit orders for `quantity` units."""
+        trade_id = trade.id
+        if not await self.stops.withdraw(trade_id):
+            return await self.journal.record(trade_id, "partial_exit_failed", asked=quantity, quantity=0,
+                                             reason=STOP_NOT_CANCELLED)
+        goal = trade.exited + quantity  # the stop's fills, if it filled first, count toward the part
+        now = await self.store.trade(trade_id)
+        if now is None or now.state is not TradeState.OPEN:
+            return now
+        last, failures = await self._orders_until(trade_id, await self._next_exit_attempt(trade_id), 0, goal)
+        if last is None or last.state is not TradeState.OPEN:
+            return last  # a full exit took over (it cancelled this part's order), or the trade closed
+        trade = await self.store.trade(trade_id)
+        if trade is None or trade.state is not TradeState.OPEN:
+            return trade
+        done = trade.exited - (goal - quantity)
+        if done < quantity and failures >= self.config.exit_attempts:
+            log.error("partial exit keeps failing: the rest of the trade is still guarded",
+                      extra={"trade_id": trade_id, "asked": quantity, "exited": done})
+            return await self.journal.record(trade_id, "partial_exit_failed", asked=quantity, quantity=done,
+                                             reason=f"exit failed {self.config.exit_attempts} times")
+        return await self.journal.record(trade_id, "partial_exit_done", asked=quantity, quantity=done,
+                                         realised_pnl=trade.realised_pnl)
 
     async def _settle_partial_exits(self, trade: TradeRecord) -> None:
         """Before a full exit: cancel the exit orders still working for the trade (parts of it) and

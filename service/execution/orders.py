@@ -12,6 +12,11 @@ it as working. What a recorded fill sets going (arming, realising) is the owner'
 
 A placement that timed out or met a 5xx (`PlacementUnknown`) leaves its order IN_DOUBT: still live,
 until `service.execution.doubt` settles it.
+
+A broker stop (`tg<id>B<n>`, role `broker_stop`, `service.execution.backstop`) is an exit that waits
+at the broker: its row is committed before it is sent, its unfilled quantity is reserved like an
+exit's, and its fills are the trade's exit fills; the last one closes the trade — with reason
+`BROKER_STOP` when no exit of tickguard's own was fired. `on_stop_news` hears every change of one.
 """
 from __future__ import annotations
 
@@ -45,11 +50,13 @@ log = logging.getLogger("tickguard.execution")
 
 # A fill recorded: (the order, the trade it leaves, the fill's price, whether it closed the trade, units)
 OnFill = Callable[[OrderRecord, TradeRecord, int, bool, int], None]
+EXITS = ("exit", "broker_stop")  # roles whose fills take the position out
 
 
 class OrderLedger:
     def __init__(self, journal: Journal, books: Books, *, broker_for: BrokerFor, spawn: Spawn, on_fill: OnFill,
                  metrics: Any = None) -> None:
+        self.on_stop_news: Callable[[OrderRecord], None] = lambda record: None  # set by the broker stops
         self.journal = journal
         self.store = journal.store
         self.books = books
@@ -105,29 +112,33 @@ class OrderLedger:
     # Sending --------------------------------------------------------------------------------------
     async def send(self, trade: TradeRecord, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,
                    price: int, priority: Priority, fired: TradeEvent | None = None,
-                   placed: Callable[[], None] | None = None) -> OrderRecord | None:
+                   placed: Callable[[], None] | None = None, trigger: int = 0) -> OrderRecord | None:
         """Send an order with its row (an exit's with `fired`, the event that made it); `placed` is
         called the moment the broker has taken it. The record — IN_DOUBT if the placement is — or None
-        when the broker refused it (recorded: a refused entry leaves its trade REJECTED)."""
+        when the broker refused it (recorded: a refused entry leaves its trade REJECTED). A stop order
+        (`trigger` > 0) goes as SmartAPI's STOPLOSS variety."""
         tag = tag_for(trade.id, role, attempt)
         now = self.journal.now_ms()
 
         def store_order(db) -> tuple[TradeRecord | None, OrderRecord]:
             folded = Store.apply(db, trade.id, fired) if fired is not None else None
             return folded, Store.insert_order(db, trade_id=trade.id, role=role, attempt=attempt, tag=tag, side=str(side),
-                                              kind=str(kind), quantity=quantity, price=price, now_ms=now)
+                                              kind=str(kind), quantity=quantity, price=price, now_ms=now,
+                                              trigger_price=trigger)
 
         self._by_trade.setdefault(trade.id, set()).add(tag)
         login, key = trade.spec.login, (trade.exchange, trade.token, trade.product)
+        reserve = (-quantity if side is OrderSide.SELL else quantity) if role in EXITS else 0
         if role == "exit":
             stored = self._storing[tag] = self.store.db.submit(store_order)
-            self.books.place(tag, login, key, reserve=-quantity if side is OrderSide.SELL else quantity)
+            self.books.place(tag, login, key, reserve=reserve)
         else:
             record = (await self.store.db.write(store_order))[1]
             self.remember(record)
-            self.books.place(tag, login, key)
+            self.books.place(tag, login, key, reserve=reserve)
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token,
-                               side=side, quantity=quantity, kind=kind, price=price, product=trade.product, tag=tag)
+                               side=side, quantity=quantity, kind=kind, price=price, product=trade.product, tag=tag,
+                               trigger_price=trigger, variety="STOPLOSS" if trigger else "NORMAL")
         failure: BrokerError | None = None
         try:
             ack = await self.broker_for(trade).place_order(request, priority)
@@ -218,7 +229,7 @@ class OrderLedger:
         if trade is None or self.books.knows(record.tag):
             return
         live = record.status not in TERMINAL_STATUSES
-        left = max(0, record.quantity - record.filled) if live and record.role == "exit" else 0
+        left = max(0, record.quantity - record.filled) if live and record.role in EXITS else 0
         self.books.place(record.tag, trade.spec.login, (trade.exchange, trade.token, trade.product),
                          reserve=-left if record.side == "SELL" else left, working=live)
 
@@ -256,7 +267,8 @@ class OrderLedger:
             previous = record
             now = self.journal.now_ms()
             price = _fill_price(previous, order, delta) if delta > 0 else 0
-            fill = TradeEvent(kind=f"{previous.role}_fill", at_ms=now,
+            exiting = previous.role in EXITS
+            fill = TradeEvent(kind="exit_fill" if exiting else "entry_fill", at_ms=now,
                               data={"quantity": delta, "price": price, "tag": previous.tag}) if delta > 0 else None
 
             def work(db) -> tuple[OrderRecord, TradeRecord | None, bool]:
@@ -269,8 +281,10 @@ class OrderLedger:
                 if fill is None:
                     return updated, None, False
                 trade = Store.apply(db, previous.trade_id, fill)
-                if previous.role == "exit" and trade.exited >= trade.filled and trade.state is not TradeState.CLOSED:
-                    return updated, Store.apply(db, trade.id, TradeEvent(kind="closed", at_ms=now, data={})), True
+                if exiting and trade.exited >= trade.filled and trade.state is not TradeState.CLOSED:
+                    # the broker's stop took the position out before any exit of ours was fired
+                    data = {"exit_reason": "BROKER_STOP"} if trade.state is TradeState.OPEN else {}
+                    return updated, Store.apply(db, trade.id, TradeEvent(kind="closed", at_ms=now, data=data)), True
                 return updated, trade, False
 
             record, filled_trade, closed = await self.store.db.write(work)
@@ -288,6 +302,8 @@ class OrderLedger:
                 trade = await self.store.trade(record.trade_id)
                 if trade is not None and trade.state is TradeState.PENDING_ENTRY and trade.filled == 0:
                     await self.journal.record(trade.id, "rejected", reason=order.text or status)
+            if record.role == "broker_stop":
+                self.on_stop_news(record)
         self._tell(order.tag)
 
     async def refresh(self, trade: TradeRecord, record: OrderRecord) -> None:

@@ -9,6 +9,7 @@ It composes the parts of execution, each given what it needs rather than the Tra
     EntryQueue   entries sized and sent in arrival order                 entries.py
     Chaser       one exit order priced, watched and re-priced            chase.py
     ExitLoop     full and partial exits, one order in flight per trade   exits.py
+    BrokerStops  the broker-side backup stop behind the engine's          backstop.py
 
 What the Trader keeps itself: the logins, the tasks it runs (drained and stopped here), and what a
 recorded fill sets going — an entry fill arms the trade in the guard, an exit fill realises its part
@@ -23,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from service.broker import Broker, BrokerError, BrokerOrder, OrderUpdate
+from service.execution.backstop import BrokerStops
 from service.execution.chase import Chaser
 from service.execution.config import ExecConfig
 from service.execution.doubt import DoubtRule
@@ -34,7 +36,7 @@ from service.execution.positions import Books, PositionBook
 from service.guard import Guard
 from service.store import OrderRecord, Store
 from service.trades import TradeRecord, TradeState
-from streams import ExitIntent
+from streams import ExitIntent, ExitReason
 
 __all__ = ["Trader"]
 
@@ -55,7 +57,7 @@ class Trader:
         self.metrics = metrics
         self.bands: dict[tuple[str, str], tuple[int, int] | None] = {}  # circuit bands, fetched once a trade arms
         self._tasks: set[asyncio.Task] = set()
-        self.journal = Journal(store, self.now_ms, lambda trade: self.on_trade(trade))
+        self.journal = Journal(store, self.now_ms, self._published)
         self.positions = Books(lambda login: self._login(login).positions)
         self.orders = OrderLedger(self.journal, self.positions, broker_for=self.broker_for, spawn=self.spawn,
                                   on_fill=self._filled, metrics=metrics)
@@ -63,7 +65,9 @@ class Trader:
         self.entries = EntryQueue(self.orders, self.doubt, config, broker_for=self.broker_for, spawn=self.spawn,
                                   ltp=lambda exchange, symbol, token: self.broker.ltp(exchange, symbol, token))
         chaser = Chaser(self.orders, self.doubt, config, broker_for=self.broker_for, ltp=self._ltp, bands=self.bands)
-        self.exits = ExitLoop(self.orders, self.positions, chaser, guard, broker_for=self.broker_for,
+        self.stops = BrokerStops(self.orders, self.doubt, config.backup, broker_for=self.broker_for, spawn=self.spawn,
+                                 bands=self.bands, on_trigger=self._broker_stop_triggered)
+        self.exits = ExitLoop(self.orders, self.positions, chaser, guard, self.stops, broker_for=self.broker_for,
                               spawn=self.spawn, metrics=metrics)
 
     # Logins, books, time ----------------------------------------------------------------------------
@@ -85,6 +89,11 @@ class Trader:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def _published(self, trade: TradeRecord) -> None:
+        """Every trade the journal publishes: its broker stop follows it, then the listeners hear of it."""
+        self.stops.observe(trade)
+        self.on_trade(trade)
 
     async def record(self, trade_id: int, kind: str, **data: Any) -> TradeRecord:
         """Store a trade event and publish the trade it leaves."""
@@ -165,6 +174,15 @@ class Trader:
         if closed:
             self.guard.confirm(trade.id, int(trade.exit_price or price))
             log.info("trade closed", extra={"trade_id": trade.id, "pnl_paise": trade.realised_pnl})
+
+    def _broker_stop_triggered(self, trade_id: int) -> None:
+        """The broker's stop triggered (or filled) before tickguard's own exit: the exit path takes
+        the trade over — the stop's fills count, the rest is cancelled and chased."""
+        if self.guard.armed(trade_id):
+            self.guard.close(trade_id, ExitReason.BROKER_STOP)
+        else:
+            self.on_exit_intent(ExitIntent(trade_id=trade_id, reason=ExitReason.BROKER_STOP, level=None, tick=None,
+                                           source="the broker stop triggered"))
 
     async def _learn_band(self, trade: TradeRecord) -> None:
         try:

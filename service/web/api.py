@@ -64,7 +64,8 @@ async def list_trades(request: Request, runtime: Runtime) -> Response:
         raise HttpError.of(422, "limit", f"expected 1-{LIMIT_MAX}")
     trades = await runtime.store.trades(states=states, strategy=query.get("strategy"), account=query.get("account"),
                                         limit=int(limit))
-    return JSONResponse({"trades": [trade_view(t) for t in trades]})
+    stops = runtime.trader.stops
+    return JSONResponse({"trades": [trade_view(t, stops.view(t)) for t in trades]})
 
 
 def _trade_id(request: Request) -> int:
@@ -85,7 +86,8 @@ async def get_trade(request: Request, runtime: Runtime) -> Response:
     if trade is None:
         raise _no_such_trade()
     orders = [order_view(o) for o in await runtime.store.orders(trade_id)]
-    return JSONResponse({"trade": trade_view(trade), "orders": orders, "events": await runtime.store.events(trade_id)})
+    return JSONResponse({"trade": trade_view(trade, runtime.trader.stops.view(trade)), "orders": orders,
+                         "events": await runtime.store.events(trade_id)})
 
 
 async def close_trade(request: Request, runtime: Runtime) -> Response:

@@ -174,7 +174,7 @@ class FeedHub:
     def view(self, trade: TradeRecord) -> dict[str, Any]:
 
         ltp = self.ltp(trade)
-        view = trade_view(trade)
+        view = trade_view(trade, self.runtime.trader.stops.view(trade))
         view["ltp"] = ltp
         view["pnl"] = pnl(trade, ltp) if trade.state in OPEN_STATES else trade.realised_pnl
         return view

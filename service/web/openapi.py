@@ -244,7 +244,12 @@ SPEC = {
         },
         "schemas": {"Alert": ALERT, "Errors": _ERRORS, **_COMPONENTS, "TradeView": {"allOf": [
             {"$ref": "#/components/schemas/Trade"},
-            {"type": "object", "required": ["open_quantity"], "properties": {"open_quantity": {"type": "integer"}}}]}},
+            {"type": "object", "required": ["open_quantity", "broker_stop"], "properties": {
+                "open_quantity": {"type": "integer"},
+                "broker_stop": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+                    "trigger": {"type": "integer"}, "limit": {"type": "integer"}, "quantity": {"type": "integer"},
+                    "status": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+                    "why": {"type": "string"}}}]}}}]}},
     },
     "paths": {
         "/opentrade": {"post": secured(

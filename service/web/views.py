@@ -11,9 +11,12 @@ from service.trades import TradeRecord
 __all__ = ["order_view", "trade_view"]
 
 
-def trade_view(trade: TradeRecord) -> dict[str, Any]:
+def trade_view(trade: TradeRecord, broker_stop: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored trade, its open quantity and — for an open trade — its broker-side backup stop:
+    `{"trigger", "limit", "quantity", "status", "tags"}` while one is working, `{"why"}` when none is."""
     view = msgspec.to_builtins(trade)
     view["open_quantity"] = trade.open_quantity
+    view["broker_stop"] = broker_stop
     return view
 
 

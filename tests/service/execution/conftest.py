@@ -17,6 +17,7 @@ import pytest
 
 from service.broker import OrderKind, OrderSide, Priority
 from service.broker.model import ModelBroker
+from service.execution.backstop import BrokerStops
 from service.execution.chase import Chaser
 from service.execution.config import ExecConfig
 from service.execution.doubt import DoubtRule
@@ -85,6 +86,8 @@ class Parts:
     guard: GuardLog
     published: list[TradeRecord]
     fills: list[tuple[str, int, int, bool]]  # (tag, units, price, closed) as the ledger reported them
+    stops: BrokerStops = None  # type: ignore[assignment]
+    triggered: list[int] = field(default_factory=list)  # trades whose broker stop triggered first
 
     @property
     def book(self) -> PositionBook:
@@ -143,28 +146,45 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(store: Store):
+def config() -> ExecConfig:
+    """Execution's configuration for the parts (a test module may override it: broker stops on)."""
+    return FAST
+
+
+@pytest.fixture
+async def parts(store: Store, config: ExecConfig):
     broker = ModelBroker({("NSE", SBIN): PRICE})
-    tasks, guard, published, fills = Tasks(), GuardLog(), [], []
-    journal = Journal(store, lambda: int(time.time() * 1000), published.append)
+    tasks, guard, published, fills, triggered = Tasks(), GuardLog(), [], [], []
+    watchers: list[BrokerStops] = []
+
+    def publish(trade: TradeRecord) -> None:
+        published.append(trade)
+        for stops in watchers:
+            stops.observe(trade)
+
+    journal = Journal(store, lambda: int(time.time() * 1000), publish)
     books = Books(lambda login: broker.positions)
 
     def on_fill(record: OrderRecord, trade: TradeRecord, price: int, closed: bool, delta: int) -> None:
         fills.append((record.tag, delta, price, closed))
 
     orders = OrderLedger(journal, books, broker_for=lambda trade: broker, spawn=tasks.spawn, on_fill=on_fill)
-    doubt = DoubtRule(orders, FAST, broker_for=lambda trade: broker)
-    entries = EntryQueue(orders, doubt, FAST, broker_for=lambda trade: broker, ltp=broker.ltp, spawn=tasks.spawn)
+    doubt = DoubtRule(orders, config, broker_for=lambda trade: broker)
+    entries = EntryQueue(orders, doubt, config, broker_for=lambda trade: broker, ltp=broker.ltp, spawn=tasks.spawn)
 
     async def ltp(trade: TradeRecord) -> int:
         return await broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
 
-    chaser = Chaser(orders, doubt, FAST, broker_for=lambda trade: broker, ltp=ltp, bands={})
-    exits = ExitLoop(orders, books, chaser, guard, broker_for=lambda trade: broker, spawn=tasks.spawn)  # type: ignore[arg-type]
+    chaser = Chaser(orders, doubt, config, broker_for=lambda trade: broker, ltp=ltp, bands={})
+    stops = BrokerStops(orders, doubt, config.backup, broker_for=lambda trade: broker, spawn=tasks.spawn, bands={},
+                        on_trigger=triggered.append)
+    watchers.append(stops)
+    exits = ExitLoop(orders, books, chaser, guard, stops, broker_for=lambda trade: broker,  # type: ignore[arg-type]
+                     spawn=tasks.spawn)
     updates = broker.order_update_stream().updates.subscribe(orders.on_order_update)
     await books.book(None).refresh()
     try:
-        yield Parts(broker, store, tasks, books, orders, doubt, entries, exits, guard, published, fills)
+        yield Parts(broker, store, tasks, books, orders, doubt, entries, exits, guard, published, fills, stops, triggered)
     finally:
         updates.dispose()
         await tasks.stop()

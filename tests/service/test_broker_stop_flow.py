@@ -1,0 +1,109 @@
+"""The broker-side backup stop, end to end: the real app and a paper exchange (BROKER_STOP=backup).
+
+A SBIN trade entered at ₹800 with a ₹10 stop (₹790): its broker stop is a SELL STOPLOSS_LIMIT with its
+trigger 0.2 % behind (₹788.40, 0.2 % of ₹790 = ₹1.58 → 32 ticks of 5 paise) and its limit 0.5 % of
+the trigger beyond it (₹3.95 → ₹784.45).
+"""
+from __future__ import annotations
+
+from tests.service.test_equity_flow import broker_orders, open_trade
+
+BACKUP = {"BROKER_STOP": "backup", "BROKER_STOP_MIN_S": "0"}
+TRIGGER, LIMIT = 78_840, 78_445
+
+
+def stops_of(service, trade_id: int) -> list[dict]:
+    prefix = f"tg{trade_id}B"
+    return [o for o in broker_orders(service) if o["ordertag"].startswith(prefix)]
+
+
+def exits_of(service, trade_id: int) -> list[dict]:
+    prefix = f"tg{trade_id}X"
+    return [o for o in broker_orders(service) if o["ordertag"].startswith(prefix)]
+
+
+def placed(service, trade_id: int) -> dict:
+    view = service.wait_trade(trade_id, lambda t: (t.get("broker_stop") or {}).get("status") == "trigger pending",
+                              what="broker stop placed")
+    return view["trade"]["broker_stop"]
+
+
+def paise(rupees) -> int:
+    return round(float(rupees) * 100)
+
+
+def test_entry_fill_places_the_broker_stop_behind_tickguards_stop(service_factory):
+    service = service_factory(**BACKUP)
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=5)
+    stop = placed(service, trade_id)
+    assert (stop["trigger"], stop["limit"], stop["quantity"]) == (TRIGGER, LIMIT, 5)
+    (order,) = stops_of(service, trade_id)
+    assert (order["variety"], order["ordertype"], order["transactiontype"], order["quantity"]) == \
+        ("STOPLOSS", "STOPLOSS_LIMIT", "SELL", "5")
+    assert (paise(order["triggerprice"]), paise(order["price"]), order["status"]) == (TRIGGER, LIMIT, "trigger pending")
+
+
+def test_own_stop_exit_cancels_the_broker_stop_first(service_factory):
+    service = service_factory(**BACKUP)
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=5)
+    placed(service, trade_id)
+    service.price(789.5)  # through tickguard's ₹790, not the broker's ₹788.40
+    view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="stop exit")
+    assert view["trade"]["reason"] == "STOP" and view["trade"]["exited"] == 5
+    (stop,) = stops_of(service, trade_id)
+    assert stop["status"] == "cancelled" and stop["filledshares"] == "0"
+    (exit_order,) = exits_of(service, trade_id)
+    assert exit_order["status"] == "complete" and exit_order["quantity"] == "5"
+    kinds = [e["kind"] for e in view["events"]]
+    assert kinds.index("exit_fired") < kinds.index("exit_sent")
+
+
+def test_a_manual_close_and_a_target_leave_no_broker_order_behind(service_factory):
+    service = service_factory(**BACKUP)
+    manual = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
+    placed(service, manual)
+    with service.client() as client:
+        assert client.post(f"/trades/{manual}/close").status_code in (200, 202)
+    service.wait_trade(manual, lambda t: t["state"] == "CLOSED", what="manual close")
+    assert [o["status"] for o in stops_of(service, manual)] == ["cancelled"]
+
+    target = open_trade(service, stoploss={"type": "points", "value": 10}, target={"type": "points", "value": 5},
+                        quantity=2)
+    placed(service, target)
+    service.price(806)
+    view = service.wait_trade(target, lambda t: t["state"] == "CLOSED", what="target exit")
+    assert view["trade"]["reason"] == "TARGET"
+    assert [o["status"] for o in stops_of(service, target)] == ["cancelled"]
+
+
+def test_a_trailed_stop_moves_the_broker_stop(service_factory):
+    service = service_factory(**BACKUP)
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=3,
+                          trail={"type": "points", "value": 4, "activation": {"type": "points", "value": 2}})
+    placed(service, trade_id)
+    service.price(806)  # the trail takes the stop to ₹802: the broker's trigger follows, 0.2 % behind
+    view = service.wait_trade(trade_id, lambda t: (t.get("broker_stop") or {}).get("trigger") == 80_035,
+                              what="broker stop trailed")
+    assert view["trade"]["stop"] == 80_200 and view["trade"]["broker_stop"]["limit"] == 79_630
+    (order,) = stops_of(service, trade_id)
+    assert (paise(order["triggerprice"]), paise(order["price"])) == (80_035, 79_630)
+    assert any(e["kind"] == "broker_stop_moved" for e in view["events"])
+
+
+def test_a_gap_past_both_stops_is_exited_once(service_factory):
+    """The price gaps from ₹800 to ₹780: tickguard's stop fires, the broker's triggers and rests (the
+    price ran past its limit). tickguard cancels it and chases its own exit: one exit fills, not two."""
+    service = service_factory(**BACKUP)
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=4)
+    placed(service, trade_id)
+    service.price(780)
+    view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="exit after the gap")
+    sold = sum(int(o["filledshares"]) for o in stops_of(service, trade_id) + exits_of(service, trade_id))
+    assert sold == 4 and view["trade"]["exited"] == 4
+
+
+def test_broker_stop_off_by_default_in_paper_mode_says_why(service_factory):
+    service = service_factory()
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=1)
+    trade = service.trade(trade_id)["trade"]
+    assert trade["broker_stop"] == {"why": "BROKER_STOP is off"} and stops_of(service, trade_id) == []
