@@ -11,6 +11,10 @@ On start, before any trade is shown as protected again:
    row is committed) is adopted: its trade is EXITING on that order, never given a second one;
    outside its segment's session an INTRADAY trade is settled with the broker instead, sending
    nothing (`service.afterhours`): closed if the broker squared it off, else left for the next open;
+   a broker stop (`tg<id>B<n>`) that filled while tickguard was down closes its trade (`BROKER_STOP`,
+   at the broker's price, nothing else sent); one the book no longer shows ended with its session
+   (a CARRYFORWARD position overnight) and is placed again once its trade is armed; one whose trade
+   is no longer open is an orphan: cancelled, and reported;
 3. every armed trade is checked against what the market did while tickguard was down: one-minute
    candles of its basis instrument since the last tick seen, then the current price (the engine
    meets each armed trade with the first tick after subscribing). A level crossed while down fires
@@ -25,7 +29,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from service.afterhours import AfterHours, settle_after_hours
-from service.broker import LIVE_STATUSES, Broker, BrokerError
+from service.broker import LIVE_STATUSES, Broker, BrokerError, BrokerOrder, OrderStatus
 from service.execution import Trader
 from service.guard import Guard
 from service.store import Store
@@ -56,10 +60,13 @@ class RecoveryParts:
 
 
 async def recover(parts: RecoveryParts) -> dict[str, int]:
-    report = {"orders_applied": 0, "entries_expired": 0, "exits_adopted": 0, "exits_resumed": 0, "crossed_while_down": 0}
-    book = {}
+    report = {"orders_applied": 0, "entries_expired": 0, "exits_adopted": 0, "exits_resumed": 0, "crossed_while_down": 0,
+              "broker_stops_ended": 0, "orphans_cancelled": 0}
+    book, login_of = {}, {}
     for broker in parts.brokers:
-        book.update({order.tag: order for order in await broker.order_book() if order.tag.startswith("tg")})
+        for order in await broker.order_book():
+            if order.tag.startswith("tg"):
+                book[order.tag], login_of[order.tag] = order, broker
     trader = parts.trader
     for record in await parts.store.live_orders():
         found = book.get(record.tag)
@@ -70,6 +77,10 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
         if record.role == "entry":
             await trader.settle_unsent(record, "the entry never reached the broker before tickguard stopped")
             report["entries_expired"] += 1
+        elif record.role == "broker_stop" and record.broker_order_id:  # acknowledged once: a day order that ended
+            await trader.orders.move(record, was=record.status, status=OrderStatus.CANCELLED,
+                                     text="not in the broker's order book at restart: ended with its session")
+            report["broker_stops_ended"] += 1
         else:  # the book may lag a placement: in doubt until two reads DOUBT_SETTLE_S apart lack it
             await trader.exit_in_doubt(record, "not in the broker's order book at restart")
     for tag, order in book.items():  # exits sent but never committed: the broker's word is the record
@@ -77,6 +88,8 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
         if parsed is not None and parsed[1] == "exit" and await parts.store.order_by_tag(tag) is None:
             if await trader.adopt_exit(parsed[0], parsed[2], order):
                 report["exits_adopted"] += 1
+        elif parsed is not None and parsed[1] == "broker_stop" and not order.terminal:
+            report["orphans_cancelled"] += await _cancel_orphan(parts, parsed[0], order, login_of[tag])
     for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]):
         orders = await parts.store.orders(trade.id)
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
@@ -101,6 +114,22 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
     report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
     log.info("recovered", extra=report)
     return report
+
+
+async def _cancel_orphan(parts: RecoveryParts, trade_id: int, order: BrokerOrder, broker: Broker) -> int:
+    """A broker stop working at the broker for a trade that is no longer open (or unknown): cancelled
+    and reported. 1 when it was."""
+    trade = await parts.store.trade(trade_id)
+    if trade is not None and trade.state in (TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED):
+        return 0  # still guarded (an EXITING trade's resumed exit withdraws it first)
+    try:
+        await broker.cancel_order(order.order_id, order.variety or "STOPLOSS")
+    except BrokerError as exc:
+        log.error("orphaned broker stop not cancelled", extra={"tag": order.tag, "error": exc.message})
+        return 0
+    log.warning("orphaned broker stop cancelled", extra={"tag": order.tag, "trade_id": trade_id,
+                                                         "state": trade.state if trade else "unknown"})
+    return 1
 
 
 async def rearm_open_trades(store: Store, guard: Guard) -> None:

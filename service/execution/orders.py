@@ -258,6 +258,7 @@ class OrderLedger:
             return
         async with self.lock(record.trade_id):
             record = self._tags.get(order.tag) or record
+            self.remember(record)  # known in this process from now on (after a restart: read from the store)
             if not self.books.knows(order.tag):
                 await self.register(record)
             delta = order.filled - record.filled
