@@ -7,9 +7,10 @@ const FINISHED = new Set(["CLOSED", "REJECTED", "EXPIRED"]);
 const CLOSABLE = new Set(["PENDING_ENTRY", "OPEN", "UNPROTECTED"]);
 const COLUMNS = [
   ["symbol", "Symbol"], ["account", "Account"], ["side", "Side"], ["qty", "Qty"], ["entry", "Entry"],
-  ["ltp", "LTP"], ["stop", "Stop"], ["target", "Target"], ["pnl", "P&L"], ["status", "Status"], ["actions", ""],
+  ["ltp", "LTP"], ["stop", "Stop"], ["broker", "At broker"], ["target", "Target"], ["pnl", "P&L"],
+  ["status", "Status"], ["actions", ""],
 ];
-const NUMERIC = new Set(["qty", "entry", "ltp", "stop", "target", "pnl"]);
+const NUMERIC = new Set(["qty", "entry", "ltp", "stop", "broker", "target", "pnl"]);
 
 const state = {
   trades: new Map(),       // id -> trade row as the feed sends it
@@ -344,6 +345,7 @@ function updateRow(trade) {
   cell("entry").textContent = money(trade.entry_price);
   cell("ltp").textContent = money(trade.ltp);
   cell("stop").textContent = money(trade.stop);
+  showBrokerStop(cell("broker"), trade.broker_stop);
   cell("target").textContent = money(trade.target);
   const pnl = cell("pnl");
   pnl.textContent = trade.pnl === null || trade.pnl === undefined ? "—" : (trade.pnl > 0 ? "+" : "") + money(trade.pnl);
@@ -360,6 +362,16 @@ function updateRow(trade) {
   row.classList.toggle("unprotected", trade.state === "UNPROTECTED");
   const button = row.querySelector("button.close");
   button.hidden = !CLOSABLE.has(trade.state);
+}
+
+// The broker-side backup stop: its trigger while one is working, else a dash saying why there is none.
+function showBrokerStop(cell, backup) {
+  const working = backup && backup.trigger !== undefined;
+  cell.textContent = working ? money(backup.trigger) : "—";
+  cell.title = !backup ? "" : working
+    ? `broker stop: trigger ${money(backup.trigger)}, limit ${money(backup.limit)}, ${backup.quantity} units, ${backup.status}`
+    : `no broker stop: ${backup.why}`;
+  cell.classList.toggle("no-broker-stop", Boolean(backup) && !working);
 }
 
 // Controls -------------------------------------------------------------------------------------------
