@@ -23,8 +23,8 @@ work as "open" LIMIT / MARKET orders, keeping their kind as the broker's book do
 stop-limit the price has run past rests until the price comes back or it is modified; a modified
 stop that had triggered stays triggered. Held orders (`fill="rest"`) trigger but do not fill.
 
-Matching: a marketable order fills at the ltp; a limit fills once the ltp reaches its price. Prices
-are integer paise. Every state of every order is appended to `journal` and sent on the order-update
+Matching: an order fills whole at the ltp once it is marketable there (a limit: the ltp at or better
+than its price), gaps included. Prices are integer paise. Every state of every order is appended to `journal` and sent on the order-update
 stream with its SmartAPI code.
 """
 from __future__ import annotations
