@@ -1,147 +1,55 @@
 """`ModelBroker`: the broker port in memory, with the faults a real broker has — for tests and what-ifs.
 
 It is the port's second adapter, beside SmartAPI's (as httpx keeps `MockTransport` beside its real
-transports): positions, orders with tags, fills, rejections, placements that time out having placed
-the order or not, order updates that arrive late or never. Everything it did is in `journal`, so a
-test can check what a broker would have seen at every moment.
+transports): positions, orders with tags, stop orders, GTT rules, fills, rejections, placements that
+time out having placed the order or not, order updates that arrive late or never, cancels that lose
+the race to a fill. Everything it did is in `journal` (the rules' in `gtt.journal`), so a test can
+check what a broker would have seen at every moment. Three parts: the exchange that matches orders
+(`service.broker.model_orders`, where the order faults are told), the GTT rules
+(`service.broker.model_gtt`, with their own faults) and the two streams (`service.broker.model_streams`).
 
 A placement meets the next `Fault` armed with `arm()` (or what `fault_for(request)` returns), else
-none. A `Fault` has one field per concern:
+none. Its `placement` is what `place_order` answers — `ok` (an ack), `refused` (`OrderRefused`,
+nothing placed), `rate_limited` (`RateLimited`, nothing placed), `doubt_placed` (`PlacementUnknown`,
+the order is at the broker), `doubt_lost` (`PlacementUnknown`, it is not), after `latency_s`; its
+other fields are the exchange's.
 
-- `placement`: what `place_order` answers — `ok` (an ack), `refused` (`OrderRefused`, nothing
-  placed), `rate_limited` (`RateLimited`, nothing placed), `doubt_placed` (`PlacementUnknown`, the
-  order is at the broker), `doubt_lost` (`PlacementUnknown`, it is not), after `latency_s`;
-- `fill`: what the exchange does with an accepted order — `match` (a marketable order fills at the
-  price, a limit beyond it rests), `partial` (`fraction` of it fills, the rest rests until modified;
-  a single unit just matches),
-  `rest` (rests until modified), `reject` (the broker's RMS rejects it a moment later);
-- `updates`: how its order updates travel — `prompt`, `delayed` (each `delay_s` late) or `lost`;
-- `listed_after_s`: the order book (and `order()`, `find_orders()`) shows it only this long after it
-  was placed — a broker whose book lags its order entry;
-- `unreadable_s`: for this long after it was placed, the order is reported with a status text the
-  adapter could not read (`OrderStatus.UNRECOGNISED`); then its real status follows.
-
-Prices are integer paise; a resting limit fills when `set_price` moves the market through it.
+`set_price` moves the market: stops it reaches trigger, resting limits it reaches fill, GTT rules it
+reaches place their LIMIT orders (untagged, `parent_order_id` = the rule). Prices are integer paise.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Literal
-
-import msgspec
-from reactivex import Observable
-from reactivex.subject import Subject
+from typing import NoReturn
 
 from service.broker.errors import OrderRefused, PlacementUnknown, RateLimited
+from service.broker.model_gtt import GTT_REFUSED, GttFault, ModelGttBook
+from service.broker.model_orders import Fault, ModelExchange, check_stop
+from service.broker.model_streams import ModelOrderUpdates, ModelTicks
 from service.broker.port import Progress
 from service.broker.types import (
     BrokerOrder,
     Candle,
     Fill,
     Funds,
+    GttRequest,
+    GttRule,
+    GttStatus,
     MarginLeg,
     OrderAck,
     OrderKind,
     OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderUpdate,
     Position,
     Priority,
     SearchHit,
 )
 from streams import Tick
 
-__all__ = ["Fault", "ModelBroker", "ModelOrderUpdates", "ModelTicks"]
-
-_CODES = {OrderStatus.OPEN: "AB01", OrderStatus.CANCELLED: "AB02", OrderStatus.REJECTED: "AB03",
-          OrderStatus.MODIFIED: "AB04", OrderStatus.COMPLETE: "AB05"}
-
-
-@dataclass(frozen=True)
-class Fault:
-    placement: Literal["ok", "refused", "rate_limited", "doubt_placed", "doubt_lost"] = "ok"
-    fill: Literal["match", "partial", "rest", "reject"] = "match"
-    updates: Literal["prompt", "delayed", "lost"] = "prompt"
-    fraction: float = 0.5  # partial: the share that fills at once (at least one unit, never all)
-    delay_s: float = 0.0  # delayed: how late each update arrives
-    latency_s: float = 0.0  # how long place_order takes to answer (the order is live meanwhile)
-    listed_after_s: float = 0.0
-    unreadable_s: float = 0.0
-    text: str = "rejected by the model broker"
-
-
-@dataclass
-class _Order:
-    order: BrokerOrder
-    fault: Fault
-    listed_at: float  # loop time from which the book shows it
-    readable_at: float  # loop time from which its status can be read
-    held: bool  # resting whatever the price, until modified
-
-    def shown(self, now: float) -> BrokerOrder:
-        """The order as the broker reports it at `now`."""
-        if now < self.readable_at:
-            return msgspec.structs.replace(self.order, status=OrderStatus.UNRECOGNISED)
-        return self.order
-
-
-class ModelTicks:
-    """The tick stream: `ModelBroker.set_price` ticks the instruments subscribed."""
-
-    def __init__(self) -> None:
-        self._ticks: Subject = Subject()
-        self._events: Subject = Subject()
-        self.subscriptions: set[tuple[str, str]] = set()
-        self.expect_ticks: Callable[[], bool] = lambda: True  # the port's: this stream never stalls, none asks
-
-    @property
-    def ticks(self) -> Observable[Tick]:
-        return self._ticks
-
-    @property
-    def events(self) -> Observable:
-        return self._events
-
-    def subscribe(self, instruments: Iterable[tuple[str, str]]) -> None:
-        self.subscriptions.update(instruments)
-
-    def unsubscribe(self, instruments: Iterable[tuple[str, str]]) -> None:
-        self.subscriptions.difference_update(instruments)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
-class ModelOrderUpdates:
-    """The order-update stream: every change of an order, unless its fault delays or loses it."""
-
-    def __init__(self) -> None:
-        self._updates: Subject = Subject()
-        self._events: Subject = Subject()
-
-    @property
-    def updates(self) -> Observable[OrderUpdate]:
-        return self._updates
-
-    @property
-    def events(self) -> Observable:
-        return self._events
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
+__all__ = ["Fault", "GttFault", "ModelBroker", "ModelOrderUpdates", "ModelTicks"]
 
 
 class ModelBroker:
@@ -151,17 +59,14 @@ class ModelBroker:
         self.cash = cash
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.fault_for: Callable[[OrderRequest], Fault | None] = self._next_armed
-        self.journal: list[tuple[float, BrokerOrder]] = []  # every state of every order, in order
         self.placements: list[tuple[float, OrderRequest, Fault]] = []  # every place_order call
         self.book_reads: list[tuple[float, str]] = []  # when the order book was read, and for which tag ("" = all)
+        self.gtt = ModelGttBook(lambda: self.clock())  # the GTT rules; `gtt.arm(GttFault(...))` for their faults
         self._armed: deque[Fault] = deque()
-        self._orders: dict[str, _Order] = {}
-        self._by_uid: dict[str, str] = {}
-        self._fills: list[Fill] = []
-        self._net: dict[tuple[str, str, str], int] = {}
-        self._ids = itertools.count(1)
         self._ticks = ModelTicks()
         self._updates = ModelOrderUpdates()
+        self.exchange = ModelExchange(self.prices, lambda: self.clock(), self._updates)
+        self.journal: list[tuple[float, BrokerOrder]] = self.exchange.journal  # every state of every order, in order
 
     # Faults and the market ------------------------------------------------------------------------
     def arm(self, *faults: Fault) -> None:
@@ -172,22 +77,24 @@ class ModelBroker:
         return self._armed.popleft() if self._armed else None
 
     def set_price(self, exchange: str, token: str, ltp: int, at_ms: int | None = None) -> None:
-        """Move the market: subscribed streams get the tick, resting orders that it reaches fill."""
+        """Move the market: orders and GTT rules meet the price, then subscribed streams get the tick."""
         self.prices[(exchange, token)] = ltp
-        for entry in list(self._orders.values()):
-            order = entry.order
-            if (order.exchange, order.token) == (exchange, token) and not entry.held and not order.terminal:
-                self._match(entry)
-        if (exchange, token) in self._ticks.subscriptions:
-            stamp = at_ms if at_ms is not None else int(time.time() * 1000)  # the exchange's wall time
-            self._ticks._ticks.on_next(Tick(token, exchange, ltp, stamp))
+        self.exchange.move(exchange, token)
+        self._fire_due(exchange, token)
+        stamp = at_ms if at_ms is not None else int(time.time() * 1000)  # the exchange's wall time
+        self._ticks.push(Tick(token, exchange, ltp, stamp))
 
     def orders(self, tag_prefix: str = "") -> list[BrokerOrder]:
-        """Every order as it is now, listed or not (what the broker knows, not what it shows)."""
-        return [e.order for e in self._orders.values() if e.order.tag.startswith(tag_prefix)]
+        """Every order as it is now (kind, trigger, parent rule and all), listed or not: what the
+        broker knows, not what it shows."""
+        return [e.order for e in self.exchange.orders.values() if e.order.tag.startswith(tag_prefix)]
+
+    def rules(self) -> list[GttRule]:
+        """Every GTT rule as it is now, whatever its status."""
+        return self.gtt.rules()
 
     def net(self, exchange: str, token: str, product: str = "INTRADAY") -> int:
-        return self._net.get((exchange, token, product), 0)
+        return self.exchange.net.get((exchange, token, product), 0)
 
     # The port: session ------------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -204,7 +111,8 @@ class ModelBroker:
             raise OrderRefused(fault.text, "AB4009", route="placeOrder")
         if fault.placement == "rate_limited":
             raise RateLimited("Access denied because of exceeding access rate", route="placeOrder")
-        entry = None if fault.placement == "doubt_lost" else self._accept(request, fault)
+        check_stop(request, "placeOrder")
+        entry = None if fault.placement == "doubt_lost" else self.exchange.accept(request, fault)
         if fault.latency_s:
             await asyncio.sleep(fault.latency_s)
         if fault.placement in ("doubt_placed", "doubt_lost"):
@@ -213,106 +121,72 @@ class ModelBroker:
         assert entry is not None
         return OrderAck(entry.order.order_id, entry.order.unique_order_id)
 
-    def _accept(self, request: OrderRequest, fault: Fault) -> _Order:
-        n = next(self._ids)
-        order = BrokerOrder(
-            order_id=f"M{n:06d}", unique_order_id=f"model-{n}", tag=request.tag, exchange=request.exchange,
-            token=request.token, tradingsymbol=request.tradingsymbol, side=request.side, kind=request.kind,
-            product=request.product, variety=request.variety, quantity=request.quantity, filled=0, cancelled=0,
-            average_price=0, price=request.price, trigger_price=request.trigger_price, status=OrderStatus.OPEN)
-        now = self.clock()
-        entry = self._orders[order.order_id] = _Order(order, fault, now + fault.listed_after_s, now + fault.unreadable_s,
-                                                      held=fault.fill == "rest" or (fault.fill == "partial" and request.quantity > 1))
-        self._by_uid[order.unique_order_id] = order.order_id
-        if fault.unreadable_s:
-            asyncio.get_running_loop().call_later(fault.unreadable_s, self._emit, entry)
-        if fault.fill == "reject":
-            self._change(entry, status=OrderStatus.REJECTED, cancelled=order.quantity, text=fault.text)
-            return entry
-        self._change(entry)
-        if fault.fill == "partial" and order.quantity > 1:
-            part = min(order.quantity - 1, max(1, int(order.quantity * fault.fraction)))
-            self._fill(entry, part, self.prices.get((order.exchange, order.token), order.price))
-        elif not entry.held:
-            self._match(entry)
-        return entry
-
     async def modify_order(self, order_id: str, request: OrderRequest, priority: Priority = Priority.EXIT) -> OrderAck:
-        entry = self._live(order_id, "modifyOrder")
-        if request.quantity < entry.order.filled:
-            raise OrderRefused("quantity below the filled quantity", "AB4010", route="modifyOrder", field="quantity")
-        entry.held = False
-        self._change(entry, status=OrderStatus.MODIFIED, price=request.price, quantity=request.quantity,
-                     kind=request.kind)
-        self._match(entry)
+        entry = self.exchange.modify(order_id, request)
         return OrderAck(order_id, entry.order.unique_order_id)
 
     async def cancel_order(self, order_id: str, variety: str = "NORMAL", priority: Priority = Priority.EXIT) -> OrderAck:
-        entry = self._live(order_id, "cancelOrder")
-        self._change(entry, status=OrderStatus.CANCELLED, cancelled=entry.order.quantity - entry.order.filled)
+        entry = self.exchange.cancel(order_id)
         return OrderAck(order_id, entry.order.unique_order_id)
 
-    def _live(self, order_id: str, route: str) -> _Order:
-        entry = self._orders.get(order_id)
-        if entry is None:
-            raise OrderRefused("Order not found", "AB1007", route=route)
-        if entry.order.terminal:
-            raise OrderRefused(f"the order is {entry.order.status}", "AB4008", route=route)
-        return entry
+    # GTT rules ---------------------------------------------------------------------------------------
+    async def create_gtt(self, request: GttRequest, priority: Priority = Priority.EXIT) -> str:
+        self.gtt.meet("createRule")
+        rule = self.gtt.create(request, self.prices.get((request.exchange, request.token)))
+        self._fire_due(request.exchange, request.token)
+        return rule.rule_id
 
-    def _match(self, entry: _Order) -> None:
-        order = entry.order
-        ltp = self.prices.get((order.exchange, order.token))
-        if ltp is None or order.terminal:
-            return
-        if order.kind is OrderKind.LIMIT:
-            reached = ltp >= order.price if order.side is OrderSide.SELL else ltp <= order.price
-            if not reached:
-                return
-        self._fill(entry, order.quantity - order.filled, ltp)
+    async def modify_gtt(self, rule_id: str, request: GttRequest, priority: Priority = Priority.EXIT) -> str:
+        fault = self.gtt.meet("modifyRule", rule_id)
+        if fault.call == "loses":
+            self._gtt_race(rule_id, request.exchange, request.token, fault, "modifyRule")
+        self.gtt.modify(rule_id, request, self.prices.get((request.exchange, request.token)))
+        self._fire_due(request.exchange, request.token)
+        return rule_id
 
-    def _fill(self, entry: _Order, quantity: int, price: int) -> None:
-        order = entry.order
-        if quantity <= 0:
-            return
-        filled = order.filled + quantity
-        average = round((order.filled * order.average_price + quantity * price) / filled)
-        key = (order.exchange, order.token, order.product)
-        self._net[key] = self._net.get(key, 0) + (quantity if order.side is OrderSide.BUY else -quantity)
-        self._fills.append(Fill(order_id=order.order_id, fill_id=f"F{len(self._fills) + 1}", exchange=order.exchange,
-                                tradingsymbol=order.tradingsymbol, side=order.side, quantity=quantity, price=price))
-        done = filled >= order.quantity
-        self._change(entry, filled=filled, average_price=average,
-                     status=OrderStatus.COMPLETE if done else order.status)
+    async def cancel_gtt(self, rule_id: str, exchange: str, token: str, priority: Priority = Priority.EXIT) -> None:
+        fault = self.gtt.meet("cancelRule", rule_id)
+        if fault.call == "loses":
+            self._gtt_race(rule_id, exchange, token, fault, "cancelRule")
+        self.gtt.cancel(rule_id, exchange, token)
 
-    def _change(self, entry: _Order, **changes) -> None:
-        entry.order = msgspec.structs.replace(entry.order, **changes) if changes else entry.order
-        self.journal.append((self.clock(), entry.order))
-        self._emit(entry)
+    async def gtt_rule(self, rule_id: str) -> GttRule | None:
+        return self.gtt.rule(rule_id)
 
-    def _emit(self, entry: _Order) -> None:
-        fault = entry.fault
-        if fault.updates == "lost":
-            return
-        order = entry.shown(self.clock())
-        update = OrderUpdate(_CODES.get(order.status, "AB01"), order)
-        loop = asyncio.get_running_loop()
-        if fault.updates == "delayed" and fault.delay_s > 0:
-            loop.call_later(fault.delay_s, self._updates._updates.on_next, update)
-        else:
-            loop.call_soon(self._updates._updates.on_next, update)
+    async def gtt_rules(self, statuses: Sequence[GttStatus] = (GttStatus.NEW, GttStatus.ACTIVE)) -> list[GttRule]:
+        return self.gtt.rules(statuses)
+
+    def _gtt_race(self, rule_id: str, exchange: str, token: str, fault: GttFault, route: str) -> NoReturn:
+        """The rule fired while `route`'s request was on its way: refused, its order's updates after that."""
+        rule = self.gtt.waiting(rule_id, exchange, token, route).rule
+        self._fire(rule, Fault(updates="delayed", delay_s=fault.delay_s))
+        raise OrderRefused(f"GTT rule {rule_id} is {GttStatus.SENT_TO_EXCHANGE}", GTT_REFUSED, route=route)
+
+    def _fire_due(self, exchange: str, token: str) -> None:
+        ltp = self.prices.get((exchange, token))
+        if ltp is not None:
+            for rule in self.gtt.due(exchange, token, ltp):
+                self._fire(rule, Fault())
+
+    def _fire(self, rule: GttRule, fault: Fault) -> None:
+        """A rule's trigger was reached: its LIMIT order goes to the exchange (untagged, its parent the rule)."""
+        request = OrderRequest(exchange=rule.exchange, tradingsymbol=rule.tradingsymbol, token=rule.token,
+                               side=rule.side, quantity=rule.quantity, kind=OrderKind.LIMIT, price=rule.price,
+                               product=rule.product)
+        entry = self.exchange.accept(request, fault, parent_rule=rule.rule_id)
+        self.gtt.sent(rule.rule_id, entry.order.order_id)
 
     # Books -------------------------------------------------------------------------------------------
     def _listed(self) -> list[BrokerOrder]:
         now = self.clock()
-        return [e.shown(now) for e in self._orders.values() if e.listed_at <= now]
+        return [e.shown(now) for e in self.exchange.orders.values() if e.listed_at <= now]
 
     async def order_book(self) -> list[BrokerOrder]:
         self.book_reads.append((self.clock(), ""))
         return self._listed()
 
     async def order(self, unique_order_id: str) -> BrokerOrder | None:
-        entry, now = self._orders.get(self._by_uid.get(unique_order_id, "")), self.clock()
+        entry, now = self.exchange.orders.get(self.exchange.by_uid.get(unique_order_id, "")), self.clock()
         return entry.shown(now) if entry is not None and entry.listed_at <= now else None
 
     async def find_orders(self, tag: str) -> list[BrokerOrder]:
@@ -320,11 +194,11 @@ class ModelBroker:
         return [order for order in self._listed() if order.tag == tag]
 
     async def trade_book(self) -> list[Fill]:
-        return list(self._fills)
+        return list(self.exchange.fills)
 
     async def positions(self) -> list[Position]:
         rows = []
-        for (exchange, token, product), net in self._net.items():
+        for (exchange, token, product), net in self.exchange.net.items():
             ltp = self.prices.get((exchange, token), 0)
             rows.append(Position(exchange=exchange, token=token, tradingsymbol=token, product=product,
                                  net_quantity=net, buy_quantity=max(net, 0), sell_quantity=max(-net, 0),
@@ -358,3 +232,4 @@ class ModelBroker:
 
     def order_update_stream(self) -> ModelOrderUpdates:
         return self._updates
+
