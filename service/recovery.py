@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from service.afterhours import AfterHours, settle_after_hours
 from service.broker import LIVE_STATUSES, Broker, BrokerError, BrokerOrder, OrderStatus
 from service.execution import Trader
+from service.execution.backstop_gtt import KIND as GTT
 from service.guard import Guard
 from service.store import Store
 from service.trades import TradeState, parse_tag
@@ -69,6 +70,12 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
                 book[order.tag], login_of[order.tag] = order, broker
     trader = parts.trader
     for record in await parts.store.live_orders():
+        if record.kind == GTT:  # a DELIVERY position's GTT rule: no tag at the broker, its rule id is the link
+            trade = await parts.store.trade(record.trade_id)
+            if trade is not None:
+                outcome = await trader.stops.gtt.reconcile(trade, record)
+                report["orphans_cancelled"] += outcome == "orphan"
+            continue
         found = book.get(record.tag)
         if found is not None:
             await trader.apply_order(found)

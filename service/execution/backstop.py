@@ -16,7 +16,8 @@ time under its own lock:
   `step_pct` and at most once per `min_s` per trade;
 - the trade no longer OPEN (closed, rejected…) → cancelled, so a closed trade leaves no order behind;
 - outside its segment's session (a CARRYFORWARD position overnight) nothing can be placed: it is
-  placed again at the next session's open.
+  placed again at the next session's open;
+- a DELIVERY position's broker stop is a GTT rule instead (`backstop_gtt`): it lives across days.
 
 Before any exit of tickguard's own (full or partial) the exit path calls `hold` and `withdraw`: the
 broker stop is cancelled and the exit waits for the broker's final word on it — cancelled, or filled
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.broker import TERMINAL_STATUSES, BrokerError, OrderKind, OrderRequest, OrderSide, OrderStatus, Priority
+from service.execution.backstop_gtt import KIND as GTT, GttRules
 from service.execution.backstop_levels import GTT_PRODUCTS, BackupConfig, backup_for, broker_levels, moved_enough, wanted
 from service.execution.doubt import DoubtRule
 from service.execution.journal import BrokerFor, Spawn
@@ -70,6 +72,7 @@ class BrokerStops:
         self.on_trigger = on_trigger
         self.session_open = session_open
         self.clock = clock
+        self.gtt = GttRules(orders, broker_for=broker_for)
         self.why: dict[int, str] = {}  # open trades without a broker stop: why
         self._latest: dict[int, TradeRecord] = {}  # the trades being looked after, as last published
         self._held: dict[int, int] = {}  # exits running per trade: its stop stays withdrawn
@@ -136,7 +139,7 @@ class BrokerStops:
                         await self._cancel(trade, record, Priority.EXIT)
                 await self._await_news([r.tag for r in live], 0.2)
                 for record in self._live(trade_id):
-                    await self.orders.refresh(trade, record)
+                    await self.gtt.refresh(trade, record) if record.kind == GTT else await self.orders.refresh(trade, record)
 
     # Views ------------------------------------------------------------------------------------------
     def view(self, trade: TradeRecord) -> dict[str, Any] | None:
@@ -145,7 +148,8 @@ class BrokerStops:
         if live:
             first = live[0]
             return {"tags": [r.tag for r in live], "trigger": first.trigger_price, "limit": first.price,
-                    "quantity": sum(r.quantity - r.filled for r in live), "status": str(first.status)}
+                    "quantity": sum(r.quantity - r.filled for r in live), "status": str(first.status),
+                    "kind": "GTT rule" if first.kind == GTT else "stop order"}
         if trade.state is not TradeState.OPEN or not trade.filled:
             return None
         return {"why": self.why.get(trade.id) or ("withdrawn for an exit" if trade.id in self._held else "being placed")}
@@ -187,15 +191,13 @@ class BrokerStops:
             for record in live:
                 await self._cancel(trade, record, Priority.STOP)
             return None
-        if trade.product in GTT_PRODUCTS:
-            self.why[trade_id] = "DELIVERY positions take a GTT rule, not a session stop order"
-            return None
+        rule = trade.product in GTT_PRODUCTS
         doubtful = [r for r in live if r.status == OrderStatus.IN_DOUBT]
         if doubtful:
             for record in doubtful:
                 await self.doubt.settle(trade, record.tag)
             return 0.0
-        if not self.session_open(trade.exchange):
+        if not rule and not self.session_open(trade.exchange):  # a GTT rule may be made at any hour
             self.why[trade_id] = "the exchange takes no orders now: placed again at the next session's open"
             return CLOSED_MARKET_S if not live else None
         assert trade.stop is not None
@@ -218,7 +220,7 @@ class BrokerStops:
     async def _cover(self, trade: TradeRecord, live: list[OrderRecord], missing: int, trigger: int,
                      limit: int) -> float | None:
         """Cover `missing` more units: the last slice grown up to the freeze quantity, then new slices."""
-        freeze = trade.spec.freeze_qty or None
+        freeze = None if trade.product in GTT_PRODUCTS else trade.spec.freeze_qty or None  # one rule, any size
         if live:
             last = live[-1]
             room = missing if freeze is None else min(missing, freeze - last.quantity)
@@ -230,8 +232,12 @@ class BrokerStops:
         while missing > 0:
             quantity = missing if freeze is None else min(missing, freeze)
             attempt += 1
-            record = await self.orders.send(trade, "broker_stop", attempt, OrderSide.SELL if trade.long else OrderSide.BUY,
-                                            quantity, OrderKind.STOPLOSS_LIMIT, limit, Priority.STOP, trigger=trigger)
+            if trade.product in GTT_PRODUCTS:
+                record = await self.gtt.place(trade, attempt, quantity, trigger, limit)
+            else:
+                record = await self.orders.send(trade, "broker_stop", attempt, OrderSide.SELL if trade.long else
+                                                OrderSide.BUY, quantity, OrderKind.STOPLOSS_LIMIT, limit, Priority.STOP,
+                                                trigger=trigger)
             if record is None:  # refused (recorded on the order): tried again later, a few times
                 refusals = self._refusals[trade.id] = self._refusals.get(trade.id, 0) + 1
                 latest = self.orders.get(tag_for(trade.id, "broker_stop", attempt))
@@ -244,6 +250,12 @@ class BrokerStops:
         return None
 
     async def _modify(self, trade: TradeRecord, record: OrderRecord, quantity: int, trigger: int, limit: int) -> bool:
+        if record.kind == GTT:
+            moved = await self.gtt.modify(trade, record, quantity, trigger, limit)
+            if moved:
+                await self.journal.record(trade.id, "broker_stop_moved", tag=record.tag, trigger=trigger, limit=limit,
+                                          quantity=quantity)
+            return moved
         if not record.broker_order_id:
             return False
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token,
@@ -263,6 +275,9 @@ class BrokerStops:
         return True
 
     async def _cancel(self, trade: TradeRecord, record: OrderRecord, priority: Priority) -> None:
+        if record.kind == GTT:
+            await self.gtt.cancel(trade, record, priority)
+            return
         ids = [record.broker_order_id] if record.broker_order_id else []
         if not ids:  # sent, no answer yet (or in doubt): whatever the broker holds under its tag
             try:

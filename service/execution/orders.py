@@ -25,6 +25,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from service.broker import (
     TERMINAL_STATUSES,
     BrokerError,
@@ -69,6 +71,7 @@ class OrderLedger:
         self._storing: dict[str, asyncio.Future] = {}  # exit tags sent while their row is being committed
         self._locks: dict[int, asyncio.Lock] = {}
         self._events: dict[str, asyncio.Event] = {}  # tags being watched: set on any news of the order
+        self.rule_tags: dict[str, str] = {}  # GTT rule id -> the tag of our broker stop it stands for
 
     # What is known --------------------------------------------------------------------------------
     def get(self, tag: str) -> OrderRecord | None:
@@ -235,10 +238,16 @@ class OrderLedger:
 
     # The broker's news ----------------------------------------------------------------------------
     def on_order_update(self, update: OrderUpdate, login: str | None = None) -> None:
-        if update.order.tag.startswith("tg"):
-            self.spawn(self.apply_order(update.order, login), f"update-{update.order.tag}")
+        order = self.ours(update.order)
+        if order.tag.startswith("tg"):
+            self.spawn(self.apply_order(order, login), f"update-{order.tag}")
         else:
-            self._foreign(update.order, login)
+            self._foreign(order, login)
+
+    def ours(self, order: BrokerOrder) -> BrokerOrder:
+        """The order under our tag: a GTT rule's order carries no tag, only its rule (`parentorderid`)."""
+        tag = self.rule_tags.get(order.parent_order_id) if order.parent_order_id and not order.tag else None
+        return msgspec.structs.replace(order, tag=tag) if tag else order
 
     def _foreign(self, order: BrokerOrder, login: str | None) -> None:
         """Another order moved a position we may exit: that instrument is unknown until a fresh snapshot."""

@@ -116,19 +116,20 @@ class Parts:
         """The data of the trade's events of `kind`, in order."""
         return [event["data"] for event in await self.store.events(trade_id) if event["kind"] == kind]
 
-    async def pending(self, quantity: int | None = None, *, side: str = "LONG", **spec: Any) -> TradeRecord:
+    async def pending(self, quantity: int | None = None, *, side: str = "LONG", product: str = "INTRADAY",
+                      **spec: Any) -> TradeRecord:
         """A trade as an alert leaves it: PENDING_ENTRY, sized to `quantity` units when given."""
         trade = TradeRecord(id=0, alert_id=None, account="A1", strategy="unit", exchange="NSE", token=SBIN,
-                      tradingsymbol="SBIN-EQ", side=side, product="INTRADAY", created_ms=int(time.time() * 1000),
+                      tradingsymbol="SBIN-EQ", side=side, product=product, created_ms=int(time.time() * 1000),
                       spec=TradeSpec(**{"tick_size": 5, "lot_size": 1, "alert_price": PRICE, "login": None, **spec}))
         trade = await self.store.db.write(lambda db: Store.insert_trade(db, trade))
         if quantity is not None:
             trade = await self.store.record(trade.id, TradeEvent(kind="sized", at_ms=0, data={"quantity": quantity}))
         return trade
 
-    async def opened(self, quantity: int, *, side: str = "LONG", **spec: Any) -> TradeRecord:
+    async def opened(self, quantity: int, *, side: str = "LONG", product: str = "INTRADAY", **spec: Any) -> TradeRecord:
         """A trade whose MARKET entry filled at the broker (the position is there) and is recorded."""
-        trade = await self.pending(quantity, side=side, **spec)
+        trade = await self.pending(quantity, side=side, product=product, **spec)
         record = await self.send(trade, "entry", 1, quantity)
         assert record is not None
         return await self.until(lambda: self._open(trade.id, quantity), f"trade {trade.id} open")
