@@ -207,6 +207,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
             "faults": ex.engine.faults.pending(),
             "holds": ex.holds.held(),
             "store_error": repr(ex.store.error) if ex.store.error else None,
+            "gtt_error": repr(ex.gtt.placement_error) if ex.gtt.placement_error else None,
         })
 
     async def stamps(request: Request, body: dict[str, Any]) -> Response:
