@@ -127,7 +127,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         return JSONResponse({"stopped": request.path_params["path_id"]})
 
     async def add_fault(request: Request, body: dict[str, Any]) -> Response:
-        """`{"kind": reject|partial|open|timeout|error5xx, "count": N, ...}` for the next N orders."""
+        """`{"kind": reject|partial|open|cancel_loses|timeout|error5xx, "count": N, ...}` for the next N orders."""
         kind = body.get("kind")
         if kind not in FAULT_KINDS:
             raise Invalid("kind", f"expected one of {', '.join(FAULT_KINDS)}")
@@ -207,6 +207,7 @@ def control_routes(ex: PaperExchange) -> list[Route]:
             "faults": ex.engine.faults.pending(),
             "holds": ex.holds.held(),
             "store_error": repr(ex.store.error) if ex.store.error else None,
+            "gtt_error": repr(ex.gtt.placement_error) if ex.gtt.placement_error else None,
         })
 
     async def stamps(request: Request, body: dict[str, Any]) -> Response:

@@ -3,6 +3,7 @@
     PaperError (errorcode, message, field)
     ├── OrderError       a refused placeOrder / modifyOrder / cancelOrder
     │   └── OrderNotFound   (orderid) AB1013
+    ├── GttError         a refused GTT request (createRule … ruleList), AB9000–AB9018 (`paper.gtt`)
     └── …                the HTTP layer's own (auth) errors
 
 The HTTP layer answers every `PaperError` with the documented failure envelope
@@ -10,7 +11,7 @@ The HTTP layer answers every `PaperError` with the documented failure envelope
 """
 from __future__ import annotations
 
-__all__ = ["PaperError", "OrderError", "OrderNotFound"]
+__all__ = ["PaperError", "OrderError", "OrderNotFound", "GttError"]
 
 
 class PaperError(Exception):
@@ -31,3 +32,7 @@ class OrderNotFound(OrderError):
     def __init__(self, orderid: str) -> None:
         self.orderid = orderid
         super().__init__("AB1013", "Order not found", "orderid")
+
+
+class GttError(PaperError):
+    """A GTT request refused synchronously: no rule is created and the rule named is unchanged."""

@@ -1,4 +1,4 @@
-"""The paper exchange's composition: universe, prices, fill engine, sessions, store, simulator."""
+"""The paper exchange's composition: universe, prices, fill engine, GTT rules, sessions, store, simulator."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from paper.auth import PaperLogin, Sessions
 from paper.faults import RouteHolds
+from paper.gtt import GttBook
 from paper.instruments import Universe, build_universe
 from paper.orders import OrderEngine, OrderEvent
 from paper.paths import PathPlayer
@@ -67,8 +68,10 @@ class PaperExchange:
         self.engine = OrderEngine(
             self.universe, self.prices, clock=self.clock, opening_cash=lambda _code: self.config.opening_cash_paise
         )
+        self.gtt = GttBook(self.universe, self.prices, self.engine, clock=self.clock)
         self.prices.add_listener(self._on_quotes)
         self.engine.add_listener(self._on_order_event)
+        self.gtt.add_listener(self.store.put_rule)
 
     # Life cycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -82,6 +85,7 @@ class PaperExchange:
         self.prices.load_candles(state.candles)
         self.prices.restore(state.quotes)
         self.engine.restore_rows(state.orders, state.trades)
+        self.gtt.restore_rows(state.rules)
         self.store.start()
         self.store.put_meta("signing_key", key)
         if self.config.tick_ms > 0:
@@ -100,7 +104,7 @@ class PaperExchange:
         await asyncio.to_thread(self.store.close)
 
     def reset(self) -> None:
-        """Forget every order, trade and price move; sessions stay logged in."""
+        """Forget every order, trade, GTT rule and price move; sessions stay logged in."""
         self.store.clear()
         self._build()
         for hook in self.reset_hooks:
@@ -126,6 +130,7 @@ class PaperExchange:
         for quote in quotes:
             played(quote.exchange, quote.token, quote.ltp)
         self.engine.on_quotes(quotes)
+        self.gtt.on_quotes(quotes)  # after the engine: an order a rule places meets this quote on arrival
         for listener in self.quote_listeners:
             listener(quotes)
 

@@ -1,7 +1,7 @@
 """Faults armed by the control API for the next N placements.
 
-Order faults (`reject`, `partial`, `open`) are applied by the fill engine to the order they are
-attached to at acceptance. Transport faults (`timeout`, `error5xx`) are taken by the HTTP layer
+Order faults (`reject`, `partial`, `open`, `cancel_loses`) are applied by the fill engine to the order
+they are attached to at acceptance. Transport faults (`timeout`, `error5xx`) are taken by the HTTP layer
 before each placement with `take_transport()`. The two queues are independent, so "the next order
 times out" and "the next order fills partially" can both be armed at once. Within a queue, faults
 added later start once the earlier ones are used up.
@@ -21,7 +21,7 @@ from typing import Any
 
 __all__ = ["Fault", "FaultPlan", "RouteHolds", "FAULT_KINDS", "ORDER_FAULTS", "TRANSPORT_FAULTS", "DEFAULT_REJECT_TEXT"]
 
-ORDER_FAULTS = ("reject", "partial", "open")
+ORDER_FAULTS = ("reject", "partial", "open", "cancel_loses")
 TRANSPORT_FAULTS = ("timeout", "error5xx")
 FAULT_KINDS = ORDER_FAULTS + TRANSPORT_FAULTS
 DEFAULT_REJECT_TEXT = "Your order has been rejected by the exchange (paper fault)"
@@ -35,6 +35,12 @@ class Fault:
     partial: at its first match the order fills `fraction` of its quantity (rounded down to whole
         lots); the rest rests — a MARKET remainder rests until modified or cancelled.
     open: the order is accepted and stays open, never filling by itself until it is modified.
+    cancel_loses: the order's cancel loses the race to a fill. When a cancel arrives while the order
+        is still working, the exchange first fills all of its unfilled quantity (a LIMIT or a
+        STOPLOSS_LIMIT, triggered first if it was waiting, at its limit price; a MARKET or
+        STOPLOSS_MARKET at the ltp) and refuses the cancel as it refuses any cancel of a finished
+        order; the fill's order update is pushed `update_after_s` seconds later, so the cancel's reply
+        reaches the client first. It stays with the order across modifications (a trailed stop keeps it).
     timeout: the HTTP layer waits `seconds` before answering; the order is placed.
     error5xx: the HTTP layer answers HTTP `status`; `placed` says whether the order was placed anyway.
     A placed order of either is left out of the order book (and its details) for `listed_after_s`
@@ -49,6 +55,7 @@ class Fault:
     status: int = 500
     placed: bool = False
     listed_after_s: float = 0.0
+    update_after_s: float = 0.2
 
     def __post_init__(self) -> None:
         for problem in _problems(self):
@@ -169,6 +176,8 @@ def _problems(fault: Fault) -> list[str]:
         problems.append(f"status must be an HTTP status 500..599, got {fault.status!r}")
     if not (number(fault.listed_after_s) and fault.listed_after_s >= 0):
         problems.append(f"listed_after_s must be a number >= 0, got {fault.listed_after_s!r}")
+    if not (number(fault.update_after_s) and fault.update_after_s >= 0):
+        problems.append(f"update_after_s must be a number >= 0, got {fault.update_after_s!r}")
     if not isinstance(fault.placed, bool):
         problems.append(f"placed must be true or false, got {fault.placed!r}")
     return problems

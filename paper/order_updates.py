@@ -6,10 +6,13 @@ of that order's client code: `{"user-id", "status-code": "200", "order-status": 
 and shared by the client's connections.
 
 While updates are paused (feed control) changes are dropped, not queued: during a real outage of
-this socket nothing is replayed, and a client must reconcile from the order book.
+this socket nothing is replayed, and a client must reconcile from the order book. A change the engine
+marks `push_after_s` (the `cancel_loses` fault's fill) is pushed that much later, after changes made
+since: the exchange's report of a fill overtaken by the reply to a cancel.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +76,15 @@ class OrderUpdates:
         exchange.order_listeners.append(self.on_order_event)
 
     def on_order_event(self, event: OrderEvent) -> None:
+        if event.push_after_s > 0:
+            try:
+                asyncio.get_running_loop().call_later(event.push_after_s, self._push, event)
+                return
+            except RuntimeError:  # no loop (the engine driven directly): nothing to overtake
+                pass
+        self._push(event)
+
+    def _push(self, event: OrderEvent) -> None:
         connections = self.connections.get(event.clientcode.upper())
         if not connections:
             return

@@ -44,6 +44,7 @@ from paper.ledger import Ledger
 from paper.params import parse_modify, parse_order, parse_variety
 from paper.positions import Fill, Funds
 from paper.quotes import PriceSource, Quote, quote_or_none
+from paper.rms import refusal
 from paper.rows import Order, order_from_row, order_row, stamp
 from paper.vocabulary import STOP_TYPES
 
@@ -63,6 +64,7 @@ class OrderEvent:
     status: str
     row: dict[str, Any]  # the full order-book row after the change
     fill: dict[str, str] | None = None  # the trade-book row when the change is a fill
+    push_after_s: float = 0.0  # how long the order-update socket holds this change back (`cancel_loses`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +99,13 @@ class OrderEngine:
         self._listeners.append(fn)
 
     # Placing, modifying, cancelling -----------------------------------------------------------------
-    def accept(self, clientcode: str, params: Mapping[str, Any]) -> Order:
+    def accept(self, clientcode: str, params: Mapping[str, Any], *, parent: str = "") -> Order:
+        """Book a placement "open pending"; `parent` is the GTT rule placing it, where one is."""
         fields = parse_order(params, self.universe)
         self._sequence += 1
         orderid = f"{self._now():%y%m%d}{self._sequence:09d}"
-        order = Order(orderid, str(uuid.uuid4()), clientcode, **fields, fault=self.faults.take_order())
+        order = Order(orderid, str(uuid.uuid4()), clientcode, **fields, fault=self.faults.take_order(),
+                      parentorderid=parent)
         self._by_uid[order.uniqueorderid] = orderid
         self._store(order)
         return order
@@ -124,12 +128,12 @@ class OrderEngine:
             order, status="trigger pending" if order.ordertype in STOP_TYPES else "open",
             exchangeorderid=f"{1_100_000_000_000_000 + self._sequence_of(order)}", exchtime=stamp(now),
             held=fault is not None and fault.kind == "open",
-            fault=fault if fault is not None and fault.kind == "partial" else None,
+            fault=fault if fault is not None and fault.kind in ("partial", "cancel_loses") else None,
         ))
         self._match(order, quote, arriving=True)
 
-    def place(self, clientcode: str, params: Mapping[str, Any]) -> Order:
-        order = self.accept(clientcode, params)
+    def place(self, clientcode: str, params: Mapping[str, Any], *, parent: str = "") -> Order:
+        order = self.accept(clientcode, params, parent=parent)
         self.settle(order.orderid)
         return self._orders[order.orderid]
 
@@ -138,7 +142,7 @@ class OrderEngine:
         changes = parse_modify(params, order)
         if order.status not in WORKING:
             raise OrderError("AB2000", f"Order {order.orderid} is {order.status} and can no longer be modified", "orderid")
-        candidate = replace(order, **changes, held=False, fault=None)
+        candidate = replace(order, **changes, held=False, fault=order.fault if _loses_cancel(order) else None)
         if candidate.quantity < order.filledshares:
             raise OrderError("AB2000", f"Invalid Quantity: {candidate.quantity} is less than the "
                              f"{order.filledshares} already filled", "quantity")
@@ -160,9 +164,29 @@ class OrderEngine:
     def cancel(self, clientcode: str, orderid: str, variety: str) -> Order:
         order = self._own(clientcode, orderid)
         parse_variety({"variety": variety})
+        if _loses_cancel(order) and order.status in LIVE_STATUSES:
+            order = self._fill_before_cancel(order)
         if order.status not in LIVE_STATUSES:
             raise OrderError("AB2000", f"Order {order.orderid} is {order.status} and can no longer be cancelled", "orderid")
         return self._store(replace(order, status="cancelled", cancelsize=order.unfilled, fault=None, held=False))
+
+    def _fill_before_cancel(self, order: Order) -> Order:
+        """The `cancel_loses` fault: the rest of the order fills just before the cancel reaches the
+        exchange, and the fill's push lags behind the cancel's reply (see `paper.faults.Fault`)."""
+        assert order.fault is not None
+        delay = order.fault.update_after_s
+        if order.status == "open pending":
+            self.settle(order.orderid)
+            order = self._orders[order.orderid]
+            if order.status not in WORKING:
+                return order
+        quote = self._quote(order.exchange, order.symboltoken)
+        price = order.price if order.ordertype in ("LIMIT", "STOPLOSS_LIMIT") else quote.ltp if quote else None
+        if price is None:
+            return order
+        # a waiting stop triggers on the way: one change, pushed with the fill
+        triggered = order.triggered or order.status == "trigger pending"
+        return self._fill(replace(order, status="open", triggered=triggered, fault=None, held=False), price, delay)
 
     def on_quotes(self, quotes: Iterable[Quote]) -> None:
         working: dict[tuple[str, str], list[str]] = {}
@@ -199,7 +223,7 @@ class OrderEngine:
             return None
         return ltp if arriving else order.price
 
-    def _fill(self, order: Order, price: int) -> Order:
+    def _fill(self, order: Order, price: int, push_after_s: float = 0.0) -> Order:
         quantity, fault, held = order.unfilled, order.fault, order.held
         if fault is not None and fault.kind == "partial":
             lot = self._instrument(order).lotsize
@@ -218,33 +242,11 @@ class OrderEngine:
             order, status="complete" if filled == order.quantity else "open", filledshares=filled,
             filledvalue=order.filledvalue + price * quantity, fillid=fill.fillid, filltime=fill.filltime,
             fault=fault, held=held,
-        ), fill)
+        ), fill, push_after_s)
 
     # RMS ---------------------------------------------------------------------------------------------------
     def _refusal(self, order: Order, quote: Quote | None) -> str | None:
-        """Why the exchange/RMS refuses this order regardless of funds, or None."""
-        instrument = self._instrument(order)
-        if order.quantity % instrument.lotsize:
-            return (f"Your order has been rejected as the quantity {order.quantity} is not a multiple of the "
-                    f"lot size {instrument.lotsize} for {instrument.symbol}.")
-        if order.ordertype == "STOPLOSS_MARKET" and instrument.is_option:
-            return ("Your order has been rejected as STOPLOSS_MARKET orders are not allowed for options by the "
-                    "exchange. Place a STOPLOSS_LIMIT order instead.")
-        priced = [("price", order.price)] if order.ordertype in ("LIMIT", "STOPLOSS_LIMIT") else []
-        if order.ordertype in STOP_TYPES:
-            priced.append(("trigger price", order.triggerprice))
-        for name, value in priced:
-            if value % instrument.tick_paise:
-                return (f"Your order has been rejected as the {name} {pos.paise_text(value)} is not a multiple of "
-                        f"the tick size {pos.paise_text(instrument.tick_paise)}.")
-        if quote is None:
-            return f"Your order has been rejected as there is no market price for {instrument.symbol}."
-        for name, value in priced:
-            if quote.upper_circuit > 0 and not quote.lower_circuit <= value <= quote.upper_circuit:
-                return (f"Your order has been rejected as the {name} {pos.paise_text(value)} is outside the circuit "
-                        f"limits (lower Rs. {pos.paise_text(quote.lower_circuit)}, upper Rs. "
-                        f"{pos.paise_text(quote.upper_circuit)}).")
-        return None
+        return refusal(order, self._instrument(order), quote)
 
     def _funds_shortfall(self, order: Order, replacing: str | None = None) -> str | None:
         pending = [o for o in self._working(order.clientcode) if o.orderid != replacing]
@@ -345,14 +347,15 @@ class OrderEngine:
         self._fill_sequence = max((int(f.fillid) - 50_000_000 for f in self.ledger.fills), default=0)
 
     # Plumbing ---------------------------------------------------------------------------------------------
-    def _store(self, order: Order, fill: Fill | None = None) -> Order:
+    def _store(self, order: Order, fill: Fill | None = None, push_after_s: float = 0.0) -> Order:
         order = replace(order, updatetime=stamp(self._now()))
         self._orders[order.orderid] = order
         if order.status in WORKING:
             self._working_ids[order.orderid] = None
         else:
             self._working_ids.pop(order.orderid, None)
-        event = OrderEvent(order.clientcode, order.status, self._row(order), self.ledger.trade_row(fill) if fill else None)
+        event = OrderEvent(order.clientcode, order.status, self._row(order), self.ledger.trade_row(fill) if fill else None,
+                           push_after_s)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -383,3 +386,7 @@ class OrderEngine:
 
     def _row(self, order: Order) -> dict[str, Any]:
         return order_row(order, self._instrument(order))
+
+
+def _loses_cancel(order: Order) -> bool:
+    return order.fault is not None and order.fault.kind == "cancel_loses"

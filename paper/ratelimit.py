@@ -28,6 +28,11 @@ LIMITS: dict[str, tuple[int | None, int | None, int | None]] = {
     "quote": (10, 500, 5000),
     "getCandleData": (3, 500, 5000),
     "marginBatch": (10, 500, 5000),
+    "createRule": (10, 500, 5000),
+    "modifyRule": (10, 500, 5000),
+    "cancelRule": (10, 500, 5000),
+    "ruleDetails": (10, 500, 5000),
+    "ruleList": (10, 500, 5000),
 }
 
 _WINDOWS = (1.0, 60.0, 3600.0)

@@ -50,6 +50,7 @@ class Order:
     exchtime: str = ""
     fillid: str = ""
     filltime: str = ""
+    parentorderid: str = ""  # the GTT rule that placed it (`paper.gtt`), where one did
 
     @property
     def unfilled(self) -> int:
@@ -77,7 +78,7 @@ def order_row(order: Order, instrument: Instrument) -> dict[str, Any]:
         "filledshares": str(order.filledshares), "unfilledshares": str(order.unfilled),
         "orderid": order.orderid, "text": order.text, "status": order.status, "orderstatus": order.status,
         "updatetime": order.updatetime, "exchtime": order.exchtime, "exchorderupdatetime": order.exchtime and order.updatetime,
-        "fillid": order.fillid, "filltime": order.filltime, "parentorderid": "",
+        "fillid": order.fillid, "filltime": order.filltime, "parentorderid": order.parentorderid,
         "uniqueorderid": order.uniqueorderid, "exchangeorderid": order.exchangeorderid,
     }
 
@@ -98,7 +99,7 @@ def order_from_row(clientcode: str, row: Mapping[str, Any], filledvalue: int) ->
         triggered=status == "open" and row["ordertype"] in STOP_TYPES, exchangeorderid=str(row["exchangeorderid"]),
         held=status == "open" and row["ordertype"] in ("MARKET", "STOPLOSS_MARKET"),  # only a fault keeps these open
         updatetime=str(row["updatetime"]), exchtime=str(row["exchtime"]), fillid=str(row["fillid"]),
-        filltime=str(row["filltime"]),
+        filltime=str(row["filltime"]), parentorderid=str(row.get("parentorderid") or ""),
     )
 
 

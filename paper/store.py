@@ -1,4 +1,4 @@
-"""The paper exchange's SQLite file: orders, trades, price history, last prices, sessions.
+"""The paper exchange's SQLite file: orders, trades, GTT rules, price history, last prices, sessions.
 
 The exchange keeps its live state in memory; this store is written behind it by one writer thread
 (never on the event loop), in grouped commits, and read once at start so a restart resumes where
@@ -25,6 +25,7 @@ SCHEMA = [
     " low INTEGER, close INTEGER, volume INTEGER, PRIMARY KEY (exchange, token, minute))",
     "CREATE TABLE IF NOT EXISTS quotes (exchange TEXT, token TEXT, state TEXT NOT NULL, PRIMARY KEY (exchange, token))",
     "CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS gtt_rules (id INTEGER PRIMARY KEY, clientcode TEXT NOT NULL, row TEXT NOT NULL)",
 ]
 
 _STOP = object()
@@ -35,6 +36,7 @@ class StoredState:
     meta: dict[str, str] = field(default_factory=dict)
     orders: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (clientcode, order-book row)
     trades: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (clientcode, trade-book row)
+    rules: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (clientcode, GTT rule row), by id
     candles: list[tuple] = field(default_factory=list)
     quotes: list[list] = field(default_factory=list)
     revoked: set[str] = field(default_factory=set)
@@ -56,6 +58,7 @@ class PaperStore:
             state.meta = dict(db.execute("SELECT key, value FROM meta"))
             state.orders = [(c, json.loads(r)) for c, r in db.execute("SELECT clientcode, row FROM orders ORDER BY rowid")]
             state.trades = [(c, json.loads(r)) for c, r in db.execute("SELECT clientcode, row FROM trades ORDER BY seq")]
+            state.rules = [(c, json.loads(r)) for c, r in db.execute("SELECT clientcode, row FROM gtt_rules ORDER BY id")]
             state.candles = list(db.execute("SELECT exchange, token, minute, open, high, low, close, volume FROM candles"))
             state.quotes = [json.loads(s) for (s,) in db.execute("SELECT state FROM quotes")]
             state.revoked = {sid for (sid,) in db.execute("SELECT sid FROM revoked")}
@@ -84,6 +87,9 @@ class PaperStore:
     def put_order(self, clientcode: str, row: dict[str, Any]) -> None:
         self._queue.put(("INSERT OR REPLACE INTO orders VALUES (?, ?, ?)", (row["orderid"], clientcode, json.dumps(row))))
 
+    def put_rule(self, clientcode: str, row: dict[str, Any]) -> None:
+        self._queue.put(("INSERT OR REPLACE INTO gtt_rules VALUES (?, ?, ?)", (int(row["id"]), clientcode, json.dumps(row))))
+
     def add_trade(self, clientcode: str, row: dict[str, Any]) -> None:
         self._queue.put(("INSERT INTO trades (clientcode, row) VALUES (?, ?)", (clientcode, json.dumps(row))))
 
@@ -99,7 +105,7 @@ class PaperStore:
         self._queue.put(("INSERT OR IGNORE INTO revoked VALUES (?)", (sid,)))
 
     def clear(self) -> None:
-        for table in ("orders", "trades", "candles", "quotes", "revoked"):
+        for table in ("orders", "trades", "gtt_rules", "candles", "quotes", "revoked"):
             self._queue.put((f"DELETE FROM {table}", ()))
 
     def _connect(self) -> sqlite3.Connection:

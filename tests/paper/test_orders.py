@@ -414,6 +414,20 @@ def test_modify_a_stop_moves_its_trigger(desk):
     assert desk.row(order.orderid)["status"] == "complete"
 
 
+def test_modify_a_waiting_stop_limits_quantity_and_trigger(desk):
+    order = desk.place(SBIN, variety="STOPLOSS", transactiontype="SELL", ordertype="STOPLOSS_LIMIT",
+                       triggerprice="790", price="788", quantity="4")
+    modified = desk.engine.modify(desk.client, modify_params(order, triggerprice="795", price="793", quantity="6"))
+    assert (modified.status, modified.quantity, modified.triggerprice, modified.price) == \
+           ("trigger pending", 6, 79_500, 79_300)
+    assert desk.statuses(order.orderid)[-2:] == ["modified", "trigger pending"]
+    desk.move(SBIN, 79_600)
+    assert desk.row(order.orderid)["status"] == "trigger pending"
+    desk.move(SBIN, 79_400)
+    row = desk.row(order.orderid)
+    assert (row["status"], row["filledshares"], row["averageprice"]) == ("complete", "6", 794.0)
+
+
 def test_modify_refusals_leave_the_order_as_it_was(desk_factory):
     desk = desk_factory(cash_rupees=10_000)
     order = desk.place(SBIN, ordertype="LIMIT", price="790", quantity="5")

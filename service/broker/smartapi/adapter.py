@@ -12,6 +12,7 @@ import aiohttp
 from service.broker.errors import BrokerError, BrokerUnavailable, OrderRefused, PlacementUnknown
 from service.broker.port import OrderUpdateStream, Progress, TickStream
 from service.broker.smartapi.config import SmartApiConfig
+from service.broker.smartapi.gtt import cancel_body, create_body, modify_body, rule_from_row, rule_id_of
 from service.broker.smartapi.rest import SmartApiRest
 from service.broker.smartapi.rows import (
     candle_from_row,
@@ -27,6 +28,9 @@ from service.broker.types import (
     Candle,
     Fill,
     Funds,
+    GttRequest,
+    GttRule,
+    GttStatus,
     MarginLeg,
     OrderAck,
     OrderKind,
@@ -41,6 +45,9 @@ __all__ = ["SmartApiBroker", "MASTER_PATH", "LOOKUP_ATTEMPTS"]
 
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 LOOKUP_ATTEMPTS = 3  # order-book looks after a placeOrder timeout before sending again
+GTT_PAGE = 100  # rules asked per ruleList page
+GTT_MAX_PAGES = 50
+GTT_NOT_FOUND = ("AB9001",)  # the paper exchange's "rule not found"; SmartAPI publishes no meanings for AB90xx
 QUOTE_BATCH = 50
 
 
@@ -157,6 +164,42 @@ class SmartApiBroker:
 
     async def funds(self) -> Funds:
         return funds_from_rms(await self.rest.call("getRMS") or {})
+
+    # GTT rules --------------------------------------------------------------------------------------
+    # Not orders: they pace in their own routes' windows (10/s), where `priority` has no queue to jump.
+    async def create_gtt(self, request: GttRequest, priority: Priority = Priority.EXIT) -> str:
+        return rule_id_of(await self.rest.call("gttCreateRule", create_body(request), priority=priority), "gttCreateRule")
+
+    async def modify_gtt(self, rule_id: str, request: GttRequest, priority: Priority = Priority.EXIT) -> str:
+        data = await self.rest.call("gttModifyRule", modify_body(rule_id, request), priority=priority)
+        return rule_id_of(data, "gttModifyRule")
+
+    async def cancel_gtt(self, rule_id: str, exchange: str, token: str, priority: Priority = Priority.EXIT) -> None:
+        await self.rest.call("gttCancelRule", cancel_body(rule_id, exchange, token), priority=priority)
+
+    async def gtt_rule(self, rule_id: str) -> GttRule | None:
+        try:
+            data = await self.rest.call("gttDetails", {"id": rule_id})
+        except OrderRefused as exc:
+            if exc.errorcode in GTT_NOT_FOUND:
+                return None
+            raise
+        if not isinstance(data, dict) or not data:
+            return None
+        return rule_from_row({"id": rule_id, **data})
+
+    async def gtt_rules(self, statuses: Sequence[GttStatus] = (GttStatus.NEW, GttStatus.ACTIVE)) -> list[GttRule]:
+        """Every page of ruleList: until a short or empty page, or one that brings no rule not seen yet
+        (a broker that ignored `page` would otherwise be asked forever)."""
+        rules: dict[str, GttRule] = {}
+        for page in range(1, GTT_MAX_PAGES + 1):
+            body = {"status": [str(s) for s in statuses], "page": page, "count": GTT_PAGE}
+            rows = await self.rest.call("gttLists", body) or []
+            fresh = [rule for rule in (rule_from_row(row, "gttLists") for row in rows) if rule.rule_id not in rules]
+            rules.update((rule.rule_id, rule) for rule in fresh)
+            if len(rows) < GTT_PAGE or not fresh:
+                break
+        return list(rules.values())
 
     async def margin(self, legs: Sequence[MarginLeg]) -> int:
         """`data.totalMarginRequired` of the margin batch route, in paise. The reply's shape is not in

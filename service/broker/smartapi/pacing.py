@@ -7,7 +7,9 @@ They wait in one queue ordered by priority, so an exit never waits behind an ent
 time-to-live expires with `EntryExpired` instead of trading late. An exit is never refused for rate:
 it waits its turn.
 
-Other routes have their own per-second limits (order book and positions 1/s, LTP 10/s, …).
+Other routes have their own per-second limits (order book and positions 1/s, LTP 10/s, …), GTT rules
+included: a GTT rule is not an order, so it spends none of the order budget and waits in its route's
+window without priorities.
 """
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ ROUTE_LIMITS: dict[str, tuple[int | None, int | None, int | None]] = {
     "searchScrip": (1, None, None),
     "getCandleData": (3, 500, 5000),
     "marginBatch": (10, 500, 5000),
+    "gttCreateRule": (10, 500, 5000),
+    "gttModifyRule": (10, 500, 5000),
+    "gttCancelRule": (10, 500, 5000),
+    "gttDetails": (10, 500, 5000),
+    "gttLists": (10, 500, 5000),
 }
 ORDER_LIMITS = (20, 500, 1000)
 PERIODS = (1.0, 60.0, 3600.0)

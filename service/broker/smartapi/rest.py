@@ -56,6 +56,12 @@ ROUTES: dict[str, tuple[str, str]] = {
     # The SDKs name this route without a leading slash (urljoin onto the root); on Angel's bare-host root
     # that is the same URL as this path.
     "marginBatch": ("POST", f"{SECURE}/margin/v1/batch"),
+    # GTT rules, named as smartapi-python names its methods; the SDK calls these three under /gtt-service
+    "gttCreateRule": ("POST", f"/gtt-service{SECURE}/gtt/v1/createRule"),
+    "gttModifyRule": ("POST", f"/gtt-service{SECURE}/gtt/v1/modifyRule"),
+    "gttCancelRule": ("POST", f"/gtt-service{SECURE}/gtt/v1/cancelRule"),
+    "gttDetails": ("POST", f"{SECURE}/gtt/v1/ruleDetails"),
+    "gttLists": ("POST", f"{SECURE}/gtt/v1/ruleList"),
 }
 ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
 TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})

@@ -79,6 +79,7 @@ def order_from_row(row: dict[str, Any]) -> BrokerOrder:
         status=status,
         text=str(row.get("text") or ""),
         updated=str(row.get("exchorderupdatetime") or row.get("updatetime") or ""),
+        parent_order_id=str(row.get("parentorderid") or ""),
     )
 
 
