@@ -6,7 +6,11 @@ the trigger beyond it (₹3.95 → ₹784.45).
 """
 from __future__ import annotations
 
+import httpx
+
 from tests.service.test_equity_flow import broker_orders, open_trade
+from tests.service.test_recovery import Broker
+from tests.support.clocks import ShiftedClock, weekday_ahead
 
 BACKUP = {"BROKER_STOP": "backup", "BROKER_STOP_MIN_S": "0"}
 TRIGGER, LIMIT = 78_840, 78_445
@@ -107,3 +111,41 @@ def test_broker_stop_off_by_default_in_paper_mode_says_why(service_factory):
     trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=1)
     trade = service.trade(trade_id)["trade"]
     assert trade["broker_stop"] == {"why": "BROKER_STOP is off"} and stops_of(service, trade_id) == []
+
+
+def rules(service, statuses=("NEW", "ACTIVE", "SENTTOEXCHANGE", "CANCELLED")) -> list[dict]:
+    broker = Broker(service.paper)
+    reply = httpx.post(f"{service.paper.url}/rest/secure/angelbroking/gtt/v1/ruleList", headers=broker.headers,
+                       json={"status": list(statuses), "page": 1, "count": 50})
+    return reply.json()["data"] or []
+
+
+def test_a_carried_delivery_position_keeps_its_gtt_rule_across_days(service_factory, paper_factory):
+    """DELIVERY: a GTT rule (it lives across days) instead of a day order. Held overnight, the same rule
+    guards it the next day; it triggers while tickguard is down and its fill closes the trade."""
+    paper = paper_factory()
+    clock = ShiftedClock(10, 0, day=weekday_ahead())
+    service = service_factory(paper=paper, clock=clock, MARKET_HOURS="exchange", **BACKUP)
+    trade_id = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2, product="DELIVERY",
+                          strategyname="carry")
+    view = service.wait_trade(trade_id, lambda t: (t.get("broker_stop") or {}).get("kind") == "GTT rule",
+                              what="the GTT rule")
+    assert (view["trade"]["broker_stop"]["trigger"], view["trade"]["broker_stop"]["limit"]) == (TRIGGER, LIMIT)
+    (rule,) = rules(service)
+    assert (rule["transactiontype"], rule["producttype"], int(rule["qty"]), paise(rule["triggerprice"])) == \
+        ("SELL", "DELIVERY", 2, TRIGGER)
+    service.stop()
+
+    clock.jump_to(10, 0, days=1)  # the next session: the same rule still guards the position
+    service = service_factory(paper=paper, clock=clock, MARKET_HOURS="exchange", **BACKUP)
+    view = service.wait_trade(trade_id, lambda t: (t.get("broker_stop") or {}).get("kind") == "GTT rule",
+                              what="the rule found again")
+    assert [r["id"] for r in rules(service)] == [rule["id"]] and stops_of(service, trade_id) == []
+    service.stop()
+
+    service.price(787)  # tickguard down: the rule triggers, its LIMIT sells at ₹787
+    assert [r["status"] for r in rules(service)] == ["SENTTOEXCHANGE"]
+    service = service_factory(paper=paper, clock=clock, MARKET_HOURS="exchange", **BACKUP)
+    view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="closed by the rule's fill")
+    assert (view["trade"]["reason"], view["trade"]["exit_price"], view["trade"]["exited"]) == ("BROKER_STOP", 78_700, 2)
+    assert exits_of(service, trade_id) == []  # nothing else sent

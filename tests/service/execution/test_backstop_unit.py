@@ -180,3 +180,18 @@ async def test_trades_without_a_broker_stop_say_why(parts: Parts):
         "off for this account (its brokerstop setting)"]
     assert not any(working(parts, t.id) for t in (basis, none, off))
     assert PRICE == 80_000
+
+
+async def test_outside_the_session_the_stop_waits_for_the_open(parts: Parts, monkeypatch):
+    """A CARRYFORWARD position overnight: its day order ended with the session, and the exchange takes
+    none until the next open — then it is placed again."""
+    monkeypatch.setattr("service.execution.backstop.CLOSED_MARKET_S", 0.05)
+    market = {"open": False}
+    parts.stops.session_open = lambda exchange: market["open"]
+    trade = await armed(parts, 2, product="CARRYFORWARD")
+    why = "the exchange takes no orders now: placed again at the next session's open"
+    await parts.until(lambda: parts.stops.view(parts.published[-1]) == {"why": why}, "the view says why")
+    assert stops(parts, trade.id) == []
+    market["open"] = True
+    (order,) = await placed(parts, trade.id)
+    assert (order.product, order.quantity) == ("CARRYFORWARD", 2)
