@@ -149,3 +149,40 @@ def test_a_carried_delivery_position_keeps_its_gtt_rule_across_days(service_fact
     view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="closed by the rule's fill")
     assert (view["trade"]["reason"], view["trade"]["exit_price"], view["trade"]["exited"]) == ("BROKER_STOP", 78_700, 2)
     assert exits_of(service, trade_id) == []  # nothing else sent
+
+
+def only_cancelled_stops_and_one_exit(service, trade_id: int) -> None:
+    assert [(o["status"], o["filledshares"]) for o in stops_of(service, trade_id)] == [("cancelled", "0")]
+    assert sum(int(o["filledshares"]) for o in exits_of(service, trade_id)) == int(service.trade(trade_id)["trade"]["filled"])
+
+
+def test_a_trail_exit_and_a_signal_close_each_cancel_the_broker_stop(service_factory):
+    service = service_factory(**BACKUP)
+    trailed = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=3, strategyname="trail",
+                         trail={"type": "points", "value": 4, "activation": {"type": "points", "value": 2}})
+    placed(service, trailed)
+    service.price(806)  # the trail takes the stop to ₹802 …
+    service.wait_trade(trailed, lambda t: t["stop"] == 80_200, what="trailed")
+    service.price(801.5)  # … and the price falls through it
+    view = service.wait_trade(trailed, lambda t: t["state"] == "CLOSED", what="trail exit")
+    assert view["trade"]["reason"] == "TRAIL"
+    only_cancelled_stops_and_one_exit(service, trailed)
+
+    signalled = open_trade(service, price=801.5, stoploss={"type": "points", "value": 10}, quantity=2,
+                           strategyname="sig")
+    placed(service, signalled)
+    assert service.alert(signal="exit", price=801.5, strategyname="sig").json()["closing"] == [signalled]
+    view = service.wait_trade(signalled, lambda t: t["state"] == "CLOSED", what="signal close")
+    assert view["trade"]["reason"] == "SIGNAL"
+    only_cancelled_stops_and_one_exit(service, signalled)
+
+
+def test_the_square_off_cancels_the_broker_stop(service_factory):
+    clock = ShiftedClock(14, 59, 0)
+    service = service_factory(clock=clock, MARKET_HOURS="exchange", **BACKUP)
+    squared = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=2)
+    placed(service, squared)
+    clock.jump_to(15, 14, 59)
+    view = service.wait_trade(squared, lambda t: t["state"] == "CLOSED", what="square-off")
+    assert view["trade"]["reason"] == "SQUARE_OFF"
+    only_cancelled_stops_and_one_exit(service, squared)
