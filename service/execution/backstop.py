@@ -117,9 +117,9 @@ class BrokerStops:
         """Cancel the trade's broker stop and wait for the broker's final word on it (its fills are the
         trade's exit fills by then). True once nothing of it can fill any more; False if it is still
         live after WITHDRAW_S (its unfilled quantity stays reserved: no exit can exceed the position)."""
-        if not self._live(trade_id):
-            return True
-        async with self._lock(trade_id):
+        if trade_id not in self._workers and not self._live(trade_id):
+            return True  # nothing at the broker, and no placement on its way (it runs in the trade's worker)
+        async with self._lock(trade_id):  # a placement on its way finishes first: then it is cancelled
             deadline = self.clock() + WITHDRAW_S
             asked: dict[str, float] = {}
             while True:
