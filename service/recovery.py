@@ -95,8 +95,7 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
         if parsed is not None and parsed[1] == "exit" and await parts.store.order_by_tag(tag) is None:
             if await trader.adopt_exit(parsed[0], parsed[2], order):
                 report["exits_adopted"] += 1
-        elif parsed is not None and parsed[1] == "broker_stop" and not order.terminal:
-            report["orphans_cancelled"] += await _cancel_orphan(parts, parsed[0], order, login_of[tag])
+
     for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]):
         orders = await parts.store.orders(trade.id)
         if not orders:  # stored and acknowledged, then down before the entry was even recorded
@@ -105,6 +104,10 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
     after_hours, held = await settle_after_hours(
         AfterHours(parts.store, trader, parts.sessions, parts.brokers[0], parts.now_ms), LIVE_STATUSES)
     report.update(after_hours)
+    for tag, order in book.items():  # broker stops of trades no longer open (closed meanwhile, or unknown)
+        parsed = parse_tag(tag)
+        if parsed is not None and parsed[1] == "broker_stop" and not order.terminal:
+            report["orphans_cancelled"] += await _cancel_orphan(parts, parsed[0], order, login_of[tag])
     await parts.restore_day()
     await rearm_open_trades(parts.store, parts.guard)
     for trade in held:  # UNPROTECTED while the market is shut; squared off when its segment opens
