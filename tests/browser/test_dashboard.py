@@ -4,6 +4,8 @@ Screenshots go to `test-output/dashboard/` at the repository root (ignored by gi
 """
 from __future__ import annotations
 
+import re
+
 import json
 import sys
 from collections.abc import Iterator
@@ -89,6 +91,8 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     expect(row(page, trailed)).to_be_visible()
     expect(cell(page, trailed, "status")).to_have_text("OPEN")
     expect(cell(page, trailed, "stop")).to_have_text("790.00")
+    expect(cell(page, trailed, "broker")).to_have_text("—")  # BROKER_STOP is off in paper mode unless set
+    expect(cell(page, trailed, "broker")).to_have_attribute("title", "no broker stop: BROKER_STOP is off")
     other = open_trade(service, stoploss=STOP_10, target={"type": "points", "value": 40}, quantity=3,
                        strategyname="s2")
     expect(cell(page, other, "status")).to_have_text("OPEN")
@@ -241,3 +245,17 @@ def test_a_daily_loss_halt_is_shown_live_and_after_a_restart(service_factory, pa
     signed_in(page, service)  # another port: sign in again
     expect(halt.locator('[data-field="who"]')).to_have_text("account R1")
     expect(page.locator("#halts li")).to_have_count(1)
+
+
+def test_the_broker_stop_is_shown_beside_tickguards(service_factory, browser: Browser):
+    service = service_factory(BROKER_STOP="backup", BROKER_STOP_MIN_S="0")
+    service.price(800)
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    signed_in(page, service)
+    trade_id = open_trade(service, stoploss=STOP_10, trail=TRAIL, quantity=2)
+    expect(cell(page, trade_id, "stop")).to_have_text("790.00")
+    expect(cell(page, trade_id, "broker")).to_have_text("788.40")  # 0.2 % behind, on the tick
+    expect(cell(page, trade_id, "broker")).to_have_attribute("title", re.compile(r"^broker stop: trigger 788\.40, limit 784\.45"))
+    service.price(806)  # the trail moves tickguard's stop to 802, and the broker's follows
+    expect(cell(page, trade_id, "stop")).to_have_text("802.00")
+    expect(cell(page, trade_id, "broker")).to_have_text("800.35")
