@@ -30,12 +30,18 @@ def armed_with_broker_stop(service, broker: Broker, trade_id: int) -> None:
     wait(lambda: service.get(f"/trades/{trade_id}")["trade"]["state"] == "OPEN", "the trade open")
 
 
-def test_the_broker_stop_fills_while_tickguard_is_down(paper_factory, service_process):
+def started(paper_factory, service_process):
+    """A paper exchange with SBIN at ₹800 and tickguard (BROKER_STOP=backup) running against it."""
     paper = paper_factory()
     broker = Broker(paper)
     broker.price(800)
     service = service_process(paper.url, **BACKUP)
     service.start()
+    return paper, broker, service
+
+
+def test_the_broker_stop_fills_while_tickguard_is_down(paper_factory, service_process):
+    _, broker, service = started(paper_factory, service_process)
     trade_id = post_alert(service)
     armed_with_broker_stop(service, broker, trade_id)
     service.kill()
@@ -55,11 +61,7 @@ def test_the_broker_stop_fills_while_tickguard_is_down(paper_factory, service_pr
 
 
 def test_a_missing_broker_stop_is_placed_again_and_an_orphan_cancelled(paper_factory, service_process):
-    paper = paper_factory()
-    broker = Broker(paper)
-    broker.price(800)
-    service = service_process(paper.url, **BACKUP)
-    service.start()
+    paper, broker, service = started(paper_factory, service_process)
     kept = open_trade(service, "one")
     armed_with_broker_stop(service, broker, kept)
     other = open_trade(service, "two")

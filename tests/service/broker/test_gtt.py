@@ -10,17 +10,9 @@ from service.broker.smartapi.gtt import rule_from_row
 from service.broker.smartapi.pacing import ROUTE_LIMITS
 from service.broker.smartapi.rest import ROUTES
 from service.broker.smartapi.rows import order_from_row
-from tests.service.broker.test_rest import config_for, sbin, set_price
+from tests.service.broker.test_rest import broker, config_for, sbin, set_price  # noqa: F401 - broker: a fixture
 
 GTT_ROUTES = ("gttCreateRule", "gttModifyRule", "gttCancelRule", "gttDetails", "gttLists")
-
-
-@pytest.fixture
-async def broker(paper):
-    broker = SmartApiBroker(config_for(paper))
-    await broker.connect()
-    yield broker
-    await broker.close()
 
 
 def stop(**overrides) -> GttRequest:
