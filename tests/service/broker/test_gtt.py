@@ -5,7 +5,6 @@ import pytest
 
 from service.broker import BrokerUnavailable, GttRequest, GttStatus, OrderRefused, OrderSide, OrderStatus
 from service.broker.smartapi import adapter as adapter_module
-from service.broker.smartapi.adapter import SmartApiBroker
 from service.broker.smartapi.gtt import rule_from_row
 from service.broker.smartapi.pacing import ROUTE_LIMITS
 from service.broker.smartapi.rest import ROUTES
