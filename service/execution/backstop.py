@@ -133,6 +133,9 @@ class BrokerStops:
                     return False
                 trade = self._latest.get(trade_id) or await self.store.trade(trade_id)
                 assert trade is not None
+                for record in [r for r in live if r.status == OrderStatus.IN_DOUBT]:
+                    await self.doubt.settle(trade, record.tag)  # at the broker after all (then cancelled), or never placed
+                    live = self._live(trade_id)
                 for record in live:
                     if now - asked.get(record.tag, -1e9) >= 1.0:  # asked again each second while it lives
                         asked[record.tag] = now
@@ -318,6 +321,8 @@ class BrokerStops:
 
     async def _await_news(self, tags: list[str], timeout: float) -> None:
         """Until news of any of `tags` arrives, or `timeout`."""
+        if not tags:
+            return
         mine = [tag for tag in tags if not self.orders.watched(tag)]  # another's watch owns its event
         events = [self.orders.watch(tag) for tag in tags]
         for event in events:

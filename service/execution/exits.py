@@ -81,9 +81,9 @@ class ExitLoop:
                 if await self._withdraw_broker_stop(trade_id):
                     await work
                 else:
-                    work.close()
                     await self.journal.record(trade_id, "unprotected", reason=STOP_NOT_CANCELLED)
             finally:
+                work.close()  # never started (withdrawn in vain, or cancelled first): nothing left to await
                 self.exiting.discard(trade_id)
                 self.stops.release(trade_id)
 
@@ -232,11 +232,16 @@ class ExitLoop:
         nothing more to exit, or `exit_attempts` orders (`failures` so far) did not fill. The trade as
         last read, and the failures."""
         trade = None
+        rechecked = False
         while failures < self.config.exit_attempts:
             trade = await self.store.trade(trade_id)
             if trade is None or trade.state is TradeState.CLOSED or (goal is not None and trade.state is not TradeState.OPEN):
                 break
             quantity = await self._exit_quantity(trade)
+            if quantity <= 0 and trade.open_quantity > 0 and not rechecked:
+                rechecked = True  # nothing to exit, yet the trade counts open units: hear the broker first
+                await self._hear_working_orders(trade)
+                continue
             if goal is not None:
                 quantity = min(goal - trade.exited, quantity)
             if quantity <= 0:
@@ -246,6 +251,17 @@ class ExitLoop:
                                             "exit_retry" if goal is None else "partial_exit_retry")
             attempt += 1
         return trade, failures
+
+    async def _hear_working_orders(self, trade: TradeRecord) -> None:
+        """Ask the broker for every order of ours still working on the trade's instrument and apply what
+        it says. The position book reserves what those orders may still fill; a fill the broker's net
+        position already counts but whose news has not arrived would be counted twice (after a restart,
+        with two trades on one position), and an exit quantity of 0 taken for "no position left"."""
+        book = self.books.book(trade.spec.login)
+        for tag in book.working_tags((trade.exchange, trade.token, trade.product)):
+            record = self.orders.get(tag)
+            if record is not None:
+                await self.orders.refresh(trade, record)
 
     async def _next_exit_attempt(self, trade_id: int) -> int:
         """The number of the trade's next exit order: after every one sent before (parts included)."""

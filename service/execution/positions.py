@@ -99,6 +99,10 @@ class PositionBook:
     def knows(self, tag: str) -> bool:
         return tag in self._orders
 
+    def working_tags(self, key: Key) -> list[str]:
+        """Our orders still working on `key`."""
+        return [tag for tag, order in self._orders.items() if order.working and order.key == key]
+
     def fill(self, tag: str, signed: int) -> None:
         """Our order `tag` filled `signed` more units (buy > 0, sell < 0): into the net, out of its reservation."""
         order = self._orders[tag]
