@@ -69,10 +69,17 @@ def until(predicate, timeout: float, every: float = 0.02):
         time.sleep(every)
 
 
+KINDS = ("before", "before", "gap", "racing", "racing")
+
+
 class Campaign:
-    def __init__(self, workdir: Path, tally: Tally, seed: int) -> None:
+    def __init__(self, workdir: Path, tally: Tally, seed: int, kinds: tuple[str, ...] = KINDS,
+                 fire_within_s: float = 1.0) -> None:
         self.tally = tally
         self.rng = random.Random(seed)
+        self.kinds = kinds  # drawn from at random, each round (a stream of their own: the same seed, the same kinds)
+        self.kind_rng = random.Random(seed)
+        self.fire_within_s = fire_within_s  # a stop crossed while down fires this soon after the restart
         self.paper = Paper(workdir, PAPER_FILL_LATENCY_MS="150").start()
         self.broker = BrokerView(self.paper)
         self.tg = Tickguard(workdir, self.paper.url, EXIT_CHASE_MS="1500", STREAM_STALL_S="30",
@@ -85,6 +92,7 @@ class Campaign:
 
     def close(self) -> None:
         self.paper.control("DELETE", "/holds")
+        self.broker.http.close()
         self.tg.stop()
         self.paper.stop()
 
@@ -111,7 +119,7 @@ class Campaign:
 
     # -- one round -----------------------------------------------------------------------------------
     def round(self, n: int) -> None:
-        kind = self.rng.choice(("before", "before", "gap", "racing", "racing"))
+        kind = self.kind_rng.choice(self.kinds)
         self.paper.control("DELETE", "/holds")
         self.price(ENTRY)
         self.crossed: list[Guarded] = []
@@ -282,9 +290,10 @@ class Campaign:
     def settle(self, n: int, kind: str, ids: list[int]) -> None:
         fired_own = [t for t in self.crossed]
         if fired_own and not until(lambda: all(self.view(t.id)["trade"]["state"] in FIRED for t in fired_own),
-                                   max(0.0, self.restarted_at + 1.0 - time.monotonic())):
+                                   max(0.0, self.restarted_at + self.fire_within_s - time.monotonic())):
             late = [(t.id, self.view(t.id)["trade"]["state"]) for t in fired_own]
-            self.tally.bad("stops missed", f"backstop round {n} ({kind}): crossed while down, {late} 1 s after restart")
+            self.tally.bad("stops missed", f"backstop round {n} ({kind}): crossed while down, {late} "
+                                           f"{self.fire_within_s:g} s after restart")
         until(lambda: all(self.view(i)["trade"]["state"] != "PENDING_ENTRY" for i in ids), 5)
         stops = [v["stop"] for i in ids if (v := self.view(i)["trade"])["state"] == "OPEN" and v["stop"]]
         if stops and self.ltp * 100 > min(stops) - 100:
@@ -344,8 +353,9 @@ class Campaign:
         self.broker.http.post("/order/v1/placeOrder", json=body)
 
 
-def run(workdir: Path, tally: Tally, rounds: int = 30, seed: int = 11) -> None:
-    campaign = Campaign(workdir, tally, seed)
+def run(workdir: Path, tally: Tally, rounds: int = 30, seed: int = 11, kinds: tuple[str, ...] = KINDS,
+        fire_within_s: float = 1.0) -> None:
+    campaign = Campaign(workdir, tally, seed, kinds, fire_within_s)
     started = time.monotonic()
     try:
         for n in range(1, rounds + 1):
