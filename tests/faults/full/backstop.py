@@ -88,6 +88,9 @@ class Campaign:
         self.tg.start()
         self.summary = ""
         self.ltp = float(ENTRY)
+        self.shift = 0.0  # a trailing round's levels and moves sit this many rupees higher
+        self.crossed: list[Guarded] = []
+        self.restarted_at = time.monotonic()
         self.alert_stop: dict[int, int] = {}  # paise, as the alert set it (before tickguard armed the trade)
 
     def close(self) -> None:
@@ -122,13 +125,13 @@ class Campaign:
         kind = self.kind_rng.choice(self.kinds)
         self.paper.control("DELETE", "/holds")
         self.price(ENTRY)
-        self.crossed: list[Guarded] = []
+        self.crossed = []
         trail = kind != "gap" and self.rng.random() < 0.3
         ids = self.open_trades(n, trail)
         if not ids:
             self.summary = "no trade opened"
             return
-        self.shift = 0
+        self.shift = 0.0
         if trail:  # the stops trail to ₹802 and the broker stops follow (or are being moved at the kill)
             self.armed(ids)
             self.price(TRAIL_TO)
@@ -288,10 +291,10 @@ class Campaign:
 
     # -- the end of a round ----------------------------------------------------------------------------
     def settle(self, n: int, kind: str, ids: list[int]) -> None:
-        fired_own = [t for t in self.crossed]
-        if fired_own and not until(lambda: all(self.view(t.id)["trade"]["state"] in FIRED for t in fired_own),
-                                   max(0.0, self.restarted_at + self.fire_within_s - time.monotonic())):
-            late = [(t.id, self.view(t.id)["trade"]["state"]) for t in fired_own]
+        crossed = self.crossed  # tickguard's stop crossed while it was down: fired (or closed) soon after the restart
+        if crossed and not until(lambda: all(self.view(t.id)["trade"]["state"] in FIRED for t in crossed),
+                                 max(0.0, self.restarted_at + self.fire_within_s - time.monotonic())):
+            late = [(t.id, self.view(t.id)["trade"]["state"]) for t in crossed]
             self.tally.bad("stops missed", f"backstop round {n} ({kind}): crossed while down, {late} "
                                            f"{self.fire_within_s:g} s after restart")
         until(lambda: all(self.view(i)["trade"]["state"] != "PENDING_ENTRY" for i in ids), 5)
