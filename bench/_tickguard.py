@@ -5,7 +5,9 @@
 instruments, once the app is up, and arms each through `Guard.arm` — the call an entry fill makes —
 then writes BENCH_SEEDED_FILE. Ten thousand trades cannot arrive through real entries: SmartAPI allows
 1 000 orders an hour. Half are long, half short; stops 1-5 % from the entry, targets twice as far,
-every tenth trade trailing 1 % once 2 % in profit (the engine benchmark's trades).
+every tenth trade trailing 1 % once 2 % in profit (the engine benchmark's trades). None has a
+broker-side backup stop (their strategy's word, whatever BROKER_STOP says): 10 000 of them could not
+be placed either.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def seeded_trades(count: int, instruments: list[list], account: str, now_ms: int
         if n % 10 == 9:
             rules["trail"] = {"type": "entry_pct", "value": "1", "activation": {"type": "entry_pct", "value": "2"}}
         spec = TradeSpec(rules=rules, rule_source="bench", tick_size=5, lot_size=1, alert_price=price,
-                         fund=100_000_000, login=None)
+                         fund=100_000_000, login=None, broker_stop=False, broker_stop_from="strategy")
         trades.append(TradeRecord(id=0, alert_id=None, account=account, strategy=f"seed{n % 100}", exchange=exchange,
                             token=token, tradingsymbol=symbol, side="LONG" if n % 2 == 0 else "SHORT",
                             product="INTRADAY", state=TradeState.OPEN, quantity=1, filled=1, entry_price=price,

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 __all__ = ["Tally"]
 
 ZERO_GOALS = ("alerts lost", "duplicate orders", "positions flipped", "exits beyond position", "stops missed", "5xx seen",
-              "trades not settled", "schema failures")
+              "trades not settled", "schema failures",
+              # the broker-stop campaign (backstop.py)
+              "stops crossed while down, armed >= 2 s before the kill, no broker stop", "double exits",
+              "broker orders left live for settled trades")
+BACKSTOP = ("backstop rounds", "backstop SIGKILLs", "stops crossed while down",
+            "stops crossed while down, armed < 2 s before the kill, no broker stop yet", "broker stops filled while down",
+            "kills with a broker-stop cancel held in flight", "trades closed BROKER_STOP")
 
 
 @dataclass
@@ -15,6 +21,7 @@ class Tally:
         "faults injected": 0, "SIGKILLs": 0, "alerts acknowledged": 0, "hostile bodies": 0, "stop crossings checked": 0,
         "schema cases": 0,
         "exit scenarios": 0,
+        **{name: 0 for name in BACKSTOP},
         **{name: 0 for name in ZERO_GOALS}})
     findings: list[str] = field(default_factory=list)
 
