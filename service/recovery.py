@@ -63,12 +63,51 @@ class RecoveryParts:
 async def recover(parts: RecoveryParts) -> dict[str, int]:
     report = {"orders_applied": 0, "entries_expired": 0, "exits_adopted": 0, "exits_resumed": 0, "crossed_while_down": 0,
               "broker_stops_ended": 0, "orphans_cancelled": 0}
+    trader = parts.trader
+    trader.stops.pause()  # broker stops wait for the whole picture: a stop found again is never placed twice
+    try:
+        book, login_of = await _reconcile_orders(parts, report)
+        for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]):
+            orders = await parts.store.orders(trade.id)
+            if not orders:  # stored and acknowledged, then down before the entry was even recorded
+                await trader.record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
+                report["entries_expired"] += 1
+        after_hours, held = await settle_after_hours(
+            AfterHours(parts.store, trader, parts.sessions, parts.brokers[0], parts.now_ms), LIVE_STATUSES)
+        report.update(after_hours)
+        for tag, order in book.items():  # broker stops of trades no longer open (closed meanwhile, or unknown)
+            parsed = parse_tag(tag)
+            if parsed is not None and parsed[1] == "broker_stop" and not order.terminal:
+                report["orphans_cancelled"] += await _cancel_orphan(parts, parsed[0], order, login_of[tag])
+    finally:
+        trader.stops.resume()
+    await parts.restore_day()
+    await rearm_open_trades(parts.store, parts.guard)
+    for trade in held:  # UNPROTECTED while the market is shut; squared off when its segment opens
+        parts.guard.arm(trade)
+        parts.guard.close(trade.id, "SQUARE_OFF")
+    waiting = {trade.id for trade in held}
+    for trade in await parts.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
+        if trade.id in waiting:
+            continue
+        live = [o for o in await parts.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
+        trader.resume_exit(trade.id, live[-1] if live else None)
+        report["exits_resumed"] += 1
+    since_ms = (await parts.store.flags()).get("last_tick_ms")
+    report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
+    log.info("recovered", extra=report)
+    return report
+
+
+async def _reconcile_orders(parts: RecoveryParts, report: dict[str, int]) -> tuple[dict, dict]:
+    """Step 1 and 2 (the module's docstring): every unfinished order matched by its tag (a GTT rule by
+    its id), exits the store never recorded adopted. The broker's tagged orders, and each one's login."""
+    trader = parts.trader
     book, login_of = {}, {}
     for broker in parts.brokers:
         for order in await broker.order_book():
             if order.tag.startswith("tg"):
                 book[order.tag], login_of[order.tag] = order, broker
-    trader = parts.trader
     for record in await parts.store.live_orders():
         if record.kind == GTT:  # a DELIVERY position's GTT rule: no tag at the broker, its rule id is the link
             trade = await parts.store.trade(record.trade_id)
@@ -95,35 +134,7 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
         if parsed is not None and parsed[1] == "exit" and await parts.store.order_by_tag(tag) is None:
             if await trader.adopt_exit(parsed[0], parsed[2], order):
                 report["exits_adopted"] += 1
-
-    for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]):
-        orders = await parts.store.orders(trade.id)
-        if not orders:  # stored and acknowledged, then down before the entry was even recorded
-            await trader.record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
-            report["entries_expired"] += 1
-    after_hours, held = await settle_after_hours(
-        AfterHours(parts.store, trader, parts.sessions, parts.brokers[0], parts.now_ms), LIVE_STATUSES)
-    report.update(after_hours)
-    for tag, order in book.items():  # broker stops of trades no longer open (closed meanwhile, or unknown)
-        parsed = parse_tag(tag)
-        if parsed is not None and parsed[1] == "broker_stop" and not order.terminal:
-            report["orphans_cancelled"] += await _cancel_orphan(parts, parsed[0], order, login_of[tag])
-    await parts.restore_day()
-    await rearm_open_trades(parts.store, parts.guard)
-    for trade in held:  # UNPROTECTED while the market is shut; squared off when its segment opens
-        parts.guard.arm(trade)
-        parts.guard.close(trade.id, "SQUARE_OFF")
-    waiting = {trade.id for trade in held}
-    for trade in await parts.store.trades(states=[TradeState.EXITING, TradeState.UNPROTECTED]):
-        if trade.id in waiting:
-            continue
-        live = [o for o in await parts.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
-        trader.resume_exit(trade.id, live[-1] if live else None)
-        report["exits_resumed"] += 1
-    since_ms = (await parts.store.flags()).get("last_tick_ms")
-    report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
-    log.info("recovered", extra=report)
-    return report
+    return book, login_of
 
 
 async def _cancel_orphan(parts: RecoveryParts, trade_id: int, order: BrokerOrder, broker: Broker) -> int:

@@ -81,6 +81,8 @@ class BrokerStops:
         self._dirty: set[int] = set()
         self._moved_at: dict[int, float] = {}
         self._refusals: dict[int, int] = {}
+        self._ready = asyncio.Event()  # cleared while a restart reconciles: nothing is placed on half a picture
+        self._ready.set()
         orders.on_stop_news = self._news
 
     # What the rest of tickguard tells ---------------------------------------------------------------
@@ -99,6 +101,14 @@ class BrokerStops:
             return
         self._latest[trade.id] = trade
         self._kick(trade.id)
+
+    def pause(self) -> None:
+        """A restart is reconciling orders with the broker: no broker stop is placed, moved or cancelled
+        until `resume` — a stop found again a moment later must not be placed a second time."""
+        self._ready.clear()
+
+    def resume(self) -> None:
+        self._ready.set()
 
     def hold(self, trade_id: int) -> None:
         """An exit of tickguard's own starts: no broker stop is placed for the trade until `release`."""
@@ -169,6 +179,7 @@ class BrokerStops:
 
     async def _work(self, trade_id: int) -> None:
         try:
+            await self._ready.wait()
             while trade_id in self._dirty:
                 self._dirty.discard(trade_id)
                 async with self._lock(trade_id):
@@ -299,7 +310,7 @@ class BrokerStops:
         trade_id = record.trade_id
         trade = self._latest.get(trade_id)
         if (record.status in TRIGGERED or record.filled) and trade_id not in self._held \
-                and trade is not None and trade.state is TradeState.OPEN and trade.open_quantity > 0:
+                and trade is not None and trade.state is TradeState.OPEN:  # (its entry's rest may still fill)
             log.warning("broker stop triggered before tickguard's own exit", extra={"trade_id": trade_id,
                                                                                    "tag": record.tag})
             self.on_trigger(trade_id)

@@ -113,8 +113,7 @@ class ExitLoop:
         if quick:
             await self._exit_all(trade_id, first=(trade, fired))
             return
-        await self._settle_partial_exits(trade)  # a part being exited: cancelled, its fills counted
-        await self._cancel_entry_rest(trade)
+        await self._settle_partial_exits(trade)  # a part being exited, an entry's rest: cancelled, fills counted
         await self._exit_all(trade_id)
 
     def _clear_to_exit(self, trade: TradeRecord) -> bool:
@@ -204,15 +203,18 @@ class ExitLoop:
                                          realised_pnl=trade.realised_pnl)
 
     async def _settle_partial_exits(self, trade: TradeRecord) -> None:
-        """Before a full exit: cancel the exit orders still working for the trade (parts of it) and
-        wait, at most SETTLE_S, for their final word, so their fills are counted before the rest goes."""
-        working = [o for o in await self.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
+        """Before a full exit: cancel the orders still working for the trade — parts of it being exited,
+        and the unfilled rest of its entry — and wait, at most SETTLE_S, for their final word, so their
+        fills are counted before the rest goes (an entry's rest that filled meanwhile is exited too)."""
+        working = [o for o in await self.store.orders(trade.id)
+                   if o.role in ("exit", "entry") and o.status in LIVE_STATUSES]
         for order in working:
             if order.broker_order_id:
                 try:
                     await self.broker_for(trade).cancel_order(order.broker_order_id, priority=Priority.EXIT)
                 except BrokerError as exc:  # filled meanwhile, most likely: the refresh below tells
-                    log.info("partial exit not cancelled", extra={"trade_id": trade.id, "error": exc.message})
+                    log.info("working order not cancelled", extra={"trade_id": trade.id, "tag": order.tag,
+                                                                   "error": exc.message})
         deadline = time.monotonic() + SETTLE_S
         for order in working:
             while time.monotonic() < deadline:

@@ -23,7 +23,7 @@ EXAMPLES = int(os.environ.get("BACKSTOP_SCENARIOS", "25"))
 @given(scenarios())
 def test_a_broker_stop_and_exits_never_exceed_the_position_whatever_happens(scenario: Scenario):
     violations = run(scenario)
-    assert not violations, "\n".join(violations)
+    assert not violations, repr(scenario) + "\n" + "\n".join(violations)
 
 
 async def test_an_exit_never_overtakes_a_broker_stop_being_placed(tmp_path, monkeypatch):

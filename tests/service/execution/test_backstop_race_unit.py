@@ -43,8 +43,6 @@ def live_stops(parts: Parts, trade_id: int) -> list:
     return [o for o in parts.broker.orders(prefix) if not o.terminal]
 
 
-@pytest.mark.xfail(strict=True, reason="withdraw does not wait for a broker stop being placed: the exit finds its "
-                                       "quantity reserved and closes the trade with the position still open")
 async def test_an_exit_fired_while_the_broker_stop_is_being_placed_takes_the_whole_position(parts: Parts, monkeypatch):
     parts.broker.fault_for = lambda request: Fault(fill="rest") if request.kind is OrderKind.STOPLOSS_LIMIT else None
     trade = await parts.opened(5)
