@@ -39,6 +39,7 @@ __all__ = ["ExitLoop", "SETTLE_S"]
 
 log = logging.getLogger("tickguard.execution")
 SETTLE_S = 10.0  # how long a full exit waits for a cancelled partial order's final word
+RECHECKS = 3  # an exit quantity of 0 for a trade with open units is asked again this often, the broker heard first
 STOP_NOT_CANCELLED = "the broker stop could not be cancelled: it stays at the broker, no exit was sent"
 
 
@@ -234,15 +235,17 @@ class ExitLoop:
         nothing more to exit, or `exit_attempts` orders (`failures` so far) did not fill. The trade as
         last read, and the failures."""
         trade = None
-        rechecked = False
+        rechecks = 0
         while failures < self.config.exit_attempts:
             trade = await self.store.trade(trade_id)
             if trade is None or trade.state is TradeState.CLOSED or (goal is not None and trade.state is not TradeState.OPEN):
                 break
             quantity = await self._exit_quantity(trade)
-            if quantity <= 0 and trade.open_quantity > 0 and not rechecked:
-                rechecked = True  # nothing to exit, yet the trade counts open units: hear the broker first
+            if quantity <= 0 and trade.open_quantity > 0 and rechecks < RECHECKS:
+                # nothing to exit, yet the trade counts open units: hear the broker before believing it
                 await self._hear_working_orders(trade)
+                await asyncio.sleep(0.05 * 2 ** rechecks)
+                rechecks += 1
                 continue
             if goal is not None:
                 quantity = min(goal - trade.exited, quantity)
@@ -262,8 +265,15 @@ class ExitLoop:
         book = self.books.book(trade.spec.login)
         for tag in book.working_tags((trade.exchange, trade.token, trade.product)):
             record = self.orders.get(tag)
-            if record is not None:
+            if record is not None and record.unique_order_id:
                 await self.orders.refresh(trade, record)
+            elif record is not None:  # sent a moment ago, its ids not written yet: found by its tag
+                try:
+                    found = await self.broker_for(trade).find_orders(tag)
+                except BrokerError:
+                    continue
+                if found:
+                    await self.orders.apply_order(found[-1], trade.spec.login)
 
     async def _next_exit_attempt(self, trade_id: int) -> int:
         """The number of the trade's next exit order: after every one sent before (parts included)."""
