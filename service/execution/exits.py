@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from service.broker import LIVE_STATUSES, TERMINAL_STATUSES, BrokerError, BrokerOrder, Priority
@@ -66,25 +66,24 @@ class ExitLoop:
         if intent.trade_id in self.exiting:
             return
         self._fired_at[intent.trade_id] = (time.perf_counter(), str(intent.reason))
-        self._run(intent.trade_id, self._exit(intent), f"exit-{intent.trade_id}")
+        self._run(intent.trade_id, lambda: self._exit(intent), f"exit-{intent.trade_id}")
 
     def resume_exit(self, trade_id: int, live: OrderRecord | None) -> None:
         """After a restart: keep working an exit already at the broker, or send one."""
         if trade_id not in self.exiting:
-            self._run(trade_id, self._exit_all(trade_id, watch=live), f"resume-exit-{trade_id}")
+            self._run(trade_id, lambda: self._exit_all(trade_id, watch=live), f"resume-exit-{trade_id}")
 
-    def _run(self, trade_id: int, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _run(self, trade_id: int, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         self.exiting.add(trade_id)
         self.stops.hold(trade_id)
 
         async def run() -> None:
             try:
                 if await self._withdraw_broker_stop(trade_id):
-                    await work
+                    await work()
                 else:
                     await self.journal.record(trade_id, "unprotected", reason=STOP_NOT_CANCELLED)
             finally:
-                work.close()  # never started (withdrawn in vain, or cancelled first): nothing left to await
                 self.exiting.discard(trade_id)
                 self.stops.release(trade_id)
 
