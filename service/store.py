@@ -310,6 +310,13 @@ class Store:
         return _order(db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone())
 
     @staticmethod
+    def entry_working(db: sqlite3.Connection, trade_id: int) -> bool:
+        """The trade's entry has an order not known to be finished: it may still fill."""
+        sql = (f"SELECT 1 FROM orders WHERE trade_id = ? AND role = 'entry'"
+               f" AND status NOT IN ({', '.join('?' * len(TERMINAL_STATUSES))}) LIMIT 1")
+        return db.execute(sql, (trade_id, *sorted(TERMINAL_STATUSES))).fetchone() is not None
+
+    @staticmethod
     def move_order(db: sqlite3.Connection, order_id: int, now_ms: int, *, was: str, status: str, text: str) -> OrderRecord:
         """The order from status `was` to `status`, or unchanged if the broker's news moved it first."""
         db.execute("UPDATE orders SET status = ?, text = ?, updated_ms = ? WHERE id = ? AND status = ?",

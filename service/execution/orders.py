@@ -278,7 +278,6 @@ class OrderLedger:
             now = self.journal.now_ms()
             price = _fill_price(previous, order, delta) if delta > 0 else 0
             exiting = previous.role in EXITS
-            entry_working = exiting and self._entry_working(previous.trade_id)
             fill = TradeEvent(kind="exit_fill" if exiting else "entry_fill", at_ms=now,
                               data={"quantity": delta, "price": price, "tag": previous.tag}) if delta > 0 else None
 
@@ -292,7 +291,10 @@ class OrderLedger:
                 if fill is None:
                     return updated, None, False
                 trade = Store.apply(db, previous.trade_id, fill)
-                if exiting and trade.exited >= trade.filled and trade.state is not TradeState.CLOSED and not entry_working:
+                # the entry may still fill (its rest working): the exit path cancels that rest first and
+                # exits what filled of it; the trade is not closed under it
+                if exiting and trade.exited >= trade.filled and trade.state is not TradeState.CLOSED \
+                        and not Store.entry_working(db, trade.id):
                     # the broker's stop took the position out before any exit of ours was fired
                     data = {"exit_reason": "BROKER_STOP"} if trade.state is TradeState.OPEN else {}
                     return updated, Store.apply(db, trade.id, TradeEvent(kind="closed", at_ms=now, data=data)), True
@@ -316,12 +318,6 @@ class OrderLedger:
             if record.role == "broker_stop":
                 self.on_stop_news(record)
         self._tell(order.tag)
-
-    def _entry_working(self, trade_id: int) -> bool:
-        """The trade's entry may still fill: then its exits' fills do not close it (the exit path cancels
-        the entry's rest first, and exits what filled of it)."""
-        records = (self._tags.get(tag) for tag in self._by_trade.get(trade_id, ()))
-        return any(r is not None and r.role == "entry" and r.status not in TERMINAL_STATUSES for r in records)
 
     async def refresh(self, trade: TradeRecord, record: OrderRecord) -> None:
         """Read an order's state from the broker and apply it: the order-update socket can be up and
