@@ -70,7 +70,8 @@ def backup_for(trade: TradeRecord, config: BackupConfig) -> tuple[Buffer | None,
     spec = trade.spec
     word = spec.broker_stop
     if word is False:
-        return None, f"off for this {spec.broker_stop_from or 'trade'} (its brokerstop setting)"
+        setting = "brokerstop" if spec.broker_stop_from == "account" else "broker_stop"
+        return None, f"off for this {spec.broker_stop_from or 'trade'} (its {setting} setting)"
     if word is not True and config.mode != "backup":
         return None, "BROKER_STOP is off"
     if spec.basis:

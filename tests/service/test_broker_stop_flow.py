@@ -186,3 +186,22 @@ def test_the_square_off_cancels_the_broker_stop(service_factory):
     view = service.wait_trade(squared, lambda t: t["state"] == "CLOSED", what="square-off")
     assert view["trade"]["reason"] == "SQUARE_OFF"
     only_cancelled_stops_and_one_exit(service, squared)
+
+
+def unprotected_at_broker(service) -> float:
+    with service.client() as client:
+        text = client.get("/metrics").text
+    (line,) = [line for line in text.splitlines() if line.startswith("tickguard_unprotected_at_broker ")]
+    return float(line.split()[1])
+
+
+def test_the_metric_counts_armed_trades_without_a_broker_stop(service_factory, tmp_path):
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text('{"naked": {"broker_stop": false}}')
+    service = service_factory(STRATEGIES_FILE=str(strategies), **BACKUP)
+    covered = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=1, strategyname="covered")
+    placed(service, covered)
+    assert unprotected_at_broker(service) == 0
+    naked = open_trade(service, stoploss={"type": "points", "value": 10}, quantity=1, strategyname="naked")
+    assert service.trade(naked)["trade"]["broker_stop"] == {"why": "off for this strategy (its broker_stop setting)"}
+    assert unprotected_at_broker(service) == 1
