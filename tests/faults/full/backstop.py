@@ -37,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from service.trades import parse_tag
+from tests.faults.full.crash import until
 from tests.faults.full.procs import BrokerView, Paper, Tickguard
 from tests.faults.full.tally import Tally
 
@@ -58,15 +59,6 @@ class Guarded:
     id: int
     stop: int | None = None  # paise
     armed_ms: int | None = None
-
-
-def until(predicate, timeout: float, every: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 KINDS = ("before", "before", "gap", "racing", "racing")
