@@ -21,6 +21,7 @@ paper: $(STAMP)
 CHROMIUM := /usr/bin/chromium
 
 test: $(STAMP) $(CHROMIUM)
+	./scripts/ensure-postgres
 	$(PY) -m pytest
 
 $(CHROMIUM):

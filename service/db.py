@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Database", "Migration"]
+__all__ = ["Database", "Migration", "settle_outcomes"]
 
 T = TypeVar("T")
 Migration = Sequence[str]
@@ -136,11 +136,7 @@ class Database:
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
             results = [(None, exc)] * len(jobs)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, BaseException | None]]] = {}
-        for (_work, loop, future), (value, error) in zip(jobs, results):
-            by_loop.setdefault(loop, []).append((future, value, error))
-        for loop, outcomes in by_loop.items():  # one wake-up of each loop per group, not one per job
-            loop.call_soon_threadsafe(_settle, outcomes)
+        settle_outcomes(jobs, results)
 
     @staticmethod
     def _isolated(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> tuple[Any, BaseException | None]:
@@ -154,6 +150,16 @@ class Database:
             return None, exc
         db.execute("RELEASE job")
         return value, None
+
+
+def settle_outcomes(jobs: list[tuple], results: list[tuple[Any, BaseException | None]]) -> None:
+    """Hand each job's result (or error) to its future, on its own loop: one wake-up of each loop per
+    group, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, BaseException | None]]] = {}
+    for (_work, loop, future), (value, error) in zip(jobs, results):
+        by_loop.setdefault(loop, []).append((future, value, error))
+    for loop, outcomes in by_loop.items():
+        loop.call_soon_threadsafe(_settle, outcomes)
 
 
 def _settle(outcomes: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:

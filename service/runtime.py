@@ -60,7 +60,7 @@ class Runtime:
         self.clock = clock
         self.metrics = Metrics()
         self.listeners = Listeners()
-        self.store = Store(settings.tickguard_db)
+        self.store = Store(settings.database_url or settings.tickguard_db)
         # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
         # comes from the default one. The brokers' TOTP needs the wall clock, whatever `clock` is.
         self.broker, self.logins = brokers_from_settings(settings)

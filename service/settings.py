@@ -26,7 +26,7 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret",
-                           "telegram_bot_token", "notify_webhook_urls"})
+                           "telegram_bot_token", "notify_webhook_urls", "database_url"})
 PAPER_WEBHOOK_SECRET = "paper-webhook-secret"
 
 # Public demo login of the paper exchange, used in paper mode when no broker settings are given.
@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_order_update_url: str = ""
     # The service.
     tickguard_db: str = ".tickguard/tickguard.db"
+    # PostgreSQL instead of the SQLite file (service/pg.py): postgresql://user@host:port/database. Empty: SQLite.
+    database_url: Annotated[str, msgspec.Meta(pattern=r"^((postgresql|postgres)://\S+)?$")] = ""
     webhook_secret: str = ""
     dedup_window_s: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 60
     strategies_file: str = ""

@@ -17,6 +17,7 @@ import msgspec
 
 from service.broker.types import TERMINAL_STATUSES
 from service.db import Database
+from service.pg import PgDatabase, is_postgres_url
 from service.trades import TradeEvent, TradeRecord, TradeState, fold
 from streams.session import ist_day
 
@@ -123,7 +124,9 @@ def _alert(row: sqlite3.Row) -> AlertRecord:
 
 class Store:
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        self.db = Database(path, MIGRATIONS, synchronous=synchronous)
+        """A SQLite file at `path`, or PostgreSQL at a `postgresql://` URL (`service.pg`)."""
+        self.db = PgDatabase(str(path), MIGRATIONS) if is_postgres_url(path) else \
+            Database(path, MIGRATIONS, synchronous=synchronous)
 
     def open(self) -> None:
         self.db.open()
@@ -143,11 +146,11 @@ class Store:
     @staticmethod
     def insert_alert(db: sqlite3.Connection, *, now_ms: int, source: str, dedup_key: str, dedup_until_ms: int,
                      body: dict[str, Any], status: str, reason: str = "") -> int:
-        cursor = db.execute(
-            "INSERT INTO alerts (received_ms, source, dedup_key, dedup_until_ms, body, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        alert_id = int(db.execute(
+            "INSERT INTO alerts (received_ms, source, dedup_key, dedup_until_ms, body, status, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (now_ms, source, dedup_key, dedup_until_ms, _ENCODER.encode(body).decode(), status, reason),
-        )
-        alert_id = int(cursor.lastrowid)
+        ).fetchone()[0])
         Store.add_event(db, now_ms, "alert_" + status, alert_id=alert_id, data={"reason": reason} if reason else {})
         return alert_id
 
@@ -168,13 +171,13 @@ class Store:
     # Trades ----------------------------------------------------------------------------------------
     @staticmethod
     def insert_trade(db: sqlite3.Connection, trade: TradeRecord) -> TradeRecord:
-        cursor = db.execute(
+        trade_id = db.execute(
             "INSERT INTO trades (alert_id, account, strategy, exchange, token, tradingsymbol, side, product, state, row,"
-            " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+            " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?) RETURNING id",
             (trade.alert_id, trade.account, trade.strategy, trade.exchange, trade.token, trade.tradingsymbol,
              trade.side, trade.product, str(trade.state), trade.created_ms, trade.created_ms),
-        )
-        trade = msgspec.structs.replace(trade, id=int(cursor.lastrowid))
+        ).fetchone()[0]
+        trade = msgspec.structs.replace(trade, id=int(trade_id))
         row = Store._save_trade(db, trade, state_changed=False)
         db.execute("INSERT INTO events (at_ms, trade_id, alert_id, kind, data) VALUES (?, ?, ?, 'created', ?)",
                    (trade.created_ms, trade.id, trade.alert_id, f'{{"trade":{row}}}'))  # the row, encoded once
@@ -215,7 +218,7 @@ class Store:
         """Add realised P&L (paise) to `day` (IST, `YYYY-MM-DD`) of an account and of a strategy."""
         for scope, key in (("account", account), ("strategy", strategy)):
             db.execute("INSERT INTO day_pnl VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, scope, key) DO UPDATE"
-                       " SET realised = realised + excluded.realised, updated_ms = excluded.updated_ms",
+                       " SET realised = day_pnl.realised + excluded.realised, updated_ms = excluded.updated_ms",
                        (day, scope, key, pnl, now_ms))
 
     async def record(self, trade_id: int, *events: TradeEvent) -> TradeRecord:
@@ -246,12 +249,13 @@ class Store:
             clauses.append("account = ?")
             args.append(account)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT row FROM trades {where} ORDER BY id DESC LIMIT ?"
-        return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, (*args, -1 if limit is None else limit))])
+        sql = f"SELECT row FROM trades {where} ORDER BY id DESC" + (" LIMIT ?" if limit is not None else "")
+        params = (*args, limit) if limit is not None else tuple(args)
+        return await self.db.read(lambda db: [_trade(r) for r in db.execute(sql, params)])
 
     async def open_counts(self) -> tuple[int, int]:
         """(open trades, of which UNPROTECTED), counted on the state index without reading the rows."""
-        sql = f"SELECT COUNT(*), COALESCE(SUM(state = 'UNPROTECTED'), 0) FROM trades WHERE state IN {_OPEN}"
+        sql = f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'UNPROTECTED' THEN 1 ELSE 0 END), 0) FROM trades WHERE state IN {_OPEN}"
         return await self.db.read(lambda db: tuple(db.execute(sql).fetchone()))
 
     @staticmethod
@@ -283,12 +287,11 @@ class Store:
     @staticmethod
     def insert_order(db: sqlite3.Connection, *, trade_id: int, role: str, attempt: int, tag: str, side: str,
                      kind: str, quantity: int, price: int, now_ms: int, trigger_price: int = 0) -> OrderRecord:
-        cursor = db.execute(
+        return _order(db.execute(
             "INSERT INTO orders (trade_id, role, attempt, tag, side, kind, quantity, price, status, created_ms, updated_ms,"
-            " trigger_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?)",
+            " trigger_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?) RETURNING *",
             (trade_id, role, attempt, tag, side, kind, quantity, price, now_ms, now_ms, trigger_price),
-        )
-        return _order(db.execute("SELECT * FROM orders WHERE id = ?", (cursor.lastrowid,)).fetchone())
+        ).fetchone())
 
     @staticmethod
     def update_order(db: sqlite3.Connection, order_id: int, now_ms: int, **fields: Any) -> OrderRecord:
@@ -381,14 +384,16 @@ class Store:
 
     @staticmethod
     def save_stop(db: sqlite3.Connection, trade_id: int, state: dict[str, Any], now_ms: int) -> None:
-        db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?)", (trade_id, json.dumps(state), now_ms))
+        db.execute("INSERT INTO stops VALUES (?, ?, ?) ON CONFLICT (trade_id) DO UPDATE"
+                   " SET state = excluded.state, updated_ms = excluded.updated_ms", (trade_id, json.dumps(state), now_ms))
 
     async def stop_states(self) -> dict[int, dict[str, Any]]:
         return await self.db.read(lambda db: {r[0]: json.loads(r[1]) for r in db.execute("SELECT trade_id, state FROM stops")})
 
     @staticmethod
     def set_flag(db: sqlite3.Connection, name: str, value: Any, now_ms: int) -> None:
-        db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?, ?)", (name, json.dumps(value), now_ms))
+        db.execute("INSERT INTO flags VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                   " SET value = excluded.value, updated_ms = excluded.updated_ms", (name, json.dumps(value), now_ms))
 
     async def flags(self) -> dict[str, Any]:
         return await self.db.read(lambda db: {r[0]: json.loads(r[1]) for r in db.execute("SELECT name, value FROM flags")})

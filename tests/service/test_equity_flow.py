@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.support.clocks import ShiftedClock
 from tests.support.paper import DEMO
+from tests.support.service import BACKENDS, on_backend
 
 ROOT = "/rest/secure/angelbroking"
+
+
+@pytest.fixture(params=BACKENDS)
+def service_factory(request, service_factory):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    yield from on_backend(request.param, service_factory)
 
 
 def open_trade(service, price: float = 800, **alert) -> int:

@@ -3,10 +3,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from service.halts import Halts, day_number
 from service.store import Store, ist_date
 from service.trades import TradeEvent, TradeRecord
 from streams import Halted, RestoreDay, Resumed
+
+
+@pytest.fixture
+def store(any_store):
+    """These tests run on SQLite and on PostgreSQL alike."""
+    return any_store
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 MONDAY_10 = int(dt.datetime(2026, 3, 2, 10, 0, tzinfo=IST).timestamp() * 1000)

@@ -3,6 +3,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from tests.support.service import BACKENDS, on_backend
+
+
+@pytest.fixture(params=BACKENDS)
+def service_factory(request, service_factory):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    yield from on_backend(request.param, service_factory)
+
 
 def nifty(service, ltp: float) -> None:
     service.price(ltp, token="99926000")

@@ -4,8 +4,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.pg import is_postgres_url
 from service.store import Store
 from service.trades import TradeEvent, TradeRecord, TradeState, fold, realised, tag_for
+
+
+@pytest.fixture
+def store(any_store):
+    """These tests run on SQLite and on PostgreSQL alike."""
+    return any_store
 
 
 def new_trade(**overrides) -> TradeRecord:
@@ -55,11 +62,13 @@ async def test_open_trades_are_counted_and_found_by_strategy_on_an_index(store):
     assert await store.open_counts() == (2, 1)
     assert await store.db.read(lambda db: Store.accounts_with_open_trades(db, "s1")) == ["A2"]
     assert [t.id for t in await store.db.read(lambda db: Store.open_trades_of(db, "s1"))] == [b.id]
-    # Every alert asks this, so it must never read the whole table as it grows: only open trades are indexed.
-    plan = await store.db.read(lambda db: db.execute(
-        "EXPLAIN QUERY PLAN SELECT row FROM trades WHERE strategy = ?"
-        " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id", ("s1",)).fetchall())
-    assert any("USING INDEX trades_open_strategy" in row[-1] for row in plan), plan
+    # Every alert asks this, so it must never read the whole table as it grows: only open trades are
+    # indexed. (PostgreSQL's planner chooses by the table's statistics: a fresh table is scanned.)
+    if not is_postgres_url(store.db.path):
+        plan = await store.db.read(lambda db: db.execute(
+            "EXPLAIN QUERY PLAN SELECT row FROM trades WHERE strategy = ?"
+            " AND state IN ('PENDING_ENTRY', 'OPEN', 'EXITING', 'UNPROTECTED') ORDER BY id", ("s1",)).fetchall())
+        assert any("USING INDEX trades_open_strategy" in row[-1] for row in plan), plan
 
 
 async def test_orders_by_tag_and_live_orders(store):

@@ -55,12 +55,18 @@ class RunningService:
             time.sleep(0.02)
 
     def trade_count_in_store(self) -> tuple[int, int]:
-        """(alerts, trades) as the store holds them, read straight from its file."""
+        """(alerts, trades) as the store holds them, read straight from its file or database."""
+        tables = ("alerts", "trades")
+        if self.settings.database_url:
+            import psycopg
+
+            with psycopg.connect(self.settings.database_url) as db:
+                return tuple(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in tables)
         import sqlite3
 
         db = sqlite3.connect(self.settings.tickguard_db)
         try:
-            return tuple(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("alerts", "trades"))
+            return tuple(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in tables)
         finally:
             db.close()
 
@@ -92,3 +98,32 @@ def service_factory(tmp_path: Path, paper_factory):
     yield start
     for server in reversed(started):
         server.__exit__(None, None, None)
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def on_backend(backend: str, service_factory):
+    """`service_factory` on a back end: the SQLite file, or a PostgreSQL database of the test's own.
+    A module runs its tests on both with
+
+        @pytest.fixture(params=BACKENDS)
+        def service_factory(request, service_factory):
+            yield from on_backend(request.param, service_factory)
+    """
+    if backend == "sqlite":
+        yield service_factory
+        return
+    from tests.support.postgres import fresh_database
+
+    with fresh_database() as url:
+        started: list[RunningService] = []
+
+        def start(*args, **env) -> RunningService:
+            service = service_factory(*args, **{"DATABASE_URL": url, **env})
+            started.append(service)
+            return service
+
+        yield start
+        for service in started:  # stopped before their database is dropped under them
+            service.stop()
