@@ -5,6 +5,7 @@ service.cli serve`), so a SIGKILL is a real crash with nothing flushed on the wa
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from tests.support.paper import DEMO
-from tests.support.service import SECRET
+from tests.support.postgres import fresh_database
+from tests.support.service import BACKENDS, SECRET
 from tests.support.waiting import wait_for
 
 ROOT = "/rest/secure/angelbroking"
@@ -75,18 +77,22 @@ class Process:
         return httpx.get(f"{self.url}{path}", headers={"X-Webhook-Secret": SECRET}, timeout=10).json()
 
 
-@pytest.fixture
-def service_process(tmp_path):
+@pytest.fixture(params=BACKENDS)
+def service_process(request, tmp_path):
+    """tickguard as a process, its store in a SQLite file or in a PostgreSQL database of the test's own
+    (the crash tests run on both)."""
     processes: list[Process] = []
+    with contextlib.ExitStack() as stack:
+        backend = {} if request.param == "sqlite" else {"DATABASE_URL": stack.enter_context(fresh_database())}
 
-    def make(paper_url: str, **env: str) -> Process:
-        process = Process(tmp_path, paper_url, **env)
-        processes.append(process)
-        return process
+        def make(paper_url: str, **env: str) -> Process:
+            process = Process(tmp_path, paper_url, **backend, **env)
+            processes.append(process)
+            return process
 
-    yield make
-    for process in processes:
-        process.stop()
+        yield make
+        for process in processes:  # stopped before a database is dropped under them
+            process.stop()
 
 
 class Broker:
