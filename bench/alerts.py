@@ -4,7 +4,8 @@ Baseline: a bare Starlette JSON endpoint (`bench._bare`) under the same uvicorn 
 way in the same run. The load (`bench._load`) posts distinct buy alerts over 32 keep-alive
 connections, each waiting for its reply; tickguard (`bench._tickguard`, its own process, the paper
 exchange in a third) answers 202 only after the alert and its trade are committed to SQLite
-(synchronous=FULL). Every accepted alert also queues a real entry (`service/execution/entries.py`): ten a
+(synchronous=FULL); then the same run again with the store in PostgreSQL (`DATABASE_URL`, a database of
+the run's own on the local server), against SQLite's figures of the same run. Every accepted alert also queues a real entry (`service/execution/entries.py`): ten a
 second go out at the broker's pace, and the ones still queued after ENTRY_TTL_S expire — background
 work the run includes.
 """
@@ -14,6 +15,7 @@ import json
 
 from bench import _procs
 from bench.common import Figure
+from tests.support.postgres import fresh_database
 
 CONNECTIONS = 32
 
@@ -36,17 +38,29 @@ def run(quick: bool) -> list[Figure]:
         with bare:
             load(scratch, port, 500, alerts=False)  # warm-up
             bare_rate, _, bare_p99, _ = load(scratch, port, count, alerts=False)
-        with _procs.paper(scratch) as paper, _procs.tickguard(scratch, paper.url) as service:
-            port = int(service.url.rsplit(":", 1)[1])
-            _, _, _, warm = load(scratch, port, 100, alerts=True, offset=1)  # symbols, accounts, first commits
-            if warm.get("202") != 100:
-                raise RuntimeError(f"warm-up alerts were not all accepted: {warm}\n{service.tail()}")
-            rate, p50, p99, statuses = load(scratch, port, count, alerts=True, offset=1_000_000)
-            if statuses.get("202") != count:
-                raise RuntimeError(f"alerts not all accepted: {statuses}\n{service.tail()}")
+        rate, p50, p99 = _opentrade(scratch, count)
+        with fresh_database() as url:  # the same load, the store in PostgreSQL (DATABASE_URL)
+            pg_rate, pg_p50, pg_p99 = _opentrade(scratch, count, DATABASE_URL=url, TICKGUARD_DB=str(scratch / "pg-run.db"))
     return [
         Figure("bare Starlette JSON endpoint", bare_rate, "alerts/s"),
         Figure("/opentrade alerts acknowledged durably", rate, "alerts/s", bare_rate, ">= 0.3x, >= 1000/s"),
         Figure("/opentrade p50", p50, "ms"),
         Figure("/opentrade p99", p99, "ms", bare_p99, "<= 50 ms"),
+        Figure("/opentrade durably, PostgreSQL (vs SQLite)", pg_rate, "alerts/s", rate),
+        Figure("/opentrade p50, PostgreSQL", pg_p50, "ms"),
+        Figure("/opentrade p99, PostgreSQL (vs SQLite)", pg_p99, "ms", p99),
     ]
+
+
+def _opentrade(scratch, count: int, **env: str) -> tuple[float, float, float]:
+    """(alerts/s, p50, p99) of `count` alerts against tickguard with `env` (its store), after a warm-up."""
+    with _procs.paper(scratch) as paper, _procs.tickguard(scratch, paper.url, **env) as service:
+        port = int(service.url.rsplit(":", 1)[1])
+        offset = 1 if not env else 5_000_000
+        _, _, _, warm = load(scratch, port, 100, alerts=True, offset=offset)  # symbols, accounts, first commits
+        if warm.get("202") != 100:
+            raise RuntimeError(f"warm-up alerts were not all accepted: {warm}\n{service.tail()}")
+        rate, p50, p99, statuses = load(scratch, port, count, alerts=True, offset=offset + 1_000_000)
+        if statuses.get("202") != count:
+            raise RuntimeError(f"alerts not all accepted: {statuses}\n{service.tail()}")
+    return rate, p50, p99
