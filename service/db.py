@@ -16,24 +16,132 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Database", "Migration", "settle_outcomes"]
+__all__ = ["Database", "GroupedWriter", "Migration", "settle_outcomes"]
 
 T = TypeVar("T")
 Migration = Sequence[str]
 _STOP = object()
 
 
-class Database:
-    def __init__(self, path: str | Path, migrations: Sequence[Migration], *, synchronous: str = "FULL") -> None:
-        self.path = Path(path)
-        self.migrations = migrations
-        self.synchronous = synchronous
+class GroupedWriter:
+    """What both back ends share: one writer thread whose transactions take every write queued meanwhile
+    (one commit per group, each write's future resolved after it), and one reader connection used from
+    worker threads. A back end says how to connect, how a write transaction begins, and which errors
+    its COMMIT raises."""
+
+    BEGIN = "BEGIN"
+    COMMIT_ERRORS: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue()
         self._writer: threading.Thread | None = None
-        self._reader: sqlite3.Connection | None = None
+        self._reader: Any = None
         self._read_lock = threading.Lock()
         self.commits = 0
         self.writes = 0
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        """After the schema is in place: the reader connection, and the writer thread."""
+        self._reader = self._connect()
+        self._writer = threading.Thread(target=self._write_loop, name="tickguard-db", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    async def write(self, work: Callable[[Any], T]) -> T:
+        """Run `work` in a write transaction; returns its result once the transaction committed.
+
+        `work` only touches the database: it runs again, in a savepoint of its own, when another
+        write of its group fails (the group is rolled back and every write retried alone)."""
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[Any], T]) -> asyncio.Future[T]:
+        """Queue `work` now (writes run in the order they are queued); the future resolves once it committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._queue.put((work, loop, future))
+        return future
+
+    async def read(self, work: Callable[[Any], T]) -> T:
+        return await asyncio.to_thread(self._read, work)
+
+    def _read(self, work: Callable[[Any], T]) -> T:
+        assert self._reader is not None, "database is not open"
+        with self._read_lock:
+            return work(self._reader)
+
+    def _write_loop(self) -> None:
+        db = self._connect()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item is _STOP for item in batch)
+                jobs = [item for item in batch if item is not _STOP]
+                if jobs:
+                    self._commit_group(db, jobs)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _commit_group(self, db: Any, jobs: list[tuple]) -> None:
+        results: list[tuple[Any, BaseException | None]]
+        db.execute(self.BEGIN)
+        try:  # (SQLite: every statement releases and retakes the GIL: no savepoints while no job fails)
+            results = [(work(db), None) for work, _loop, _future in jobs]
+        except BaseException as exc:
+            db.execute("ROLLBACK")
+            db.execute(self.BEGIN)  # with one job, the COMMIT below then commits nothing
+            results = [(None, exc)] if len(jobs) == 1 else [self._isolated(db, work) for work, _l, _f in jobs]
+        try:
+            db.execute("COMMIT")
+            self.commits += 1
+            self.writes += len(jobs)
+        except self.COMMIT_ERRORS as exc:
+            db.execute("ROLLBACK")
+            results = [(None, exc)] * len(jobs)
+        settle_outcomes(jobs, results)
+
+    @staticmethod
+    def _isolated(db: Any, work: Callable[[Any], Any]) -> tuple[Any, BaseException | None]:
+        """`work` in a savepoint of its own: one failing job must not sink the others in its group."""
+        db.execute("SAVEPOINT job")
+        try:
+            value = work(db)
+        except BaseException as exc:
+            db.execute("ROLLBACK TO SAVEPOINT job")
+            db.execute("RELEASE SAVEPOINT job")
+            return None, exc
+        db.execute("RELEASE SAVEPOINT job")
+        return value, None
+
+
+class Database(GroupedWriter):
+    """The SQLite file (WAL, so reads proceed beside the writer)."""
+
+    BEGIN = "BEGIN IMMEDIATE"
+    COMMIT_ERRORS = (sqlite3.Error,)
+
+    def __init__(self, path: str | Path, migrations: Sequence[Migration], *, synchronous: str = "FULL") -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.migrations = migrations
+        self.synchronous = synchronous
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -61,95 +169,8 @@ class Database:
             version = len(self.migrations)
         finally:
             db.close()
-        self._reader = self._connect()
-        self._writer = threading.Thread(target=self._write_loop, name="tickguard-db", daemon=True)
-        self._writer.start()
+        self._start()
         return version
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` in a write transaction; returns its result once the transaction committed.
-
-        `work` only touches the database: it runs again, in a savepoint of its own, when another
-        write of its group fails (the group is rolled back and every write retried alone)."""
-        return await self.submit(work)
-
-    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue `work` now (writes run in the order they are queued); the future resolves once it committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        self._queue.put((work, loop, future))
-        return future
-
-    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._read, work)
-
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        assert self._reader is not None, "database is not open"
-        with self._read_lock:
-            return work(self._reader)
-
-    def _write_loop(self) -> None:
-        db = self._connect()
-        try:
-            while True:
-                batch = [self._queue.get()]
-                while True:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                stop = any(item is _STOP for item in batch)
-                jobs = [item for item in batch if item is not _STOP]
-                if jobs:
-                    self._commit_group(db, jobs)
-                if stop:
-                    return
-        finally:
-            db.close()
-
-    def _commit_group(self, db: sqlite3.Connection, jobs: list[tuple]) -> None:
-        results: list[tuple[Any, BaseException | None]]
-        db.execute("BEGIN IMMEDIATE")
-        try:  # every statement releases and retakes the GIL: no savepoints while no job fails
-            results = [(work(db), None) for work, _loop, _future in jobs]
-        except BaseException as exc:
-            db.execute("ROLLBACK")
-            if len(jobs) == 1:
-                results = [(None, exc)]
-                db.execute("BEGIN IMMEDIATE")  # the COMMIT below then commits nothing
-            else:
-                db.execute("BEGIN IMMEDIATE")
-                results = [self._isolated(db, work) for work, _loop, _future in jobs]
-        try:
-            db.execute("COMMIT")
-            self.commits += 1
-            self.writes += len(jobs)
-        except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
-            results = [(None, exc)] * len(jobs)
-        settle_outcomes(jobs, results)
-
-    @staticmethod
-    def _isolated(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> tuple[Any, BaseException | None]:
-        """`work` in a savepoint of its own: one failing job must not sink the others in its group."""
-        db.execute("SAVEPOINT job")
-        try:
-            value = work(db)
-        except BaseException as exc:
-            db.execute("ROLLBACK TO job")
-            db.execute("RELEASE job")
-            return None, exc
-        db.execute("RELEASE job")
-        return value, None
 
 
 def settle_outcomes(jobs: list[tuple], results: list[tuple[Any, BaseException | None]]) -> None:

@@ -1,8 +1,8 @@
 """tickguard's store in PostgreSQL (`DATABASE_URL=postgresql://…`): the same interface as the SQLite
 `Database` (`service.db`), so `Store` and every `work(db)` run unchanged on either.
 
-The discipline is SQLite's: one writer thread, and every write queued while a commit is under way
-joins the next transaction — one commit (one WAL flush) per group, `await db.write(work)` returning
+The discipline is SQLite's (`service.db.GroupedWriter`, shared): one writer thread, and every write
+queued while a commit is under way joins the next transaction — one commit (one WAL flush) per group, `await db.write(work)` returning
 only once its transaction committed, so an acknowledgement always follows a durable write. A write
 that fails rolls back alone (its group is run again, each write in a savepoint). Reads run on their
 own connection in a worker thread, never on the loop.
@@ -15,21 +15,16 @@ and identity keys for SQLite's `INTEGER PRIMARY KEY`.
 """
 from __future__ import annotations
 
-import asyncio
-import queue
 import re
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
-from service.db import Migration, settle_outcomes
+from service.db import GroupedWriter, Migration
 
 __all__ = ["PgConnection", "PgDatabase", "ddl", "is_postgres_url"]
 
-T = TypeVar("T")
-_STOP = object()
 _SCHEMA = "CREATE TABLE IF NOT EXISTS tickguard_schema (version BIGINT NOT NULL)"
 
 
@@ -106,16 +101,16 @@ class PgConnection:
         self.raw.close()
 
 
-class PgDatabase:
+class PgDatabase(GroupedWriter):
+    COMMIT_ERRORS = (psycopg.Error,)
+
     def __init__(self, url: str, migrations: Sequence[Migration], **_: Any) -> None:
+        super().__init__()
         self.path = url  # where the store is: `Store(db.path)` opens it again
         self.migrations = migrations
-        self._queue: queue.Queue = queue.Queue()
-        self._writer: threading.Thread | None = None
-        self._reader: PgConnection | None = None
-        self._read_lock = threading.Lock()
-        self.commits = 0
-        self.writes = 0
+
+    def _connect(self) -> PgConnection:
+        return PgConnection(self.path)
 
     def open(self) -> int:
         """Create or migrate the schema (blocking; call before serving). Returns the schema version.
@@ -139,84 +134,5 @@ class PgDatabase:
             db.execute("SELECT pg_advisory_unlock(7254)")
         finally:
             db.close()
-        self._reader = PgConnection(self.path)
-        self._writer = threading.Thread(target=self._write_loop, name="tickguard-db", daemon=True)
-        self._writer.start()
+        self._start()
         return len(self.migrations)
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-
-    async def write(self, work: Callable[[PgConnection], T]) -> T:
-        """Run `work` in a write transaction; returns its result once the transaction committed."""
-        return await self.submit(work)
-
-    def submit(self, work: Callable[[PgConnection], T]) -> asyncio.Future[T]:
-        """Queue `work` now (writes run in the order they are queued); the future resolves once it committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        self._queue.put((work, loop, future))
-        return future
-
-    async def read(self, work: Callable[[PgConnection], T]) -> T:
-        return await asyncio.to_thread(self._read, work)
-
-    def _read(self, work: Callable[[PgConnection], T]) -> T:
-        assert self._reader is not None, "database is not open"
-        with self._read_lock:
-            return work(self._reader)
-
-    def _write_loop(self) -> None:
-        db = PgConnection(self.path)
-        try:
-            while True:
-                batch = [self._queue.get()]
-                while True:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                jobs = [item for item in batch if item is not _STOP]
-                if jobs:
-                    self._commit_group(db, jobs)
-                if any(item is _STOP for item in batch):
-                    return
-        finally:
-            db.close()
-
-    def _commit_group(self, db: PgConnection, jobs: list[tuple]) -> None:
-        results: list[tuple[Any, BaseException | None]]
-        db.execute("BEGIN")
-        try:
-            results = [(work(db), None) for work, _loop, _future in jobs]
-        except BaseException as exc:
-            db.execute("ROLLBACK")
-            db.execute("BEGIN")
-            results = [(None, exc)] if len(jobs) == 1 else [self._isolated(db, work) for work, _l, _f in jobs]
-        try:
-            db.execute("COMMIT")
-            self.commits += 1
-            self.writes += len(jobs)
-        except psycopg.Error as exc:
-            db.execute("ROLLBACK")
-            results = [(None, exc)] * len(jobs)
-        settle_outcomes(jobs, results)
-
-    @staticmethod
-    def _isolated(db: PgConnection, work: Callable[[PgConnection], Any]) -> tuple[Any, BaseException | None]:
-        """`work` in a savepoint of its own: one failing job must not sink the others in its group."""
-        db.execute("SAVEPOINT job")
-        try:
-            value = work(db)
-        except BaseException as exc:
-            db.execute("ROLLBACK TO SAVEPOINT job")
-            db.execute("RELEASE SAVEPOINT job")
-            return None, exc
-        db.execute("RELEASE SAVEPOINT job")
-        return value, None
