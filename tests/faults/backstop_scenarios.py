@@ -33,18 +33,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import strategies as st
 
-from service.broker import OrderKind, OrderRequest, OrderSide
+from service.broker import OrderKind, OrderRequest
 from service.broker.model import Fault, ModelBroker
 from service.execution.backstop_levels import BackupConfig
 from service.trades import TradeState, parse_tag
+from tests.faults.invariants import check, entries_done, play_in_tmp, stops_left
 from tests.support.rig import FAST, SBIN, trading_rig
 
 __all__ = ["Scenario", "scenarios", "run", "check", "STATS"]
@@ -133,11 +132,7 @@ def scenarios(draw) -> Scenario:
 
 def run(scenario: Scenario) -> list[str]:
     """Play the scenario on a fresh store and model broker; what it broke (empty: nothing)."""
-    tmp = Path(tempfile.mkdtemp(prefix="tickguard-backstops-"))
-    try:
-        return asyncio.run(_play(scenario, tmp))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return play_in_tmp(_play, scenario, "tickguard-backstops-")
 
 
 def price_at(offset: int, long: bool) -> int:
@@ -161,7 +156,7 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
     async with trading_rig(tmp, broker=broker, config=CONFIG, record_changes=True) as rig:
         ids = [await rig.open_trade(quantity, side=scenario.side, rules=RULES, armed=False, **spec)
                for quantity in scenario.quantities]
-        await rig.until(_entries_done(rig, ids), "the entries to settle", timeout=10)
+        await rig.until(entries_done(rig, ids), "the entries to settle", timeout=10)
         for step in scenario.steps:
             await _step(rig, step, ids, long)
         if not rig.alive:
@@ -177,22 +172,12 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
         await rig.until(lambda: not rig.trader.exiting, "every exit task to end", timeout=30)
         trades = {trade_id: await rig.trade(trade_id) for trade_id in ids}
         try:
-            await rig.until(lambda: not _stops_left(broker, trades), "the closed trades' broker stops to end", timeout=5)
+            await rig.until(lambda: not stops_left(broker, trades), "the closed trades' broker stops to end", timeout=5)
         except AssertionError:
             pass  # reported by `check`
     violations += check(broker, trades, long)
     _count(broker, trades, scenario)
     return violations
-
-
-def _entries_done(rig, ids):
-    async def done() -> bool:
-        for trade_id in ids:
-            trade = await rig.trade(trade_id)
-            if trade.state is TradeState.PENDING_ENTRY or (trade.state is TradeState.OPEN and not rig.guard.armed(trade_id)):
-                return False
-        return True
-    return done
 
 
 async def _restart(rig) -> None:
@@ -238,62 +223,6 @@ def _fill_entry_rests(broker: ModelBroker) -> None:
         broker.exchange.modify(order.order_id, OrderRequest(
             exchange=order.exchange, tradingsymbol=order.tradingsymbol, token=order.token, side=order.side,
             quantity=order.quantity, kind=OrderKind.MARKET, product=order.product, tag=order.tag))
-
-
-def _stops_left(broker: ModelBroker, trades: dict) -> list[str]:
-    """Broker stops still working for trades no longer open."""
-    done = {t.id for t in trades.values() if t.state in (TradeState.CLOSED, TradeState.REJECTED, TradeState.EXPIRED)}
-    return [o.tag for o in broker.orders("tg") if not o.terminal
-            and (p := parse_tag(o.tag)) is not None and p[1] == "broker_stop" and p[0] in done]
-
-
-def check(broker: ModelBroker, trades: dict, long: bool) -> list[str]:
-    """The invariants, replayed over every change the broker saw, then the end state."""
-    found: list[str] = []
-    latest: dict[str, object] = {}
-    net = 0
-    for at, order in broker.journal:
-        previous = latest.get(order.order_id)
-        net += (order.filled - (previous.filled if previous else 0)) * (1 if order.side is OrderSide.BUY else -1)
-        latest[order.order_id] = order
-        if (long and net < 0) or (not long and net > 0):
-            found.append(f"positions flipped: net {net} after {order.tag} {order.status} at {at:.3f}")
-        parsed = parse_tag(order.tag)
-        if parsed is None:
-            continue
-        entered, filled, exposed = _counts(latest.values(), parsed[0])
-        if filled > entered:
-            found.append(f"exits filled beyond position: trade {parsed[0]} exit fills {filled} > entered {entered} "
-                         f"after {order.tag} {order.status} at {at:.3f}")
-        elif exposed > entered:
-            found.append(f"exits beyond position: trade {parsed[0]} fills and working exits/broker stops {exposed} > "
-                         f"entered {entered} after {order.tag} {order.status} at {at:.3f}")
-    for trade in trades.values():
-        entered, filled, _ = _counts(latest.values(), trade.id)
-        if trade.state is TradeState.CLOSED and not (trade.exited == trade.filled == entered == filled):
-            found.append(f"trades not settled: {trade.id} CLOSED with filled {trade.filled} exited {trade.exited}, "
-                         f"the broker's entry fills {entered} and exit fills {filled}")
-    for tag in _stops_left(broker, trades):
-        found.append(f"broker stop left working: {tag} for a trade no longer open")
-    if all(t.state in (TradeState.CLOSED, TradeState.REJECTED, TradeState.EXPIRED) for t in trades.values()) and net:
-        found.append(f"trades not settled: every trade closed, net {net} left at the broker")
-    return list(dict.fromkeys(found))  # one line per distinct violation
-
-
-def _counts(orders, trade_id: int) -> tuple[int, int, int]:
-    """(entry fills, exit-side fills — broker stops and exits —, those fills plus what the working
-    exits and broker stops could still fill) of one trade."""
-    entered = filled = working = 0
-    for order in orders:
-        parsed = parse_tag(order.tag)
-        if parsed is None or parsed[0] != trade_id:
-            continue
-        if parsed[1] == "entry":
-            entered += order.filled
-        else:
-            filled += order.filled
-            working += 0 if order.terminal else order.unfilled
-    return entered, filled, filled + working
 
 
 def _count(broker: ModelBroker, trades: dict, scenario: Scenario) -> None:

@@ -19,8 +19,6 @@ placement, so a lagging book here always shows it sooner.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +27,9 @@ from hypothesis import strategies as st
 
 from service.broker import OrderRequest
 from service.broker.model import Fault, ModelBroker
-from service.trades import TradeState, parse_tag
+from service.trades import parse_tag
 from streams import ExitIntent, ExitReason
+from tests.faults.invariants import check, entries_done, play_in_tmp
 from tests.support.rig import FAST, SBIN, trading_rig
 
 __all__ = ["Scenario", "scenarios", "run", "STATS"]
@@ -92,11 +91,7 @@ def scenarios(draw) -> Scenario:
 
 def run(scenario: Scenario) -> list[str]:
     """Play the scenario on a fresh store and model broker; what it broke (empty: nothing)."""
-    tmp = Path(tempfile.mkdtemp(prefix="tickguard-exits-"))
-    try:
-        return asyncio.run(_play(scenario, tmp))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return play_in_tmp(_play, scenario, "tickguard-exits-")
 
 
 async def _play(scenario: Scenario, tmp: Path) -> list[str]:
@@ -116,7 +111,7 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
     async with trading_rig(tmp, broker=broker) as rig:
         ids = [await rig.open_trade(quantity, side=scenario.side, stop_points=STOP_POINTS, armed=False)
                for quantity in scenario.quantities]
-        await rig.until(_entries_done(rig, ids), "the entries to settle", timeout=10)
+        await rig.until(entries_done(rig, ids), "the entries to settle", timeout=10)
         parts: list[asyncio.Task] = []
         for step in scenario.steps:
             await _step(rig, step, ids, through, parts)
@@ -137,16 +132,6 @@ async def _play(scenario: Scenario, tmp: Path) -> list[str]:
     return violations
 
 
-def _entries_done(rig, ids):
-    async def done() -> bool:
-        for trade_id in ids:
-            trade = await rig.trade(trade_id)
-            if trade.state is TradeState.PENDING_ENTRY or (trade.state is TradeState.OPEN and not rig.guard.armed(trade_id)):
-                return False
-        return True
-    return done
-
-
 async def _step(rig, step: tuple, ids: list[int], through: int, parts: list[asyncio.Task]) -> None:
     kind = step[0]
     if kind == "reduce":  # runs on while the next steps fire stops, closes and intents around it
@@ -162,13 +147,6 @@ async def _step(rig, step: tuple, ids: list[int], through: int, parts: list[asyn
                                              source="repeated intent"))
     elif kind == "wait":
         await asyncio.sleep(step[1])  # the scenario's own timeline, not a wait for a result
-
-
-def check(broker: ModelBroker, trades: dict, long: bool) -> list[str]:
-    """The invariants, replayed over every change the broker saw (the broker-stop scenarios' check:
-    here no broker stop is ever placed, so a trade's exit-side orders are its exits alone)."""
-    from tests.faults.backstop_scenarios import check as check_exits
-    return check_exits(broker, trades, long)
 
 
 def _count(broker: ModelBroker, trades: dict) -> None:

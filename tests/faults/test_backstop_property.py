@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
 from service.execution.orders import OrderLedger
