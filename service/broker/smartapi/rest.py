@@ -103,8 +103,11 @@ class SmartApiRest:
         if self._closed:
             raise BrokerUnavailable("the broker client is closed")
         if self._http is None or self._http.closed:
+            # A login with a source address binds it (the static-IP rule): its orders leave from that IP.
+            address = self.config.source_address
+            connector = aiohttp.TCPConnector(local_addr=(address, 0)) if address else None
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
-                                               trace_configs=self.trace_configs or None)
+                                               trace_configs=self.trace_configs or None, connector=connector)
         return self._http
 
     async def close(self) -> None:
@@ -223,6 +226,8 @@ class SmartApiRest:
                     status, content = reply.status, await reply.read()
             except asyncio.TimeoutError:
                 raise BrokerUnavailable("the broker did not answer in time", route=route) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise BrokerUnavailable(f"cannot reach the broker{self._from}: {exc.os_error}", route=route) from None
             except aiohttp.ClientError as exc:
                 raise BrokerUnavailable(f"cannot reach the broker: {exc.__class__.__name__}", route=route) from None
             if RATE_LIMIT_TEXT in content[:200] and status in (200, 403, 429):
@@ -232,12 +237,17 @@ class SmartApiRest:
             return self._read(route, status, content)
         raise RateLimited("the broker kept refusing for rate", route=route)
 
+    @property
+    def _from(self) -> str:
+        return f" from {self.config.source_address}" if self.config.source_address else ""
+
     def _headers(self, route: str) -> dict[str, str]:
+        address = self.config.source_address or "127.0.0.1"  # the broker reads the login's address here
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "X-ClientLocalIP": "127.0.0.1",
-            "X-ClientPublicIP": "127.0.0.1",
+            "X-ClientLocalIP": address,
+            "X-ClientPublicIP": address,
             "X-MACAddress": "00:00:00:00:00:00",
             "X-PrivateKey": self.config.api_key,
             "X-UserType": "USER",
