@@ -8,7 +8,8 @@ A token error in either dialect (`{"success": false, "errorCode": "AG8001"}` or 
 envelope) renews the session once for every caller that saw it — generateTokens with the refresh
 token, or a fresh TOTP login when that fails — and the call is repeated once. The plain-text
 "exceeding access rate" reply is retried with backoff. Network errors, timeouts and 5xx raise
-`BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`).
+`BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`). An order or GTT route the
+broker refuses is logged with the login and its source address.
 
 The account reads SmartAPI allows once or twice a second (positions, order and trade books, funds) are
 shared: a caller that asks while a read of the same route is still waiting for its turn gets that
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,7 +65,12 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gttDetails": ("POST", f"{SECURE}/gtt/v1/ruleDetails"),
     "gttLists": ("POST", f"{SECURE}/gtt/v1/ruleList"),
 }
+log = logging.getLogger(__name__)
+
 ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
+# Routes whose refusal is logged: an order or a GTT rule the broker would not take (a static-IP refusal
+# among them) must be visible in the log as well as on the trade.
+LOGGED_REFUSALS = ORDER_ROUTES | {"gttCreateRule", "gttModifyRule", "gttCancelRule"}
 TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})
 RATE_LIMIT_TEXT = b"exceeding access rate"
 RATE_LIMIT_RETRIES = 4
@@ -274,6 +281,9 @@ class SmartApiRest:
             return payload.get("data")
         if code == "AG8004":
             raise LoginFailed(message, code, route=route)
+        if route in LOGGED_REFUSALS:
+            log.warning("the broker refused %s for %s%s: %s [%s]", route, self.config.clientcode, self._from,
+                        message, code or "no code")
         raise OrderRefused(message, code, route=route)
 
 
