@@ -10,12 +10,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from paper import market
 from paper.auth import LoginError, Session, TokenError
-from paper.control import control_routes
+from paper.control import control_routes, guarded
 from paper.envelopes import BadRequest, fail, json_object, ok, rate_limited, token_fail
 from paper.errors import PaperError
 from paper.exchange import PaperExchange
@@ -48,6 +48,8 @@ def create_app(exchange: PaperExchange) -> Starlette:
                     exchange.sessions.authenticate(request.headers.get("authorization"), api_key) if secure else None
                 )
                 body = await _body(request)
+                if session is not None:  # order routes from another address than the client's are refused
+                    exchange.static_ips.check(name, session.clientcode, _peer(request), body)
                 if stamped:
                     exchange.stamps.order_received(str(body.get("ordertag") or ""), arrived)
                 if not await exchange.holds.passage(name, functools.partial(_client_gone, request)):
@@ -88,6 +90,7 @@ def create_app(exchange: PaperExchange) -> Starlette:
         *(Route(path, endpoint(name, handler), methods=["POST"]) for path, name, handler in GTT_ROUTES),
         Route(MASTER_PATH, instrument_master, methods=["GET"]),
         *control_routes(exchange),
+        Route("/paper/v1/sources", guarded(exchange, _sources(exchange)), methods=["GET"]),
         *socket_routes(exchange),
     ]
 
@@ -111,6 +114,20 @@ async def _body(request: Request) -> dict[str, Any]:
         return json_object(await request.body())
     except ValueError as exc:
         raise BadRequest(f"Request body: {exc}") from None
+
+
+def _sources(exchange: PaperExchange) -> Callable[[Request, dict[str, Any]], Awaitable[Response]]:
+    """GET /paper/v1/sources: the registered static IPs, and the order requests seen with their peers."""
+
+    async def sources(request: Request, body: dict[str, Any]) -> Response:
+        return JSONResponse({"static_ips": exchange.static_ips.registered, "orders": exchange.static_ips.seen()})
+
+    return sources
+
+
+def _peer(request: Request) -> str:
+    """The TCP peer's address: the source address the client's socket is bound to."""
+    return request.client.host if request.client is not None else ""
 
 
 async def _client_gone(request: Request) -> None:

@@ -4,6 +4,7 @@
     ├── OrderError       a refused placeOrder / modifyOrder / cancelOrder
     │   └── OrderNotFound   (orderid) AB1013
     ├── GttError         a refused GTT request (createRule … ruleList), AB9000–AB9018 (`paper.gtt`)
+    │                    (either, AB7001: an order route from another address, `paper.static_ips`)
     └── …                the HTTP layer's own (auth) errors
 
 The HTTP layer answers every `PaperError` with the documented failure envelope

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from paper.paths import PathPlayer
 from paper.prices import PriceBook
 from paper.quotes import Quote
 from paper.stamps import Stamps
+from paper.static_ips import StaticIps
 from paper.store import PaperStore
 
 __all__ = ["PaperConfig", "PaperExchange"]
@@ -41,6 +42,9 @@ class PaperConfig:
     rate_limits: bool = False
     control_api: bool = True  # the /paper/v1 control API; refused when tickguard runs live
     today: date | None = None  # the universe's "today"; default: today in IST
+    # The static-IP rule (paper.static_ips): client code -> the only address its orders may come from.
+    # Empty: not enforced.
+    static_ips: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +64,7 @@ class PaperExchange:
         self.paths = PathPlayer(lambda exchange, token, ltp: self.prices.set_ltp(exchange, token, ltp))
         self.stamps = Stamps(self.clock)
         self.holds = RouteHolds()  # routes left unanswered on purpose (control API: /paper/v1/holds)
+        self.static_ips = StaticIps(self.config.static_ips)  # who may send orders from where; what came from where
         self._simulator: asyncio.Task | None = None
         self._persist_every_s = 5.0
 

@@ -2,7 +2,8 @@
 
     /smart-stream                 market data (paper.stream)
     /smart-order-update           order updates (paper.order_updates)
-    GET  /paper/v1/feed           connections, subscriptions, queued frames, stall and pause state
+    GET  /paper/v1/feed           connections (client code, peer address), subscriptions, queued frames,
+                                  stall and pause state
     POST /paper/v1/feed/stall     stop sending market frames; sockets stay open, heartbeats answered
     POST /paper/v1/feed/resume    send again from the next price change (nothing missed is replayed)
     POST /paper/v1/feed/drop      end sockets: {"socket": market|orders|all, "how": close|abort,
@@ -68,7 +69,7 @@ def socket_routes(exchange: PaperExchange) -> list[BaseRoute]:
             "order_updates_paused": updates.paused,
             "order_updates_dropped": updates.dropped,
             "market": feed.state(),
-            "orders": [{"clientcode": c.clientcode, "queued": c.queued} for c in updates.all_connections()],
+            "orders": [{"clientcode": c.clientcode, "peer": c.peer, "queued": c.queued} for c in updates.all_connections()],
         })
 
     async def stall(body: dict[str, Any]) -> Response:

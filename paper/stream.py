@@ -65,6 +65,12 @@ class Connection:
     def queued(self) -> int:
         return len(self._outbox)
 
+    @property
+    def peer(self) -> str:
+        """The client's address (its socket's bound source address), as the control API shows it."""
+        client = self.websocket.client
+        return client.host if client is not None else ""
+
     def push(self, message: dict[str, Any]) -> None:
         if self.closing:
             return
@@ -337,6 +343,7 @@ class MarketFeed:
 
     def state(self) -> list[dict[str, Any]]:
         return [
-            {"clientcode": c.clientcode, "subscriptions": len(c.pairs), "queued": c.queued, "closing": c.closing}
+            {"clientcode": c.clientcode, "peer": c.peer, "subscriptions": len(c.pairs), "queued": c.queued,
+             "closing": c.closing}
             for c in self.all_connections()
         ]

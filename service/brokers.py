@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from service.broker.smartapi.adapter import SmartApiBroker
 from service.broker.smartapi.config import SmartApiConfig
-from service.accounts.credentials import Login, default_login, load_logins
+from service.accounts.credentials import Login, check_static_ips, default_login, load_logins
 from service.settings import Settings
 
 __all__ = ["brokers_from_settings", "config_from_settings"]
@@ -29,6 +29,7 @@ def config_from_settings(settings: Settings, login: Login | None = None) -> Smar
         entry_ttl_s=settings.entry_ttl_s,
         orders_per_second_per_segment=settings.orders_per_second,
         master_url=settings.instrument_master_url,
+        source_address=login.source_address,
     )
 
 
@@ -36,9 +37,12 @@ def brokers_from_settings(settings: Settings) -> tuple[SmartApiBroker, dict[str,
     """The default login's broker, and the other logins' brokers by client code (upper case).
 
     Built on the wall clock, whatever clock the caller runs on: the login's TOTP must be the
-    current one."""
+    current one. Live, logins that would place orders from one address are refused first (the
+    static-IP rule; `check_static_ips`)."""
+    logins = load_logins(settings)
+    check_static_ips(settings, logins)
     default = SmartApiBroker(config_from_settings(settings))
     own = settings.smartapi_user.upper()
     others = {login.clientcode.upper(): SmartApiBroker(config_from_settings(settings, login))
-              for login in load_logins(settings) if login.clientcode.upper() != own}
+              for login in logins if login.clientcode.upper() != own}
     return default, others

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from service.accounts.credentials import load_logins
+from service.addresses import parse_static_ips
 from service.errors import TickguardError
 from service.settings import PAPER_WEBHOOK_SECRET, SECRET_FIELDS, Settings, load_settings
 from service.symbols import cli as symbols_cli
@@ -36,6 +37,7 @@ def paper_config(settings: Settings, **overrides):
         fill_latency_ms=settings.paper_fill_latency_ms,
         session_ttl_s=settings.paper_session_ttl_s,
         rate_limits=settings.paper_rate_limits,
+        static_ips=parse_static_ips(settings.paper_static_ips),
         control_api=not settings.live,
     )
     values.update(overrides)

@@ -15,6 +15,7 @@ import msgspec
 import pyotp
 from dotenv import dotenv_values
 
+from service.addresses import check_source_address, parse_static_ips
 from service.errors import SettingsError
 from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
@@ -51,6 +52,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_key: str = ""
     totp_secret: str = ""
     credentials_file: str = ""
+    # The static-IP rule (service/addresses.py): the address of this host the default login's orders
+    # and sockets leave from (empty: the default route). Live start refuses two logins on one address
+    # unless STATIC_IP_CHECK=off.
+    smartapi_source_address: str = ""
+    static_ip_check: Literal["on", "off"] = "on"
     # Where the adapter talks to; empty means the live endpoints (live) or the paper exchange (paper).
     smartapi_root: str = ""
     smartapi_stream_url: str = ""
@@ -101,6 +107,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     paper_fill_latency_ms: NonNegative = 0
     paper_session_ttl_s: Positive = 28 * 3600
     paper_rate_limits: bool = False
+    # The paper exchange enforces the static-IP rule when set: JSON, client code -> the only address
+    # its orders may come from (paper/static_ips.py). Empty: not enforced.
+    paper_static_ips: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # The event loop of `tickguard serve` and `tickguard paper`: uvloop (libuv; faster sockets, so less
     # of the tick→order path) or the standard library's asyncio.
@@ -264,6 +273,14 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         url = values.get(name)
         if url and not url.startswith(("ws://", "wss://")):
             problems.append((name.upper(), f"expected a ws(s) URL, got {url!r}"))
+    for name, check in (("smartapi_source_address", check_source_address), ("paper_static_ips", parse_static_ips)):
+        if values.get(name):
+            try:
+                checked = check(values[name])
+                if name == "smartapi_source_address":
+                    values[name] = checked
+            except ValueError as exc:
+                problems.append((name.upper(), str(exc)))
     problems.extend(_notify_problems(values))
     problems.extend(plugin_problems(values))
     problems.extend(holidays_problems(values))

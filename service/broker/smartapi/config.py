@@ -24,9 +24,13 @@ class SmartApiConfig:
     entry_ttl_s: float = 5.0  # an entry queued longer than this expires instead of trading late
     orders_per_second_per_segment: int = 10  # exchanges' threshold for unregistered algos
     master_url: str = ""  # instrument master; empty = {root}/OpenAPI_File/files/OpenAPIScripMaster.json
+    # The static-IP rule: the address of this host the login's REST client and sockets bind, so its
+    # orders leave from the IP registered for its client code. Empty: the default route.
+    source_address: str = ""
 
     def __repr__(self) -> str:
-        return f"SmartApiConfig(root={self.root!r}, clientcode={self.clientcode!r})"
+        return (f"SmartApiConfig(root={self.root!r}, clientcode={self.clientcode!r}, "
+                f"source_address={self.source_address!r})")
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ class SmartStream:
         self._tasks: list[asyncio.Task] = []
         self._link = Reconnector(config.stream_url, credentials, self._report, renew=renew, backoff=backoff,
                                  open_timeout_s=config.timeout_s, ping_interval_s=protocol_ping_s,
-                                 connection=TickConnection)
+                                 connection=TickConnection, source_address=config.source_address)
         # Whether silence is suspicious right now: outside the subscribed segments' sessions a quiet
         # feed is a closed market, not a stall (the service sets this from its session calendar).
         self.expect_ticks: Callable[[], bool] = lambda: True

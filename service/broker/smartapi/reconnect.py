@@ -8,7 +8,7 @@ Reconnect policy: after any end of a connection (server close, network error, re
 stall) wait a delay drawn from [0, min(30 s, 0.5 s x 2^failures)] (full jitter) and connect again;
 `failures` resets once a connection has lasted a minute. A 401/403 on the handshake means the
 credentials are stale: `renew` (when given) is awaited and the provider asked again, as it is before
-every attempt. What a new connection sends first (the tick stream's subscriptions) is the session's
+every attempt. A login with a source address (the static-IP rule) binds every connection to it. What a new connection sends first (the tick stream's subscriptions) is the session's
 business.
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Reconnector:
     def __init__(self, url: str, credentials: Credentials, report: Callable[[str, str], None], *,
                  renew: Renew | None = None, backoff: Backoff | None = None, open_timeout_s: float = 7.0,
                  ping_interval_s: float = 10.0, max_queue: int = 1024,
-                 connection: type[ClientConnection] = ClientConnection) -> None:
+                 connection: type[ClientConnection] = ClientConnection, source_address: str = "") -> None:
         self.url = url
         self.backoff = backoff or Backoff()
         self._credentials, self._renew, self._report = credentials, renew, report
@@ -97,6 +97,8 @@ class Reconnector:
             "close_timeout": 1.0, "compression": None, "max_queue": max_queue, "user_agent_header": "tickguard",
             "create_connection": connection,
         }
+        if source_address:  # the static-IP rule: the login's socket leaves from its own address
+            self._options["local_addr"] = (source_address, 0)
 
     async def run(self, session: Callable[[ClientConnection], Awaitable[str]], down: Callable[[], None]) -> None:
         """Forever (until cancelled): `session` returns why it ended, or raises ConnectionClosed."""

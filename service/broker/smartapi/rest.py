@@ -8,7 +8,8 @@ A token error in either dialect (`{"success": false, "errorCode": "AG8001"}` or 
 envelope) renews the session once for every caller that saw it — generateTokens with the refresh
 token, or a fresh TOTP login when that fails — and the call is repeated once. The plain-text
 "exceeding access rate" reply is retried with backoff. Network errors, timeouts and 5xx raise
-`BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`).
+`BrokerUnavailable`; nothing here retries a placeOrder (see `SmartApiOrders`). An order or GTT route the
+broker refuses is logged with the login and its source address.
 
 The account reads SmartAPI allows once or twice a second (positions, order and trade books, funds) are
 shared: a caller that asks while a read of the same route is still waiting for its turn gets that
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,7 +65,12 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gttDetails": ("POST", f"{SECURE}/gtt/v1/ruleDetails"),
     "gttLists": ("POST", f"{SECURE}/gtt/v1/ruleList"),
 }
+log = logging.getLogger(__name__)
+
 ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
+# Routes whose refusal is logged: an order or a GTT rule the broker would not take (a static-IP refusal
+# among them) must be visible in the log as well as on the trade.
+LOGGED_REFUSALS = ORDER_ROUTES | {"gttCreateRule", "gttModifyRule", "gttCancelRule"}
 TOKEN_ERRORS = frozenset({"AG8001", "AG8002", "AG8003"})
 RATE_LIMIT_TEXT = b"exceeding access rate"
 RATE_LIMIT_RETRIES = 4
@@ -103,8 +110,11 @@ class SmartApiRest:
         if self._closed:
             raise BrokerUnavailable("the broker client is closed")
         if self._http is None or self._http.closed:
+            # A login with a source address binds it (the static-IP rule): its orders leave from that IP.
+            address = self.config.source_address
+            connector = aiohttp.TCPConnector(local_addr=(address, 0)) if address else None
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
-                                               trace_configs=self.trace_configs or None)
+                                               trace_configs=self.trace_configs or None, connector=connector)
         return self._http
 
     async def close(self) -> None:
@@ -223,6 +233,8 @@ class SmartApiRest:
                     status, content = reply.status, await reply.read()
             except asyncio.TimeoutError:
                 raise BrokerUnavailable("the broker did not answer in time", route=route) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise BrokerUnavailable(f"cannot reach the broker{self._from}: {exc.os_error}", route=route) from None
             except aiohttp.ClientError as exc:
                 raise BrokerUnavailable(f"cannot reach the broker: {exc.__class__.__name__}", route=route) from None
             if RATE_LIMIT_TEXT in content[:200] and status in (200, 403, 429):
@@ -232,12 +244,17 @@ class SmartApiRest:
             return self._read(route, status, content)
         raise RateLimited("the broker kept refusing for rate", route=route)
 
+    @property
+    def _from(self) -> str:
+        return f" from {self.config.source_address}" if self.config.source_address else ""
+
     def _headers(self, route: str) -> dict[str, str]:
+        address = self.config.source_address or "127.0.0.1"  # the broker reads the login's address here
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "X-ClientLocalIP": "127.0.0.1",
-            "X-ClientPublicIP": "127.0.0.1",
+            "X-ClientLocalIP": address,
+            "X-ClientPublicIP": address,
             "X-MACAddress": "00:00:00:00:00:00",
             "X-PrivateKey": self.config.api_key,
             "X-UserType": "USER",
@@ -264,6 +281,9 @@ class SmartApiRest:
             return payload.get("data")
         if code == "AG8004":
             raise LoginFailed(message, code, route=route)
+        if route in LOGGED_REFUSALS:
+            log.warning("the broker refused %s for %s%s: %s [%s]", route, self.config.clientcode, self._from,
+                        message, code or "no code")
         raise OrderRefused(message, code, route=route)
 
 

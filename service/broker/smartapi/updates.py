@@ -70,7 +70,8 @@ class OrderUpdates:
         self._last_poll = float("-inf")
         self._tasks: list[asyncio.Task] = []
         self._link = Reconnector(config.order_update_url, credentials, self._report, renew=renew, backoff=backoff,
-                                 open_timeout_s=config.timeout_s, ping_interval_s=ping_s)
+                                 open_timeout_s=config.timeout_s, ping_interval_s=ping_s,
+                                 source_address=config.source_address)
 
     @property
     def updates(self) -> Observable[OrderUpdate]:
