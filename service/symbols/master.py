@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -229,7 +230,13 @@ async def _build_in_child(raw_file: Path, index_file: Path, day: date, url: str)
         sys.executable, "-m", "service.symbols.master", str(raw_file), str(index_file), day.isoformat(), url,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
-    _, errors = await child.communicate()
+    try:
+        _, errors = await child.communicate()
+    except asyncio.CancelledError:  # shutting down: the child goes too, and is reaped before the loop closes
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await asyncio.shield(child.wait())
+        raise
     if child.returncode != 0:
         lines = errors.decode(errors="replace").strip().splitlines()
         raise MasterUnavailable(url, lines[-1] if lines else f"index build exited with {child.returncode}")
