@@ -242,6 +242,13 @@ class Notifier:
                     f"(alert {data.get('alert_id')}, {alert.get('strategyname', '?')}{self._mode})")
             self._queue("rejection", text, None, data)
 
+        elif kind == "broker_stop_refused":  # only tickguard's own stop guards the trade now
+            later = "given up" if data.get("given_up") else "tried again"
+            text = (f"⚠️ NO BROKER STOP {data.get('tradingsymbol', '')} — {data.get('reason', '')}; {later}, "
+                    f"tickguard's own stop still guards it (trade {data.get('trade_id')}, {data.get('strategy', '?')}, "
+                    f"{data.get('account', '?')}{self._mode})")
+            self._queue("rejection", text, None, data)
+
     def _tag(self, trade: TradeRecord) -> str:
         return f" (trade {trade.id}, {trade.strategy}, {trade.account}{self._mode})"
 

@@ -85,6 +85,7 @@ class Runtime:
             doubt_settle_s=settings.doubt_settle_s, backup=backup_config(settings)),
             metrics=self.metrics, on_trade=self.listeners.trade_changed)
         self.trader.stops.session_open = lambda exchange: sessions.is_open(exchange, self.now_ms())
+        self.trader.stops.announce = self.listeners.announce
         self.metrics.unprotected_at_broker.set_function(
             lambda: sum(1 for trade_id in list(self.guard.records) if not self.trader.stops.protected(trade_id)))
         self.trader.brokers = dict(self.logins)

@@ -73,6 +73,7 @@ class BrokerStops:
         self.session_open = session_open
         self.clock = clock
         self.gtt = GttRules(orders, broker_for=broker_for)
+        self.announce: Callable[[str, dict[str, Any]], None] = lambda kind, data: None  # service events (notifications)
         self.why: dict[int, str] = {}  # open trades without a broker stop: why
         self._latest: dict[int, TradeRecord] = {}  # the trades being looked after, as last published
         self._held: dict[int, int] = {}  # exits running per trade: its stop stays withdrawn
@@ -257,6 +258,9 @@ class BrokerStops:
                 latest = self.orders.get(tag_for(trade.id, "broker_stop", attempt))
                 self.why[trade.id] = f"the broker refused it: {latest.text if latest else 'refused'}"
                 await self.journal.record(trade.id, "broker_stop_refused", attempt=attempt, reason=self.why[trade.id])
+                self.announce("broker_stop_refused", {
+                    "trade_id": trade.id, "tradingsymbol": trade.tradingsymbol, "strategy": trade.strategy,
+                    "account": trade.account, "reason": self.why[trade.id], "given_up": refusals >= MAX_REFUSALS})
                 return RETRY_S if refusals < MAX_REFUSALS else None
             self._refusals.pop(trade.id, None)
             self.why.pop(trade.id, None)

@@ -176,6 +176,8 @@ async def test_each_transition_sends_one_message_with_its_text(bot, settings_for
                                      "alert": {"symbolname": "SBIN", "signal": "buy", "strategyname": "s1"}})
     notes.on_event("halt", {"halted": True, "flatten": True})
     notes.on_event("halt", {"halted": False, "flatten": False})
+    notes.on_event("broker_stop_refused", {"trade_id": 7, "tradingsymbol": "SBIN-EQ", "strategy": "s1",
+                                           "account": "DEMO", "reason": "the broker refused it: RMS", "given_up": True})
     await notes.stop()
 
     texts = [seen.body["text"] for seen in bot.to(TELEGRAM_PATH)]
@@ -193,12 +195,14 @@ async def test_each_transition_sends_one_message_with_its_text(bot, settings_for
         "⚠️ ALERT REFUSED BUY SBIN — trading is halted: no new entries (alert 4, s1, paper)",
         "⛔ HALT — no new entries; closing every open trade (paper)",
         "▶️ HALT OFF — entries allowed again (paper)",
+        ("⚠️ NO BROKER STOP SBIN-EQ — the broker refused it: RMS; given up, tickguard's own stop still guards it "
+         "(trade 7, s1, DEMO, paper)"),
     ])
     # The critical ones overtake everything queued before them.
     assert texts[0].startswith("🚨 UNPROTECTED") and texts[1].startswith("⛔ HALT")
     assert all(seen.body["chat_id"] == CHAT_ID and seen.body["disable_web_page_preview"] is True
                for seen in bot.to(TELEGRAM_PATH))
-    assert notes.counts["telegram", "sent"] == 12 and notes.counts["telegram", "failed"] == 0
+    assert notes.counts["telegram", "sent"] == 13 and notes.counts["telegram", "failed"] == 0
 
 
 async def test_a_trade_first_seen_mid_life_is_not_announced_as_an_entry(bot, settings_for):
