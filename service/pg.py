@@ -104,7 +104,7 @@ class PgConnection:
 class PgDatabase(GroupedWriter):
     COMMIT_ERRORS = (psycopg.Error,)
 
-    def __init__(self, url: str, migrations: Sequence[Migration], **_: Any) -> None:
+    def __init__(self, url: str, migrations: Sequence[Migration]) -> None:
         super().__init__()
         self.path = url  # where the store is: `Store(db.path)` opens it again
         self.migrations = migrations

@@ -201,7 +201,7 @@ class BrokerStops:
         if trade is None or trade_id in self._held:
             return None
         live = self._live(trade_id)
-        buffer, why = backup_for(trade, self.config)
+        buffer, _ = backup_for(trade, self.config)
         if buffer is None or not wanted(trade):
             for record in live:
                 await self._cancel(trade, record, Priority.STOP)
@@ -268,12 +268,16 @@ class BrokerStops:
         return None
 
     async def _modify(self, trade: TradeRecord, record: OrderRecord, quantity: int, trigger: int, limit: int) -> bool:
-        if record.kind == GTT:
-            moved = await self.gtt.modify(trade, record, quantity, trigger, limit)
-            if moved:
-                await self.journal.record(trade.id, "broker_stop_moved", tag=record.tag, trigger=trigger, limit=limit,
-                                          quantity=quantity)
-            return moved
+        """The broker stop (its order, or its GTT rule) moved to these levels and quantity; False if it was not."""
+        modify = self.gtt.modify if record.kind == GTT else self._modify_order
+        moved = await modify(trade, record, quantity, trigger, limit)
+        if moved:
+            await self.journal.record(trade.id, "broker_stop_moved", tag=record.tag, trigger=trigger, limit=limit,
+                                      quantity=quantity)
+        return moved
+
+    async def _modify_order(self, trade: TradeRecord, record: OrderRecord, quantity: int, trigger: int,
+                            limit: int) -> bool:
         if not record.broker_order_id:
             return False
         request = OrderRequest(exchange=trade.exchange, tradingsymbol=trade.tradingsymbol, token=trade.token,
@@ -288,8 +292,6 @@ class BrokerStops:
         now = self.journal.now_ms()
         self.orders.remember(await self.store.db.write(lambda db: Store.update_order(
             db, record.id, now, quantity=quantity, trigger_price=trigger, price=limit)))
-        await self.journal.record(trade.id, "broker_stop_moved", tag=record.tag, trigger=trigger, limit=limit,
-                                  quantity=quantity)
         return True
 
     async def _cancel(self, trade: TradeRecord, record: OrderRecord, priority: Priority) -> None:

@@ -29,7 +29,7 @@ from service.broker import (
 from service.execution.journal import BrokerFor
 from service.execution.orders import OrderLedger
 from service.store import OrderRecord, Store
-from service.trades import TradeRecord, tag_for
+from service.trades import TradeRecord, TradeState, tag_for
 
 __all__ = ["GttRules", "KIND"]
 
@@ -160,7 +160,7 @@ class GttRules:
         await self.orders.register(record)
         await self.refresh(trade, record)
         record = self.orders.get(record.tag) or record
-        if self.waiting(record) and trade.state.value not in ("OPEN", "EXITING", "UNPROTECTED"):
+        if self.waiting(record) and trade.state not in (TradeState.OPEN, TradeState.EXITING, TradeState.UNPROTECTED):
             await self.cancel(trade, record, Priority.STOP)
             log.warning("orphaned GTT rule cancelled", extra={"trade_id": trade.id, "tag": record.tag})
             return "orphan"

@@ -17,7 +17,8 @@ from decimal import ROUND_CEILING, Decimal
 
 from service.trades import TradeRecord, TradeState
 
-__all__ = ["BackupConfig", "Buffer", "GTT_PRODUCTS", "STOP_PRODUCTS", "backup_for", "broker_levels", "moved_enough"]
+__all__ = ["BackupConfig", "Buffer", "GTT_PRODUCTS", "STOP_PRODUCTS", "backup_for", "broker_levels", "moved_enough",
+           "wanted"]
 
 STOP_PRODUCTS = frozenset({"INTRADAY", "CARRYFORWARD", "MARGIN"})  # a stop-limit order for the session
 GTT_PRODUCTS = frozenset({"DELIVERY"})  # a GTT rule, which lives across days

@@ -79,7 +79,7 @@ class ExitLoop:
 
         async def run() -> None:
             try:
-                if await self._withdraw_broker_stop(trade_id):
+                if await self.stops.withdraw(trade_id):  # cancel-first: the broker stop is final before ours goes
                     await work()
                 else:
                     await self.journal.record(trade_id, "unprotected", reason=STOP_NOT_CANCELLED)
@@ -88,11 +88,6 @@ class ExitLoop:
                 self.stops.release(trade_id)
 
         self.spawn(run(), name)
-
-    async def _withdraw_broker_stop(self, trade_id: int) -> bool:
-        """Cancel-first: the trade's broker stop is cancelled and final before any exit of ours goes out
-        (its fills, if it filled first, are exit fills by then: only the rest is sent)."""
-        return await self.stops.withdraw(trade_id)
 
     async def _exit(self, intent: ExitIntent) -> None:
         trade_id = intent.trade_id
@@ -113,7 +108,7 @@ class ExitLoop:
         if quick:
             await self._exit_all(trade_id, first=(trade, fired))
             return
-        await self._settle_partial_exits(trade)  # a part being exited, an entry's rest: cancelled, fills counted
+        await self._settle_working_orders(trade)  # a part being exited, an entry's rest: cancelled, fills counted
         await self._exit_all(trade_id)
 
     def _clear_to_exit(self, trade: TradeRecord) -> bool:
@@ -202,7 +197,7 @@ class ExitLoop:
         return await self.journal.record(trade_id, "partial_exit_done", asked=quantity, quantity=done,
                                          realised_pnl=trade.realised_pnl)
 
-    async def _settle_partial_exits(self, trade: TradeRecord) -> None:
+    async def _settle_working_orders(self, trade: TradeRecord) -> None:
         """Before a full exit: cancel the orders still working for the trade — parts of it being exited,
         and the unfilled rest of its entry — and wait, at most SETTLE_S, for their final word, so their
         fills are counted before the rest goes (an entry's rest that filled meanwhile is exited too)."""

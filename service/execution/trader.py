@@ -176,13 +176,9 @@ class Trader:
             log.info("trade closed", extra={"trade_id": trade.id, "pnl_paise": trade.realised_pnl})
 
     def _broker_stop_triggered(self, trade_id: int) -> None:
-        """The broker's stop triggered (or filled) before tickguard's own exit: the exit path takes
-        the trade over — the stop's fills count, the rest is cancelled and chased."""
-        if self.guard.armed(trade_id):
-            self.guard.close(trade_id, ExitReason.BROKER_STOP)
-        else:
-            self.on_exit_intent(ExitIntent(trade_id=trade_id, reason=ExitReason.BROKER_STOP, level=None, tick=None,
-                                           source="the broker stop triggered"))
+        """The broker's stop triggered (or filled) before tickguard's own exit: the trade is closed with
+        reason BROKER_STOP like any close — the stop's fills count, the rest is cancelled and chased."""
+        self.spawn(self.exits.close(trade_id, ExitReason.BROKER_STOP), f"broker-stop-close-{trade_id}")
 
     async def _learn_band(self, trade: TradeRecord) -> None:
         try:

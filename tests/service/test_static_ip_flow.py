@@ -7,8 +7,6 @@ import json
 import logging
 from pathlib import Path
 
-import pytest
-
 from tests.support.paper import DEMO, OTHER
 
 REGISTERED = {DEMO.clientcode: "127.0.0.2", OTHER.clientcode: "127.0.0.3"}
@@ -38,16 +36,23 @@ def peers_of(paper, trade_id: int) -> dict[str, tuple[str, str, str]]:
             if r["ordertag"].startswith(f"tg{trade_id}")}
 
 
-def test_each_logins_orders_arrive_from_its_own_address(tmp_path, paper_factory, service_factory):
-    paper, service = setup(tmp_path, paper_factory, service_factory, other_address="127.0.0.3")
+def entries_settled(service) -> dict[str, dict]:
+    """An alert for both accounts; each trade once its entry is settled (REJECTED, or OPEN and armed), by account."""
     reply = service.alert(accounts=["MAIN", "OWN"], stoploss={"type": "points", "value": 10})
     assert reply.status_code == 202, reply.text
-    trades = {}
+    views = {}
     for trade_id in reply.json()["trades"]:
-        view = service.wait_trade(trade_id, lambda t: t["state"] in ("REJECTED", "OPEN") and (t["state"] == "REJECTED" or t["stop"]),
+        view = service.wait_trade(trade_id, lambda t: t["state"] == "REJECTED" or t["state"] == "OPEN" and t["stop"],
                                   what="entry settled")["trade"]
-        assert view["state"] == "OPEN", view
-        trades[view["account"]] = trade_id
+        views[view["account"]] = view
+    return views
+
+
+def test_each_logins_orders_arrive_from_its_own_address(tmp_path, paper_factory, service_factory):
+    paper, service = setup(tmp_path, paper_factory, service_factory, other_address="127.0.0.3")
+    views = entries_settled(service)
+    assert all(view["state"] == "OPEN" for view in views.values()), views
+    trades = {account: view["id"] for account, view in views.items()}
     service.price(789)
     for trade_id in trades.values():
         service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="the stop's exit")
@@ -60,13 +65,7 @@ def test_a_login_on_the_other_logins_address_is_refused_and_the_trade_says_why(t
                                                                                caplog):
     paper, service = setup(tmp_path, paper_factory, service_factory, other_address="127.0.0.2")
     caplog.set_level(logging.INFO)
-    reply = service.alert(accounts=["MAIN", "OWN"], stoploss={"type": "points", "value": 10})
-    assert reply.status_code == 202, reply.text
-    views = {}
-    for trade_id in reply.json()["trades"]:
-        view = service.wait_trade(trade_id, lambda t: t["state"] in ("REJECTED", "OPEN") and (t["state"] == "REJECTED" or t["stop"]),
-                                  what="entry settled")["trade"]
-        views[view["account"]] = view
+    views = entries_settled(service)
     assert views["MAIN"]["state"] == "OPEN"  # the correctly placed login trades on
     refused = views["OWN"]
     message = "Order refused by the static-IP rule: client P0002 must send orders from 127.0.0.3, this one came from 127.0.0.2"

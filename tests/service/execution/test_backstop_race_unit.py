@@ -66,13 +66,13 @@ async def test_an_exit_fired_while_the_broker_stop_is_being_placed_takes_the_who
     lock = parts.orders.lock(trade.id)
     await lock.acquire()  # the exit's first step waits here, as behind a slow store write
     started = asyncio.Event()
-    withdraw = parts.exits._withdraw_broker_stop
+    withdraw = parts.stops.withdraw
 
     async def noted(trade_id: int) -> bool:
         started.set()
         return await withdraw(trade_id)
 
-    monkeypatch.setattr(parts.exits, "_withdraw_broker_stop", noted)
+    monkeypatch.setattr(parts.stops, "withdraw", noted)
     parts.exits.on_exit_intent(ExitIntent(trade_id=trade.id, reason=ExitReason.STOP, level=STOP, tick=None, source="test"))
     await asyncio.wait_for(started.wait(), 5)  # the withdrawal has gone as far as it goes on its own
     gate.set()
