@@ -55,6 +55,10 @@ class RecoveryParts:
     sessions: SessionClock
     clock: Callable[[], float]
     restore_day: Callable[[], Awaitable[None]]
+    # A cluster's executor (service/cluster/executor.py): an entry with no order yet is not expired (its
+    # command waits on the bus and is sized on arrival), and the guard shards watch the market, not it.
+    expire_unsent: bool = True
+    check_crossed: bool = True
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -67,7 +71,7 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
     trader.stops.pause()  # broker stops wait for the whole picture: a stop found again is never placed twice
     try:
         book, login_of = await _reconcile_orders(parts, report)
-        for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]):
+        for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]) if parts.expire_unsent else ():
             orders = await parts.store.orders(trade.id)
             if not orders:  # stored and acknowledged, then down before the entry was even recorded
                 await trader.record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
@@ -93,8 +97,9 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
         live = [o for o in await parts.store.orders(trade.id) if o.role == "exit" and o.status in LIVE_STATUSES]
         trader.resume_exit(trade.id, live[-1] if live else None)
         report["exits_resumed"] += 1
-    since_ms = (await parts.store.flags()).get("last_tick_ms")
-    report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
+    if parts.check_crossed:
+        since_ms = (await parts.store.flags()).get("last_tick_ms")
+        report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
     log.info("recovered", extra=report)
     return report
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from service.accounts.directory import AccountDirectory
 from service.alerts.strategies import Strategy, load_strategies
+from service.alerts.dispatch import LocalDispatch
 from service.alerts.intake import Intake
 from service.brokers import brokers_from_settings
 from service.execution import ExecConfig, Trader
@@ -32,7 +33,7 @@ from service.health import Sampler, StreamHealth
 from service.changes import EngineChanges
 from service.limits import EngineLimits
 from service.listeners import Listeners
-from service.market_calendar import CalendarWatch, load_market_calendar
+from service.market_calendar import CalendarWatch, MarketCalendar, load_market_calendar
 from service.metrics import Metrics
 from service.notify import Notifier
 from service.operator import OperatorSwitch
@@ -43,7 +44,7 @@ from service.store import Store
 from service.symbols import SymbolBook
 from streams import Calendar, SegmentHours, SessionClock
 
-__all__ = ["Runtime", "always_open_calendar"]
+__all__ = ["Runtime", "always_open_calendar", "calendar_from_settings", "exec_config"]
 
 log = logging.getLogger("tickguard.runtime")
 
@@ -67,8 +68,7 @@ class Runtime:
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
-        market = None if settings.market_hours == "always" else load_market_calendar(settings.holidays_file)
-        calendar = always_open_calendar() if market is None else market.calendar
+        market, calendar = calendar_from_settings(settings)
         self.plugins = PluginBoard(load_plugins(settings), metrics=self.metrics, announce=self.listeners.announce)
         self.halts = Halts(self.store, self.now_ms, self.listeners.announce)  # every halt and the day's P&L, kept
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
@@ -79,11 +79,8 @@ class Runtime:
         stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())
                                           for exchange in {pair[0] for pair in stream.subscriptions})
         self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
-        self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=ExecConfig(
-            exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
-            chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts, entry_ttl_s=settings.entry_ttl_s,
-            doubt_settle_s=settings.doubt_settle_s, backup=backup_config(settings)),
-            metrics=self.metrics, on_trade=self.listeners.trade_changed)
+        self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=exec_config(settings),
+                             metrics=self.metrics, on_trade=self.listeners.trade_changed)
         self.trader.stops.session_open = lambda exchange: sessions.is_open(exchange, self.now_ms())
         self.trader.stops.announce = self.listeners.announce
         self.metrics.unprotected_at_broker.set_function(
@@ -93,7 +90,8 @@ class Runtime:
                                      spawn=self.trader.spawn)
         self.limits = EngineLimits(self.guard)
         self.intake = Intake(settings=settings, store=self.store, symbols=self.symbols, strategies=self.strategies,
-                             accounts=self.accounts, guard=self.guard, trader=self.trader, halts=self.halts,
+                             accounts=self.accounts, entries_open=self.guard.entries_open,
+                             leverage=self.trader.config.leverage, dispatch=LocalDispatch(self.trader), halts=self.halts,
                              limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
                              logins=set(self.logins), clock=clock)
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
@@ -173,6 +171,20 @@ class Runtime:
                 await step()
             except Exception:  # keep closing the rest
                 log.exception("error while stopping")
+
+
+def calendar_from_settings(settings: Settings) -> tuple[MarketCalendar | None, Calendar]:
+    """The exchanges' calendar (MARKET_HOURS=exchange, with HOLIDAYS_FILE) or the paper market's hours."""
+    market = None if settings.market_hours == "always" else load_market_calendar(settings.holidays_file)
+    return market, always_open_calendar() if market is None else market.calendar
+
+
+def exec_config(settings: Settings) -> ExecConfig:
+    """Execution's settings."""
+    return ExecConfig(exit_order_type=settings.exit_order_type, protection_pct=Decimal(str(settings.exit_protection_pct)),
+                      chase_ms=settings.exit_chase_ms, exit_attempts=settings.exit_attempts,
+                      entry_ttl_s=settings.entry_ttl_s, doubt_settle_s=settings.doubt_settle_s,
+                      backup=backup_config(settings))
 
 
 def backup_config(settings: Settings) -> BackupConfig:

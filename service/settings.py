@@ -92,6 +92,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     broker_stop_buffer: Annotated[str, msgspec.Meta(pattern=r"^\s*\d{1,6}(\.\d{1,4})?\s*%?\s*$")] = "0.2%"
     broker_stop_step: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.25
     broker_stop_min_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 5.0
+    # The cluster (README "Running as a cluster"; service/cluster): the NATS server with JetStream, the
+    # name that prefixes every subject, stream and bucket of this cluster, how many guard shards there
+    # are (every role must agree), and the failover budget: a guard leader's lease lapses after
+    # FAILOVER_S / 2 without renewal, leaving the standby the other half to take over and subscribe.
+    nats_url: Annotated[str, msgspec.Meta(pattern=r"^(nats|tls)://\S+$")] = "nats://127.0.0.1:4222"
+    cluster_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = "tickguard"
+    guard_shards: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    failover_s: Annotated[float, msgspec.Meta(ge=0.5, le=60)] = 3.0
     # Adapter behaviour (service/broker/smartapi).
     stream_stall_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
     entry_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0

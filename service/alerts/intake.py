@@ -10,7 +10,7 @@ limit reached) or `Invalid` (nothing stored). `service.web` maps each to HTTP on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -19,12 +19,11 @@ import msgspec
 from service.accounts.directory import AccountDirectory, AccountsUnavailable, UnknownAccounts
 from service.accounts.model import Account
 from service.alerts.instruments import resolve_instrument
+from service.alerts.dispatch import Accepted, Dispatch
 from service.alerts.parse import Alert, AlertInvalid, dedup_key, parse_alert
 from service.alerts.plan import ID_DEDUP_S, Plan, check_rules, decide_for, names_contract, new_trade
 from service.alerts.policy import Policy, Refusal
 from service.alerts.strategies import Strategy, resolve_rules
-from service.execution import Trader
-from service.guard import Guard
 from service.halts import Halts
 from service.limits import EngineLimits
 from service.metrics import Metrics
@@ -53,30 +52,23 @@ class Declined(msgspec.Struct, frozen=True):
     unavailable: bool  # the account list is stale (the service is unavailable), not a halt or a limit
 
 
-class Accepted(msgspec.Struct, frozen=True):
-    alert_id: int
-    trades: list[int]
-    closing: list[int]
-    reducing: list[tuple[int, int]]  # (trade id, units) exited of a trade kept open
-    refused: list[tuple[str, Refusal]]  # (account, the leg it may not take)
-    notes: list[str]
-
-
 Outcome = Accepted | Duplicate | Declined | Invalid
 
 
 class Intake:
     def __init__(self, *, settings: Settings, store: Store, symbols: SymbolBook, strategies: dict[str, Strategy],
-                 accounts: AccountDirectory, guard: Guard, trader: Trader, halts: Halts, limits: EngineLimits,
-                 metrics: Metrics, announce: Callable[[str, dict[str, Any]], None], logins: set[str],
+                 accounts: AccountDirectory, entries_open: Callable[[str], bool], leverage: Mapping[str, Decimal],
+                 dispatch: Dispatch, halts: Halts, limits: EngineLimits, metrics: Metrics,
+                 announce: Callable[[str, dict[str, Any]], None], logins: set[str],
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
         self.symbols = symbols
         self.strategies = strategies
         self.accounts = accounts
-        self.guard = guard
-        self.trader = trader
+        self.entries_open = entries_open  # the exchange's entry window is open now
+        self.leverage = leverage  # by product: what a stop check at alert time may assume
+        self.dispatch = dispatch
         self.halts = halts
         self.limits = limits
         self.metrics = metrics
@@ -113,7 +105,7 @@ class Intake:
         for account in accounts:
             rules[account.account_id] = resolve_rules(alert, strategy, account)
             if alert.type == "equity" or alert.stop_basis == "underlying":  # an option's premium is known at entry
-                leverage = self.trader.config.leverage.get(alert.product, Decimal(1))
+                leverage = self.leverage.get(alert.product, Decimal(1))
                 check_rules(alert, rules[account.account_id][0], underlying or symbol, account.fund, leverage)
         now = self.now_ms()
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
@@ -139,13 +131,14 @@ class Intake:
         now = self.now_ms()
         strategy = self.strategies.get(plan.alert.strategyname)
         policy = strategy.policy if strategy else Policy.CLOSE_ONLY
-        entries_open = self.guard.entries_open(plan.symbol.exchange)
+        entries_open = self.entries_open(plan.symbol.exchange)
         halted = self.halts.global_halt
         general = ("trading is halted: no new entries" if halted else plan.entry_refusal
                    or ("" if entries_open else f"outside the entry window of {plan.symbol.exchange}"))
         by_id = {account.account_id: account for account in plan.accounts}
 
         def work(db) -> Outcome | tuple:
+            Store.lock_strategy(db, plan.alert.strategyname)  # decisions of one strategy, one at a time (many intakes)
             duplicate = Store.find_duplicate(db, plan.key, now)
             if duplicate is not None:
                 return Duplicate(duplicate.id, duplicate.trade_ids)
@@ -185,7 +178,9 @@ class Intake:
             opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a], qty)
                       for a, side, qty in opens]
             Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing + [t for t, _ in reducing])
-            return Accepted(alert_id, [t for t, _, _ in opened], closing, reducing, refused, notes), opened
+            accepted = Accepted(alert_id, [t for t, _, _ in opened], closing, reducing, refused, notes)
+            self.dispatch.in_transaction(db, plan, accepted, opened, now)
+            return accepted, opened
 
         outcome = await self.store.db.write(work)
         if isinstance(outcome, Invalid):
@@ -203,21 +198,8 @@ class Intake:
         self.metrics.count_alert("accepted")
         self.announce("alert_accepted", {"alert_id": accepted.alert_id, "trades": accepted.trades,
                                          "closing": accepted.closing, "alert": plan.stored_body})
-        self._execute(plan, accepted, opened)
+        self.dispatch.after_commit(plan, accepted, opened)
         return accepted
-
-    def _execute(self, plan: Plan, accepted: Accepted, opened: list[tuple[int, Account, int | None]]) -> None:
-        """The committed decision, handed to execution: entries sized and sent, closes and part-exits."""
-        asked = plan.alert.quantity
-        if plan.alert.lots is not None:
-            asked = plan.alert.lots * plan.symbol.lotsize
-        for trade_id, account, target_quantity in opened:  # position_size decides the quantity itself
-            quantity = target_quantity if target_quantity is not None else asked
-            self.trader.submit([trade_id], fund=account.fund, requested={trade_id: quantity})
-        for trade_id in accepted.closing:
-            self.trader.spawn(self.trader.close(trade_id, "SIGNAL"), f"close-{trade_id}")
-        for trade_id, units in accepted.reducing:
-            self.trader.spawn(self.trader.reduce(trade_id, units, "SIGNAL"), f"reduce-{trade_id}")
 
     def entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
         """Why this account may not take an entry for this strategy now, or ""."""

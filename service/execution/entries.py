@@ -82,8 +82,9 @@ class EntryQueue:
         self._expired = asyncio.Event()  # set whenever the expirer has taken late entries off the queue
         self._held: dict[Broker, int] = {}  # per login: margin of entries sized here, not yet at the broker
 
-    def submit(self, trade_ids: list[int], fund: int, requested: dict[int, int | None]) -> None:
-        now = self.clock()
+    def submit(self, trade_ids: list[int], fund: int, requested: dict[int, int | None], age_s: float = 0.0) -> None:
+        """Queue entries accepted `age_s` ago (a cluster's command may have waited on the bus)."""
+        now = self.clock() - max(0.0, age_s)
         self.waiting.extend(Queued(trade_id, fund, requested.get(trade_id), now) for trade_id in trade_ids)
         if self._runner is None or self._runner.done():
             self._runner = self.spawn(self._run(), "entries")

@@ -122,9 +122,10 @@ class Trader:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # Entries and exits ------------------------------------------------------------------------------
-    def submit(self, trade_ids: list[int], *, fund: int, requested: dict[int, int | None] | None = None) -> None:
+    def submit(self, trade_ids: list[int], *, fund: int, requested: dict[int, int | None] | None = None,
+               age_s: float = 0.0) -> None:
         """Queue entries: sized and sent in arrival order, expired when queued too long."""
-        self.entries.submit(trade_ids, fund, requested or {})
+        self.entries.submit(trade_ids, fund, requested or {}, age_s)
 
     def on_exit_intent(self, intent: ExitIntent) -> None:
         self.exits.on_exit_intent(intent)
