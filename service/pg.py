@@ -113,7 +113,8 @@ class PgConnection:
         return _Result(cursor)
 
     def close(self) -> None:
-        self.raw.close()
+        with self.raw.lock:  # after a statement another thread is running (psycopg's close would not wait)
+            self.raw.close()
 
 
 class PgDatabase(GroupedWriter):

@@ -69,6 +69,11 @@ MIGRATIONS: list[list[str]] = [
     [  # the broker-side backup stop's trigger (service/execution/backstop.py); 0 for every other order
         "ALTER TABLE orders ADD COLUMN trigger_price INTEGER NOT NULL DEFAULT 0",
     ],
+    [  # order commands committed with their alert, published to the bus afterwards (service/cluster/outbox.py)
+        """CREATE TABLE outbox (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, msg_id TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL, created_ms INTEGER NOT NULL, published_ms INTEGER)""",
+        "CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_ms IS NULL",
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()
