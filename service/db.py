@@ -3,15 +3,20 @@
 `await db.write(work)` returns only after the transaction that ran `work` has committed, so a
 caller may acknowledge what it stored. Under load, every write queued while a commit is under way
 joins the next transaction: durability per acknowledgement, one fsync per group. A write that fails
-rolls back alone (its group is run again, each write in a savepoint). Reads run on their
+rolls back alone (its group is run again, each write in a savepoint). A group that loses a conflict
+with another writer process (PostgreSQL's deadlock or serialization failure, `CONFLICTS`) is rolled
+back and its writes run again one transaction each, after a short jittered pause, each a bounded
+number of times (then that write fails with the conflict). Reads run on their
 own connection (WAL lets them proceed beside the writer) in a worker thread, never on the loop.
 """
 from __future__ import annotations
 
 import asyncio
 import queue
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,10 +32,13 @@ class GroupedWriter:
     """What both back ends share: one writer thread whose transactions take every write queued meanwhile
     (one commit per group, each write's future resolved after it), and one reader connection used from
     worker threads. A back end says how to connect, how a write transaction begins, and which errors
-    its COMMIT raises."""
+    its COMMIT raises, and which errors are a conflict with another writer rather than a job's own fault."""
 
     BEGIN = "BEGIN"
     COMMIT_ERRORS: tuple[type[BaseException], ...] = ()
+    CONFLICTS: tuple[type[BaseException], ...] = ()  # its jobs run again, alone (SQLite, one writer: none)
+    RETRIES = 5  # runs of a job alone after its group lost a conflict; then it fails with the conflict
+    BACKOFF_S = 0.004  # the pause before the n-th run again: up to BACKOFF_S * 2**(n-1), jittered
 
     def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue()
@@ -39,6 +47,7 @@ class GroupedWriter:
         self._read_lock = threading.Lock()
         self.commits = 0
         self.writes = 0
+        self.conflicts = 0  # transactions rolled back after losing a conflict (their jobs run again)
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -62,7 +71,8 @@ class GroupedWriter:
         """Run `work` in a write transaction; returns its result once the transaction committed.
 
         `work` only touches the database: it runs again, in a savepoint of its own, when another
-        write of its group fails (the group is rolled back and every write retried alone)."""
+        write of its group fails (the group is rolled back and every write retried alone), and runs
+        again, alone, when its group lost a conflict with another writer."""
         return await self.submit(work)
 
     def submit(self, work: Callable[[Any], T]) -> asyncio.Future[T]:
@@ -100,35 +110,89 @@ class GroupedWriter:
             db.close()
 
     def _commit_group(self, db: Any, jobs: list[tuple]) -> None:
-        results: list[tuple[Any, BaseException | None]]
+        try:
+            settle_outcomes(jobs, self._run_group(db, jobs))
+            return
+        except _Conflict:
+            db.execute("ROLLBACK")  # every lock the group held goes: what breaks a deadlock
+            self.conflicts += 1
+        self._pause(0)  # (outside the handler: a job's own error must not seem raised while handling the conflict)
+        for job in jobs:  # a lone job holds few locks at a time: two writers' cycles come apart
+            settle_outcomes([job], [self._commit_alone(db, job)])
+
+    def _commit_alone(self, db: Any, job: tuple) -> tuple[Any, BaseException | None]:
+        """One job in a transaction of its own, run again after a conflict (a bounded number of times)."""
+        for attempt in range(1, self.RETRIES + 1):
+            try:
+                return self._run_group(db, [job])[0]
+            except _Conflict as lost:
+                db.execute("ROLLBACK")
+                self.conflicts += 1
+                error: BaseException = lost.error
+                if attempt < self.RETRIES:
+                    self._pause(attempt)
+        return None, error
+
+    def _pause(self, attempt: int) -> None:
+        """Jittered and growing: two writers that just collided do not meet again in step."""
+        time.sleep(random.uniform(0.5, 1.0) * self.BACKOFF_S * 2 ** attempt)
+
+    def _run_group(self, db: Any, jobs: list[tuple]) -> list[tuple[Any, BaseException | None]]:
+        """One transaction of the group: its results, or `_Conflict` raised with the transaction still open."""
+        results: list[tuple[Any, BaseException | None]] = []
+        failed: BaseException | None = None
         db.execute(self.BEGIN)
         try:  # (SQLite: every statement releases and retakes the GIL: no savepoints while no job fails)
             results = [(work(db), None) for work, _loop, _future in jobs]
         except BaseException as exc:
+            self._raise_conflict(exc)
+            failed = exc
+        if failed is not None:  # (outside the handler: the jobs' own errors are not chained to this one)
             db.execute("ROLLBACK")
             db.execute(self.BEGIN)  # with one job, the COMMIT below then commits nothing
-            results = [(None, exc)] if len(jobs) == 1 else [self._isolated(db, work) for work, _l, _f in jobs]
+            results = [(None, failed)] if len(jobs) == 1 else [self._isolated(db, work) for work, _l, _f in jobs]
         try:
             db.execute("COMMIT")
             self.commits += 1
             self.writes += len(jobs)
         except self.COMMIT_ERRORS as exc:
+            self._raise_conflict(exc)
             db.execute("ROLLBACK")
             results = [(None, exc)] * len(jobs)
-        settle_outcomes(jobs, results)
+        return results
 
-    @staticmethod
-    def _isolated(db: Any, work: Callable[[Any], Any]) -> tuple[Any, BaseException | None]:
-        """`work` in a savepoint of its own: one failing job must not sink the others in its group."""
+    def _isolated(self, db: Any, work: Callable[[Any], Any]) -> tuple[Any, BaseException | None]:
+        """`work` in a savepoint of its own: one failing job must not sink the others in its group. A
+        conflict inside the savepoint is not the job's fault: rolling back to the savepoint would keep
+        the locks the group took before it, so the whole group goes (`_Conflict`)."""
         db.execute("SAVEPOINT job")
         try:
             value = work(db)
         except BaseException as exc:
+            self._raise_conflict(exc)
             db.execute("ROLLBACK TO SAVEPOINT job")
             db.execute("RELEASE SAVEPOINT job")
             return None, exc
         db.execute("RELEASE SAVEPOINT job")
         return value, None
+
+    def _raise_conflict(self, exc: BaseException) -> None:
+        """`_Conflict` if `exc` is, or was raised while handling, a conflict with another writer."""
+        seen: BaseException | None = exc
+        for _ in range(8):  # a job may wrap the driver's error in its own
+            if seen is None:
+                return
+            if isinstance(seen, self.CONFLICTS):
+                raise _Conflict(seen) from exc
+            seen = seen.__cause__ or seen.__context__
+
+
+class _Conflict(Exception):
+    """The group lost a conflict with another writer (`error`, the driver's): roll back, run its jobs again."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Database(GroupedWriter):

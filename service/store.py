@@ -1,4 +1,4 @@
-"""tickguard's store: alerts, trades, their orders and events, stop states and flags, in SQLite.
+"""tickguard's store: alerts, trades, their orders and events, stop states and flags, in SQLite or PostgreSQL.
 
 Every trade change is written as an event row and folded into the trade row in the same
 transaction (`service.trades.fold`). Writes return after their commit (see `service.db`), so an
@@ -17,7 +17,7 @@ import msgspec
 
 from service.broker.types import TERMINAL_STATUSES
 from service.db import Database
-from service.pg import PgDatabase, is_postgres_url
+from service.pg import PgDatabase, advisory_key, is_postgres_url
 from service.store_events import EventQueries
 from service.trades import TradeEvent, TradeRecord, TradeState, fold
 from streams.session import ist_day
@@ -69,6 +69,11 @@ MIGRATIONS: list[list[str]] = [
     [  # the broker-side backup stop's trigger (service/execution/backstop.py); 0 for every other order
         "ALTER TABLE orders ADD COLUMN trigger_price INTEGER NOT NULL DEFAULT 0",
     ],
+    [  # order commands committed with their alert, published to the bus afterwards (service/cluster/outbox.py)
+        """CREATE TABLE outbox (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, msg_id TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL, created_ms INTEGER NOT NULL, published_ms INTEGER)""",
+        "CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_ms IS NULL",
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()
@@ -108,6 +113,11 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_ms: int
     updated_ms: int
     trigger_price: int = 0  # paise: a broker stop's trigger
+
+
+def _postgres(db: Any) -> bool:
+    """A PostgreSQL connection (`service.pg`): other processes write beside this one."""
+    return getattr(db, "dialect", "") == "postgresql"
 
 
 def _trade(row: sqlite3.Row | tuple) -> TradeRecord:
@@ -195,14 +205,25 @@ class Store(EventQueries):
         return row
 
     @staticmethod
-    def load_trade(db: sqlite3.Connection, trade_id: int) -> TradeRecord | None:
-        row = db.execute("SELECT row FROM trades WHERE id = ?", (trade_id,)).fetchone()
+    def load_trade(db: sqlite3.Connection, trade_id: int, *, for_update: bool = False) -> TradeRecord | None:
+        """`for_update`: locked until the transaction ends (PostgreSQL; SQLite's one writer needs no lock)."""
+        lock = " FOR UPDATE" if for_update and _postgres(db) else ""
+        row = db.execute("SELECT row FROM trades WHERE id = ?" + lock, (trade_id,)).fetchone()
         return _trade(row) if row is not None else None
 
     @staticmethod
+    def lock_strategy(db: sqlite3.Connection, strategy: str) -> None:
+        """Decisions on `strategy` one transaction at a time, across processes: take it at the start of
+        a write transaction (PostgreSQL: an advisory lock held until the transaction ends; SQLite: none
+        needed, its one writer serialises every transaction)."""
+        if _postgres(db):
+            db.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key("strategy", strategy),))
+
+    @staticmethod
     def apply(db: sqlite3.Connection, trade_id: int, event: TradeEvent) -> TradeRecord:
-        """Record `event` and fold it into the trade, in the caller's transaction."""
-        before = Store.load_trade(db, trade_id)
+        """Record `event` and fold it into the trade, in the caller's transaction (the row locked first:
+        another process folding into it at once would otherwise lose one of the two events)."""
+        before = Store.load_trade(db, trade_id, for_update=True)
         if before is None:
             raise KeyError(f"no trade {trade_id}")
         trade = fold(before, event)

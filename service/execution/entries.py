@@ -126,7 +126,7 @@ class EntryQueue:
         def work(db) -> list[TradeRecord]:
             expired = []
             for entry in late:
-                trade = Store.load_trade(db, entry.trade_id)
+                trade = Store.load_trade(db, entry.trade_id, for_update=True)  # another process may be at it
                 if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
                     continue  # closed by the operator while it waited
                 event = TradeEvent(kind="expired", at_ms=at_ms, data={"reason": expired_reason(now - entry.queued_at)})

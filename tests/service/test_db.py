@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -64,3 +65,80 @@ async def test_migrations_resume_and_refuse_a_newer_file(tmp_path):
     await second.close()
     with pytest.raises(RuntimeError, match="newer"):
         Database(tmp_path / "t.db", MIGRATIONS[:1]).open()
+
+
+class Conflict(Exception):
+    """Stands for PostgreSQL's deadlock: a write lost to another writer, through no fault of its own."""
+
+
+class Contended(Database):
+    CONFLICTS = (Conflict,)
+    BACKOFF_S = 0.0
+
+
+def insert(body: str):
+    return lambda c: c.execute("INSERT INTO alerts (body) VALUES (?)", (body,)).lastrowid
+
+
+def grouped(db: Database, works: list) -> list[asyncio.Future]:
+    """`works` queued while the writer is busy: they make one group."""
+    gate = threading.Event()
+    held = db.submit(lambda c: gate.wait(10))
+    futures = [db.submit(work) for work in works]
+    gate.set()
+    return [held, *futures]
+
+
+async def test_a_group_that_loses_a_conflict_runs_its_writes_again_alone(tmp_path):
+    """The conflict strikes inside a savepoint (the group's bad write made it run each write in one):
+    the group goes, each write runs again in a transaction of its own; the bad write alone fails."""
+    db = Contended(tmp_path / "t.db", MIGRATIONS)
+    db.open()
+    runs = {"flaky": 0}
+
+    def flaky(c):
+        runs["flaky"] += 1
+        c.execute("INSERT INTO alerts (body) VALUES ('flaky')")
+        if runs["flaky"] == 1:  # its first run is in a savepoint (the group stopped at `bad`); wrapped, as a caller may wrap the driver's error
+            raise RuntimeError("could not write") from Conflict("deadlock detected")
+        return "flaky"
+
+    def bad(c):
+        c.execute("INSERT INTO alerts (body) VALUES ('half')")
+        raise ValueError("refused")
+
+    results = await asyncio.gather(*grouped(db, [insert("a"), bad, flaky, insert("b")]), return_exceptions=True)
+    assert isinstance(results[2], ValueError) and results[3] == "flaky"
+    assert (runs["flaky"], db.conflicts) == (2, 1)
+    assert await db.read(lambda c: [r[0] for r in c.execute("SELECT body FROM alerts ORDER BY id")]) == ["a", "flaky", "b"]
+    await db.close()
+
+
+async def test_a_write_that_keeps_losing_conflicts_fails_after_its_retries_and_alone(tmp_path):
+    db = Contended(tmp_path / "t.db", MIGRATIONS)
+    db.open()
+    runs = []
+
+    def doomed(c):
+        runs.append(1)
+        raise Conflict("deadlock detected")
+
+    results = await asyncio.gather(*grouped(db, [insert("a"), doomed, insert("b")]), return_exceptions=True)
+    assert isinstance(results[2], Conflict)
+    assert len(runs) == 1 + Contended.RETRIES and db.conflicts == 1 + Contended.RETRIES
+    assert await db.read(lambda c: [r[0] for r in c.execute("SELECT body FROM alerts ORDER BY id")]) == ["a", "b"]
+    await db.close()
+
+
+async def test_sqlite_takes_no_error_for_a_conflict(tmp_path):
+    """One writer: nothing is ever run again for a conflict; a failing write simply fails."""
+    db = Database(tmp_path / "t.db", MIGRATIONS)
+    db.open()
+
+    def doomed(c):
+        raise Conflict("no such thing here")
+
+    with pytest.raises(Conflict):
+        await db.write(doomed)
+    assert db.conflicts == 0
+    await db.close()
