@@ -305,12 +305,6 @@ class Store(EventQueries):
                           (strategy,))
         return [r[0] for r in rows]
 
-    @staticmethod
-    def lock_strategy(db: Any, strategy: str) -> None:
-        """Serialise the decisions of one strategy across processes (PostgreSQL); SQLite has one writer."""
-        if getattr(db, "dialect", "sqlite") == "postgresql":
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", ("strategy:" + strategy,))
-
     # Orders ----------------------------------------------------------------------------------------
     @staticmethod
     def insert_order(db: sqlite3.Connection, *, trade_id: int, role: str, attempt: int, tag: str, side: str,
