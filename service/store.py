@@ -216,8 +216,13 @@ class Store(EventQueries):
         """Decisions on `strategy` one transaction at a time, across processes: take it at the start of
         a write transaction (PostgreSQL: an advisory lock held until the transaction ends; SQLite: none
         needed, its one writer serialises every transaction)."""
+        Store.lock(db, "strategy", strategy)
+
+    @staticmethod
+    def lock(db: sqlite3.Connection, namespace: str, name: str) -> None:
+        """An advisory lock on `namespace`/`name` until the write transaction ends (PostgreSQL; SQLite: none needed)."""
         if _postgres(db):
-            db.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key("strategy", strategy),))
+            db.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(namespace, name),))
 
     @staticmethod
     def apply(db: sqlite3.Connection, trade_id: int, event: TradeEvent) -> TradeRecord:

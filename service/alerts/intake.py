@@ -139,6 +139,8 @@ class Intake:
 
         def work(db) -> Outcome | tuple:
             Store.lock_strategy(db, plan.alert.strategyname)  # decisions of one strategy, one at a time (many intakes)
+            if plan.alert.id:  # an alert's own id deduplicates across strategies: its key is locked too
+                Store.lock(db, "alert", plan.key)
             duplicate = Store.find_duplicate(db, plan.key, now)
             if duplicate is not None:
                 return Duplicate(duplicate.id, duplicate.trade_ids)
