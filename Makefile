@@ -22,6 +22,7 @@ CHROMIUM := /usr/bin/chromium
 
 test: $(STAMP) $(CHROMIUM)
 	./scripts/ensure-postgres
+	./scripts/ensure-nats
 	$(PY) -m pytest
 
 $(CHROMIUM):
