@@ -12,6 +12,7 @@ from service.accounts.credentials import load_logins
 from service.addresses import parse_static_ips
 from service.errors import TickguardError
 from service.settings import PAPER_WEBHOOK_SECRET, SECRET_FIELDS, Settings, load_settings
+from service.cluster import cli as cluster_cli
 from service.symbols import cli as symbols_cli
 
 __all__ = ["main", "paper_config"]
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("settings", help="print the settings in force (secrets masked)")
     symbols_cli.add_commands(commands)
+    cluster_cli.add_commands(commands)
     return parser
 
 
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             run(_serve(settings, args.host, args.port), settings.event_loop)
             return 0
+        if args.command in ("intake", "executor", "guard"):
+            return cluster_cli.run(args, settings, run)
         if args.command == "paper":
             if settings.live:
                 print("note: TICKGUARD_MODE=live, so the paper control API is off", file=sys.stderr)

@@ -1,0 +1,89 @@
+"""The cluster's roles as commands: `tickguard intake`, `tickguard executor --login CODE`,
+`tickguard guard --shard i/n` (README "Running as a cluster")."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from service.settings import Settings
+
+__all__ = ["add_commands", "run"]
+
+log = logging.getLogger("tickguard.cluster")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    intake = commands.add_parser("intake", help="a cluster's webhooks, API, feed and dashboard (any number)")
+    intake.add_argument("--host", default="127.0.0.1")
+    intake.add_argument("--port", type=int, default=8000)
+    executor = commands.add_parser("executor", help="a cluster's orders for one login (one per login, on its host)")
+    executor.add_argument("--login", required=True, help="the client code (SMARTAPI_USER or one of CREDENTIALS_FILE)")
+    guard = commands.add_parser("guard", help="a cluster's stop engine for one shard (a leader and standbys)")
+    guard.add_argument("--shard", required=True, help="i/n: this process's shard of GUARD_SHARDS=n")
+
+
+async def _until_signalled(role) -> int:
+    """Start `role`, run until SIGTERM/SIGINT (or, for a guard, until its lease is lost), then stop it."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stopping.set)
+    code = 0
+    try:
+        if hasattr(role, "run"):  # a guard: stands by, leads, and returns when its lease is lost
+            running = asyncio.create_task(role.run())
+            waiting = asyncio.create_task(stopping.wait())
+            done, _ = await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if running in done:
+                code = running.result()
+            else:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+        else:
+            await role.start()
+            print(f"tickguard executor   login {role.login} ready", flush=True)
+            await stopping.wait()
+    finally:
+        await role.stop()
+    return code
+
+
+async def _intake(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from service.cluster.intake import IntakeRole
+    from service.web.app import create_app
+
+    app = create_app(settings, IntakeRole(settings))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None,
+                                           log_level=settings.log_level.lower(), proxy_headers=False))
+    print(f"tickguard intake     http://{host}:{port}/  (cluster {settings.cluster_name})", flush=True)
+    await server.serve()
+
+
+def run(args: argparse.Namespace, settings: Settings, run_loop: Callable[[Coroutine[Any, Any, None], str], None]) -> int:
+    """Run the role `args.command` on the event loop `run_loop` starts (service.cli's)."""
+    if args.command == "intake":
+        run_loop(_intake(settings, args.host, args.port), settings.event_loop)
+        return 0
+    if args.command == "executor":
+        from service.cluster.executor import ExecutorRole
+
+        role = ExecutorRole(settings, args.login)
+    else:
+        from service.cluster.guardian import ShardGuard, parse_shard
+
+        shard, shards = parse_shard(args.shard)
+        role = ShardGuard(settings, shard, shards)
+    codes: list[int] = []
+
+    async def main() -> None:
+        codes.append(await _until_signalled(role))
+
+    run_loop(main(), settings.event_loop)
+    return codes[0] if codes else 1
