@@ -122,7 +122,7 @@ class ShardGuard:
     async def lead(self) -> None:
         """Wait for the lease, then take the shard over (the module's docstring, steps 1-3)."""
         self.token = await self.lease.acquire(poll_s=min(0.2, self.settings.failover_s / 10))
-        log.info("leading the shard", extra={"shard": self.name, "token": self.token})
+        log.info("leading the shard", extra={"shard": self.name, "epoch": self.token})
         after = await self.bus.last_seq("EVT")
         stops = await self.store.stop_states()
         for trade in await self.store.trades(states=[TradeState.OPEN]):
@@ -141,7 +141,7 @@ class ShardGuard:
         log.info("guard standing by", extra={"shard": self.name})
         await self.lead()
         await self.lease.lost.wait()
-        log.error("the shard's lease is lost: this guard acts no more", extra={"shard": self.name, "token": self.token})
+        log.error("the shard's lease is lost: this guard acts no more", extra={"shard": self.name, "epoch": self.token})
         return LOST_EXIT_CODE
 
     async def stop(self) -> None:

@@ -42,8 +42,10 @@ class Role:
         self.name, self.argv, self.env, self.log, self.ready = name, argv, env, log, ready
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
+        self._since = 0  # where this start's output begins in the log
 
     def start(self) -> Role:
+        self._since = len(self.text())
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", *self.argv], env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT)
@@ -61,7 +63,7 @@ class Role:
 
     def _ready(self) -> bool:
         if self.url is None:
-            return self.ready in self.text()
+            return self.ready in self.text()[self._since:]
         try:
             return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -169,6 +171,33 @@ class Cluster:
                                      "\n".join(r.text()[-1500:] for n, r in self.roles.items() if n.startswith("guard")))
             time.sleep(0.05)
         return leader
+
+    def epoch(self, role: Role) -> int:
+        """The lease token `role` leads its shard with (from its 'leading the shard' line)."""
+        lines = [json.loads(line) for line in role.text().splitlines() if '"leading the shard"' in line]
+        return int(lines[-1]["epoch"])
+
+    def wait_new_leader(self, shard: int, old: Role, timeout: float = 30) -> Role:
+        """Another guard of the shard leads (the old one may be paused, its old line still there)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            others = [r for n, r in self.roles.items() if n.startswith(f"guard-{shard}") and r is not old and r.alive
+                      and "leading the shard" in r.text()]
+            if others:
+                return others[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError("no new leader:\n" + "\n".join(r.text()[-1500:] for n, r in self.roles.items()
+                                                                     if n.startswith("guard")))
+            time.sleep(0.05)
+
+    def open_trade(self, account: str = "MAIN", points: float = 10, price: float = 800) -> dict:
+        """An equity trade on `account`, once its entry filled and its shard's guard armed it."""
+        self.price(price)
+        reply = self.alert(accounts=[account], price=price, stoploss={"type": "points", "value": points})
+        assert reply.status_code == 202, reply.text
+        (trade_id,) = reply.json()["trades"]
+        return self.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"] is not None,
+                               what="entry filled and armed")["trade"]
 
     # Talking to it -------------------------------------------------------------------------------------
     def client(self, intake: str = "intake-0") -> httpx.Client:
