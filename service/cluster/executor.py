@@ -33,6 +33,7 @@ from service.cluster.remote import RemoteGuard, TradePublisher
 from service.errors import SettingsError
 from service.execution import Trader
 from service.metrics import Metrics
+from service.notify import Notifier
 from service.recovery import RecoveryParts, recover
 from service.runtime import calendar_from_settings, exec_config
 from service.settings import Settings
@@ -124,6 +125,7 @@ class ExecutorRole:
         self.trader.stops.session_open = lambda exchange: self.sessions.is_open(exchange, self.now_ms())
         self.publisher = TradePublisher(self.bus, settings.guard_shards)
         self.fence = Fence(self.bus)
+        self.notifier = Notifier(settings, clock=clock)  # this login's trades: each told once, by their executor
         self.acks = Acks()
         self.seen: dict[int, int] = {}  # trade id -> newest version seen (stored here or on the bus)
         self.refused_stale = 0
@@ -144,6 +146,7 @@ class ExecutorRole:
         """A version this executor stored: onto the bus, and any command waiting on it acknowledged."""
         self.seen[trade.id] = max(self.seen.get(trade.id, 0), trade.version)
         self.publisher(trade)
+        self.notifier.on_trade(trade)
         self.trader.spawn(self.acks.check(trade), f"ack-{trade.id}")
 
     async def _heard(self, message: Message) -> None:
@@ -159,10 +162,12 @@ class ExecutorRole:
         if trade.id in self.remote.records and trade.state is TradeState.OPEN:
             self.remote.records[trade.id] = trade
         self.trader.stops.observe(trade)
+        self.notifier.on_trade(trade)  # (an UNPROTECTED trade the guard found is told by its login's executor)
         await self.acks.check(trade)
 
     # Life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.notifier.start()
         await self.bus.connect()
         await asyncio.to_thread(self.store.open)
         await self.fence.start()
@@ -191,6 +196,7 @@ class ExecutorRole:
             await self._follow.stop()
         await self.publisher.stop()
         await self.fence.stop()
+        await self.notifier.stop()
         for step in (self.broker.close, self.store.close, self.bus.close):
             try:
                 await step()

@@ -39,6 +39,7 @@ from service.limits import EngineLimits
 from service.listeners import Listeners
 from service.market_calendar import CalendarWatch
 from service.metrics import Metrics
+from service.notify import Notifier
 from service.operator import OperatorSwitch
 from service.plugins import PluginBoard
 from service.runtime import calendar_from_settings, exec_config
@@ -179,6 +180,7 @@ class IntakeRole:
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self._announce)
         self._follows: list[Any] = []
+        self.notifier = Notifier(settings, clock=clock)
         self.origin = uuid.uuid4().hex
 
     @property
@@ -198,6 +200,7 @@ class IntakeRole:
     def _announce(self, kind: str, data: dict[str, Any]) -> None:
         """A service event: to this intake's listeners now, to the other intakes over the bus."""
         self.listeners.announce(kind, data)
+        self.notifier.on_event(kind, data)  # this intake's own events only: each told once
         payload = msgspec.json.encode({"kind": kind, "data": data, "origin": self.origin}, enc_hook=str)
         asyncio.get_running_loop().create_task(self._note(kind, payload))
 
@@ -224,6 +227,7 @@ class IntakeRole:
 
     # Life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.notifier.start()
         await self.bus.connect()
         await asyncio.to_thread(self.store.open)
         await self.halts.restore()
@@ -238,6 +242,7 @@ class IntakeRole:
     async def stop(self) -> None:
         await self.outbox.stop()
         await self.trader.stop()
+        await self.notifier.stop()
         for follow in self._follows:
             await follow.stop()
         for step in (self.symbols.close, self.broker.close, self.accounts.close, self.store.close, self.bus.close):
