@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from service.accounts.directory import AccountDirectory
+from service.accounts.model import Account
 from service.alerts.dispatch import Accepted, Opened, asked_quantity
 from service.alerts.intake import Intake
 from service.alerts.plan import Plan
@@ -82,6 +83,18 @@ class OutboxDispatch:
 
     def after_commit(self, plan: Plan, accepted: Accepted, opened: Opened) -> None:
         self.outbox.kick()
+
+
+NO_LOSS_LIMITS = "daily loss limits are not enforced by a cluster yet (README: Running as a cluster)"
+
+
+class ClusterIntake(Intake):
+    """The intake, refusing what a cluster cannot yet keep: an entry on an account with a daily loss limit."""
+
+    def entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
+        if account is not None and account.max_daily_loss is not None:
+            return f"the account has a daily loss limit (maxdailyloss): {NO_LOSS_LIMITS}"
+        return super().entry_refusal(account, strategy, db)
 
 
 class _Stops:
@@ -163,6 +176,9 @@ class IntakeRole:
         self.broker, others = brokers_from_settings(settings)  # REST only: symbol searches
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
+        limited = sorted(name for name, strategy in self.strategies.items() if strategy.max_daily_loss is not None)
+        if limited:
+            raise SettingsError([("STRATEGIES_FILE", f"{', '.join(limited)} set max_daily_loss: {NO_LOSS_LIMITS}")])
         self.accounts = AccountDirectory(settings, clock=clock)
         market, calendar = calendar_from_settings(settings)
         self.sessions = SessionClock(calendar)
@@ -172,7 +188,7 @@ class IntakeRole:
         self.halts = Halts(self.store, self.now_ms, self._announce)
         self.dispatch = OutboxDispatch(self.bus, self.outbox, login_part(settings.smartapi_user))
         self.trader = Desk(self.store, self.dispatch, clock, exec_config(settings))
-        self.intake = Intake(settings=settings, store=self.store, symbols=self.symbols, strategies=self.strategies,
+        self.intake = ClusterIntake(settings=settings, store=self.store, symbols=self.symbols, strategies=self.strategies,
                              accounts=self.accounts, entries_open=self.guard.entries_open,
                              leverage=self.trader.config.leverage, dispatch=self.dispatch, halts=self.halts,
                              limits=EngineLimits(RemoteGuard(on_exit=lambda intent: None)), metrics=self.metrics,
