@@ -18,6 +18,7 @@ keeps the newest it has seen and ignores older ones, so replays and races are ha
 """
 from __future__ import annotations
 
+import logging
 import zlib
 
 import msgspec
@@ -25,7 +26,7 @@ import msgspec
 from service.trades import TradeRecord
 from streams import ExitIntent
 
-__all__ = ["Close", "Command", "Enter", "Exit", "Reduce", "decode_command", "encode", "login_part",
+__all__ = ["Close", "Command", "Enter", "Exit", "Reduce", "decode_command", "encode", "login_part", "read_trade",
            "shard_of", "trade_shard"]
 
 
@@ -70,6 +71,7 @@ class Exit(msgspec.Struct, frozen=True, tag="exit"):
 
 Command = Enter | Close | Reduce | Exit
 
+log = logging.getLogger("tickguard.cluster")
 _encoder = msgspec.json.Encoder()
 _commands = msgspec.json.Decoder(Command)
 _trades = msgspec.json.Decoder(TradeRecord)
@@ -86,6 +88,15 @@ def decode_command(data: bytes) -> Command:
 
 def decode_trade(data: bytes) -> TradeRecord:
     return _trades.decode(data)
+
+
+def read_trade(subject: str, data: bytes) -> TradeRecord | None:
+    """A trade version off the bus; None (logged) when it does not decode."""
+    try:
+        return _trades.decode(data)
+    except msgspec.MsgspecError:
+        log.error("undecodable trade version on the bus", extra={"subject": subject})
+        return None
 
 
 def login_part(login: str) -> str:

@@ -27,7 +27,7 @@ import nats.js.errors
 from service.accounts.credentials import load_logins
 from service.brokers import brokers_from_settings
 from service.cluster.bus import Bus, Message
-from service.cluster.commands import Close, Command, Enter, Exit, Reduce, decode_command, decode_trade, login_part
+from service.cluster.commands import Close, Command, Enter, Exit, Reduce, decode_command, login_part, read_trade
 from service.cluster.lease import Fence
 from service.cluster.remote import RemoteGuard, TradePublisher
 from service.errors import SettingsError
@@ -151,12 +151,8 @@ class ExecutorRole:
 
     async def _heard(self, message: Message) -> None:
         """A version another process stored (a guard's levels, a trail): the broker stop follows it."""
-        try:
-            trade = decode_trade(message.data)
-        except msgspec.MsgspecError:
-            log.error("undecodable trade version on the bus", extra={"subject": message.subject})
-            return
-        if not self.owns(trade) or trade.version <= self.seen.get(trade.id, 0):
+        trade = read_trade(message.subject, message.data)
+        if trade is None or not self.owns(trade) or trade.version <= self.seen.get(trade.id, 0):
             return
         self.seen[trade.id] = trade.version
         if trade.id in self.remote.records and trade.state is TradeState.OPEN:

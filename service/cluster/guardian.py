@@ -27,12 +27,10 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import msgspec
-
 from service.brokers import brokers_from_settings
 from service.changes import EngineChanges
 from service.cluster.bus import Bus, Message
-from service.cluster.commands import Exit, decode_trade, encode, login_part, trade_shard
+from service.cluster.commands import Exit, encode, login_part, read_trade, trade_shard
 from service.cluster.lease import Lease
 from service.cluster.remote import TradePublisher
 from service.errors import SettingsError
@@ -163,12 +161,9 @@ class ShardGuard:
 
     # Trade versions in ------------------------------------------------------------------------------
     async def _heard(self, message: Message) -> None:
-        try:
-            trade = decode_trade(message.data)
-        except msgspec.MsgspecError:
-            log.error("undecodable trade version on the bus", extra={"subject": message.subject})
-            return
-        self._apply(trade)
+        trade = read_trade(message.subject, message.data)
+        if trade is not None:
+            self._apply(trade)
 
     def _apply(self, trade: TradeRecord, resume_stop: int | None = None, resume_trailing: bool = False) -> None:
         """A trade's version into the engine (the newest seen wins; see the module's docstring)."""

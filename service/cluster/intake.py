@@ -30,7 +30,7 @@ from service.alerts.plan import Plan
 from service.alerts.strategies import Strategy, load_strategies
 from service.brokers import brokers_from_settings
 from service.cluster.bus import Bus, Message
-from service.cluster.commands import Close, Enter, Reduce, decode_trade, encode, login_part
+from service.cluster.commands import Close, Enter, Reduce, encode, login_part, read_trade
 from service.cluster.outbox import Outbox
 from service.cluster.remote import RemoteGuard
 from service.errors import SettingsError
@@ -227,11 +227,9 @@ class IntakeRole:
             log.warning("service event not shared with the other intakes", extra={"kind": kind, "error": repr(exc)})
 
     async def _heard_trade(self, message: Message) -> None:
-        try:
-            trade = decode_trade(message.data)
-        except msgspec.MsgspecError:
-            return
-        self.listeners.trade_changed(trade)
+        trade = read_trade(message.subject, message.data)
+        if trade is not None:
+            self.listeners.trade_changed(trade)
 
     async def _heard_note(self, message: Message) -> None:
         note = msgspec.json.decode(message.data)

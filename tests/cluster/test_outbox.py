@@ -57,19 +57,10 @@ async def bus():
     await connection.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path):
-    if request.param == "sqlite":
-        store = Store(tmp_path / "tickguard.db", synchronous="NORMAL")
-        store.open()
-        yield store
-        await store.close()
-        return
-    with fresh_database() as url:
-        store = Store(url)
-        store.open()
-        yield store
-        await store.close()
+@pytest.fixture
+def store(any_store):
+    """A fresh store on each back end (tests/support/stores.py)."""
+    return any_store
 
 
 @pytest.fixture

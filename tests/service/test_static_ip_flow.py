@@ -3,25 +3,16 @@ enforces it — each login's orders arrive from its own address and are accepted
 onto the other's address is refused by the exchange, and the trade says so."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-from tests.support.paper import DEMO, OTHER
+from tests.support.paper import DEMO, OTHER, two_logins
 
 REGISTERED = {DEMO.clientcode: "127.0.0.2", OTHER.clientcode: "127.0.0.3"}
 
 
 def setup(tmp_path: Path, paper_factory, service_factory, other_address: str):
-    credentials = tmp_path / "credentials.json"
-    credentials.write_text(json.dumps([{"clientcode": OTHER.clientcode, "password": OTHER.pin, "api_key": OTHER.api_key,
-                                        "totp_secret": OTHER.totp_secret, "source_address": other_address}]))
-    credentials.chmod(0o600)
-    accounts = tmp_path / "accounts.json"
-    accounts.write_text(json.dumps({"accountslist": [
-        {"accountId": "MAIN", "fund": 50000, "stoplosstype": "number", "stoploss": 100},
-        {"accountId": "OWN", "fund": 50000, "stoplosstype": "number", "stoploss": 100,
-         "clientcode": OTHER.clientcode}]}))
+    credentials, accounts = two_logins(tmp_path, other_address)
     paper = paper_factory(static_ips=REGISTERED)
     service = service_factory(paper=paper, SMARTAPI_SOURCE_ADDRESS="127.0.0.2", CREDENTIALS_FILE=str(credentials),
                               DEMO_ACCOUNTS_FILE=str(accounts))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.paper import DEMO, OTHER, RunningPaper
+from tests.support.paper import DEMO, OTHER, RunningPaper, two_logins
 from tests.support.service import SECRET
 
 REGISTERED = {DEMO.clientcode: "127.0.0.2", OTHER.clientcode: "127.0.0.3"}
@@ -101,16 +101,7 @@ class Cluster:
         self.paper = paper
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.shards = shards
-        credentials = tmp_path / "credentials.json"
-        credentials.write_text(json.dumps([{"clientcode": OTHER.clientcode, "password": OTHER.pin,
-                                            "api_key": OTHER.api_key, "totp_secret": OTHER.totp_secret,
-                                            "source_address": REGISTERED[OTHER.clientcode]}]))
-        credentials.chmod(0o600)
-        accounts = tmp_path / "accounts.json"
-        accounts.write_text(json.dumps({"accountslist": [
-            {"accountId": "MAIN", "fund": 50000, "stoplosstype": "number", "stoploss": 100},
-            {"accountId": "OWN", "fund": 50000, "stoplosstype": "number", "stoploss": 100,
-             "clientcode": OTHER.clientcode}]}))
+        credentials, accounts = two_logins(tmp_path, REGISTERED[OTHER.clientcode])
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("SMARTAPI_", "PAPER_", "TICKGUARD_"))},
             "TICKGUARD_ENV_FILE": str(tmp_path / "absent.env"), "PAPER_URL": paper.url, "DATABASE_URL": database_url,

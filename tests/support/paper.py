@@ -1,6 +1,8 @@
 """Fixtures that run the paper exchange (on a free port, in a thread) and the official SDK against it."""
 from __future__ import annotations
 
+import json
+
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,3 +93,18 @@ def sdk(smartapi_module, paper: RunningPaper, tmp_path: Path, monkeypatch) -> It
     assert session["status"] is True, session
     client.paper = paper
     yield client
+
+
+def two_logins(tmp_path: Path, other_address: str) -> tuple[Path, Path]:
+    """CREDENTIALS_FILE with the second demo login (its orders from `other_address`) and an account
+    list of two: MAIN on the default login, OWN on the second. Both paths, written."""
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps([{"clientcode": OTHER.clientcode, "password": OTHER.pin, "api_key": OTHER.api_key,
+                                        "totp_secret": OTHER.totp_secret, "source_address": other_address}]))
+    credentials.chmod(0o600)
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps({"accountslist": [
+        {"accountId": "MAIN", "fund": 50000, "stoplosstype": "number", "stoploss": 100},
+        {"accountId": "OWN", "fund": 50000, "stoplosstype": "number", "stoploss": 100,
+         "clientcode": OTHER.clientcode}]}))
+    return credentials, accounts
