@@ -238,6 +238,7 @@ class ExecutorRole:
                 await message.ack()
                 return
             self.acks.wait(trade.id, _no_longer_open, message)
+            self.remote.heard(command.intent)
             self.trader.on_exit_intent(command.intent)
         elif isinstance(command, Close):
             if trade.state in _NOT_OPEN:

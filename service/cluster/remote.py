@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from streams import ExitIntent, ExitReason, Phase, StopState
 __all__ = ["RemoteGuard", "TradePublisher"]
 
 log = logging.getLogger("tickguard.cluster")
+FRESH_S = 0.2  # an intent's tick prices its first exit order, not a chase's re-pricing (EXIT_CHASE_MS later)
 
 
 class RemoteGuard:
@@ -33,9 +35,16 @@ class RemoteGuard:
     ticks_seen = 0
     latest_tick_ms: int | None = None
 
-    def __init__(self, on_exit: Callable[[ExitIntent], None]) -> None:
+    def __init__(self, on_exit: Callable[[ExitIntent], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._on_exit = on_exit
+        self._clock = clock
         self.records: dict[int, TradeRecord] = {}  # armed trades as last armed or reduced here
+        self._ticks: dict[tuple[str, str], tuple[int, float]] = {}  # the prices intents came with, and when
+
+    def heard(self, intent: ExitIntent) -> None:
+        """An intent's tick: the exit is priced from it (fresh) instead of a REST read."""
+        if intent.tick is not None:
+            self._ticks[(intent.tick.exchange, intent.tick.token)] = (intent.tick.ltp, self._clock())
 
     def arm(self, record: TradeRecord, resume_stop: int | None = None, resume_trailing: bool = False) -> None:
         self.records[record.id] = record
@@ -66,10 +75,15 @@ class RemoteGuard:
         if record is None:
             return None
         return StopState(trade_id=trade_id, phase=Phase.ARMED, stop=record.stop, target=record.target,
-                         trail_active=False)
+                         trail_active=False, trailed=False)
 
     def last_price(self, exchange: str, token: str) -> int | None:
-        return None  # the guard shards hold the ticks: execution asks the broker for a price instead
+        """The price of the intent that fired an exit on this instrument, for up to FRESH_S; else None
+        (the guard shards hold the ticks: execution asks the broker, as for a chase's re-pricing)."""
+        heard = self._ticks.get((exchange, token))
+        if heard is None or self._clock() - heard[1] > FRESH_S:
+            return None
+        return heard[0]
 
     def entries_open(self, exchange: str) -> bool:
         return True
