@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             run(_serve(settings, args.host, args.port), settings.event_loop)
             return 0
-        if args.command in ("intake", "executor", "guard"):
+        if args.command in ("intake", "executor", "guard", "cluster-status"):
             return cluster_cli.run(args, settings, run)
         if args.command == "paper":
             if settings.live:

@@ -24,6 +24,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     executor.add_argument("--login", required=True, help="the client code (SMARTAPI_USER or one of CREDENTIALS_FILE)")
     guard = commands.add_parser("guard", help="a cluster's stop engine for one shard (a leader and standbys)")
     guard.add_argument("--shard", required=True, help="i/n: this process's shard of GUARD_SHARDS=n")
+    status = commands.add_parser("cluster-status", help="who leads each shard, commands waiting, the outbox")
+    status.add_argument("--json", action="store_true", help="print JSON")
 
 
 async def _until_signalled(role) -> int:
@@ -68,6 +70,11 @@ async def _intake(settings: Settings, host: str, port: int) -> None:
 
 def run(args: argparse.Namespace, settings: Settings, run_loop: Callable[[Coroutine[Any, Any, None], str], None]) -> int:
     """Run the role `args.command` on the event loop `run_loop` starts (service.cli's)."""
+    if args.command == "cluster-status":
+        from service.cluster.executor import logins_of
+        from service.cluster.status import run as show
+
+        return show(settings, logins_of(settings), args.json)
     if args.command == "intake":
         run_loop(_intake(settings, args.host, args.port), settings.event_loop)
         return 0

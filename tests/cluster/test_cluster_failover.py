@@ -91,6 +91,8 @@ def test_a_killed_executors_commands_wait_and_go_out_once_it_is_back(cluster):
     assert reply.status_code == 202, reply.text
     (trade_id,) = reply.json()["trades"]
     assert cluster.trade(trade_id)["trade"]["state"] == "PENDING_ENTRY"
+    wait_for(lambda: cluster.status()[1]["commands"][DEMO.clientcode] == {"waiting": 1, "unacknowledged": 0},
+             what="the entry's command waiting on the bus")
     executor.start()
     executor.wait_ready()
     view = cluster.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"] is not None,

@@ -70,3 +70,10 @@ def test_equity_and_option_slices_through_the_cluster(cluster):
     view = cluster.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="premium stop")
     assert fired(view)["reason"] == "STOP"
     assert {peer for _code, peer, _ in peers_of(cluster.paper, trade_id).values()} == {"127.0.0.3"}
+
+    code, status = cluster.status()  # every shard led, nothing left waiting
+    assert code == 0, status
+    assert set(status["shards"]) == {"guard-0-of-2", "guard-1-of-2"}
+    assert all(lease["token"] > 0 and lease["holder"] for lease in status["shards"].values())
+    assert status["commands"] == {login: {"waiting": 0, "unacknowledged": 0} for login in ("P0001", "P0002")}
+    assert status["outbox"] == {"unpublished": 0, "oldest_s": None}

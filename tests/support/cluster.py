@@ -216,6 +216,13 @@ class Cluster:
                 raise AssertionError(f"timed out waiting for {what}: {view}\n{logs}")
             time.sleep(0.05)
 
+    def status(self) -> tuple[int, dict]:
+        """`tickguard cluster-status --json` against this cluster: its exit status and what it printed."""
+        done = subprocess.run([sys.executable, "-m", "service.cli", "cluster-status", "--json"], env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip(), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
     def price(self, ltp: float, token: str = "3045", exchange: str = "NSE") -> None:
         reply = self.paper.control("POST", "/ticks", json={"exchange": exchange, "token": token, "ltp": ltp})
         assert reply.status_code == 200, reply.text
