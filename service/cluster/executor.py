@@ -86,11 +86,15 @@ class Acks:
             return
         for item in list(waiting):
             done, message = item
-            if await done(trade):
-                waiting.remove(item)
-                await message.ack()
-        if not waiting:
-            self._waiting.pop(trade.id, None)
+            if not await done(trade):
+                continue
+            current = self._waiting.get(trade.id)
+            if current is None or item not in current:
+                continue  # another look at the trade (it ran while this one awaited) acknowledged it
+            current.remove(item)
+            if not current:
+                del self._waiting[trade.id]
+            await message.ack()
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._waiting.values())
