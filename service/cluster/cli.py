@@ -29,27 +29,22 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 async def _until_signalled(role) -> int:
-    """Start `role`, run until SIGTERM/SIGINT (or, for a guard, until its lease is lost), then stop it."""
+    """Run `role` until SIGTERM/SIGINT (or, for a guard, until its lease is lost), then stop it."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stopping.set)
     code = 0
-    try:
-        if hasattr(role, "run"):  # a guard: stands by, leads, and returns when its lease is lost
-            running = asyncio.create_task(role.run())
-            waiting = asyncio.create_task(stopping.wait())
-            done, _ = await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-            if running in done:
-                code = running.result()
-            else:
-                running.cancel()
-                await asyncio.gather(running, return_exceptions=True)
+    try:  # `run` returns only when the role may not go on (a guard whose lease is lost): its exit status
+        running = asyncio.create_task(role.run())
+        waiting = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if running in done:
+            code = running.result()
         else:
-            await role.start()
-            print(f"tickguard executor   login {role.login} ready", flush=True)
-            await stopping.wait()
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
     finally:
         await role.stop()
     return code

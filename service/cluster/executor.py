@@ -185,6 +185,13 @@ class ExecutorRole:
         self._tasks.append(asyncio.create_task(self._consume(), name=f"commands-{self.login}"))
         log.info("executor ready", extra={"login": self.login, **self.recovery})
 
+    async def run(self) -> int:
+        """Start, then serve until cancelled."""
+        await self.start()
+        print(f"tickguard executor   login {self.login} ready", flush=True)
+        await asyncio.Event().wait()
+        return 0
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
