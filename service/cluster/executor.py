@@ -237,7 +237,8 @@ class ExecutorRole:
                 return
             self.acks.wait(trade.id, self._entry_settled, message)
             self.trader.submit([trade.id], fund=command.fund, requested={trade.id: command.quantity},
-                               age_s=max(0.0, self.clock() - command.accepted_ms / 1000))
+                               age_s=max(0.0, self.clock() - command.accepted_ms / 1000),
+                               resize=True)  # no order of it is stored: one sized by a killed executor goes now
         elif isinstance(command, Exit):
             if not await self.fence.admits(command.lease, command.token):
                 self.refused_stale += 1

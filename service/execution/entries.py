@@ -61,6 +61,7 @@ class Queued:
     fund: int  # the account's fund per trade, paise
     quantity: int | None  # asked for by the alert (units), else sized from the fund
     queued_at: float  # time.monotonic() when the alert was accepted
+    resize: bool = False  # sized before by a process that stopped before sending it: size it again
 
 
 class EntryQueue:
@@ -82,10 +83,13 @@ class EntryQueue:
         self._expired = asyncio.Event()  # set whenever the expirer has taken late entries off the queue
         self._held: dict[Broker, int] = {}  # per login: margin of entries sized here, not yet at the broker
 
-    def submit(self, trade_ids: list[int], fund: int, requested: dict[int, int | None], age_s: float = 0.0) -> None:
-        """Queue entries accepted `age_s` ago (a cluster's command may have waited on the bus)."""
+    def submit(self, trade_ids: list[int], fund: int, requested: dict[int, int | None], age_s: float = 0.0,
+               resize: bool = False) -> None:
+        """Queue entries accepted `age_s` ago (a cluster's command may have waited on the bus); `resize`: the
+        caller knows no order of theirs was written, so one sized before (by a process killed before sending
+        it) is sized again rather than skipped."""
         now = self.clock() - max(0.0, age_s)
-        self.waiting.extend(Queued(trade_id, fund, requested.get(trade_id), now) for trade_id in trade_ids)
+        self.waiting.extend(Queued(trade_id, fund, requested.get(trade_id), now, resize) for trade_id in trade_ids)
         if self._runner is None or self._runner.done():
             self._runner = self.spawn(self._run(), "entries")
         if self._expirer is None or self._expirer.done():
@@ -127,8 +131,8 @@ class EntryQueue:
             expired = []
             for entry in late:
                 trade = Store.load_trade(db, entry.trade_id, for_update=True)  # another process may be at it
-                if trade is None or trade.state is not TradeState.PENDING_ENTRY or trade.quantity:
-                    continue  # closed by the operator while it waited
+                if trade is None or trade.state is not TradeState.PENDING_ENTRY or (trade.quantity and not entry.resize):
+                    continue  # closed by the operator while it waited (or sized and sent meanwhile)
                 event = TradeEvent(kind="expired", at_ms=at_ms, data={"reason": expired_reason(now - entry.queued_at)})
                 expired.append(Store.apply(db, entry.trade_id, event))
             return expired
@@ -143,7 +147,7 @@ class EntryQueue:
         by_login: dict[Broker, list[tuple[Queued, TradeRecord]]] = {}
         for entry in batch:
             trade = trades[entry.trade_id]
-            if trade is not None and trade.state is TradeState.PENDING_ENTRY and not trade.quantity:
+            if trade is not None and trade.state is TradeState.PENDING_ENTRY and (not trade.quantity or entry.resize):
                 by_login.setdefault(self.broker_for(trade), []).append((entry, trade))
         margins = await asyncio.gather(*(self._margin(broker) for broker in by_login))
         decided: list[tuple[TradeRecord, str, dict, int, int]] = []  # (trade, kind, event data, quantity, margin used)

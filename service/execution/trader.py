@@ -123,9 +123,9 @@ class Trader:
 
     # Entries and exits ------------------------------------------------------------------------------
     def submit(self, trade_ids: list[int], *, fund: int, requested: dict[int, int | None] | None = None,
-               age_s: float = 0.0) -> None:
+               age_s: float = 0.0, resize: bool = False) -> None:
         """Queue entries: sized and sent in arrival order, expired when queued too long."""
-        self.entries.submit(trade_ids, fund, requested or {}, age_s)
+        self.entries.submit(trade_ids, fund, requested or {}, age_s, resize)
 
     def on_exit_intent(self, intent: ExitIntent) -> None:
         self.exits.on_exit_intent(intent)
