@@ -216,7 +216,9 @@ class ExecutorRole:
             await self.bus.js.delete_consumer(self.bus.cmd_stream, f"executor-{self.login}")
         commands = await self.bus.commands(self.login)
         while True:
-            for message in await commands.next(batch=64, timeout_s=1.0):
+            # One at a time: a batch fetch of nats-py on this server waits for the rest of its batch (up to
+            # ~1 s seen), and an exit must not wait behind it; a login's commands come at order rates.
+            for message in await commands.next(batch=1, timeout_s=1.0):
                 try:
                     command = decode_command(message.data)
                 except msgspec.MsgspecError as exc:
