@@ -274,7 +274,8 @@ async def test_a_lost_connection_for_the_turn_is_made_again(pg_stores, bus, outb
     assert await outbox.drain() == 2
     with psycopg.connect(store.db.path, autocommit=True) as admin:  # the server drops the turn's connection
         ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-                              " AND query LIKE %s", ("%pg_advisory_unlock_all%",)).fetchall()
+                              " AND datname = current_database() AND query LIKE %s",  # (other tests share the server)
+                              ("%pg_advisory_unlock_all%",)).fetchall()
         assert ended == [(True,)]
     await add(store, commands(bus, 2, 2))
     assert await outbox.drain() == 0  # the pass found its connection gone (logged)
