@@ -352,7 +352,7 @@ def report_timings(tally: Tally, timings: dict[str, list[float]]) -> None:
     if timings.get("exit intent on the bus -> exit_fired"):
         tally.add("exit intent on the bus -> exit_fired: max ms", round(max(timings["exit intent on the bus -> exit_fired"]) * 1000))
     for kind, values in sorted(timings.items()):
-        print(f"crossing -> exit_fired, {kind}: {spread(values)}", flush=True)
+        print(f"{kind if '->' in kind else f'crossing -> exit_fired, {kind}'}: {spread(values)}", flush=True)
 
 
 def _tick(command) -> tuple[int | None, int | None]:
