@@ -27,13 +27,14 @@ from tests.faults.full.tally import Tally
 from tests.support.cluster import NATS_URL, REGISTERED, Cluster, Role
 from tests.support.paper import DEMO, OTHER
 
-__all__ = ["ClusterPaper", "CommandTap", "Intakes", "LoginBooks", "RoleExit", "Supervisor"]
+__all__ = ["CommandTap", "Intakes", "LoginBooks", "LOGINS", "RoleExit", "Supervisor", "start_paper"]
 
 ROOT = "/rest/secure/angelbroking"
+LOGINS = (DEMO, OTHER)  # P0001 (the market-data login, account MAIN) and P0002 (account OWN)
 RESTART_S = 0.2  # systemd's RestartSec is 100 ms by default; a little more for the process table
 
 
-def ClusterPaper(workdir: Path, **env: str) -> Paper:
+def start_paper(workdir: Path, **env: str) -> Paper:
     """The paper exchange as a process, knowing both logins and refusing an order from any address but
     the login's registered one."""
     credentials = workdir / "paper-credentials.json"
@@ -111,7 +112,7 @@ class Supervisor:
         self._thread.join(timeout=10)
         with self.lock:
             for name in list(self.paused):
-                self.cont(name)
+                self._cont(name)
 
     def _run(self) -> None:
         while not self._quit.wait(0.05):
@@ -155,7 +156,7 @@ class Supervisor:
             self.was_paused.add(role.proc.pid)
             return role.proc.pid
 
-    def cont(self, name: str) -> None:
+    def _cont(self, name: str) -> None:
         pid = self.paused.pop(name, None)
         role = self.cluster.roles[name]
         if pid is not None and role.proc is not None and role.proc.pid == pid and role.proc.poll() is None:
@@ -163,7 +164,7 @@ class Supervisor:
 
     def resume(self, name: str) -> None:
         with self.lock:
-            self.cont(name)
+            self._cont(name)
 
     # What the roles say -----------------------------------------------------------------------------
     def current(self, name: str) -> tuple[int, list[str]] | None:
@@ -377,5 +378,3 @@ class LoginBooks:
     def close(self) -> None:
         self.http.close()
 
-
-LOGINS = (DEMO, OTHER)
