@@ -1,5 +1,5 @@
-"""`python -m tests.faults.full [--only crash,sweep,hostile,schema,exits,backstop] [--rounds N] [--bodies N]
-[--examples N] [--scenarios N] [--backstop-rounds N]`: the full fault run.
+"""`python -m tests.faults.full [--only crash,sweep,hostile,schema,exits,backstop,cluster] [--rounds N] [--bodies N]
+[--examples N] [--scenarios N] [--backstop-rounds N] [--cluster-rounds N]`: the full fault run.
 
 Prints one table (figure, value, goal) and exits 1 when a zero-goal figure is not zero.
 """
@@ -16,7 +16,7 @@ from tests.faults.full.tally import Tally
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults.full", description=__doc__)
-    parser.add_argument("--only", default="crash,sweep,hostile,schema,exits,backstop")
+    parser.add_argument("--only", default="crash,sweep,hostile,schema,exits,backstop,cluster")
     parser.add_argument("--rounds", type=int, default=55, help="crash rounds (each one SIGKILL or more)")
     parser.add_argument("--trades", type=int, default=24, help="trades per sweep wave")
     parser.add_argument("--bodies", type=int, default=10_000, help="hostile bodies")
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", type=int, default=3_000, help="exit scenarios on the model broker")
     parser.add_argument("--backstop-rounds", type=int, default=30,
                         help="broker-stop rounds (BROKER_STOP=backup, each one SIGKILL or more)")
+    parser.add_argument("--cluster-rounds", type=int, default=30,
+                        help="cluster rounds (a SIGKILL or a leader paused past its lease in each)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", help="keep the processes' databases and logs here (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             elif part == "backstop":
                 from tests.faults.full import backstop
                 backstop.run(workdir, tally, args.backstop_rounds, args.seed)
+            elif part == "cluster":
+                from tests.faults.full import cluster
+                cluster.run(workdir, tally, args.cluster_rounds, args.seed)
             else:
                 parser.error(f"unknown part {part}")
             print(f"== {part}: {time.monotonic() - t0:.0f} s", flush=True)
