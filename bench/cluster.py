@@ -7,10 +7,12 @@ Three deployments, one after the other, each with a paper exchange and a Postgre
 3. A cluster (`bench._cluster`): 2 intakes, the executor of the paper login, 2 guard shards each with
    a leader and a standby: 8 processes beside the paper exchange, NATS and PostgreSQL, on this machine.
 
-Both (1) and (3) guard the same seeded trades (bench._tickguard's, stored straight into the store: the
-single process arms them at start, the cluster's guard leaders when they take their shards), and both
-play the same background: price paths on 5 instruments those trades hold, 1 000 points/s each (5 000
-ticks/s; the rate the exchange really fed to the guarding sockets is printed). Then, in each:
+Both (1) and (3) guard the same 2 000 seeded trades over 984 instruments (bench._tickguard's, stored
+straight into the store: the single process arms them at start, the cluster's guard leaders when they
+take their shards; not 10 000 as in bench.latency: with 5 000 a shard, taking it over can keep a leader
+from renewing its lease, docs/bench.md), and both play the same background: price paths on 5
+instruments those trades hold, 1 000 points/s each (5 000 ticks/s; the rate the exchange really fed
+to the guarding sockets is printed). Then, in each:
 
 - tick→exit (`bench._crossings`): crossing trades opened through `/opentrade` (an intake's, in the
   cluster), filled and armed; one crossing tick every 0.2 s; from the crossing tick handed to the
@@ -25,7 +27,9 @@ ticks/s; the rate the exchange really fed to the guarding sockets is printed). T
   202 only once each is committed; in the cluster through one intake, then split over both. Each
   alert's entry goes out as in `bench.alerts` (10 a second at the broker's pace, the rest expire after
   ENTRY_TTL_S): in the cluster as `Enter` commands the executor takes off the bus, which it is left to
-  finish before the next load (the time it took is printed).
+  finish before the next load (the time it took is printed). The CPU each party used during a load
+  (`/proc`: our processes, the database's PostgreSQL backends, the NATS server, the machine's total;
+  "the rest" is the load generator and anything else running) is printed per alert acknowledged.
 """
 from __future__ import annotations
 
@@ -138,7 +142,9 @@ class Plan:
             Figure("  2 intakes: PostgreSQL backends (vs under serve)", per_alert(two, "postgres"), "ms",
                    per_alert(serve, "postgres")),
             Figure("  2 intakes: nats-server", per_alert(two, "nats"), "ms"),
-            Figure("  2 intakes: the rest (load, exchange, others)", per_alert(two, "other"), "ms", per_alert(serve, "other")),
+            Figure("  2 intakes: the paper exchange (vs under serve)", per_alert(two, "exchange"), "ms",
+                   per_alert(serve, "exchange")),
+            Figure("  2 intakes: the rest (the load; others')", per_alert(two, "other"), "ms", per_alert(serve, "other")),
         ]
 
 
@@ -216,7 +222,8 @@ def _single(scratch: Path, plan: Plan, crossing: list, seeded_real: list) -> dic
             stop_background(paper.url, paths)
             port = int(service.url.rsplit(":", 1)[1])
             _warm(scratch, [port], 1_000_000)
-            alerts, cpu = _alerts(scratch, [port], plan.alerts, 2_000_000, url, {"tickguard": [service.pid]})
+            alerts, cpu = _alerts(scratch, [port], plan.alerts, 2_000_000, url,
+                                  {"tickguard": [service.pid], "exchange": [paper.pid]})
     return {"exits": exits, "fed": fed, "alerts": alerts, "cpu": cpu}
 
 
@@ -238,7 +245,8 @@ def _cluster(scratch: Path, plan: Plan, crossing: list, seeded_real: list, seeds
             ports = [i.port for i in cluster.intakes]  # type: ignore[attr-defined]
             _warm(scratch, ports, 1_000_000)
             groups = {"intakes": [i.pid for i in cluster.intakes], "executor": [cluster.executor.pid],
-                      "guards": [g.pid for pair in cluster.guards.values() for g in pair if g.alive]}
+                      "guards": [g.pid for pair in cluster.guards.values() for g in pair if g.alive],
+                      "exchange": [paper.pid]}
             one, cpu_one = _alerts(scratch, ports[:1], plan.alerts, 2_000_000, url, groups)
             drained = cluster.wait_commands_done(600)
             two, cpu_two = _alerts(scratch, ports, plan.alerts, 3_000_000, url, groups)
