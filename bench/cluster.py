@@ -127,14 +127,18 @@ class Plan:
         ]
 
     def _cpu_figures(self, serve: _procs.CpuMeter, one: _procs.CpuMeter, two: _procs.CpuMeter) -> list[Figure]:
-        def per_alert(cpu: _procs.CpuMeter, name: str = "machine") -> float:
-            return 1000 * cpu.seconds[name] / self.alerts
+        def per_alert(cpu: _procs.CpuMeter, *names: str) -> float:
+            return 1000 * sum(cpu.seconds[name] for name in names) / self.alerts
 
+        cluster = ("intakes", "executor", "guards", "postgres", "nats")  # the deployment's own, each side
+        single = ("tickguard", "postgres", "nats")
         return [
             Figure("CPU busy, cluster 1 intake load (vs serve PG)", one.busy(), "% core", serve.busy()),
             Figure("CPU busy, cluster 2 intakes load (vs serve PG)", two.busy(), "% core", serve.busy()),
-            Figure("CPU per alert, machine, 1 intake (vs serve PG)", per_alert(one), "ms", per_alert(serve)),
-            Figure("CPU per alert, machine, 2 intakes (vs serve PG)", per_alert(two), "ms", per_alert(serve)),
+            Figure("CPU per alert, the deployment, 1 intake (vs serve)", per_alert(one, *cluster), "ms",
+                   per_alert(serve, *single)),
+            Figure("CPU per alert, the deployment, 2 intakes (vs serve)", per_alert(two, *cluster), "ms",
+                   per_alert(serve, *single)),
             Figure("  2 intakes: the intakes (vs tickguard serve)", per_alert(two, "intakes"), "ms",
                    per_alert(serve, "tickguard")),
             Figure("  2 intakes: the executor", per_alert(two, "executor"), "ms"),
