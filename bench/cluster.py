@@ -135,9 +135,9 @@ class Plan:
         return [
             Figure("CPU busy, cluster 1 intake load (vs serve PG)", one.busy(), "% core", serve.busy()),
             Figure("CPU busy, cluster 2 intakes load (vs serve PG)", two.busy(), "% core", serve.busy()),
-            Figure("CPU per alert, the deployment, 1 intake (vs serve)", per_alert(one, *cluster), "ms",
+            Figure("CPU per alert, deployment, 1 intake (vs serve)", per_alert(one, *cluster), "ms",
                    per_alert(serve, *single)),
-            Figure("CPU per alert, the deployment, 2 intakes (vs serve)", per_alert(two, *cluster), "ms",
+            Figure("CPU per alert, deployment, 2 intakes (vs serve)", per_alert(two, *cluster), "ms",
                    per_alert(serve, *single)),
             Figure("  2 intakes: the intakes (vs tickguard serve)", per_alert(two, "intakes"), "ms",
                    per_alert(serve, "tickguard")),
