@@ -52,6 +52,7 @@ from bench.alerts import load, opentrade
 from bench.common import Figure
 from bench.latency import instruments, percentile, rupees, walk
 from service.cluster.commands import shard_of
+from service.cluster.guardian import LOST_EXIT_CODE
 from tests.support.postgres import fresh_database
 
 PATHS, PATH_RATE = 5, 1_000
@@ -283,7 +284,9 @@ async def _failover(cluster: Cluster, paper_url: str, crossing: list, plan: Plan
             else:
                 leader.signal(signal.SIGSTOP)
                 paused.append(await exchange.cross(trade, timeout=60))
-                leader.signal(signal.SIGCONT)  # it finds its lease lost and exits (3) for its supervisor
+                leader.signal(signal.SIGCONT)  # it finds its lease lost and exits for its supervisor
+                if (code := leader.wait(30)) != LOST_EXIT_CODE:
+                    raise RuntimeError(f"a paused leader woke and exited with {code}:\n{leader.tail()}")
             cluster.restart(leader)
     return {"alive": alive, "killed": killed, "paused": paused, "takeovers": takeovers}
 
