@@ -42,6 +42,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from bench import _procs
@@ -160,8 +161,6 @@ def _own(scratch: Path, name: str) -> Path:
 
 
 def _prices(paper_url: str, crossing: list, seeded_real: list) -> None:
-    import httpx
-
     ticks = [{"exchange": "NSE", "token": i.token, "ltp": rupees(p)} for i, p in crossing + seeded_real]
     reply = httpx.post(f"{paper_url}/paper/v1/ticks", json={"ticks": ticks}, timeout=10)
     if reply.status_code != 200:
