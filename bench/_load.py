@@ -3,7 +3,9 @@
 `python -m bench._load --port N --path /opentrade --count 3000 --connections 32 [--alerts]` posts
 `count` JSON bodies over `connections` persistent connections, each waiting for its reply before the
 next request, and prints `count seconds p50_ms p99_ms statuses` (statuses as JSON). With --alerts
-every body is a distinct alert (its own id and strategy), so none is a duplicate of another.
+every body is a distinct alert (its own id and strategy), so none is a duplicate of another. With
+`--port` given more than once (several intakes of a cluster), the connections are dealt out among
+the ports in turn, each with its share of the bodies; the figures are of all of them together.
 """
 from __future__ import annotations
 
@@ -45,14 +47,15 @@ async def worker(port: int, requests: list[bytes], latencies: list[float], statu
         writer.close()
 
 
-async def main(port: int, path: str, count: int, connections: int, alerts: bool, offset: int) -> None:
+async def main(ports: list[int], path: str, count: int, connections: int, alerts: bool, offset: int) -> None:
     bodies = [alert(offset + n) if alerts else b'{"symbolname": "NSE:SBIN", "price": 800, "n": %d}' % n
               for n in range(count)]
     requests = [request(path, body) for body in bodies]
     latencies: list[float] = []
     statuses: Counter = Counter()
     started = time.perf_counter()
-    await asyncio.gather(*(worker(port, requests[c::connections], latencies, statuses) for c in range(connections)))
+    await asyncio.gather(*(worker(ports[c % len(ports)], requests[c::connections], latencies, statuses)
+                           for c in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -61,7 +64,7 @@ async def main(port: int, path: str, count: int, connections: int, alerts: bool,
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, action="append", required=True)
     parser.add_argument("--path", default="/opentrade")
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=32)

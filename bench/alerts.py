@@ -20,9 +20,11 @@ from tests.support.postgres import fresh_database
 CONNECTIONS = 32
 
 
-def load(scratch, port: int, count: int, *, alerts: bool, offset: int = 0) -> tuple[float, float, float, dict]:
-    args = ["-m", "bench._load", "--port", str(port), "--count", str(count), "--connections", str(CONNECTIONS),
-            "--offset", str(offset)] + (["--alerts"] if alerts else [])
+def load(scratch, port: int | list[int], count: int, *, alerts: bool, offset: int = 0) -> tuple[float, float, float, dict]:
+    """(requests/s, p50 ms, p99 ms, statuses) of `count` posts over CONNECTIONS, dealt out among `port`s."""
+    ports = [port] if isinstance(port, int) else port
+    args = ["-m", "bench._load", *(a for p in ports for a in ("--port", str(p))), "--count", str(count),
+            "--connections", str(CONNECTIONS), "--offset", str(offset)] + (["--alerts"] if alerts else [])
     with _procs.Process(f"load{offset}", args, scratch) as generator:
         generator.wait(120)
     sent, seconds, p50, p99, statuses = generator.tail().strip().splitlines()[-1].split(" ", 4)
@@ -38,9 +40,9 @@ def run(quick: bool) -> list[Figure]:
         with bare:
             load(scratch, port, 500, alerts=False)  # warm-up
             bare_rate, _, bare_p99, _ = load(scratch, port, count, alerts=False)
-        rate, p50, p99 = _opentrade(scratch, count)
+        rate, p50, p99 = opentrade(scratch, count)
         with fresh_database() as url:  # the same load, the store in PostgreSQL (DATABASE_URL)
-            pg_rate, pg_p50, pg_p99 = _opentrade(scratch, count, DATABASE_URL=url, TICKGUARD_DB=str(scratch / "pg-run.db"))
+            pg_rate, pg_p50, pg_p99 = opentrade(scratch, count, DATABASE_URL=url, TICKGUARD_DB=str(scratch / "pg-run.db"))
     return [
         Figure("bare Starlette JSON endpoint", bare_rate, "alerts/s"),
         Figure("/opentrade alerts acknowledged durably", rate, "alerts/s", bare_rate, ">= 0.3x, >= 1000/s"),
@@ -52,7 +54,7 @@ def run(quick: bool) -> list[Figure]:
     ]
 
 
-def _opentrade(scratch, count: int, **env: str) -> tuple[float, float, float]:
+def opentrade(scratch, count: int, **env: str) -> tuple[float, float, float]:
     """(alerts/s, p50, p99) of `count` alerts against tickguard with `env` (its store), after a warm-up."""
     with _procs.paper(scratch) as paper, _procs.tickguard(scratch, paper.url, **env) as service:
         port = int(service.url.rsplit(":", 1)[1])

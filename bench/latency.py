@@ -48,7 +48,7 @@ CROSSING_TOKENS = 16
 SPACING_S = 0.2
 
 
-def _rupees(paise: int) -> float:
+def rupees(paise: int) -> float:
     return paise // 5 * 5 / 100
 
 
@@ -60,10 +60,10 @@ def instruments() -> tuple[list, list]:
 
 
 def walk(price: int, count: int, rng: random.Random) -> list[float]:
-    return [_rupees(price + rng.randint(-price // 200, price // 200)) for _ in range(count)]
+    return [rupees(price + rng.randint(-price // 200, price // 200)) for _ in range(count)]
 
 
-async def _updates(url: str, headers: dict[str, str], arrivals: dict[str, float]) -> None:
+async def order_updates(url: str, headers: dict[str, str], arrivals: dict[str, float]) -> None:
     async with connect(url.replace("http", "ws", 1) + "/smart-order-update", additional_headers=headers) as ws:
         async for message in ws:
             now = time.perf_counter()
@@ -115,7 +115,7 @@ class Samples:
 async def measure(paper_url: str, service_url: str, crossing: list, per_token: int) -> Samples:
     headers = _procs.login(paper_url)
     arrivals: dict[str, float] = {}
-    listener = asyncio.create_task(_updates(paper_url, {"Authorization": headers["Authorization"]}, arrivals))
+    listener = asyncio.create_task(order_updates(paper_url, {"Authorization": headers["Authorization"]}, arrivals))
     control = httpx.AsyncClient(base_url=f"{paper_url}/paper/v1", timeout=10)
     service = httpx.AsyncClient(base_url=service_url, headers={"X-Webhook-Secret": _procs.SECRET}, timeout=10)
     try:
@@ -137,11 +137,11 @@ async def measure(paper_url: str, service_url: str, crossing: list, per_token: i
         for trade_id, instrument, backup in trades:
             stop = (await _trade(service, trade_id))["stop"]
             await asyncio.sleep(max(0.0, last + SPACING_S - time.perf_counter()))
-            tag = f"tg{_base36(trade_id)}X1"
+            tag = f"tg{base36(trade_id)}X1"
             crossing_ltp = stop - stop // 500
             started = time.perf_counter()
             reply = await control.post("/ticks", json={"exchange": "NSE", "token": instrument.token,
-                                                        "ltp": _rupees(crossing_ltp)})
+                                                        "ltp": rupees(crossing_ltp)})
             if not backup:
                 samples.round_trips.append(time.perf_counter() - started)
             assert reply.status_code == 200, reply.text
@@ -165,7 +165,7 @@ async def measure(paper_url: str, service_url: str, crossing: list, per_token: i
         await service.aclose()
 
 
-def _base36(n: int) -> str:
+def base36(n: int) -> str:
     digits, text = "0123456789abcdefghijklmnopqrstuvwxyz", ""
     while True:
         n, r = divmod(n, 36)
@@ -174,7 +174,7 @@ def _base36(n: int) -> str:
             return text
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
@@ -192,7 +192,7 @@ def run(quick: bool) -> list[Figure]:
         (scratch / "strategies.json").write_text(json.dumps(strategies(per_token)))
         seeded = scratch / "seeded"
         with _procs.paper(scratch) as paper:
-            ticks = [{"exchange": "NSE", "token": i.token, "ltp": _rupees(p)} for i, p in crossing + seeded_real]
+            ticks = [{"exchange": "NSE", "token": i.token, "ltp": rupees(p)} for i, p in crossing + seeded_real]
             assert httpx.post(f"{paper.url}/paper/v1/ticks", json={"ticks": ticks}, timeout=10).status_code == 200
             service = _procs.tickguard(scratch, paper.url, seed_trades=TRADES, seed_tokens=str(scratch / "seed_tokens.json"),
                                        BENCH_SEEDED_FILE=str(seeded), BROKER_STOP="backup", BROKER_STOP_BUFFER="1%",
@@ -207,14 +207,14 @@ def run(quick: bool) -> list[Figure]:
                 samples = asyncio.run(measure(paper.url, service.url, crossing, per_token))
     ms = [s * 1000 for s in samples.plain]
     backup = [s * 1000 for s in samples.backup]
-    plain_p50, plain_p99 = statistics.median(ms), _percentile(ms, 0.99)
+    plain_p50, plain_p99 = statistics.median(ms), percentile(ms, 0.99)
     return [
         Figure(f"background ticks seen by tickguard ({len(ms)} + {len(backup)} samples)", samples.background, "ticks/s"),
         Figure("tick->exit p50 (exchange stamps)", plain_p50, "ms", None, "<= 1 ms"),
         Figure("tick->exit p99 (exchange stamps)", plain_p99, "ms", None, "<= 5 ms"),
         Figure("tick->exit max (exchange stamps)", max(ms), "ms"),
         Figure("tick->exit p50, broker stop cancelled first", statistics.median(backup), "ms", plain_p50),
-        Figure("tick->exit p99, broker stop cancelled first", _percentile(backup, 0.99), "ms", plain_p99),
+        Figure("tick->exit p99, broker stop cancelled first", percentile(backup, 0.99), "ms", plain_p99),
         Figure("tick->exit max, broker stop cancelled first", max(backup), "ms", max(ms)),
         Figure("tick->exit p50 from outside (upper bound)", statistics.median(samples.outside) * 1000, "ms"),
         Figure("control POST /ticks round trip p50 (in the above)", statistics.median(samples.round_trips) * 1000, "ms"),
