@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-import pytest
 
 from service.cluster.executor import Acks
 

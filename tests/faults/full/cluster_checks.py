@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import statistics
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from paper.static_ips import ORDER_ROUTES
 from service.trades import parse_tag
 from service.cluster.commands import Exit
 from tests.faults.full.cluster_parts import LOGINS, LoginBooks, RoleExit
+from tests.faults.full.crash import until
 from tests.faults.full.procs import Paper
 from tests.faults.full.tally import Tally
 from tests.support.cluster import REGISTERED
@@ -361,9 +361,5 @@ def _tick(command) -> tuple[int | None, int | None]:
 
 
 def wait(predicate, timeout: float, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
+    """The first truthy value of `predicate()`, or its last value once `timeout` passes."""
+    return until(predicate, timeout, every)

@@ -16,20 +16,19 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
-import pyotp
 
 from paper.auth import PaperLogin
 from service.cluster.commands import Command, Exit, decode_command
-from tests.faults.full.procs import SECRET, Paper
+from tests.faults.full.procs import SECRET, BrokerView, Paper
 from tests.faults.full.tally import Tally
 from tests.support.cluster import NATS_URL, REGISTERED, Cluster, Role
 from tests.support.paper import DEMO, OTHER
 
 __all__ = ["CommandTap", "Intakes", "LoginBooks", "LOGINS", "RoleExit", "Supervisor", "start_paper"]
 
-ROOT = "/rest/secure/angelbroking"
 LOGINS = (DEMO, OTHER)  # P0001 (the market-data login, account MAIN) and P0002 (account OWN)
 RESTART_S = 0.2  # systemd's RestartSec is 100 ms by default; a little more for the process table
 
@@ -330,32 +329,12 @@ class CommandTap:
         self._loop.close()
 
 
-class LoginBooks:
+class LoginBooks(BrokerView):
     """One login's own view of its books at the paper exchange; orders it sends leave from its registered
     address (a trader tidying up by hand)."""
 
     def __init__(self, paper_url: str, login: PaperLogin) -> None:
-        self.paper_url, self.login = paper_url, login
-        transport = httpx.HTTPTransport(local_address=REGISTERED[login.clientcode])
-        self.http = httpx.Client(base_url=f"{paper_url}{ROOT}", timeout=30, transport=transport)
-        self._login()
-
-    def _login(self) -> None:
-        body = {"clientcode": self.login.clientcode, "password": self.login.pin,
-                "totp": pyotp.TOTP(self.login.totp_secret).now()}
-        reply = httpx.post(f"{self.paper_url}/rest/auth/angelbroking/user/v1/loginByPassword", json=body,
-                           headers={"X-PrivateKey": self.login.api_key}, timeout=30).json()
-        self.http.headers.update({"X-PrivateKey": self.login.api_key, "Authorization": f"Bearer {reply['data']['jwtToken']}"})
-
-    def _get(self, route: str) -> list[dict]:
-        reply = self.http.get(route).json()
-        if reply.get("errorCode") in ("AG8001", "AG8002"):
-            self._login()
-            reply = self.http.get(route).json()
-        return reply.get("data") or []
-
-    def orders(self) -> list[dict]:
-        return self._get("/order/v1/getOrderBook")
+        super().__init__(SimpleNamespace(url=paper_url), login, REGISTERED[login.clientcode])
 
     def positions(self) -> list[dict]:
         return self._get("/order/v1/getPosition")

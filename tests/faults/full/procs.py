@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pyotp
 
+from paper.auth import PaperLogin
 from tests.support.paper import DEMO
 from tests.support.service import SECRET
 
@@ -84,16 +85,18 @@ class Paper:
 class BrokerView:
     """The account holder's own view of the paper exchange (its own session)."""
 
-    def __init__(self, paper: Paper) -> None:
-        self.paper = paper
-        self.http = httpx.Client(base_url=f"{paper.url}{ROOT}", timeout=30)
+    def __init__(self, paper: Paper, login: PaperLogin = DEMO, local_address: str | None = None) -> None:
+        self.paper_url, self.login = paper.url, login
+        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self.http = httpx.Client(base_url=f"{paper.url}{ROOT}", timeout=30, transport=transport)
         self._login()
 
     def _login(self) -> None:
-        body = {"clientcode": DEMO.clientcode, "password": DEMO.pin, "totp": pyotp.TOTP(DEMO.totp_secret).now()}
-        reply = httpx.post(f"{self.paper.url}/rest/auth/angelbroking/user/v1/loginByPassword", json=body,
-                           headers={"X-PrivateKey": DEMO.api_key}, timeout=30).json()
-        self.http.headers.update({"X-PrivateKey": DEMO.api_key, "Authorization": f"Bearer {reply['data']['jwtToken']}"})
+        login = self.login
+        body = {"clientcode": login.clientcode, "password": login.pin, "totp": pyotp.TOTP(login.totp_secret).now()}
+        reply = httpx.post(f"{self.paper_url}/rest/auth/angelbroking/user/v1/loginByPassword", json=body,
+                           headers={"X-PrivateKey": login.api_key}, timeout=30).json()
+        self.http.headers.update({"X-PrivateKey": login.api_key, "Authorization": f"Bearer {reply['data']['jwtToken']}"})
 
     def _get(self, route: str) -> list[dict]:
         reply = self.http.get(route).json()
