@@ -70,6 +70,8 @@ async def test_a_close_cancels_the_rule_before_its_exit(parts: Parts):
 async def test_a_rule_that_triggers_first_closes_the_trade_at_the_brokers_fill(parts: Parts):
     trade = await armed(parts, 5)
     await created(parts)
+    # the rule recorded as working (not only at the broker): its order is then known as the trade's
+    await parts.until(lambda: parts.stops.protected(trade.id), "the rule recorded")
     parts.broker.set_price("NSE", SBIN, 78_600)  # through the trigger, above the limit: its LIMIT fills
     closed = await parts.in_state(trade.id, TradeState.CLOSED)
     assert (closed.reason, closed.exited, closed.exit_price) == ("BROKER_STOP", 5, 78_600)
