@@ -51,13 +51,23 @@ def _price(value: Any, field: str, tick_paise: int = 1) -> int:
     return paise
 
 
-def _instrument(ex: PaperExchange, body: dict[str, Any], prefix: str = ""):
-    exchange, token = str(body.get("exchange", "NSE")).upper(), str(body.get("token", "")).strip()
-    if not token:
-        raise Invalid(f"{prefix}token", "required")
-    instrument = ex.universe.by_token(exchange, token)
+def _instrument(ex: PaperExchange, body: Any, prefix: str = ""):
+    """The instrument a body (or query) names: its `token`, or its `symbol` — a trading symbol (`SBIN-EQ`,
+    `NIFTY26DEC2624000CE`) or an equity's name (`SBIN`) — on `exchange` (NSE when not given)."""
+    exchange = str(body.get("exchange") or "NSE").upper()
+    token, symbol = str(body.get("token") or "").strip(), str(body.get("symbol") or "").strip().upper()
+    if token:
+        instrument = ex.universe.by_token(exchange, token)
+        if instrument is None:
+            raise Invalid(f"{prefix}token", f"no instrument {token} on {exchange}", 404)
+        return instrument
+    if not symbol:
+        raise Invalid(f"{prefix}token", "give a token or a symbol")
+    instrument = ex.universe.by_symbol(exchange, symbol)
+    if instrument is None and exchange in ("NSE", "BSE"):
+        instrument = ex.universe.by_symbol(exchange, f"{symbol}-EQ")
     if instrument is None:
-        raise Invalid(f"{prefix}token", f"no instrument {token} on {exchange}", 404)
+        raise Invalid(f"{prefix}symbol", f"no instrument {symbol} on {exchange}", 404)
     return instrument
 
 
@@ -210,6 +220,13 @@ def control_routes(ex: PaperExchange) -> list[Route]:
             "gtt_error": repr(ex.gtt.placement_error) if ex.gtt.placement_error else None,
         })
 
+    async def prices(request: Request, body: dict[str, Any]) -> Response:
+        """The current price of an instrument named by `symbol` or `token` (and `exchange`) in the query."""
+        instrument = _instrument(ex, request.query_params)
+        return JSONResponse({"exchange": instrument.exchange, "token": instrument.token,
+                             "tradingsymbol": instrument.symbol,
+                             "ltp": ex.prices.ltp(instrument.exchange, instrument.token) / 100})
+
     async def stamps(request: Request, body: dict[str, Any]) -> Response:
         """Exchange-side stamps (paper.stamps): a token's sent ticks and/or a tag's arrival."""
         query = request.query_params
@@ -237,4 +254,5 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         Route(f"{PREFIX}/reset", guarded(ex, reset), methods=["POST"]),
         Route(f"{PREFIX}/state", guarded(ex, state), methods=["GET"]),
         Route(f"{PREFIX}/stamps", guarded(ex, stamps), methods=["GET"]),
+        Route(f"{PREFIX}/prices", guarded(ex, prices), methods=["GET"]),
     ]
