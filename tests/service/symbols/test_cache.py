@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -68,12 +69,19 @@ def test_a_stale_file_keeps_its_keys_to_resolve_again(tmp_path):
     assert cache.pending == ["NSE:SBIN", "NIFTY1!"]
 
 
-def test_the_shipped_file_is_rebuilt_not_trusted(tmp_path):
-    # The repository's symbol_tokens.json names no master day: stale by definition.
+def test_a_file_naming_no_master_day_is_rebuilt_not_trusted(tmp_path):
+    # As an older release shipped it: no master day, so stale by definition.
     shipped = tmp_path / "symbol_tokens.json"
-    shipped.write_bytes((ROOT / "symbol_tokens.json").read_bytes())
+    shipped.write_text('{"version": 1, "symbols": {}}')
     cache = SymbolCache(shipped, DAY)
     assert cache.rebuilt.startswith("stale") and cache.pending == []
+
+
+def test_the_cache_is_runtime_state_git_never_sees_change():
+    """A first `make run` leaves the checkout clean: the cache is ignored, not tracked."""
+    tracked = subprocess.run(["git", "ls-files", "symbol_tokens.json"], cwd=ROOT, capture_output=True, text=True)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "symbol_tokens.json"], cwd=ROOT)
+    assert tracked.stdout.strip() == "" and ignored.returncode == 0
 
 
 def test_entries_are_checked_against_the_index(tmp_path, master_index, universe):
