@@ -26,7 +26,7 @@ import msgspec
 from service.trades import TradeRecord
 from streams import ExitIntent
 
-__all__ = ["Close", "Command", "Enter", "Exit", "Reduce", "decode_command", "encode", "login_part", "read_trade",
+__all__ = ["Close", "Command", "Enter", "Exit", "Reduce", "decode_command", "encode", "login_part", "read_trade", "trade_login",
            "shard_of", "trade_shard"]
 
 
@@ -102,6 +102,11 @@ def read_trade(subject: str, data: bytes) -> TradeRecord | None:
 def login_part(login: str) -> str:
     """A client code as a subject part (client codes are letters and digits)."""
     return login.upper()
+
+
+def trade_login(trade: TradeRecord, default_login: str) -> str:
+    """The login whose executor a trade's commands go to: its account's own, or the default one."""
+    return login_part(trade.spec.login) if trade.spec.login else default_login
 
 
 def shard_of(exchange: str, token: str, shards: int) -> int:

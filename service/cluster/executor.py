@@ -27,9 +27,9 @@ import nats.js.errors
 from service.accounts.credentials import load_logins
 from service.brokers import brokers_from_settings
 from service.cluster.bus import Bus, Message
-from service.cluster.commands import Close, Command, Enter, Exit, Reduce, decode_command, login_part, read_trade
+from service.cluster.commands import Close, Command, Enter, Exit, Reduce, decode_command, login_part, read_trade, trade_login
 from service.cluster.lease import Fence
-from service.cluster.remote import RemoteGuard, TradePublisher
+from service.cluster.remote import RemoteGuard, TradePublisher, require_store
 from service.errors import SettingsError
 from service.execution import Trader
 from service.metrics import Metrics
@@ -38,15 +38,14 @@ from service.recovery import RecoveryParts, recover
 from service.runtime import calendar_from_settings, exec_config
 from service.settings import Settings
 from service.store import OrderRecord, Store
-from service.trades import TradeRecord, TradeState
+from service.trades import OPEN_STATES, TradeRecord, TradeState
 from streams import SessionClock
 
 __all__ = ["ExecutorRole", "OwnedStore"]
 
 log = logging.getLogger("tickguard.executor")
 
-_SETTLED = frozenset({TradeState.CLOSED, TradeState.REJECTED, TradeState.EXPIRED})
-_NOT_OPEN = _SETTLED | {TradeState.EXITING}
+_NOT_OPEN = frozenset(TradeState) - OPEN_STATES | {TradeState.EXITING}  # settled, or an exit working
 
 
 class OwnedStore:
@@ -102,8 +101,7 @@ class Acks:
 
 class ExecutorRole:
     def __init__(self, settings: Settings, login: str, *, clock: Callable[[], float] = time.time) -> None:
-        if not settings.database_url:
-            raise SettingsError([("DATABASE_URL", "the cluster's roles share one PostgreSQL store: set it")])
+        require_store(settings)
         self.settings = settings
         self.clock = clock
         default, others = brokers_from_settings(settings)
@@ -142,8 +140,7 @@ class ExecutorRole:
         return int(self.clock() * 1000)
 
     def owns(self, trade: TradeRecord) -> bool:
-        login = login_part(trade.spec.login) if trade.spec.login else self.default_login
-        return login == self.login
+        return trade_login(trade, self.default_login) == self.login
 
     # Trade versions --------------------------------------------------------------------------------
     def _published(self, trade: TradeRecord) -> None:

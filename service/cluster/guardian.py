@@ -30,9 +30,9 @@ from typing import Any
 from service.brokers import brokers_from_settings
 from service.changes import EngineChanges
 from service.cluster.bus import Bus, Message
-from service.cluster.commands import Exit, encode, login_part, read_trade, trade_shard
+from service.cluster.commands import Exit, encode, login_part, read_trade, trade_login, trade_shard
 from service.cluster.lease import Lease
-from service.cluster.remote import TradePublisher
+from service.cluster.remote import TradePublisher, require_store
 from service.errors import SettingsError
 from service.execution.journal import Journal
 from service.guard import Guard
@@ -42,14 +42,13 @@ from service.metrics import Metrics
 from service.runtime import calendar_from_settings
 from service.settings import Settings
 from service.store import Store
-from service.trades import TradeRecord, TradeState
+from service.trades import OPEN_STATES, TradeRecord, TradeState
 from streams import ExitIntent, StateChange
 
 __all__ = ["LOST_EXIT_CODE", "ShardGuard", "parse_shard"]
 
 log = logging.getLogger("tickguard.guardian")
 LOST_EXIT_CODE = 3  # the process's exit status when its lease was lost: its supervisor restarts it
-_SETTLED = frozenset({TradeState.CLOSED, TradeState.REJECTED, TradeState.EXPIRED})
 PRICE_INTERVAL_S = 0.1
 ARM_SLICE = 100  # trades armed at a takeover between two turns of the event loop (~10-25 ms of work)
 
@@ -67,8 +66,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 class ShardGuard:
     def __init__(self, settings: Settings, shard: int, shards: int, *, clock: Callable[[], float] = time.time) -> None:
-        if not settings.database_url:
-            raise SettingsError([("DATABASE_URL", "the cluster's roles share one PostgreSQL store: set it")])
+        require_store(settings)
         if shards != settings.guard_shards:
             raise SettingsError([("--shard", f"{shards} shards, but GUARD_SHARDS is {settings.guard_shards}: "
                                              "every role must agree on the shard count")])
@@ -184,7 +182,7 @@ class ShardGuard:
                 guard.reduce(trade, units, (trade.exit_value - before.exit_value) // units)
             elif before is None or trade.filled != before.filled:
                 guard.arm(trade)  # a later entry fill: the engine amends the quantity
-        elif trade.state in _SETTLED:
+        elif trade.state not in OPEN_STATES:
             if guard.armed(trade.id):
                 guard.confirm(trade.id, int(trade.exit_price or trade.entry_price or 0))
             self.fired.pop(trade.id, None)  # (its version stays seen: a late older one must not re-arm it)
@@ -196,7 +194,7 @@ class ShardGuard:
             self.dropped += 1
             return
         self.fired[intent.trade_id] += 1
-        login = login_part(trade.spec.login) if trade.spec.login else self.default_login
+        login = trade_login(trade, self.default_login)
         command = Exit(intent=intent, lease=self.name, token=self.token, fired=self.fired[intent.trade_id])
         self._spawn(self._send(self.bus.subject("cmd", login), command), f"exit-{intent.trade_id}")
 
@@ -238,9 +236,8 @@ class ShardGuard:
         sent: dict[tuple[str, str], int] = {}
         while True:
             await asyncio.sleep(PRICE_INTERVAL_S)
-            for trade in list(self.guard.records.values()):
-                for exchange, token in {(trade.exchange, trade.token)}:
-                    price = self.guard.last_price(exchange, token)
-                    if price is not None and sent.get((exchange, token)) != price:
-                        sent[(exchange, token)] = price
-                        await self.bus.notify(self.bus.subject("px", exchange, token), str(price).encode())
+            for exchange, token in {(t.exchange, t.token) for t in self.guard.records.values()}:
+                price = self.guard.last_price(exchange, token)
+                if price is not None and sent.get((exchange, token)) != price:
+                    sent[(exchange, token)] = price
+                    await self.bus.notify(self.bus.subject("px", exchange, token), str(price).encode())

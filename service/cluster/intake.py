@@ -30,9 +30,9 @@ from service.alerts.plan import Plan
 from service.alerts.strategies import Strategy, load_strategies
 from service.brokers import brokers_from_settings
 from service.cluster.bus import Bus, Message
-from service.cluster.commands import Close, Enter, Reduce, encode, login_part, read_trade
+from service.cluster.commands import Close, Enter, Reduce, encode, login_part, read_trade, trade_login
 from service.cluster.outbox import Outbox
-from service.cluster.remote import RemoteGuard
+from service.cluster.remote import RemoteGuard, require_store
 from service.errors import SettingsError
 from service.execution.config import ExecConfig
 from service.halts import Halts
@@ -64,8 +64,7 @@ class OutboxDispatch:
         self.default_login = default_login
 
     def subject(self, trade: TradeRecord | None) -> str:
-        login = login_part(trade.spec.login) if trade is not None and trade.spec.login else self.default_login
-        return self.bus.subject("cmd", login)
+        return self.bus.subject("cmd", self.default_login if trade is None else trade_login(trade, self.default_login))
 
     def add(self, db: Any, trade_id: int, command: Enter | Close | Reduce, now_ms: int) -> None:
         Outbox.add(db, subject=self.subject(Store.load_trade(db, trade_id)), msg_id=command.msg_id(),
@@ -164,8 +163,7 @@ class IntakeRole:
     """The runtime an intake's web app runs on (`service.web.app.create_app(settings, runtime)`)."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
-        if not settings.database_url:
-            raise SettingsError([("DATABASE_URL", "the cluster's roles share one PostgreSQL store: set it")])
+        require_store(settings)
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics()

@@ -20,13 +20,21 @@ from typing import Any
 
 from service.cluster.bus import Bus
 from service.cluster.commands import encode, trade_shard
+from service.errors import SettingsError
+from service.settings import Settings
 from service.trades import TradeRecord
 from streams import ExitIntent, ExitReason, Phase, StopState
 
-__all__ = ["RemoteGuard", "TradePublisher"]
+__all__ = ["RemoteGuard", "TradePublisher", "require_store"]
 
 log = logging.getLogger("tickguard.cluster")
 FRESH_S = 0.2  # an intent's tick prices its first exit order, not a chase's re-pricing (EXIT_CHASE_MS later)
+
+
+def require_store(settings: Settings) -> None:
+    """Every role of a cluster shares one PostgreSQL store: refuse to start without DATABASE_URL."""
+    if not settings.database_url:
+        raise SettingsError([("DATABASE_URL", "the cluster's roles share one PostgreSQL store: set it")])
 
 
 class RemoteGuard:

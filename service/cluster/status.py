@@ -12,7 +12,7 @@ import nats.js.errors
 
 from service.cluster.bus import Bus
 from service.cluster.commands import login_part
-from service.errors import SettingsError
+from service.cluster.remote import require_store
 from service.settings import Settings
 from service.store import Store
 
@@ -72,8 +72,7 @@ def render(status: dict[str, Any]) -> str:
 
 def run(settings: Settings, logins: list[str], as_json: bool) -> int:
     """Print the status; 1 when a shard has no leader or rows wait in the outbox for more than 10 s."""
-    if not settings.database_url:
-        raise SettingsError([("DATABASE_URL", "the cluster's roles share one PostgreSQL store: set it")])
+    require_store(settings)
     status = asyncio.run(cluster_status(settings, logins))
     print(json.dumps(status) if as_json else render(status))
     leaderless = any(lease is None for lease in status["shards"].values())
