@@ -40,9 +40,6 @@ def require_store(settings: Settings) -> None:
 class RemoteGuard:
     """The guard as an executor sees it (see the module's docstring)."""
 
-    ticks_seen = 0
-    latest_tick_ms: int | None = None
-
     def __init__(self, on_exit: Callable[[ExitIntent], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._on_exit = on_exit
         self._clock = clock
@@ -67,9 +64,6 @@ class RemoteGuard:
     def disarm(self, trade_id: int) -> None:
         self.records.pop(trade_id, None)
 
-    def rearm(self, trade_id: int) -> None:
-        """The guard shard re-arms from the trade's next OPEN version."""
-
     def close(self, trade_id: int, reason: str = "MANUAL") -> None:
         """What the engine would fire for a close it is told of, fired here (the shard's engine sees the
         trade EXITING; an intent it fires meanwhile finds the exit already working)."""
@@ -92,9 +86,6 @@ class RemoteGuard:
         if heard is None or self._clock() - heard[1] > FRESH_S:
             return None
         return heard[0]
-
-    def entries_open(self, exchange: str) -> bool:
-        return True
 
     def set_limit(self, limit: Any) -> None:
         """Loss limits are held by the guard shards' engines (README: what the cluster leaves out)."""
