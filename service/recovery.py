@@ -16,9 +16,10 @@ On start, before any trade is shown as protected again:
    (a CARRYFORWARD position overnight) and is placed again once its trade is armed; one whose trade
    is no longer open is an orphan: cancelled, and reported;
 3. every armed trade is checked against what the market did while tickguard was down: one-minute
-   candles of its basis instrument since the last tick seen, then the current price (the engine
-   meets each armed trade with the first tick after subscribing). A level crossed while down fires
-   the exit at once, even if the price has come back since.
+   candles of its basis instrument since the last tick seen (for an entry that filled while down:
+   since its fill, as the broker stamps it), then the current price (the engine meets each armed
+   trade with the first tick after subscribing). A level crossed while down fires the exit at once,
+   even if the price has come back since.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
     trader = parts.trader
     trader.stops.pause()  # broker stops wait for the whole picture: a stop found again is never placed twice
     try:
-        book, login_of = await _reconcile_orders(parts, report)
+        book, login_of, entered = await _reconcile_orders(parts, report)
         for trade in await parts.store.trades(states=[TradeState.PENDING_ENTRY]) if parts.expire_unsent else ():
             orders = await parts.store.orders(trade.id)
             if not orders:  # stored and acknowledged, then down before the entry was even recorded
@@ -99,16 +100,17 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
         report["exits_resumed"] += 1
     if parts.check_crossed:
         since_ms = (await parts.store.flags()).get("last_tick_ms")
-        report["crossed_while_down"] = await _crossed_while_down(parts, since_ms)
+        report["crossed_while_down"] = await _crossed_while_down(parts, since_ms, entered)
     log.info("recovered", extra=report)
     return report
 
 
-async def _reconcile_orders(parts: RecoveryParts, report: dict[str, int]) -> tuple[dict, dict]:
+async def _reconcile_orders(parts: RecoveryParts, report: dict[str, int]) -> tuple[dict, dict, dict[int, int]]:
     """Step 1 and 2 (the module's docstring): every unfinished order matched by its tag (a GTT rule by
-    its id), exits the store never recorded adopted. The broker's tagged orders, and each one's login."""
+    its id), exits the store never recorded adopted. The broker's tagged orders, each one's login, and
+    when each entry that filled while tickguard was down filled (epoch ms, by trade id)."""
     trader = parts.trader
-    book, login_of = {}, {}
+    book, login_of, entered = {}, {}, {}
     for broker in parts.brokers:
         for order in await broker.order_book():
             if order.tag.startswith("tg"):
@@ -122,6 +124,8 @@ async def _reconcile_orders(parts: RecoveryParts, report: dict[str, int]) -> tup
             continue
         found = book.get(record.tag)
         if found is not None:
+            if record.role == "entry" and found.filled > record.filled:
+                entered[record.trade_id] = _stamped_ms(found.updated) or record.created_ms
             await trader.apply_order(found)
             report["orders_applied"] += 1
             continue
@@ -139,7 +143,15 @@ async def _reconcile_orders(parts: RecoveryParts, report: dict[str, int]) -> tup
         if parsed is not None and parsed[1] == "exit" and await parts.store.order_by_tag(tag) is None:
             if await trader.adopt_exit(parsed[0], parsed[2], order):
                 report["exits_adopted"] += 1
-    return book, login_of
+    return book, login_of, entered
+
+
+def _stamped_ms(text: str) -> int | None:
+    """The broker's order time ("20-Oct-2020 13:10:59", IST) in epoch ms; None when absent or unreadable."""
+    try:
+        return int(datetime.strptime(text, "%d-%b-%Y %H:%M:%S").replace(tzinfo=IST).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 async def _cancel_orphan(parts: RecoveryParts, trade_id: int, order: BrokerOrder, broker: Broker) -> int:
@@ -167,9 +179,11 @@ async def rearm_open_trades(store: Store, guard: Guard) -> None:
             guard.arm(trade, resume_stop=state.get("stop"), resume_trailing=bool(state.get("trailed")))
 
 
-async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None) -> int:
+async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None, entered: dict[int, int]) -> int:
     """Fire every armed trade whose stop or target the market crossed while tickguard was down:
-    one candle request per basis instrument, however many trades stand on it."""
+    one candle request per basis instrument, however many trades stand on it. Each trade is checked
+    from the minute it was last watched: the last tick seen, or its fill when that came later (an
+    entry filled while down was never watched; the prices before its fill are not its risk)."""
     by_basis: dict[tuple[str, str], list] = {}
     for trade in await parts.store.trades(states=[TradeState.OPEN]):
         basis = trade.spec.basis
@@ -178,17 +192,33 @@ async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None) -> int
     fired = 0
     end = datetime.fromtimestamp(parts.clock(), IST) + timedelta(minutes=1)
     for (exchange, token), trades in by_basis.items():
-        start_ms = since_ms or min(t.updated_ms for t in trades)
-        start = datetime.fromtimestamp(start_ms / 1000, IST).replace(second=0, microsecond=0)
+        watched = {t.id: _minute(_watched_from(t, since_ms, entered)) for t in trades}
         try:
-            candles = await parts.brokers[0].candles(exchange, token, "ONE_MINUTE", start, end)
+            candles = await parts.brokers[0].candles(exchange, token, "ONE_MINUTE", min(watched.values()), end)
         except BrokerError as exc:
             log.warning("no candles to check stops crossed while down", extra={"token": token, "error": exc.message})
             continue
         for trade in trades:
-            if _fire_if_crossed(parts, trade, candles):
+            since = watched[trade.id]
+            if _fire_if_crossed(parts, trade, [c for c in candles if _started(c) >= since]):
                 fired += 1
     return fired
+
+
+def _watched_from(trade, since_ms: int | None, entered: dict[int, int]) -> int:
+    filled = entered.get(trade.id)
+    if filled is None:  # filled while tickguard ran: watched until the last tick it saw
+        return since_ms if since_ms is not None else trade.created_ms
+    return max(since_ms or 0, filled)
+
+
+def _started(candle) -> datetime:
+    start = datetime.fromisoformat(candle.start)
+    return start if start.tzinfo else start.replace(tzinfo=IST)
+
+
+def _minute(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, IST).replace(second=0, microsecond=0)
 
 
 def _fire_if_crossed(parts: RecoveryParts, trade, candles) -> bool:
