@@ -10,9 +10,11 @@ from typing import Any
 
 from service.accounts.credentials import load_logins
 from service.addresses import parse_static_ips
-from service.errors import TickguardError
-from service.settings import PAPER_WEBHOOK_SECRET, SECRET_FIELDS, Settings, load_settings
+from service.errors import SettingsError, TickguardError
+from service.settings import (PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPERATOR_TOKEN, PAPER_WEBHOOK_SECRET,
+                              SECRET_FIELDS, Settings, load_settings)
 from service.cluster import cli as cluster_cli
+from service.operators import cli as operators_cli
 from service.symbols import cli as symbols_cli
 
 __all__ = ["main", "paper_config"]
@@ -92,7 +94,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     print(f"tickguard            http://{host}:{port}/  (mode {settings.tickguard_mode}; dashboard at /, alerts to POST /opentrade)",
           flush=True)
     if not settings.live and settings.webhook_secret == PAPER_WEBHOOK_SECRET:
-        print(f"webhook secret       {PAPER_WEBHOOK_SECRET}  (the public paper demo value)", flush=True)
+        print(f"webhook secret       {PAPER_WEBHOOK_SECRET}  (the public paper demo value; alerts only)", flush=True)
+    if not settings.operators_file:
+        print(f"operator             {PAPER_OPERATOR} / {PAPER_OPERATOR_PASSWORD}  (paper demo login for the dashboard; "
+              f"API token {PAPER_OPERATOR_TOKEN})", flush=True)
     print(f"broker REST root     {settings.rest_root}", flush=True)
     if servers:
         print(f"paper control API    {settings.paper_base_url}/paper/v1/", flush=True)
@@ -127,6 +132,17 @@ def _print_plugins(settings: Settings) -> None:
         print(f"plug-in {plugin.position}: {plugin.stage} {named} {kwargs}")
 
 
+def _configured_operators_file() -> str:
+    try:
+        return load_settings().operators_file
+    except SettingsError as exc:
+        import os
+
+        if any(name == "OPERATORS_FILE" for name, _ in exc.problems):
+            return os.environ.get("OPERATORS_FILE", "")
+        raise
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickguard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,12 +155,15 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("settings", help="print the settings in force (secrets masked)")
     symbols_cli.add_commands(commands)
     cluster_cli.add_commands(commands)
+    operators_cli.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "operator":  # before the settings: live settings without OPERATORS_FILE are refused
+            return operators_cli.run(args, _configured_operators_file())
         settings = load_settings()
         from service.logs import configure_logging
 

@@ -46,9 +46,10 @@ class HaltRecord(msgspec.Struct, frozen=True, kw_only=True):
     pnl: int | None = None  # paise: the P&L (realised + open) that reached the loss limit
     max_loss: int | None = None  # paise
     lifted_ms: int | None = None
+    operator: str = ""  # the operator who pulled the global switch (from the dashboard or the API)
 
 
-_COLUMNS = "scope, key, day, reason, at_ms, pnl, max_loss, lifted_ms"
+_COLUMNS = "scope, key, day, reason, at_ms, pnl, max_loss, lifted_ms, operator"
 
 
 def _records(db: sqlite3.Connection, where: str, args: tuple) -> list[HaltRecord]:
@@ -57,9 +58,9 @@ def _records(db: sqlite3.Connection, where: str, args: tuple) -> list[HaltRecord
 
 
 def _insert(db: sqlite3.Connection, record: HaltRecord) -> None:
-    db.execute(f"INSERT INTO halts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    db.execute(f"INSERT INTO halts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (record.scope, record.key, record.day, record.reason, record.at_ms, record.pnl, record.max_loss,
-                record.lifted_ms))
+                record.lifted_ms, record.operator))
 
 
 def _lift(db: sqlite3.Connection, scope: str, key: str, at_ms: int) -> None:
@@ -130,11 +131,11 @@ class Halts:
         self._announce("loss_resumed", {"scope": change.scope, "key": change.key, "at_ms": change.at_ms,
                                         change.scope: change.key})
 
-    async def set_operator(self, halted: bool, reason: str) -> None:
+    async def set_operator(self, halted: bool, reason: str, operator: str = "") -> None:
         """The operator's switch, with its reason and time, in one transaction with the `halted` flag."""
         now = self.now_ms()
         record = HaltRecord(scope="global", key="", day=ist_date(now), reason=reason or "halted by the operator",
-                            at_ms=now)
+                            at_ms=now, operator=operator)
         was = self.operator
 
         def work(db: sqlite3.Connection) -> None:
@@ -176,7 +177,7 @@ class Halts:
             "halted": halted,
             "day": today,
             "global": {"halted": halted, "reason": operator.reason if operator else None,
-                       "at_ms": operator.at_ms if operator else None},
+                       "at_ms": operator.at_ms if operator else None, "operator": operator.operator if operator else None},
             **groups,
             "halts": [msgspec.to_builtins(r) for r in records],
         }

@@ -20,15 +20,20 @@ from service.errors import SettingsError
 from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
 
-__all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS", "PAPER_WEBHOOK_SECRET"]
+__all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS", "PAPER_OPERATOR", "PAPER_OPERATOR_PASSWORD",
+           "PAPER_OPERATOR_TOKEN", "PAPER_WEBHOOK_SECRET"]
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
-SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret",
+SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret", "metrics_token",
                            "telegram_bot_token", "notify_webhook_urls", "database_url"})
 PAPER_WEBHOOK_SECRET = "paper-webhook-secret"
+# The demo operator of paper mode without OPERATORS_FILE: public values, printed by `make run`.
+PAPER_OPERATOR = "demo"
+PAPER_OPERATOR_PASSWORD = "paper-demo"
+PAPER_OPERATOR_TOKEN = "tgo_demo.paper-demo-token"
 
 # Public demo login of the paper exchange, used in paper mode when no broker settings are given.
 DEMO_CREDENTIALS = {
@@ -65,7 +70,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tickguard_db: str = ".tickguard/tickguard.db"
     # PostgreSQL instead of the SQLite file (service/pg.py): postgresql://user@host:port/database. Empty: SQLite.
     database_url: Annotated[str, msgspec.Meta(pattern=r"^((postgresql|postgres)://\S+)?$")] = ""
+    # Opens /opentrade and /chartink only. People log in as operators (OPERATORS_FILE, `tickguard operator`);
+    # scripts use an operator's API token; /metrics also takes METRICS_TOKEN. Paper mode without
+    # OPERATORS_FILE has the demo operator (PAPER_OPERATOR); live mode requires the file.
     webhook_secret: str = ""
+    operators_file: str = ""
+    metrics_token: str = ""
     dedup_window_s: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 60
     strategies_file: str = ""
     market_hours: Literal["exchange", "always"] = "exchange"
@@ -263,6 +273,11 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         problems.append(("WEBHOOK_SECRET", "required in live mode, at least 16 characters"))
     elif mode != "live" and not values.get("webhook_secret"):
         values["webhook_secret"] = PAPER_WEBHOOK_SECRET
+    if mode == "live" and not values.get("operators_file"):
+        problems.append(("OPERATORS_FILE", "required in live mode: add an operator with `tickguard operator add NAME`"))
+    token = values.get("metrics_token", "")
+    if token and len(token) < 16:
+        problems.append(("METRICS_TOKEN", "at least 16 characters"))
     if "market_hours" not in values and mode != "live":
         values["market_hours"] = "always"
     if "broker_stop" not in values:

@@ -74,6 +74,11 @@ MIGRATIONS: list[list[str]] = [
             payload TEXT NOT NULL, created_ms INTEGER NOT NULL, published_ms INTEGER)""",
         "CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_ms IS NULL",
     ],
+    [  # operators' dashboard sessions survive a restart (service/operators/sessions.py): the id's SHA-256 only
+        """CREATE TABLE sessions (id TEXT PRIMARY KEY, operator TEXT NOT NULL, created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL)""",
+        "ALTER TABLE halts ADD COLUMN operator TEXT NOT NULL DEFAULT ''",  # who pulled the global switch
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()

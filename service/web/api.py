@@ -1,8 +1,10 @@
 """The read API and the operator's controls: `/trades`, `/trades/{id}`, `/trades/{id}/close`,
 `/halt`, `/healthz`, `/metrics`, `/openapi.json`.
 
-Every route but `/healthz` needs the webhook secret (an `X-Webhook-Secret` header or a `token` query
-parameter) or the dashboard's session cookie (from our own origin on a POST; see `dashboard.py`).
+Every route but `/healthz` needs an operator (service/web/auth.py): an API token or the dashboard's
+session cookie (from our own origin on a POST; see `dashboard.py`). A `viewer` reads; changing anything
+(close, halt, flatten) takes a `trader`, and the operator's name is recorded with it. `/metrics` also
+takes METRICS_TOKEN. The webhook secret opens none of these.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from starlette.responses import JSONResponse, Response
 
 from service.alerts.fields import WHOLE, Words, blank
 from service.trades import TradeState
-from service.web import dashboard
-from service.web.auth import authorised
+from service.trades import TradeEvent
+from service.web.auth import metrics_token_ok, operator_of
 from service.web.bodies import limited_body, read_json
-from service.web.errors import HttpError, unauthorised
+from service.web.dashboard import same_origin
+from service.web.errors import HttpError, not_signed_in
 from service.web.views import order_view, trade_view
 
 if TYPE_CHECKING:
@@ -30,20 +33,31 @@ __all__ = ["LIMIT_MAX", "STATES", "TRADE_ID_MAX", "close_trade", "get_trade", "h
 Handler = Callable[[Request, "Runtime"], Awaitable[Response]]
 
 
-def secured(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def secured(handler: Handler, *, metrics_token: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """`handler` for operators: any role may read; a POST takes a trader (`request.state.operator`)."""
     async def serve(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
-        if not authorised(request, runtime.settings.webhook_secret):
-            # The dashboard's session cookie, from our own origin on a POST (see service/web/dashboard.py).
-            status = dashboard.session_status(request)
-            if status == 401:
-                raise unauthorised()
-            if status == 403:
+        if metrics_token and metrics_token_ok(request, runtime.settings.metrics_token):
+            return await handler(request, runtime)
+        operator, how = await operator_of(request)
+        if operator is None:
+            raise not_signed_in()
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            if how == "session" and not same_origin(request, required=True):
                 raise HttpError.of(403, "origin", "cross-origin request refused")
+            if not operator.may_act:
+                raise HttpError.of(403, "role", f"operator {operator.name} is a viewer: "
+                                                "viewers watch, only traders close, halt or flatten")
+        request.state.operator = operator
         return await handler(request, runtime)
 
     serve.__name__ = handler.__name__
     return serve
+
+
+async def _note(runtime: Runtime, trade_id: int, kind: str, **data: object) -> None:
+    """A trade event of the operator's (history only: it changes no field of the trade)."""
+    await runtime.store.record(trade_id, TradeEvent(kind=kind, at_ms=runtime.now_ms(), data=data))
 
 
 STATES = Words(tuple(TradeState), upper=True)
@@ -108,16 +122,19 @@ async def close_trade(request: Request, runtime: Runtime) -> Response:
     if trade.state not in (TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.UNPROTECTED):
         raise HttpError.of(409, "trade_id", f"the trade is {trade.state}")
     trader = runtime.trader
+    operator = request.state.operator.name
     if quantity is not None and quantity < trade.open_quantity:  # a part: the rest stays guarded
         lot = trade.spec.lot_size or 1
         if trade.state is not TradeState.OPEN:
             raise HttpError.of(409, "quantity", f"a part is closed only of an OPEN trade; the trade is {trade.state}")
         if quantity % lot:
             raise HttpError.of(422, "quantity", f"not a multiple of the lot size {lot}")
+        await _note(runtime, trade_id, "close_requested", operator=operator, quantity=quantity)
         trader.spawn(trader.reduce(trade_id, quantity, "MANUAL"), f"reduce-{trade_id}")
         return JSONResponse({"trade_id": trade_id, "closing": False, "reducing": quantity}, 202)
     if quantity is not None and quantity > trade.open_quantity:
         raise HttpError.of(422, "quantity", f"more than the {trade.open_quantity} open")
+    await _note(runtime, trade_id, "close_requested", operator=operator, quantity=trade.open_quantity)
     await trader.close(trade_id)
     return JSONResponse({"trade_id": trade_id, "closing": True}, 202)
 
@@ -132,7 +149,8 @@ async def halt(request: Request, runtime: Runtime) -> Response:
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 200:
         raise HttpError.of(422, "reason", "expected text of at most 200 characters")
-    closing = await runtime.operator.set_halt(body["halted"], body.get("flatten", False), reason.strip())
+    closing = await runtime.operator.set_halt(body["halted"], body.get("flatten", False), reason.strip(),
+                                              operator=request.state.operator.name)
     return JSONResponse({"halted": runtime.halted, "closing": closing})
 
 

@@ -1,9 +1,11 @@
-"""The dashboard: its page, and the session cookie that lets a browser use the feed and the controls.
+"""The dashboard: its page, and the operator's session that lets a browser use the feed and the controls.
 
-`POST /login` takes the webhook secret (form field or JSON `secret`, compared in constant time) and
-sets `tickguard_session`: a random id kept in this process's memory (`Sessions`), `HttpOnly`,
-`SameSite=Strict`, `Path=/`, `Secure` when the request came over https. A restart logs every browser
-out; that is the price of a logout that really revokes. `POST /logout` forgets the session.
+`POST /login` takes an operator's name and password (JSON `{"name", "password"}` or form fields),
+checked against OPERATORS_FILE (service/operators), and sets `tickguard_session`: a random id whose
+hash the store keeps (so a restart keeps everyone signed in), `HttpOnly`, `SameSite=Strict`,
+`Path=/`, `Secure` when the request came over https, for `SESSION_TTL_S`. Failed logins are braked
+per client address (`auth.LoginBrake`: 429 with `Retry-After`). `POST /logout` ends the session in
+the store. `GET /session` says who is signed in, with which role.
 
 A request authenticated by the cookie alone must come from our own page: on a POST, and on the feed's
 WebSocket handshake, an `Origin` (or, lacking it, a `Referer`) naming another host:port than `Host` is
@@ -12,13 +14,9 @@ off cross-site requests; the origin check also covers a sibling site on the same
 """
 from __future__ import annotations
 
-import hmac
 import json
-import secrets
-import time
-from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
@@ -26,17 +24,12 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from service.web.auth import authorised
+from service.operators import Operator, OperatorBook, SessionStore
+from service.web.auth import COOKIE, LoginBrake, operator_of
 from service.web.errors import HttpError
 
-if TYPE_CHECKING:
-    from service.runtime import Runtime
+__all__ = ["COOKIE", "feed_access", "routes", "same_origin"]
 
-__all__ = ["COOKIE", "Sessions", "feed_access", "routes", "session_status"]
-
-COOKIE = "tickguard_session"
-SESSION_TTL_S = 12 * 3600
-MAX_SESSIONS = 1000
 MAX_LOGIN_BYTES = 4096
 STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {
@@ -48,70 +41,23 @@ PAGE_HEADERS = {
 }
 
 
-class Sessions:
-    """Dashboard sessions in memory: id → expiry, the oldest dropped past `MAX_SESSIONS`."""
-
-    def __init__(self, ttl_s: float = SESSION_TTL_S, clock=time.monotonic) -> None:
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._expiry: OrderedDict[str, float] = OrderedDict()
-
-    @staticmethod
-    def of(conn: HTTPConnection) -> Sessions:
-        state = conn.app.state
-        if not hasattr(state, "sessions"):
-            state.sessions = Sessions()
-        return state.sessions
-
-    def new(self) -> str:
-        session_id = secrets.token_urlsafe(32)
-        self._expiry[session_id] = self.clock() + self.ttl_s
-        while len(self._expiry) > MAX_SESSIONS:
-            self._expiry.popitem(last=False)
-        return session_id
-
-    def valid(self, session_id: str | None) -> bool:
-        if not session_id:
-            return False
-        expiry = self._expiry.get(session_id)
-        if expiry is None:
-            return False
-        if expiry < self.clock():
-            del self._expiry[session_id]
-            return False
-        return True
-
-    def drop(self, session_id: str | None) -> None:
-        if session_id:
-            self._expiry.pop(session_id, None)
-
-
-def _same_origin(conn: HTTPConnection, *, required: bool) -> bool:
+def same_origin(conn: HTTPConnection, *, required: bool) -> bool:
     source = conn.headers.get("origin") or conn.headers.get("referer")
     if not source or source == "null":
         return not required
     return urlsplit(source).netloc.lower() == conn.headers.get("host", "").lower()
 
 
-def session_status(conn: HTTPConnection) -> int:
-    """200 when the session cookie is valid (and, on a POST, the request comes from our own origin);
-    401 without a valid session; 403 for a cross-origin POST that carries one."""
-    if not Sessions.of(conn).valid(conn.cookies.get(COOKIE)):
-        return 401
-    if conn.scope["type"] == "http" and conn.scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-        return 200 if _same_origin(conn, required=True) else 403
-    return 200
+async def feed_access(conn: HTTPConnection) -> Operator | None:
+    """The feed's handshake: an operator's API token (header or `token` query parameter), or a
+    same-origin session."""
+    operator, how = await operator_of(conn, query_token=True)
+    if how == "session" and not same_origin(conn, required=False):
+        return None
+    return operator
 
 
-def feed_access(conn: HTTPConnection) -> bool:
-    """The feed's handshake: the secret (header or `token` query parameter) or a same-origin session."""
-    runtime: Runtime = conn.app.state.runtime
-    if authorised(conn, runtime.settings.webhook_secret):
-        return True
-    return Sessions.of(conn).valid(conn.cookies.get(COOKIE)) and _same_origin(conn, required=False)
-
-
-async def _login_secret(request: Request) -> str | None:
+async def _login_form(request: Request) -> dict[str, Any] | None:
     body = b""
     try:
         async for chunk in request.stream():
@@ -120,46 +66,63 @@ async def _login_secret(request: Request) -> str | None:
                 return None
     except ClientDisconnect:  # the browser went away mid-request: nothing to log in
         return None
-    if request.headers.get("content-type", "").startswith("application/json"):
+    if _wants_json(request):
         try:
             value = json.loads(body or b"null")
         except ValueError:
             return None
-        secret = value.get("secret") if isinstance(value, dict) else None
-    else:
-        secret = parse_qs(body.decode("utf-8", "replace")).get("secret", [None])[0]
-    return secret if isinstance(secret, str) else None
+        return value if isinstance(value, dict) else None
+    return {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
 def _wants_json(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("application/json")
 
 
+def _address(request: Request) -> str:
+    resolve = getattr(request.app.state, "client_address", None)
+    address = resolve(request.scope) if resolve else None
+    return str(address) if address is not None else (request.client.host if request.client else "")
+
+
 async def login(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    secret = await _login_secret(request)
-    expected = runtime.settings.webhook_secret
-    if not expected or secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+    brake: LoginBrake = request.app.state.login_brake
+    address = _address(request)
+    wait_s = brake.wait_s(address)
+    if wait_s > 0:
+        raise HttpError(429, [{"field": "login", "reason": f"too many failed logins from {address}: "
+                                                         f"try again in {int(wait_s) + 1} s"}],
+                        headers={"Retry-After": str(int(wait_s) + 1)})
+    form = await _login_form(request)
+    name, password = (form or {}).get("name"), (form or {}).get("password")
+    book: OperatorBook = request.app.state.operators
+    operator = book.check_password(name, password) if isinstance(name, str) and isinstance(password, str) else None
+    if operator is None:
+        brake.failed(address)
         if _wants_json(request):
-            raise HttpError.of(401, "secret", "wrong secret")
+            raise HttpError.of(401, "password", "unknown operator or wrong password")
         return RedirectResponse("/?login=failed", 303)
-    sessions = Sessions.of(request)
-    sessions.drop(request.cookies.get(COOKIE))
-    response: Response = JSONResponse({"authenticated": True}) if _wants_json(request) else RedirectResponse("/", 303)
-    response.set_cookie(COOKIE, sessions.new(), max_age=int(sessions.ttl_s), path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+    brake.succeeded(address)
+    sessions: SessionStore = request.app.state.sessions
+    await sessions.drop(request.cookies.get(COOKIE))
+    view = {"authenticated": True, "operator": operator.name, "role": operator.role}
+    response: Response = JSONResponse(view) if _wants_json(request) else RedirectResponse("/", 303)
+    response.set_cookie(COOKIE, await sessions.new(operator.name), max_age=int(sessions.ttl_s), path="/",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
 async def logout(request: Request) -> Response:
-    Sessions.of(request).drop(request.cookies.get(COOKIE))
+    await request.app.state.sessions.drop(request.cookies.get(COOKIE))
     response: Response = JSONResponse({"authenticated": False}) if _wants_json(request) else RedirectResponse("/", 303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
 async def session(request: Request) -> Response:
-    return JSONResponse({"authenticated": Sessions.of(request).valid(request.cookies.get(COOKIE))})
+    operator, _ = await operator_of(request)
+    return JSONResponse({"authenticated": operator is not None, "operator": operator.name if operator else None,
+                         "role": operator.role if operator else None})
 
 
 async def page(request: Request) -> Response:

@@ -285,7 +285,7 @@ def _event_row(row: sqlite3.Row | tuple) -> dict[str, Any]:
 
 async def trades_feed(websocket: WebSocket) -> None:
     hub: FeedHub = websocket.app.state.feed
-    if not feed_access(websocket):
+    if await feed_access(websocket) is None:
         await websocket.close(code=1008)  # before accept: the handshake is answered 403
         return
     await websocket.accept()

@@ -160,8 +160,10 @@ def reply(description: str, schema: dict[str, Any] | None = None, media: str = "
     return {"description": description, "content": {media: {"schema": schema or _ERRORS_REF}}}
 
 
-UNAUTHORISED = reply("no or wrong secret (header, query or, on /opentrade, body token) and no dashboard session")
-CROSS_ORIGIN = reply("a dashboard session from another origin")
+UNAUTHORISED = reply("no or wrong webhook secret (header, query or, on /opentrade, body token)")
+NOT_SIGNED_IN = reply("no operator: neither a dashboard session nor an operator's API token (the webhook secret opens "
+                      "only the alert routes)")
+CROSS_ORIGIN = reply("a dashboard session from another origin, or a viewer (viewers watch; traders close and halt)")
 TOO_LARGE = reply(f"body over {MAX_BODY_BYTES} bytes")
 DISCONNECTED = reply("the client hung up before the body ended")
 _ids = {"type": "array", "items": {"type": "integer"}}
@@ -201,7 +203,12 @@ _CHARTINK_RESULT = {"type": "object", "required": ["alerts"], "properties": {"al
 _TRADE_ID = {"name": "trade_id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 0, "maximum": TRADE_ID_MAX}}
 _TRADE_REF = {"$ref": "#/components/schemas/TradeView"}
-_SECRET = [{"webhookSecret": []}, {"tokenQuery": []}, {"bearer": []}]
+_LOGIN = {"type": "object", "properties": {"name": {"type": "string"}, "password": {"type": "string"}}}
+_WHO = {"type": "object", "required": ["authenticated", "operator", "role"], "properties": {
+    "authenticated": {"type": "boolean"}, "operator": {"type": ["string", "null"]},
+    "role": {"enum": ["trader", "viewer", None]}}}
+_WEBHOOK = [{"webhookSecret": []}, {"tokenQuery": []}, {"bearer": []}]
+_OPERATOR = [{"operatorToken": []}, {"session": []}]
 _, _COMPONENTS = msgspec.json.schema_components([TradeRecord, OrderRecord], ref_template="#/components/schemas/{name}")
 # The document calls the stored trade `Trade`, as the API always has (its struct is `TradeRecord`), and
 # promises of its `spec` only that it is an object: what a trade was opened with is the service's own
@@ -220,7 +227,14 @@ _COMPONENTS = dict(_published(name, schema) for name, schema in _COMPONENTS.item
 
 
 def secured(operation_id: str, summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:
-    return {"operationId": operation_id, "summary": summary, "security": _SECRET, **operation,
+    """An operator's route: a session or an operator's API token."""
+    return {"operationId": operation_id, "summary": summary, "security": _OPERATOR, **operation,
+            "responses": {**responses, "401": NOT_SIGNED_IN}}
+
+
+def webhook(operation_id: str, summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:
+    """An alert route: the webhook secret."""
+    return {"operationId": operation_id, "summary": summary, "security": _WEBHOOK, **operation,
             "responses": {**responses, "401": UNAUTHORISED}}
 
 
@@ -241,6 +255,10 @@ SPEC = {
             "webhookSecret": {"type": "apiKey", "in": "header", "name": "X-Webhook-Secret"},
             "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
             "bearer": {"type": "http", "scheme": "bearer", "description": "the webhook secret as a Bearer token"},
+            "operatorToken": {"type": "http", "scheme": "bearer",
+                              "description": "an operator's API token (`tickguard operator token NAME`: tgo_…)"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "tickguard_session",
+                        "description": "an operator's dashboard session (POST /login)"},
         },
         "schemas": {"Alert": ALERT, "Errors": _ERRORS, **_COMPONENTS, "TradeView": {"allOf": [
             {"$ref": "#/components/schemas/Trade"},
@@ -252,7 +270,7 @@ SPEC = {
                     "why": {"type": "string"}}}]}}}]}},
     },
     "paths": {
-        "/opentrade": {"post": secured(
+        "/opentrade": {"post": webhook(
             "openTrade", "Take an alert", {
                 "202": {**reply("stored; execution follows", _ACCEPTED), **_links("/trades/0")},
                 "200": reply("a duplicate: the original alert's ids", _DUPLICATE),
@@ -265,7 +283,7 @@ SPEC = {
             },
             description="JSON whatever the Content-Type says.",
             requestBody={"required": True, "content": _json({"$ref": "#/components/schemas/Alert"})})},
-        "/chartink": {"post": secured(
+        "/chartink": {"post": webhook(
             "chartink", "Take a Chartink scan alert: one alert per stock", {
                 "202": reply("at least one stock accepted; per-stock results", _CHARTINK_RESULT),
                 "200": reply("every stock a duplicate", _CHARTINK_RESULT),
@@ -337,27 +355,26 @@ SPEC = {
         "/metrics": {"get": secured("metrics", "Prometheus metrics", {"200": {
             "description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": secured("openapi", "This document", {"200": reply("OpenAPI 3.1", {"type": "object"})})},
-        "/": {"get": {"summary": "The dashboard (log in with the secret)", "responses": {"200": {
+        "/": {"get": {"summary": "The dashboard (operators log in with their name and password)", "responses": {"200": {
             "description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/login": {"post": {
-            "summary": "Log in with the secret: sets an HttpOnly, SameSite=Strict session cookie",
+            "summary": "An operator logs in: sets an HttpOnly, SameSite=Strict session cookie (kept across restarts)",
             "requestBody": {"required": False, "content": {
-                **_json({"type": "object", "properties": {"secret": {"type": "string"}}}),
-                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
-                    "secret": {"type": "string"}}}}}},
+                **_json(_LOGIN), "application/x-www-form-urlencoded": {"schema": _LOGIN}}},
             "responses": {
-                "200": reply("logged in (a JSON request)", {"type": "object", "properties": {"authenticated": {"const": True}}}),
+                "200": reply("logged in (a JSON request)", _WHO),
                 "303": {"description": "a form: to / when logged in, to /?login=failed when not"},
-                "401": reply("wrong or missing secret (a JSON request)")}}},
+                "401": reply("unknown operator or wrong password (a JSON request)"),
+                "429": reply("too many failed logins from this address: wait `Retry-After` seconds")}}},
         "/logout": {"post": {"summary": "End the session", "responses": {
             "200": reply("logged out (a JSON request)", {"type": "object", "properties": {"authenticated": {"const": False}}}),
             "303": {"description": "logged out; to / (a form or no body)"}}}},
-        "/session": {"get": {"summary": "Whether this browser is logged in", "responses": {"200": reply("state", {
-            "type": "object", "required": ["authenticated"], "properties": {"authenticated": {"type": "boolean"}}})}}},
+        "/session": {"get": {"summary": "Who this browser (or API token) is signed in as", "responses": {
+            "200": reply("state", _WHO)}}},
     },
 }
 
 
 async def document(request: Request, runtime: Any) -> Response:
-    """`GET /openapi.json` (behind the secret, like every route but `/healthz`)."""
+    """`GET /openapi.json` (for operators, like every route but `/healthz`, the page and the alert routes)."""
     return JSONResponse(SPEC)

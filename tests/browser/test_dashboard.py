@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.service import SECRET
+from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -60,10 +60,11 @@ def open_trade(service, **alert) -> int:
 
 
 def signed_in(page, service) -> None:
-    """The dashboard of `service`, signed in with the secret and its feed live."""
+    """The dashboard of `service`, signed in as the demo operator and its feed live."""
     page.set_default_timeout(15_000)
     page.goto(service.url + "/")
-    page.fill("#secret", SECRET)
+    page.fill("#operator-name", PAPER_OPERATOR)
+    page.fill("#password", PAPER_OPERATOR_PASSWORD)
     page.click("#login-form button[type=submit]")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
@@ -78,10 +79,12 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     page.goto(service.url + "/")
 
     expect(page.locator("#login-form")).to_be_visible()
-    page.fill("#secret", "not the secret")
+    page.fill("#operator-name", PAPER_OPERATOR)
+    page.fill("#password", "not the password")
     page.click("#login-form button[type=submit]")
     expect(page.locator("#login-error")).to_be_visible()
-    page.fill("#secret", SECRET)
+    page.fill("#operator-name", PAPER_OPERATOR)
+    page.fill("#password", PAPER_OPERATOR_PASSWORD)
     page.click("#login-form button[type=submit]")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     cookie = next(c for c in desktop.cookies() if c["name"] == "tickguard_session")
@@ -242,7 +245,9 @@ def test_a_daily_loss_halt_is_shown_live_and_after_a_restart(service_factory, pa
     service.stop()
 
     service = service_factory(paper=paper, DEMO_ACCOUNTS_FILE=str(accounts))
-    signed_in(page, service)  # another port: sign in again
+    page.goto(service.url + "/")  # another port, the same store: the session is still good
+    expect(page.locator("#login-form")).to_be_hidden()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(halt.locator('[data-field="who"]')).to_have_text("account R1")
     expect(page.locator("#halts li")).to_have_count(1)
 

@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 from paper.auth import PaperLogin
 from service.logs import configure_logging
 from tests.support.paper import RunningPaper
-from tests.support.service import RunningService
+from tests.support.service import OPERATOR_TOKEN, RunningService
 from tests.support.waiting import wait_for  # noqa: F401  (re-exported to the fault tests)
 
 ROOT = "/rest/secure/angelbroking"
@@ -76,7 +76,8 @@ def leaks(text: str, secrets: dict[str, str]) -> list[str]:
 
 @dataclass
 class Desk:
-    """The running service seen from outside, authenticated with the configured webhook secret."""
+    """The running service seen from outside: the configured webhook secret for alerts, the demo
+    operator's API token for the rest."""
 
     service: RunningService
     env: dict[str, str]
@@ -85,7 +86,8 @@ class Desk:
     seen: list[str] = field(default_factory=list)  # every body this harness read, for the secret search
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.service.url, headers={"X-Webhook-Secret": self.secret}, timeout=15)
+        self.http = httpx.Client(base_url=self.service.url, headers={"X-Webhook-Secret": self.secret, "Authorization": f"Bearer {OPERATOR_TOKEN}"},
+                                 timeout=15)
 
     @property
     def url(self) -> str:
@@ -231,7 +233,7 @@ def logs():
 def feed_messages(desk: Desk, count_until: Callable[[list[dict]], bool], timeout: float = 10, **query: str) -> list[dict]:
     """Read the trade feed until `count_until(messages)` holds (or the deadline)."""
     messages: list[dict] = []
-    with connect(desk.ws_url(**query), additional_headers={"X-Webhook-Secret": desk.secret}, open_timeout=10,
+    with connect(desk.ws_url(**query), additional_headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, open_timeout=10,
                  close_timeout=1) as ws:
         deadline = time.monotonic() + timeout
         while not count_until(messages):

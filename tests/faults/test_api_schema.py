@@ -19,7 +19,7 @@ from service.alerts.parse import AlertInvalid, parse_alert
 from service.web.openapi import ALERT, SPEC
 from tests.faults import schema_hooks  # noqa: F401  (registers the hooks)
 from tests.faults.full.procs import Paper, Tickguard
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, SECRET
 
 EXAMPLES = 12  # per operation and mode: 24 runs x 12 = 288 cases
 QUICK = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
@@ -60,7 +60,7 @@ def test_every_operation_answers_as_its_schema_says(service, operation, mode):
     @QUICK
     @given(operation.as_strategy(generation_mode=mode))
     def check(case):
-        reply = case.call_and_validate(base_url=service, headers={"X-Webhook-Secret": SECRET}, timeout=15)
+        reply = case.call_and_validate(base_url=service, headers=HEADERS, timeout=15)
         statuses.append(reply.status_code)
 
     check()

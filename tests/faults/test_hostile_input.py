@@ -21,6 +21,7 @@ from websockets.sync.client import connect
 
 from service.web.bodies import MAX_BODY_BYTES
 from tests.faults.conftest import wait_for
+from tests.support.service import OPERATOR_TOKEN
 
 QUICK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 _ids = itertools.count()
@@ -353,7 +354,7 @@ def test_feed_clients_sending_junk_get_snapshots_and_never_break_the_feed(desk):
            st.lists(st.one_of(ws_text, st.binary(max_size=200)), max_size=4))
     def check(query, junk):
         url = desk.ws_url() + "?" + str(httpx.QueryParams(query))
-        with connect(url, additional_headers={"X-Webhook-Secret": desk.secret}, open_timeout=10, close_timeout=1) as ws:
+        with connect(url, additional_headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, open_timeout=10, close_timeout=1) as ws:
             snapshot = json.loads(ws.recv(timeout=10))
             assert snapshot["type"] == "snapshot"
             try:
@@ -364,7 +365,7 @@ def test_feed_clients_sending_junk_get_snapshots_and_never_break_the_feed(desk):
                 assert closed.rcvd is None or closed.rcvd.code != 1011, closed
 
     check()
-    with connect(desk.ws_url(), additional_headers={"X-Webhook-Secret": desk.secret}, open_timeout=10) as ws:
+    with connect(desk.ws_url(), additional_headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, open_timeout=10) as ws:
         snapshot = json.loads(ws.recv(timeout=10))
         assert trade_id in [t["id"] for t in snapshot["trades"]]
 

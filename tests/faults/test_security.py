@@ -33,6 +33,7 @@ from tests.faults.conftest import (
     wait_for,
 )
 from tests.support.servers import ServerThread
+from tests.support.service import OPERATOR_TOKEN
 
 # The dashboard has to load and log in before it holds a session; these answer without one and say
 # nothing about trades (checked below).
@@ -48,11 +49,16 @@ def test_nothing_but_health_and_the_login_page_answers_without_the_secret(desk_f
     trade_id = desk.open_trade()
     anonymous = httpx.Client(base_url=desk.url, timeout=10)
     wrong = httpx.Client(base_url=desk.url, timeout=10, headers={"X-Webhook-Secret": desk.secret[:-1] + "X"})
+    # The right webhook secret, every way it can be offered: it opens the alert routes and nothing else.
+    webhook_only = [httpx.Client(base_url=desk.url, timeout=10, headers=headers, params=params) for headers, params in (
+        ({"X-Webhook-Secret": desk.secret}, None), ({"Authorization": f"Bearer {desk.secret}"}, None),
+        ({}, {"token": desk.secret}))]
     checked = []
     try:
         for route in desk.service.app.router.routes:
             if isinstance(route, WebSocketRoute):
-                for headers in ({}, {"X-Webhook-Secret": "nope"}, {"Authorization": f"Bearer {desk.secret}x"}):
+                for headers in ({}, {"X-Webhook-Secret": "nope"}, {"Authorization": f"Bearer {desk.secret}x"},
+                                {"X-Webhook-Secret": desk.secret}, {"Authorization": f"Bearer {desk.secret}"}):
                     with pytest.raises(InvalidStatus) as refused, connect(desk.ws_url(), additional_headers=headers,
                                                                           open_timeout=10):
                         pass
@@ -65,7 +71,8 @@ def test_nothing_but_health_and_the_login_page_answers_without_the_secret(desk_f
             assert isinstance(route, Route)
             path = concrete(route.path).replace("/trades/1", f"/trades/{trade_id}")
             for method in sorted(route.methods - {"HEAD"}):
-                for client in (anonymous, wrong):
+                alert_route = route.path in ("/opentrade", "/chartink")
+                for client in (anonymous, wrong, *([] if alert_route else webhook_only)):
                     reply = client.request(method, path, json={"halted": True} if path == "/halt" else None)
                     if route.path == "/healthz":
                         # warnings: calendar gaps only (exchange codes, a year or a date), never a trade
@@ -81,9 +88,12 @@ def test_nothing_but_health_and_the_login_page_answers_without_the_secret(desk_f
         assert anonymous.get("/trades", params={"token": "x" + desk.secret}).status_code == 401
         assert anonymous.post("/opentrade", json={"token": desk.secret[:-1]}).status_code == 401
         assert desk.get("/halt").json()["halted"] is False  # none of the refused calls changed anything
+        with pytest.raises(InvalidStatus) as refused, connect(f"{desk.ws_url()}?token={desk.secret}", open_timeout=10):
+            pass
+        assert refused.value.response.status_code == 403
     finally:
-        anonymous.close()
-        wrong.close()
+        for client in (anonymous, wrong, *webhook_only):
+            client.close()
     assert {"POST /opentrade", "POST /chartink", "GET /trades", "GET /metrics", "/ws/trades"} <= set(checked)
 
 
@@ -100,6 +110,7 @@ def test_cors_is_closed_by_default(desk_factory):
 
 def test_the_paper_control_api_is_refused_in_live_mode(tmp_path):
     live = load_settings({**secret_env(), "TICKGUARD_MODE": "live", "SMARTAPI_USER": FAULT_LOGIN.clientcode,
+                          "OPERATORS_FILE": str(tmp_path / "operators.json"),
                           "PAPER_DB": str(tmp_path / "paper.db")}, env_file=str(tmp_path / "absent.env"))
     exchange = PaperExchange(paper_config(live))
     control = [("POST", "/ticks", {"exchange": "NSE", "token": "3045", "ltp": 1}), ("POST", "/paths", {}),
@@ -150,7 +161,7 @@ def test_configured_secrets_never_reach_logs_errors_metrics_or_the_feed(desk_fac
     desk = desk_factory(EXIT_ATTEMPTS="1")
     secrets = secret_values(desk.env)
     seen = desk.seen
-    with connect(desk.ws_url(), additional_headers={"X-Webhook-Secret": desk.secret}, open_timeout=10) as feed:
+    with connect(desk.ws_url(), additional_headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, open_timeout=10) as feed:
         # A trade through its whole life: alert with the secret in the body and in the query, entry,
         # stop, exit; a session expiry (a fresh login sends the PIN and TOTP); notifications to a dead
         # Telegram and webhook; an exit rejected until the trade is UNPROTECTED; refused calls.

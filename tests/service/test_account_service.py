@@ -321,7 +321,8 @@ def test_a_bad_demo_accounts_file_stops_the_start(make, tmp_path, rows, problem)
 
 
 LIVE = {"TICKGUARD_MODE": "live", "SMARTAPI_USER": "A123", "SMARTAPI_PASS": "9876", "SMARTAPI_KEY": "live-key",
-        "TOTP_SECRET": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "WEBHOOK_SECRET": "a-live-webhook-secret"}
+        "TOTP_SECRET": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "WEBHOOK_SECRET": "a-live-webhook-secret",
+        "OPERATORS_FILE": "operators.json"}
 
 
 async def test_live_mode_without_a_service_trades_only_the_accounts_of_the_file(make, tmp_path):

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, SECRET
 
 ALERT = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": "edges",
          "quantity": 1, "stoploss": {"type": "points", "value": 5}}
@@ -25,7 +25,7 @@ def service(service_factory):
 
 
 def post(service, path: str, content: bytes, content_type: str | None, **params) -> httpx.Response:
-    headers = {"X-Webhook-Secret": SECRET}
+    headers = HEADERS
     if content_type is not None:
         headers["Content-Type"] = content_type
     return httpx.post(f"{service.url}{path}", content=content, headers=headers, params=params, timeout=10)
@@ -79,7 +79,7 @@ def test_a_chartink_price_below_one_paisa_is_refused_by_name(service):
 
 @pytest.mark.parametrize("trade_id", ["9223372036854775808", "99999999999999999999999", "abc", "-1", "1.5"])
 def test_a_trade_id_outside_the_store_range_is_a_4xx_with_a_reason(service, trade_id):
-    headers = {"X-Webhook-Secret": SECRET}
+    headers = HEADERS
     for method, path in (("GET", f"/trades/{trade_id}"), ("POST", f"/trades/{trade_id}/close")):
         reply = httpx.request(method, f"{service.url}{path}", headers=headers, timeout=10)
         assert reply.status_code == 422, f"{method} {path}: {reply.status_code} {reply.text}"
@@ -87,7 +87,7 @@ def test_a_trade_id_outside_the_store_range_is_a_4xx_with_a_reason(service, trad
 
 
 def test_the_largest_trade_id_is_simply_not_found(service):
-    headers = {"X-Webhook-Secret": SECRET}
+    headers = HEADERS
     reply = httpx.get(f"{service.url}/trades/9223372036854775807", headers=headers, timeout=10)
     assert reply.status_code == 404 and reply.json()["errors"][0]["reason"] == "no such trade"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 
 from tests.service.test_recovery import Broker, post_alert, service_process, wait  # noqa: F401 - a fixture
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, SECRET
 
 BACKUP = {"BROKER_STOP": "backup", "BROKER_STOP_MIN_S": "0"}
 
@@ -16,7 +16,7 @@ BACKUP = {"BROKER_STOP": "backup", "BROKER_STOP_MIN_S": "0"}
 def open_trade(service, strategy: str) -> int:
     body = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": strategy,
             "quantity": 5, "stoploss": {"type": "points", "value": 10}}
-    reply = httpx.post(f"{service.url}/opentrade", json=body, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+    reply = httpx.post(f"{service.url}/opentrade", json=body, headers=HEADERS, timeout=10)
     assert reply.status_code == 202, reply.text
     return reply.json()["trades"][0]
 
@@ -84,5 +84,5 @@ def test_a_missing_broker_stop_is_placed_again_and_an_orphan_cancelled(paper_fac
     wait(lambda: [o["status"] for o in broker.orders() if o["ordertag"] == "tgzzzB1"] == ["cancelled"],
          "the orphan cancelled")
     assert [o["status"] for o in stops(broker, other)] == ["trigger pending"]  # untouched: still its trade's
-    view = httpx.get(f"{service.url}/trades/{kept}", headers={"X-Webhook-Secret": SECRET}, timeout=10).json()
+    view = httpx.get(f"{service.url}/trades/{kept}", headers=HEADERS, timeout=10).json()
     assert view["trade"]["state"] == "OPEN" and view["trade"]["broker_stop"]["tags"] == [f"tg{kept}B2"]

@@ -15,9 +15,12 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from service.web.feed import QUEUE_SIZE, FeedHub
 from service.logs import JsonFormatter, Redactor
-from tests.support.service import SECRET
+from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD
+from service.web.feed import QUEUE_SIZE, FeedHub
+from tests.support.service import HEADERS, OPERATOR_TOKEN, SECRET
+
+SIGNED_OUT = {"authenticated": False, "operator": None, "role": None}
 
 STOP_10 = {"type": "points", "value": 10}
 
@@ -59,7 +62,7 @@ def ws_url(service, **query: str) -> str:
 
 @contextlib.contextmanager
 def open_feed(service, headers: dict[str, str] | None = None, **query: str) -> Iterator[Feed]:
-    headers = {"X-Webhook-Secret": SECRET} if headers is None else headers
+    headers = HEADERS if headers is None else headers
     with connect(ws_url(service, **query), additional_headers=headers, open_timeout=10, close_timeout=1) as connection:
         yield Feed(connection)
 
@@ -191,7 +194,7 @@ def test_a_stuck_client_stays_bounded_and_never_holds_up_the_others(service_fact
     hub = hub_of(service)
     # The stuck client reads nothing (max_queue=1), so its socket buffers fill up and stay full; without
     # compression, since a run of near-identical rows would deflate to almost nothing.
-    with connect(ws_url(service, account=account), additional_headers={"X-Webhook-Secret": SECRET},
+    with connect(ws_url(service, account=account), additional_headers=HEADERS,
                  max_queue=1, close_timeout=0.5, compression=None), open_feed(service) as feed:
         feed.next()
         version = 10_000
@@ -231,14 +234,16 @@ def test_filters_by_strategy_and_account(service_factory):
         assert [t["id"] for t in mine.next()["trades"]] == [first]
 
 
-def test_the_feed_needs_the_secret_or_a_session(service_factory):
+def test_the_feed_needs_an_operators_token_or_session_never_the_webhook_secret(service_factory):
     service = service_factory()
     for headers, query in (({}, {}), ({"X-Webhook-Secret": "wrong"}, {}), ({}, {"token": "wrong"}),
-                           ({"Cookie": "tickguard_session=made-up"}, {})):
+                           ({"Cookie": "tickguard_session=made-up"}, {}), ({"X-Webhook-Secret": SECRET}, {}),
+                           ({"Authorization": f"Bearer {SECRET}"}, {}), ({}, {"token": SECRET}),
+                           ({}, {"token": OPERATOR_TOKEN + "x"})):
         with pytest.raises(InvalidStatus) as refused, open_feed(service, headers=headers, **query):
             pass
         assert refused.value.response.status_code == 403
-    with open_feed(service, headers={}, token=SECRET) as feed:
+    with open_feed(service, headers={}, token=OPERATOR_TOKEN) as feed:
         assert feed.next()["type"] == "snapshot"
 
 
@@ -253,17 +258,19 @@ def test_login_sets_a_strict_http_only_cookie_that_the_feed_and_controls_accept(
     trade_id = open_trade(service, stoploss=STOP_10, quantity=1)
     origin = service.url
     with httpx.Client(base_url=service.url, timeout=10) as browser:
-        assert browser.post("/login", json={"secret": "wrong"}).status_code == 401
-        assert browser.get("/session").json() == {"authenticated": False}
+        assert browser.post("/login", json={"name": PAPER_OPERATOR, "password": "wrong"}).status_code == 401
+        assert browser.post("/login", json={"secret": SECRET}).status_code == 401  # the webhook secret is no login
+        assert browser.get("/session").json() == SIGNED_OUT
         assert browser.get("/trades").status_code == 401
-        reply = browser.post("/login", json={"secret": SECRET})
+        reply = browser.post("/login", json={"name": PAPER_OPERATOR, "password": PAPER_OPERATOR_PASSWORD})
         assert reply.status_code == 200
         cookie = reply.headers["set-cookie"]
         attributes = {a.strip().split("=")[0].lower() for a in cookie.split(";")}
         assert {"httponly", "path", "max-age"} <= attributes and "secure" not in attributes
         assert "samesite=strict" in cookie.lower() and "path=/" in cookie.lower()
         session = browser.cookies["tickguard_session"]
-        assert len(session) >= 40 and browser.get("/session").json() == {"authenticated": True}
+        assert len(session) >= 40
+        assert browser.get("/session").json() == {"authenticated": True, "operator": PAPER_OPERATOR, "role": "trader"}
 
         assert browser.get("/trades").status_code == 200
         assert browser.post("/halt", json={"halted": False}).status_code == 403  # no Origin: refused
@@ -279,15 +286,16 @@ def test_login_sets_a_strict_http_only_cookie_that_the_feed_and_controls_accept(
             feed.event("closed", trade_id)
 
         assert browser.post("/logout", json={}).status_code == 200
-        assert browser.get("/session").json() == {"authenticated": False}
+        assert browser.get("/session").json() == SIGNED_OUT
         browser.cookies.set("tickguard_session", session)  # a copy kept after logout is worth nothing
         assert browser.get("/trades").status_code == 401
         assert refused_feed(service, {"Cookie": f"tickguard_session={session}", "Origin": origin}) == 403
 
-        form = browser.post("/login", data={"secret": SECRET}, follow_redirects=False)
+        form = browser.post("/login", data={"name": PAPER_OPERATOR, "password": PAPER_OPERATOR_PASSWORD},
+                            follow_redirects=False)
         assert form.status_code == 303 and form.headers["location"] == "/"
         assert "tickguard_session" in form.headers["set-cookie"]
-        failed = browser.post("/login", data={"secret": "nope"}, follow_redirects=False)
+        failed = browser.post("/login", data={"name": PAPER_OPERATOR, "password": "nope"}, follow_redirects=False)
         assert failed.status_code == 303 and failed.headers["location"] == "/?login=failed"
 
 
@@ -308,7 +316,7 @@ def test_query_strings_never_reach_the_logs(service_factory):
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
     try:
-        with open_feed(service, headers={}, token=SECRET, strategy="s1") as feed:
+        with open_feed(service, headers={}, token=OPERATOR_TOKEN, strategy="s1") as feed:
             feed.next()
         assert refused_feed(service, {"X-Unused": "1"}) == 403
         with pytest.raises(InvalidStatus), open_feed(service, headers={}, token="a-wrong-guess"):
@@ -318,4 +326,4 @@ def test_query_strings_never_reach_the_logs(service_factory):
         server_log.setLevel(level)
     lines = stream.getvalue()
     assert "/ws/trades" in lines
-    assert SECRET not in lines and "a-wrong-guess" not in lines and "strategy=s1" not in lines
+    assert OPERATOR_TOKEN not in lines and "a-wrong-guess" not in lines and "strategy=s1" not in lines

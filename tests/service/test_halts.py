@@ -82,7 +82,7 @@ async def test_a_loss_halt_is_restored_on_its_day_and_lifted_on_the_next(store):
     assert view["accounts"]["A1"] == {"halted": True, "realised": -6_000, "reason": again.loss[("account", "A1")].reason,
                                       "at_ms": MONDAY_10, "pnl": -6_000, "max_loss": 5_000}
     assert view["strategies"]["orb"] == {"halted": False, "realised": -6_000}
-    assert view["global"] == {"halted": False, "reason": None, "at_ms": None}
+    assert view["global"] == {"halted": False, "reason": None, "at_ms": None, "operator": None}
     assert [h["scope"] for h in view["halts"]] == ["account"]
 
     now[0] = TUESDAY_9  # the next day: nothing of Monday holds
@@ -108,7 +108,7 @@ async def test_the_operators_halt_keeps_its_reason_and_time(store):
     again = Halts(store, lambda: TUESDAY_9, lambda *_: None)  # an operator's halt outlives the day
     await again.restore()  # the switch comes back from the store
     assert again.global_halt is True
-    assert (await again.view())["global"] == {"halted": True, "reason": "broker outage", "at_ms": MONDAY_10}
+    assert (await again.view())["global"] == {"halted": True, "reason": "broker outage", "at_ms": MONDAY_10, "operator": ""}
     await again.set_operator(False, "")
     assert (await store.flags())["halted"] is False
     assert (await again.view())["global"]["reason"] is None

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from tests.support.clocks import ShiftedClock
-from tests.support.service import SECRET, RunningService
+from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD
+from tests.support.service import OPERATOR_TOKEN, SECRET, RunningService
 
 GOLDEN = Path(__file__).parent / "golden" / "http_replies.json"
 DAY = dt.date(2026, 12, 1)  # tickguard's day (the paper market is open every day, all day)
@@ -46,10 +47,12 @@ class Replies:
         self.pinned: dict[str, dict[str, Any]] = {}
 
     def send(self, name: str, method: str, path: str, *, secret: str | None = SECRET, **kwargs: Any) -> httpx.Response:
-        """Send one request (with the webhook secret as a header unless `secret` is None) and pin its reply."""
+        """Send one request (with the webhook secret and the demo operator's API token as headers unless
+        `secret` is None) and pin its reply."""
         headers = dict(kwargs.pop("headers", {}))
         if secret is not None:
             headers["X-Webhook-Secret"] = secret
+            headers.setdefault("Authorization", f"Bearer {OPERATOR_TOKEN}")
         reply = httpx.request(method, f"{self.service.url}{path}", headers=headers, timeout=10, **kwargs)
         assert name not in self.pinned, f"two replies named {name}"
         self.pinned[name] = {"request": f"{method} {reply.request.url.raw_path.decode()}", "status": reply.status_code,
@@ -101,10 +104,14 @@ def run_script(replies: Replies, service: RunningService) -> None:
     send("openapi", "GET", "/openapi.json")
     send("openapi_no_token", "GET", "/openapi.json", secret=None)
     send("session_without_cookie", "GET", "/session", secret=None)
-    send("login_wrong_secret", "POST", "/login", secret=None, json={"secret": "wrong"})
+    send("login_wrong_password", "POST", "/login", secret=None, json={"name": PAPER_OPERATOR, "password": "wrong"})
+    send("login_with_the_webhook_secret", "POST", "/login", secret=None, json={"secret": SECRET})
     send("login_not_json_body", "POST", "/login", secret=None, content=b"{",
          headers={"content-type": "application/json"})
-    send("login", "POST", "/login", secret=None, json={"secret": SECRET})
+    send("login", "POST", "/login", secret=None, json={"name": PAPER_OPERATOR, "password": PAPER_OPERATOR_PASSWORD})
+    send("trades_with_the_webhook_secret", "GET", "/trades", secret=None, headers={"X-Webhook-Secret": SECRET})
+    send("halt_with_the_webhook_secret", "POST", "/halt", secret=None, headers={"X-Webhook-Secret": SECRET},
+         json={"halted": True})
     send("logout", "POST", "/logout", secret=None, json={})
 
     # /opentrade: who may send, and bodies that are no alert.

@@ -8,7 +8,7 @@ import httpx
 
 from tests.service.test_recovery import Broker, service_process, wait  # noqa: F401 - service_process is a fixture
 from tests.support.clocks import ShiftedClock, weekday_ahead
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, SECRET
 
 STOP = {"type": "points", "value": 20}
 
@@ -24,7 +24,7 @@ def files(tmp_path) -> dict[str, str]:
 
 
 def post(url: str, path: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}{path}", json=body, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+    return httpx.post(f"{url}{path}", json=body, headers=HEADERS, timeout=10)
 
 
 def alert(url: str, account: str, **extra) -> httpx.Response:
@@ -53,7 +53,7 @@ def test_a_loss_halt_and_the_days_realised_pnl_survive_a_kill(paper_factory, ser
 
     service.start()  # the same IST day
     view = service.get("/halt")
-    assert view["halted"] is False and view["global"] == {"halted": False, "reason": None, "at_ms": None}
+    assert view["halted"] is False and view["global"] == {"halted": False, "reason": None, "at_ms": None, "operator": None}
     r1 = view["accounts"]["R1"]
     assert r1 == before["accounts"]["R1"]
     assert r1["halted"] is True and r1["realised"] == -6_000 and (r1["pnl"], r1["max_loss"]) == (-6_000, 5_000)
@@ -111,8 +111,10 @@ def test_the_operators_halt_takes_a_reason_and_refuses_a_bad_one(service_factory
         assert client.post("/halt", json={"halted": True, "reason": "broker outage"}).json()["halted"] is True
         view = client.get("/halt").json()
         assert view["global"]["halted"] is True and view["global"]["reason"] == "broker outage"
-        assert [(h["scope"], h["reason"], h["lifted_ms"]) for h in view["halts"]] == [("global", "broker outage", None)]
+        assert view["global"]["operator"] == "demo"  # the demo operator's API token pulled it
+        assert [(h["scope"], h["reason"], h["lifted_ms"], h["operator"]) for h in view["halts"]] == [
+            ("global", "broker outage", None, "demo")]
         client.post("/halt", json={"halted": False})
         view = client.get("/halt").json()
-        assert view["global"] == {"halted": False, "reason": None, "at_ms": None}
+        assert view["global"] == {"halted": False, "reason": None, "at_ms": None, "operator": None}
         assert view["halts"][0]["lifted_ms"] is not None

@@ -12,7 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.test_recovery import Broker, free_port, post_alert, service_process, wait  # noqa: F401
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, SECRET
 
 SPIKE = {"stage": "tick", "factory": "streams.examples.spike_filter:spike_filter", "kwargs": {"max_jump_pct": 5},
          "name": "spike_filter"}
@@ -38,7 +38,7 @@ def subscriptions(paper) -> int:
 
 
 def metric_samples(service) -> dict[tuple[str, frozenset], float]:
-    reply = httpx.get(f"{service.url}/metrics", headers={"X-Webhook-Secret": SECRET}, timeout=10)
+    reply = httpx.get(f"{service.url}/metrics", headers=HEADERS, timeout=10)
     assert reply.status_code == 200, reply.text
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(reply.text) for s in family.samples}

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.paper import DEMO
 from tests.support.postgres import fresh_database
-from tests.support.service import BACKENDS, SECRET
+from tests.support.service import BACKENDS, HEADERS, SECRET
 from tests.support.waiting import wait_for
 
 ROOT = "/rest/secure/angelbroking"
@@ -74,7 +74,7 @@ class Process:
                 self.proc.kill()
 
     def get(self, path: str) -> dict:
-        return httpx.get(f"{self.url}{path}", headers={"X-Webhook-Secret": SECRET}, timeout=10).json()
+        return httpx.get(f"{self.url}{path}", headers=HEADERS, timeout=10).json()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -123,7 +123,7 @@ def wait(predicate, what: str, timeout: float = 20):
 def post_alert(service: Process) -> int:
     body = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": "crash",
             "quantity": 5, "stoploss": {"type": "points", "value": 10}}
-    reply = httpx.post(f"{service.url}/opentrade", json=body, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+    reply = httpx.post(f"{service.url}/opentrade", json=body, headers=HEADERS, timeout=10)
     assert reply.status_code == 202, reply.text
     return reply.json()["trades"][0]
 

@@ -16,6 +16,7 @@ LIVE = {
     "SMARTAPI_KEY": "live-key-xyz",
     "TOTP_SECRET": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
     "WEBHOOK_SECRET": "a-live-webhook-secret",
+    "OPERATORS_FILE": "operators.json",
 }
 
 
@@ -36,7 +37,7 @@ def test_live_needs_every_broker_setting(tmp_path):
     with pytest.raises(SettingsError) as caught:
         load({"TICKGUARD_MODE": "live"}, tmp_path)
     assert sorted(name for name, _ in caught.value.problems) == [
-        "SMARTAPI_KEY", "SMARTAPI_PASS", "SMARTAPI_USER", "TOTP_SECRET", "WEBHOOK_SECRET",
+        "OPERATORS_FILE", "SMARTAPI_KEY", "SMARTAPI_PASS", "SMARTAPI_USER", "TOTP_SECRET", "WEBHOOK_SECRET",
     ]
 
 

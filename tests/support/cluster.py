@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.paper import DEMO, OTHER, RunningPaper, two_logins
-from tests.support.service import SECRET
+from tests.support.service import HEADERS
 
 REGISTERED = {DEMO.clientcode: "127.0.0.2", OTHER.clientcode: "127.0.0.3"}
 NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -192,7 +192,7 @@ class Cluster:
 
     # Talking to it -------------------------------------------------------------------------------------
     def client(self, intake: str = "intake-0") -> httpx.Client:
-        return httpx.Client(base_url=self.roles[intake].url, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+        return httpx.Client(base_url=self.roles[intake].url, headers=HEADERS, timeout=10)
 
     def alert(self, intake: str = "intake-0", **body) -> httpx.Response:
         values = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": "s1"}

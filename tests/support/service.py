@@ -10,11 +10,14 @@ import httpx
 import pytest
 
 from service.web.app import create_app
-from service.settings import PAPER_WEBHOOK_SECRET, Settings, load_settings
+from service.settings import PAPER_OPERATOR_TOKEN, PAPER_WEBHOOK_SECRET, Settings, load_settings
 from tests.support.paper import RunningPaper
 from tests.support.servers import ServerThread
 
 SECRET = PAPER_WEBHOOK_SECRET
+OPERATOR_TOKEN = PAPER_OPERATOR_TOKEN
+# The alert routes read the webhook secret; every other route the demo operator's API token.
+HEADERS = {"X-Webhook-Secret": SECRET, "Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
 @dataclass
@@ -32,7 +35,7 @@ class RunningService:
             self.server = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+        return httpx.Client(base_url=self.url, headers=HEADERS, timeout=10)
 
     def alert(self, **body) -> httpx.Response:
         values = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": "s1"}

@@ -477,11 +477,15 @@ function drawChart() {
 }
 
 // Sign-in --------------------------------------------------------------------------------------------
-function signedIn() {
+function signedIn(who) {
   state.signedIn = true;
+  state.role = who.role;
+  document.body.dataset.role = who.role;  // a viewer's page shows no controls (the server refuses them anyway)
+  $("who").textContent = `${who.operator} (${who.role})`;
+  $("who").hidden = false;
   $("login").hidden = true;
   $("desk").hidden = false;
-  $("halt-control").hidden = false;
+  $("halt-control").hidden = who.role !== "trader";
   $("logout").hidden = false;
   state.attempt = 0;
   connect();
@@ -495,20 +499,21 @@ function signedOut() {
   $("desk").hidden = true;
   $("halt-control").hidden = true;
   $("logout").hidden = true;
+  $("who").hidden = true;
   setConnection("signed-out", "signed out");
-  $("secret").focus();
+  $("operator-name").focus();
 }
 
 async function signIn(submit) {
   submit.preventDefault();
   const reply = await fetch("/login", {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ secret: $("secret").value }),
+    body: JSON.stringify({ name: $("operator-name").value, password: $("password").value }),
   }).catch(() => null);
-  $("secret").value = "";
+  $("password").value = "";
   if (reply && reply.ok) {
     $("login-error").hidden = true;
-    signedIn();
+    signedIn(await reply.json());
   } else {
     $("login-error").hidden = false;
   }
@@ -523,7 +528,7 @@ async function start() {
   document.addEventListener("visibilitychange", () => { if (!document.hidden) reconnectNow(); });
   if (new URLSearchParams(location.search).get("login") === "failed") $("login-error").hidden = false;
   const session = await fetch("/session").then((r) => r.json()).catch(() => ({ authenticated: false }));
-  if (session.authenticated) signedIn(); else signedOut();
+  if (session.authenticated) signedIn(session); else signedOut();
 }
 
 start();

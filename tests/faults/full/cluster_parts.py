@@ -22,7 +22,7 @@ import httpx
 
 from paper.auth import PaperLogin
 from service.cluster.commands import Command, Exit, decode_command
-from tests.faults.full.procs import SECRET, BrokerView, Paper
+from tests.faults.full.procs import HEADERS, SECRET, BrokerView, Paper
 from tests.faults.full.tally import Tally
 from tests.support.cluster import NATS_URL, REGISTERED, Cluster, Role
 from tests.support.paper import DEMO, OTHER
@@ -253,7 +253,7 @@ class Intakes:
 
     def __init__(self, cluster: Cluster, tally: Tally, rng: random.Random) -> None:
         self.tally, self.rng = tally, rng
-        self.http = {name: httpx.Client(base_url=role.url, headers={"X-Webhook-Secret": SECRET}, timeout=10)
+        self.http = {name: httpx.Client(base_url=role.url, headers=HEADERS, timeout=10)
                      for name, role in cluster.roles.items() if role.url}
 
     def close(self) -> None:

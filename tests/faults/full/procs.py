@@ -14,9 +14,9 @@ import pyotp
 
 from paper.auth import PaperLogin
 from tests.support.paper import DEMO
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, OPERATOR_TOKEN, SECRET
 
-__all__ = ["Paper", "Tickguard", "BrokerView", "free_port", "SECRET"]
+__all__ = ["Paper", "Tickguard", "BrokerView", "free_port", "HEADERS", "OPERATOR_TOKEN", "SECRET"]
 
 ROOT = "/rest/secure/angelbroking"
 
@@ -123,7 +123,7 @@ class Tickguard:
                     "TICKGUARD_DB": str(workdir / "tickguard.db"), "SYMBOLS_DIR": str(workdir / "symbols"),
                     "SYMBOL_TOKENS_FILE": str(workdir / "symbol_tokens.json"), "LOG_LEVEL": "WARNING", **env}
         self.proc: subprocess.Popen | None = None
-        self.http = httpx.Client(base_url=self.url, headers={"X-Webhook-Secret": SECRET}, timeout=30)
+        self.http = httpx.Client(base_url=self.url, headers=HEADERS, timeout=30)
 
     def start(self, **env: str) -> Tickguard:
         with open(self.log, "ab") as log:
@@ -137,7 +137,7 @@ class Tickguard:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self.http.close()
-        self.http = httpx.Client(base_url=self.url, headers={"X-Webhook-Secret": SECRET}, timeout=30)
+        self.http = httpx.Client(base_url=self.url, headers=HEADERS, timeout=30)
 
     def stop(self) -> None:
         self.http.close()

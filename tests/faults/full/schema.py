@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.faults.full.procs import SECRET, Paper, Tickguard
+from tests.faults.full.procs import OPERATOR_TOKEN, SECRET, Paper, Tickguard
 from tests.faults.full.tally import Tally
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,7 +27,7 @@ def run(workdir: Path, tally: Tally, examples: int = 600, seed: int = 11) -> Non
     tg = Tickguard(workdir, paper.url).start()
     report = workdir / "schemathesis.json"
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{tg.url}/openapi.json",
-               "--header", f"X-Webhook-Secret: {SECRET}", "--checks", "all",
+               "--header", f"X-Webhook-Secret: {SECRET}", "--header", f"Authorization: Bearer {OPERATOR_TOKEN}", "--checks", "all",
                "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(examples),
                "--seed", str(seed), "--workers", "1", "--request-timeout", "20", "--no-color",
                "--report", "json", "--report-json-path", str(report)]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from tests.faults.full.procs import SECRET, Paper, Tickguard
+from tests.faults.full.procs import HEADERS, SECRET, Paper, Tickguard
 from tests.faults.full.tally import Tally
 
 TOKENS = {"3045": 800, "2885": 1400, "1594": 1500}  # SBIN, RELIANCE, INFY
@@ -128,7 +128,7 @@ def wait_seen(tg: Tickguard, tally: Tally, holders: dict[int, tuple[str, int]], 
     seen: dict[int, int | None] = {}
     url = tg.url.replace("http://", "ws://") + "/ws/trades"
     deadline = time.monotonic() + 10
-    with connect(url, additional_headers={"X-Webhook-Secret": SECRET}, open_timeout=10, close_timeout=1) as ws:
+    with connect(url, additional_headers=HEADERS, open_timeout=10, close_timeout=1) as ws:
         while any(seen.get(i) != price for i, price in wanted.items()):
             left = deadline - time.monotonic()
             if left <= 0:

@@ -152,7 +152,7 @@ def test_stale_once_the_next_master_day_begins(master_index):
 def test_master_url_follows_the_mode(tmp_path):
     paper = load_settings({"PAPER_URL": "http://127.0.0.1:9999/"}, env_file=str(tmp_path / "none"))
     assert master_url(paper) == "http://127.0.0.1:9999/OpenAPI_File/files/OpenAPIScripMaster.json"
-    live = load_settings({"TICKGUARD_MODE": "live", "SMARTAPI_USER": "A1", "SMARTAPI_PASS": "1", "SMARTAPI_KEY": "k", "WEBHOOK_SECRET": "a-live-webhook-secret",
+    live = load_settings({"TICKGUARD_MODE": "live", "SMARTAPI_USER": "A1", "SMARTAPI_PASS": "1", "SMARTAPI_KEY": "k", "WEBHOOK_SECRET": "a-live-webhook-secret", "OPERATORS_FILE": "operators.json",
                           "TOTP_SECRET": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, env_file=str(tmp_path / "none"))
     assert master_url(live) == LIVE_MASTER_URL
     own = load_settings({"INSTRUMENT_MASTER_URL": "https://mirror.example/m.json"}, env_file=str(tmp_path / "none"))
