@@ -40,6 +40,7 @@ from service.operator import OperatorSwitch
 from service.plugins import PluginBoard, load_plugins
 from service.recovery import RecoveryParts, recover
 from service.settings import Settings
+from service.startup import Readiness
 from service.store import Store
 from service.symbols import SymbolBook
 from streams import Calendar, SegmentHours, SessionClock
@@ -105,6 +106,7 @@ class Runtime:
         self.listeners.trade.append(self.notifier.on_trade)
         self.listeners.event.append(self.notifier.on_event)
         self.recovery: dict[str, int] = {}
+        self.readiness = Readiness()  # /healthz; a broker that cannot be reached at start is tried again
         self._subscriptions: list = []
 
     @property
@@ -130,11 +132,11 @@ class Runtime:
         await self.notifier.start()  # first: whatever recovery finds (an UNPROTECTED trade) gets told
         await asyncio.to_thread(self.store.open)
         await self.halts.restore()
-        await self.broker.connect()
+        await self.readiness.reach(self.settings.smartapi_user, self.broker.connect)
         await self.symbols.open()
         for login, broker in (("", self.broker), *self.logins.items()):
             if broker is not self.broker:
-                await broker.connect()
+                await self.readiness.reach(login, broker.connect)
             updates = broker.order_update_stream()
             self._subscriptions.append(updates.updates.subscribe(functools.partial(self.trader.on_order_update,
                                                                                    login=login)))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import pyotp
-from dotenv import dotenv_values
 
 from service.addresses import check_source_address, parse_static_ips
+from service.env_file import read_env_file
 from service.errors import SettingsError
 from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
@@ -212,8 +211,9 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def _read_raw(environ: dict[str, str] | None, env_file: str | None) -> dict[str, str]:
     environ = dict(os.environ if environ is None else environ)
-    path = env_file or environ.get("TICKGUARD_ENV_FILE") or ".env"
-    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if Path(path).is_file() else {}
+    named = None if env_file else environ.get("TICKGUARD_ENV_FILE")
+    path = env_file or named or ".env"
+    from_file = read_env_file(path, required=bool(named), setting="TICKGUARD_ENV_FILE" if named else path)
     return {**from_file, **environ}
 
 
