@@ -1,9 +1,8 @@
 """The settings file (`.env`, or the file `TICKGUARD_ENV_FILE` names), read or refused in one line.
 
-`.env` is optional: without it the environment alone is read. A file that is there but cannot be read
-(no permission, a directory, not UTF-8 text), or a file that `TICKGUARD_ENV_FILE` names and that is not
-there, stops the start with a `SettingsError` naming the file — never a traceback, never a silent
-start on defaults the operator did not mean.
+The file is optional: without it the environment alone is read. A file that is there but cannot be
+read (no permission, a directory, not UTF-8 text) stops the start with a `SettingsError` naming the
+file — never a traceback, never a silent start on defaults the operator did not mean.
 """
 from __future__ import annotations
 
@@ -17,12 +16,10 @@ from service.errors import SettingsError
 __all__ = ["read_env_file"]
 
 
-def read_env_file(path: str, *, required: bool, setting: str) -> dict[str, str]:
-    """The file's values; {} when it is absent and not `required`. `setting` names it in an error."""
+def read_env_file(path: str, *, setting: str) -> dict[str, str]:
+    """The file's values; {} when there is no such file. `setting` names it in an error."""
     file = Path(path)
     if not file.exists():
-        if required:
-            raise SettingsError([(setting, f"{path}: no such file")])
         return {}
     try:
         text = file.read_text(encoding="utf-8")

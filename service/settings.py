@@ -213,7 +213,7 @@ def _read_raw(environ: dict[str, str] | None, env_file: str | None) -> dict[str,
     environ = dict(os.environ if environ is None else environ)
     named = None if env_file else environ.get("TICKGUARD_ENV_FILE")
     path = env_file or named or ".env"
-    from_file = read_env_file(path, required=bool(named), setting="TICKGUARD_ENV_FILE" if named else path)
+    from_file = read_env_file(path, setting="TICKGUARD_ENV_FILE" if named else path)
     return {**from_file, **environ}
 
 
