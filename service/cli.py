@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         from service.logs import configure_logging
 
         secrets = [getattr(settings, name) for name in sorted(SECRET_FIELDS)]
-        configure_logging(settings.log_level, secrets=[s for s in secrets if s and isinstance(s, str)])
+        configure_logging(settings.log_level, secrets=[s for s in secrets if s and isinstance(s, str)],
+                          log_format=settings.log_format)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per broker request is noise
         if args.command == "settings":
             for name in settings.__struct_fields__:

@@ -118,6 +118,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # its orders may come from (paper/static_ips.py). Empty: not enforced.
     paper_static_ips: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Log lines as JSON or as readable text; auto: text when stderr is a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # The event loop of `tickguard serve` and `tickguard paper`: uvloop (libuv; faster sockets, so less
     # of the tick→order path) or the standard library's asyncio.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
