@@ -105,15 +105,15 @@ async def unguarded_warning(runtime: Runtime) -> str | None:
     if not trades:
         return None
     count, covered = len(trades), _covered(runtime, trades)
+    them = "it" if count == 1 else "them"
     if covered == 0:
-        cover = "no broker stop covers them"
+        cover = f"no broker stop covers {them}"
     elif covered == count:
-        cover = "broker stops cover all of them"
+        cover = f"a broker stop covers {them}" if count == 1 else "broker stops cover all of them"
     else:
         cover = f"broker stops cover {covered} of them"
-    trades_word = "trade is" if count == 1 else "trades are"
-    return (f"stopping with {count} open {trades_word} unguarded until the next start; {cover} "
-            f"(BROKER_STOP={runtime.settings.broker_stop})")
+    trades_are = "1 open trade is" if count == 1 else f"{count} open trades are"
+    return f"stopping: {trades_are} unguarded until the next start; {cover} (BROKER_STOP={runtime.settings.broker_stop})"
 
 
 async def warn_unguarded(runtime: Runtime) -> None:
