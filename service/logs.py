@@ -231,8 +231,8 @@ class TextFormatter(JsonFormatter):
 
         2026-12-05 14:02:03.123 INFO  tickguard.trades: trade 7 entry filled: BUY 10 SBIN-EQ at 800.05  trade_id=7 ...
 
-    local time; the caller's fields as key=value (values with spaces quoted); a traceback follows on
-    indented lines."""
+    local time; the caller's fields as key=value (values with spaces quoted, empty ones left out); a
+    traceback follows on indented lines."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = self.fields(record)
@@ -240,7 +240,7 @@ class TextFormatter(JsonFormatter):
         head = f"{stamp} {fields.pop('level'):<5} {fields.pop('logger')}: {_one_line(fields.pop('msg'))}"
         fields.pop("ts")
         trace = [fields.pop(key) for key in ("exc", "stack") if key in fields]
-        pairs = " ".join(f"{key}={_shown(value)}" for key, value in fields.items())
+        pairs = " ".join(f"{key}={_shown(value)}" for key, value in fields.items() if value is not None and value != "")
         text = f"{head}  {pairs}" if pairs else head
         for block in trace:
             text += "\n" + "\n".join("    " + row for row in str(block).splitlines())
