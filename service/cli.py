@@ -11,6 +11,8 @@ from typing import Any
 from service.accounts.credentials import load_logins
 from service.addresses import parse_static_ips
 from service.errors import SettingsError, TickguardError
+from service.exits import ExitCode, failure
+from service.serving import bound_port, listen, serve
 from service.settings import (PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPERATOR_TOKEN, PAPER_WEBHOOK_SECRET,
                               SECRET_FIELDS, Settings, load_settings)
 from service.cluster import cli as cluster_cli
@@ -53,44 +55,50 @@ async def _run_paper(settings: Settings, host: str, port: int) -> None:
     from paper.app import MASTER_PATH, create_app
     from paper.exchange import PaperExchange
 
+    sock = listen(host, port, "the paper exchange (--host, --port)")  # first: a port in use is one line and exit status 5
+    port = bound_port(sock)
     exchange = PaperExchange(paper_config(settings))
     app = create_app(exchange)
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None,
-                                            log_level=settings.log_level.lower())
+    config = uvicorn.Config(app, access_log=False, log_config=None, log_level=settings.log_level.lower())
     server = uvicorn.Server(config)
     base = f"http://{host}:{port}"
     print(f"paper exchange        {base}  (SmartAPI REST root)", flush=True)
     print(f"instrument master     {base}{MASTER_PATH}", flush=True)
     print(f"control API           {base}/paper/v1/", flush=True)
     print(f"demo login            client code {settings.smartapi_user} (PIN, API key and TOTP secret: see .env.example)", flush=True)
-    await server.serve()
+    await server.serve(sockets=[sock])
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
     """The service, and in paper mode (without PAPER_URL) the paper exchange beside it, in one loop."""
+    import msgspec
     import uvicorn
 
+    from service import banner
     from service.web.app import create_app
 
+    # The ports first: one in use is one line and exit status 5, before anything logs in anywhere.
+    sock = listen(host, port, "the service (--host, --port)")
+    port = bound_port(sock)
+    paper_sock = None
+    if not settings.live and not settings.paper_url:
+        paper_sock = listen(settings.paper_host, settings.paper_port, "the paper exchange (PAPER_HOST, PAPER_PORT)")
+        settings = msgspec.structs.replace(settings, paper_port=bound_port(paper_sock))
     app = create_app(settings)  # first: settings it refuses (a plug-in that cannot load) start nothing
     servers = []
-    if not settings.live and not settings.paper_url:
+    if paper_sock is not None:
         from paper.app import create_app as create_paper_app
         from paper.exchange import PaperExchange
 
         paper = uvicorn.Server(uvicorn.Config(create_paper_app(PaperExchange(paper_config(settings))),
-                                              host=settings.paper_host, port=settings.paper_port,
                                               access_log=False, log_config=None, log_level="warning"))
-        paper_task = asyncio.create_task(paper.serve())
+        paper_task = asyncio.create_task(paper.serve(sockets=[paper_sock]))
         while not paper.started:
             if paper_task.done():
                 await paper_task  # raises the paper exchange's start-up error
                 raise SystemExit(f"the paper exchange could not start on {settings.paper_base_url}")
             await asyncio.sleep(0.05)
         servers.append((paper, paper_task))
-    service = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False,
-                                            log_config=None, log_level=settings.log_level.lower(),
-                                            proxy_headers=False))  # the allowlist decides whom to believe
     print(f"tickguard            http://{host}:{port}/  (mode {settings.tickguard_mode}; dashboard at /, alerts to POST /opentrade)",
           flush=True)
     if not settings.live and settings.webhook_secret == PAPER_WEBHOOK_SECRET:
@@ -101,8 +109,11 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     print(f"broker REST root     {settings.rest_root}", flush=True)
     if servers:
         print(f"paper control API    {settings.paper_base_url}/paper/v1/", flush=True)
+    runtime = app.state.runtime
+    app.state.startup.on_ready.append(lambda: banner.print_state(runtime))  # once recovery has re-armed trades
+    app.state.startup.on_stop.append(lambda: banner.warn_unguarded(runtime))
     try:
-        await service.serve()
+        await serve(app, sock, log_level=settings.log_level)
     finally:
         for server, task in servers:
             server.should_exit = True
@@ -168,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         from service.logs import configure_logging
 
         secrets = [getattr(settings, name) for name in sorted(SECRET_FIELDS)]
-        configure_logging(settings.log_level, secrets=[s for s in secrets if s and isinstance(s, str)])
+        configure_logging(settings.log_level, secrets=[s for s in secrets if s and isinstance(s, str)],
+                          log_format=settings.log_format)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per broker request is noise
         if args.command == "settings":
             for name in settings.__struct_fields__:
@@ -191,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                 settings.event_loop)
             return 0
     except TickguardError as exc:
-        print(f"tickguard: {exc}", file=sys.stderr)
-        return 2
+        code, line = failure(exc)
+        print(line, file=sys.stderr)
+        return code
     except KeyboardInterrupt:
-        return 130
-    return 1
+        return ExitCode.INTERRUPTED
+    return ExitCode.FAILED
 
 
 if __name__ == "__main__":

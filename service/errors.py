@@ -2,11 +2,13 @@
 
     TickguardError
     ├── SettingsError      (problems: list of (setting, reason))
-    └── CredentialsError   (path, reason)
+    ├── CredentialsError   (path, reason)
+    ├── LoginRefused       (login, reason): the broker refused the login (PIN, TOTP, API key)
+    └── AddressInUse       (what, host, port, reason): a port tickguard must listen on cannot be had
 """
 from __future__ import annotations
 
-__all__ = ["TickguardError", "SettingsError", "CredentialsError"]
+__all__ = ["TickguardError", "SettingsError", "CredentialsError", "LoginRefused", "AddressInUse"]
 
 
 class TickguardError(Exception):
@@ -25,3 +27,19 @@ class CredentialsError(TickguardError):
         self.path = path
         self.reason = reason
         super().__init__(f"credentials file {path}: {reason}")
+
+
+class LoginRefused(TickguardError):
+    def __init__(self, login: str, reason: str) -> None:
+        self.login = login
+        self.reason = reason
+        super().__init__(f"the broker refused the login of {login}: {reason}")
+
+
+class AddressInUse(TickguardError):
+    def __init__(self, what: str, host: str, port: int, reason: str = "address already in use") -> None:
+        self.what = what
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(f"{what} cannot listen on {host}:{port}: {reason}")

@@ -1,6 +1,7 @@
-"""Structured JSON logs that cannot carry a secret.
+"""Structured logs that cannot carry a secret: JSON lines, or readable lines on a terminal.
 
-One line per record: ``ts`` (UTC, ms), ``level``, ``logger``, ``msg``, the caller's ``extra=`` fields,
+`LOG_FORMAT` chooses: `json`, `text`, or `auto` (the default: text when stderr is a terminal, JSON
+otherwise). A JSON line per record: ``ts`` (UTC, ms), ``level``, ``logger``, ``msg``, the caller's ``extra=`` fields,
 and ``exc``/``stack`` when present. Everything the caller controls — the message after ``%`` formatting,
 extra fields (keys and values, recursively), exception and stack text, even the logger name — passes
 through one `Redactor` before it is encoded, because a leaked webhook secret, PIN, API key, TOTP secret
@@ -29,7 +30,7 @@ from typing import IO, Any
 
 import msgspec
 
-__all__ = ["MASK", "UVICORN_LOGGERS", "UVICORN_LOG_CONFIG", "JsonFormatter", "Redactor", "configure_logging"]
+__all__ = ["MASK", "UVICORN_LOGGERS", "UVICORN_LOG_CONFIG", "JsonFormatter", "Redactor", "TextFormatter", "configure_logging"]
 
 MASK = "***"
 
@@ -187,6 +188,15 @@ class JsonFormatter(logging.Formatter):
         self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
+        line = self.fields(record)
+        text = _encode(line).decode().translate(_LINE_BREAKS)
+        if self.redactor.leaks(text):
+            text = _encode({k: line[k] for k in ("ts", "level", "logger")}
+                           | {"msg": _WITHHELD}).decode()
+        return text
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The record's fields, every one the caller controls redacted."""
         redact = self.redactor
         try:
             message = record.getMessage()
@@ -210,11 +220,43 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = line["exc"] = redact.text(record.exc_text)
         if record.stack_info:
             line["stack"] = redact.text(self.formatStack(record.stack_info))
-        text = _encode(line).decode().translate(_LINE_BREAKS)
-        if redact.leaks(text):
-            text = _encode({k: line[k] for k in ("ts", "level", "logger")}
-                           | {"msg": _WITHHELD}).decode()
+        return line
+
+
+_BARE = re.compile(r"[^\s\"'=\\]+")
+
+
+class TextFormatter(JsonFormatter):
+    """The same fields, redacted the same way, as one readable line for a terminal:
+
+        2026-12-05 14:02:03.123 INFO  tickguard.trades: trade 7 entry filled: BUY 10 SBIN-EQ at 800.05  trade_id=7 ...
+
+    local time; the caller's fields as key=value (values with spaces quoted, empty ones left out); a
+    traceback follows on indented lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
+        head = f"{stamp} {fields.pop('level'):<5} {fields.pop('logger')}: {_one_line(fields.pop('msg'))}"
+        fields.pop("ts")
+        trace = [fields.pop(key) for key in ("exc", "stack") if key in fields]
+        pairs = " ".join(f"{key}={_shown(value)}" for key, value in fields.items() if value is not None and value != "")
+        text = f"{head}  {pairs}" if pairs else head
+        for block in trace:
+            text += "\n" + "\n".join("    " + row for row in str(block).splitlines())
+        if self.redactor.leaks(text):
+            text = f"{head.split(': ', 1)[0]}: {_WITHHELD}"
         return text
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n").translate(_LINE_BREAKS)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str) and _BARE.fullmatch(value):
+        return _one_line(value)
+    return _encode(value).decode().translate(_LINE_BREAKS)
 
 
 class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -238,8 +280,10 @@ UVICORN_LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def configure_logging(level: str | int, *, secrets: Iterable[str] = (), stream: IO[str] | None = None) -> Redactor:
-    """Install the JSON handler on the root logger and return its `Redactor`.
+def configure_logging(level: str | int, *, secrets: Iterable[str] = (), stream: IO[str] | None = None,
+                      log_format: str = "json") -> Redactor:
+    """Install the handler on the root logger and return its `Redactor`. `log_format` (LOG_FORMAT):
+    json, text, or auto — text when the stream is a terminal, JSON otherwise.
 
     Calling again replaces the handler (new level and stream) but keeps the same `Redactor`, so secrets
     added at run time are never forgotten and a caller holding the redactor keeps feeding the live one.
@@ -260,7 +304,11 @@ def configure_logging(level: str | int, *, secrets: Iterable[str] = (), stream: 
     for secret in secrets:
         redactor.add(secret)
     handler = _JsonHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter(redactor))
+    if log_format == "auto":
+        log_format = "text" if _is_terminal(handler.stream) else "json"
+    if log_format not in ("json", "text"):
+        raise ValueError(f"unknown log format {log_format!r}; expected json, text or auto")
+    handler.setFormatter(TextFormatter(redactor) if log_format == "text" else JsonFormatter(redactor))
     root.addHandler(handler)
     root.setLevel(level)
     for name in UVICORN_LOGGERS:
@@ -269,3 +317,10 @@ def configure_logging(level: str | int, *, secrets: Iterable[str] = (), stream: 
             logger.removeHandler(own)
         logger.propagate = True
     return redactor
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or file-less stream
+        return False

@@ -40,7 +40,9 @@ from service.operator import OperatorSwitch
 from service.plugins import PluginBoard, load_plugins
 from service.recovery import RecoveryParts, recover
 from service.settings import Settings
+from service.startup import Readiness
 from service.store import Store
+from service.trade_log import TradeLog
 from service.symbols import SymbolBook
 from streams import Calendar, SegmentHours, SessionClock
 
@@ -103,8 +105,11 @@ class Runtime:
                                halted=lambda: self.halts.global_halt, now_ms=self.now_ms)
         self.notifier = Notifier(settings, clock=clock)
         self.listeners.trade.append(self.notifier.on_trade)
+        self.trade_log = TradeLog(self.store)  # every trade's life in the log, a line per event
+        self.listeners.trade.append(self.trade_log.on_trade)
         self.listeners.event.append(self.notifier.on_event)
         self.recovery: dict[str, int] = {}
+        self.readiness = Readiness()  # /healthz; a broker that cannot be reached at start is tried again
         self._subscriptions: list = []
 
     @property
@@ -129,12 +134,13 @@ class Runtime:
     async def start(self) -> None:
         await self.notifier.start()  # first: whatever recovery finds (an UNPROTECTED trade) gets told
         await asyncio.to_thread(self.store.open)
+        await self.trade_log.start()
         await self.halts.restore()
-        await self.broker.connect()
+        await self.readiness.reach(self.settings.smartapi_user, self.broker.connect)
         await self.symbols.open()
         for login, broker in (("", self.broker), *self.logins.items()):
             if broker is not self.broker:
-                await broker.connect()
+                await self.readiness.reach(login, broker.connect)
             updates = broker.order_update_stream()
             self._subscriptions.append(updates.updates.subscribe(functools.partial(self.trader.on_order_update,
                                                                                    login=login)))
@@ -160,6 +166,7 @@ class Runtime:
         """Stop whatever has started (also after a failed start)."""
         await self.sampler.stop()
         await self.trader.stop()
+        await self.trade_log.stop()
         await self.notifier.stop()
         self.heap.release()
         for subscription in self._subscriptions:

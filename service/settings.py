@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import pyotp
-from dotenv import dotenv_values
 
 from service.addresses import check_source_address, parse_static_ips
+from service.env_file import read_env_file
 from service.errors import SettingsError
 from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
@@ -129,6 +128,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # its orders may come from (paper/static_ips.py). Empty: not enforced.
     paper_static_ips: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Log lines as JSON or as readable text; auto: text when stderr is a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # The event loop of `tickguard serve` and `tickguard paper`: uvloop (libuv; faster sockets, so less
     # of the tick→order path) or the standard library's asyncio.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -222,8 +223,9 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def _read_raw(environ: dict[str, str] | None, env_file: str | None) -> dict[str, str]:
     environ = dict(os.environ if environ is None else environ)
-    path = env_file or environ.get("TICKGUARD_ENV_FILE") or ".env"
-    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if Path(path).is_file() else {}
+    named = None if env_file else environ.get("TICKGUARD_ENV_FILE")
+    path = env_file or named or ".env"
+    from_file = read_env_file(path, setting="TICKGUARD_ENV_FILE" if named else path)
     return {**from_file, **environ}
 
 

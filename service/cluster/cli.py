@@ -51,16 +51,14 @@ async def _until_signalled(role) -> int:
 
 
 async def _intake(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
     from service.cluster.intake import IntakeRole
+    from service.serving import bound_port, listen, serve
     from service.web.app import create_app
 
+    sock = listen(host, port, "the intake (--host, --port)")
     app = create_app(settings, IntakeRole(settings))
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None,
-                                           log_level=settings.log_level.lower(), proxy_headers=False))
-    print(f"tickguard intake     http://{host}:{port}/  (cluster {settings.cluster_name})", flush=True)
-    await server.serve()
+    print(f"tickguard intake     http://{host}:{bound_port(sock)}/  (cluster {settings.cluster_name})", flush=True)
+    await serve(app, sock, log_level=settings.log_level)
 
 
 def run(args: argparse.Namespace, settings: Settings, run_loop: Callable[[Coroutine[Any, Any, None], str], None]) -> int:

@@ -35,6 +35,7 @@ from service.cluster.lease import Lease
 from service.cluster.remote import TradePublisher, require_store
 from service.errors import SettingsError
 from service.execution.journal import Journal
+from service.exits import ExitCode
 from service.guard import Guard
 from service.halts import Halts
 from service.plugins import PluginBoard, load_plugins
@@ -48,7 +49,7 @@ from streams import ExitIntent, StateChange
 __all__ = ["LOST_EXIT_CODE", "ShardGuard", "parse_shard"]
 
 log = logging.getLogger("tickguard.guardian")
-LOST_EXIT_CODE = 3  # the process's exit status when its lease was lost: its supervisor restarts it
+LOST_EXIT_CODE = ExitCode.LEASE_LOST  # the process's exit status when its lease was lost: its supervisor restarts it
 PRICE_INTERVAL_S = 0.1
 ARM_SLICE = 100  # trades armed at a takeover between two turns of the event loop (~10-25 ms of work)
 

@@ -45,6 +45,7 @@ from service.operator import OperatorSwitch
 from service.plugins import PluginBoard
 from service.runtime import calendar_from_settings, exec_config
 from service.settings import Settings
+from service.startup import Readiness
 from service.store import Store
 from service.symbols import SymbolBook
 from service.trades import TradeRecord
@@ -196,6 +197,7 @@ class IntakeRole:
         self._follows: list[Any] = []
         self.notifier = Notifier(settings, clock=clock)
         self.origin = uuid.uuid4().hex
+        self.readiness = Readiness()  # /healthz
 
     @property
     def halted(self) -> bool:

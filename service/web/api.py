@@ -156,8 +156,12 @@ async def halt(request: Request, runtime: Runtime) -> Response:
 
 async def healthz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    return JSONResponse({"status": "ok", "mode": runtime.settings.tickguard_mode, "halted": runtime.halted,
-                         "warnings": runtime.calendar_watch.warnings()})
+    readiness = runtime.readiness  # not ready: 503 with the reason (the broker not reached yet, a failed start)
+    body = {"status": "ok" if readiness.ready else readiness.state, "ready": readiness.ready,
+            "mode": runtime.settings.tickguard_mode, "halted": runtime.halted, "warnings": runtime.calendar_watch.warnings()}
+    if not readiness.ready:
+        body["reason"] = readiness.reason
+    return JSONResponse(body, 200 if readiness.ready else 503)
 
 
 async def metrics(request: Request, runtime: Runtime) -> Response:

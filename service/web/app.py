@@ -16,12 +16,14 @@ from service.alerts.chartink import load_chartink_scans
 from service.operators import OperatorBook, SessionStore, demo_book
 from service.runtime import Runtime
 from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPERATOR_TOKEN, Settings
+from service.startup import Startup
 from service.web import api, dashboard, openapi
 from service.web.allowlist import AllowList, parse_networks
 from service.web.auth import LoginBrake
 from service.web.chartink import chartink
 from service.web.errors import EXCEPTION_HANDLERS
 from service.web.feed import FeedHub, trades_feed
+from service.web.readiness import NotReady
 from service.web.webhook import opentrade
 
 __all__ = ["create_app"]
@@ -30,20 +32,19 @@ __all__ = ["create_app"]
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     runtime = runtime or Runtime(settings)
 
+    startup = Startup(runtime)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        try:
-            await runtime.start()
-        except BaseException:
-            await runtime.stop()  # close what had opened before the failure
-            raise
+        await startup.begin()  # started, failed, or waiting for the broker (then it goes on in the background)
         feed = app.state.feed = FeedHub(runtime)
-        await feed.start()
+        if startup.readiness.failure is None:
+            await feed.start()
         try:
             yield
         finally:
             await feed.stop()
-            await runtime.stop()
+            await startup.stop()
 
     routes = [
         Route("/opentrade", opentrade, methods=["POST"]),
@@ -61,9 +62,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     networks = parse_networks(settings.webhook_allowlist)
     proxies = parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES")
     allowlist = Middleware(AllowList, networks=networks, trusted_proxies=proxies)
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[allowlist], exception_handlers=EXCEPTION_HANDLERS)
+    not_ready = Middleware(NotReady, readiness=startup.readiness)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[allowlist, not_ready], exception_handlers=EXCEPTION_HANDLERS)
     app.state.chartink_scans = load_chartink_scans(settings.chartink_scans)  # a bad file fails at start
     app.state.runtime = runtime
+    app.state.startup = startup
     app.state.operators = operator_book(settings)  # an unreadable file fails at start
     app.state.sessions = SessionStore(runtime.store)
     app.state.login_brake = LoginBrake()

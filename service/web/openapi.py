@@ -226,6 +226,11 @@ def _published(name: str, schema: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 _COMPONENTS = dict(_published(name, schema) for name, schema in _COMPONENTS.items() if name not in _INTERNAL)
 
 
+_HEALTH = {"type": "object", "required": ["status", "ready", "mode", "halted"],
+           "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"},
+                          "warnings": {"type": "array", "items": {"type": "object"}}}}
+
+
 def secured(operation_id: str, summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:
     """An operator's route: a session or an operator's API token."""
     return {"operationId": operation_id, "summary": summary, "security": _OPERATOR, **operation,
@@ -347,11 +352,11 @@ SPEC = {
                     "properties": {"halted": {"type": "boolean"}, "flatten": {"type": "boolean"},
                                    "reason": {"type": "string", "maxLength": 200,
                                               "description": "why (shown in GET /halt and on the dashboard)"}}})})},
-        "/healthz": {"get": {"summary": "Liveness; needs no secret. `warnings`: exchanges in use without a holiday "
+        "/healthz": {"get": {"summary": "Readiness; needs no secret. `warnings`: exchanges in use without a holiday "
                                     "calendar for the current year, special sessions whose times are still unknown",
-                             "responses": {"200": reply("ok", {
-            "type": "object", "required": ["status", "mode", "halted"],
-            "properties": {"warnings": {"type": "array", "items": {"type": "object"}}}})}}},
+                             "responses": {"200": reply("ready", _HEALTH), "503": reply(
+                                 "not ready: `status` starting | waiting (the broker not reached yet) | failed, "
+                                 "`reason` says why", _HEALTH)}}},
         "/metrics": {"get": secured("metrics", "Prometheus metrics", {"200": {
             "description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": secured("openapi", "This document", {"200": reply("OpenAPI 3.1", {"type": "object"})})},

@@ -76,7 +76,7 @@ def test_nothing_but_health_and_the_login_page_answers_without_the_secret(desk_f
                     reply = client.request(method, path, json={"halted": True} if path == "/halt" else None)
                     if route.path == "/healthz":
                         # warnings: calendar gaps only (exchange codes, a year or a date), never a trade
-                        assert reply.status_code == 200 and set(reply.json()) == {"status", "mode", "halted", "warnings"}
+                        assert reply.status_code == 200 and set(reply.json()) == {"status", "ready", "mode", "halted", "warnings"}
                     elif route.path in LOGIN_SURFACE:
                         assert reply.status_code < 500
                         assert "trades" not in reply.text.lower() or route.path == "/", (path, reply.text[:200])
