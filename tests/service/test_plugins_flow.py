@@ -153,8 +153,8 @@ def test_a_bad_plugin_keeps_tickguard_from_starting_and_settings_names_it(tmp_pa
         port = free_port()
         served = tickguard(tmp_path, "serve", "--port", str(port), PLUGINS=json.dumps([SPIKE, entry]))
         assert served.returncode == 2, served.stdout + served.stderr
-        assert f"  {message}" in served.stderr.splitlines(), served.stderr
+        assert served.stderr.splitlines() == [f"tickguard: invalid settings: {message}"], served.stderr  # one line
         assert f":{port}" not in served.stdout  # refused before anything listened
         shown = tickguard(tmp_path, "settings", PLUGINS=json.dumps([SPIKE, entry]))
         assert shown.returncode == 2
-        assert f"  {message}" in shown.stderr.splitlines(), shown.stderr
+        assert shown.stderr.splitlines() == [f"tickguard: invalid settings: {message}"], shown.stderr

@@ -16,7 +16,7 @@ import pytest
 
 from service.exits import ExitCode
 from tests.support.paper import DEMO
-from tests.support.service import SECRET
+from tests.support.service import HEADERS, SECRET
 from tests.support.waiting import wait_for
 
 ALERT = {"symbolname": "SBIN", "signal": "buy", "price": 800, "type": "equity", "strategyname": "s1", "quantity": 2,
@@ -107,7 +107,9 @@ def live_env(base_env: dict[str, str], paper_url: str, tmp_path: Path, **login: 
     accounts.write_text(json.dumps({"accountslist": [{"accountId": "MAIN", "fund": 50000, "stoplosstype": "number",
                                                       "stoploss": 100}]}))
     stream = paper_url.replace("http", "ws", 1)
-    return {**base_env, "TICKGUARD_MODE": "live", "SMARTAPI_ROOT": paper_url,
+    operators = tmp_path / "operators.json"
+    operators.write_text('{"operators": {}, "tokens": {}}')
+    return {**base_env, "TICKGUARD_MODE": "live", "SMARTAPI_ROOT": paper_url, "OPERATORS_FILE": str(operators),
             "SMARTAPI_STREAM_URL": f"{stream}/smart-stream", "SMARTAPI_ORDER_UPDATE_URL": f"{stream}/smart-order-update",
             "INSTRUMENT_MASTER_URL": f"{paper_url}/OpenAPI_File/files/OpenAPIScripMaster.json",
             "SMARTAPI_USER": DEMO.clientcode, "SMARTAPI_PASS": DEMO.pin, "SMARTAPI_KEY": DEMO.api_key,
@@ -170,7 +172,7 @@ def test_a_broker_not_up_yet_is_waited_for_then_trades_go_through(base_env, tmp_
     reply = httpx.post(f"{url}/opentrade", json=ALERT, headers={"X-Webhook-Secret": SECRET}, timeout=10)
     assert reply.status_code == 202, reply.text
     (trade_id,) = reply.json()["trades"]
-    wait_for(lambda: httpx.get(f"{url}/trades/{trade_id}", headers={"X-Webhook-Secret": SECRET},
+    wait_for(lambda: httpx.get(f"{url}/trades/{trade_id}", headers=HEADERS,
                                timeout=5).json()["trade"]["state"] == "OPEN", "the entry to fill")
     warnings = [json.loads(line) for line in proc_stderr_until_exit(proc) if line.startswith("{")]
     assert any(w["logger"] == "tickguard.startup" and w["msg"].startswith("broker unreachable") for w in warnings)
@@ -188,7 +190,7 @@ def test_the_banner_tells_the_state_and_ctrl_c_warns_of_unguarded_trades(base_en
     banner = read_banner(proc)
     assert banner["mode"] == "paper" and banner["halted"] == "no" and banner["open trades"] == "none"
     assert banner["broker stops"] == "off (BROKER_STOP)" and banner["calendar"].startswith("always open")
-    secret = {"X-Webhook-Secret": SECRET}
+    secret = HEADERS  # the webhook secret for the alert, the demo operator's token for the rest
     reply = httpx.post(f"{url}/opentrade", json=ALERT, headers=secret, timeout=10)
     assert reply.status_code == 202, reply.text
     (trade_id,) = reply.json()["trades"]
