@@ -171,3 +171,21 @@ async def test_outside_the_session_there_is_no_live_price_and_no_read():
     market.open = False
     assert await market.prices().price("NSE", "SBIN-EQ", "3045") is None
     assert market.reads == 0
+
+
+async def test_a_cluster_intake_ages_a_leaders_price_from_its_arrival():
+    """An intake hears prices only when they move: one heard longer than STALE_TICK_S ago is read again."""
+    from types import SimpleNamespace
+
+    from service.cluster.intake import Prices
+    from service.runtime import always_open_calendar
+    from streams import SessionClock
+
+    market = Market(price=80_500)
+    heard = Prices(SessionClock(always_open_calendar()), lambda: market.now_ms)
+    heard.heard(SimpleNamespace(subject="tickguard.px.NSE.3045", data=b"79900"))
+    prices = LivePrices(last_tick=heard.last_seen, read=market.read, session_open=lambda exchange: True,
+                        stale_ms=STALE_MS, clock=lambda: market.now_ms / 1000)
+    assert await prices.price("NSE", "SBIN-EQ", "3045") == 79_900 and market.reads == 0
+    market.now_ms += STALE_MS + 1
+    assert await prices.price("NSE", "SBIN-EQ", "3045") == 80_500 and market.reads == 1
