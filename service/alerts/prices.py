@@ -7,7 +7,8 @@ underlying. With PRICE_SOURCE=live the trade is planned at the live price instea
 The live price of an instrument is the last tick held for it when fresher than STALE_TICK_S, else one
 getLtpData read through the broker's pacer, waited for at most READ_WAIT_S. Alerts asking while a read
 is out share it, and its answer serves like a tick for STALE_TICK_S; a read that answers late still
-serves the alerts after it. Outside the instrument's session, or when neither answers in time (or the
+serves the alerts after it. An alert served a read past REFRESH_AFTER of its life starts the next read
+without waiting for it, so a steady flow of alerts on an instrument never waits on one. Outside the instrument's session, or when neither answers in time (or the
 read fails), there is no live price: the check is skipped and the alert records `price_checked: false`.
 So the alert path waits at most READ_WAIT_S on it, and reads at most one price per instrument per
 STALE_TICK_S.
@@ -30,6 +31,7 @@ __all__ = ["LivePrices", "PriceCheck", "READ_WAIT_S", "UNCHECKED", "judge", "off
 log = logging.getLogger("tickguard.alerts")
 
 READ_WAIT_S = 0.3  # the longest an alert waits for a getLtpData read
+REFRESH_AFTER = 0.75  # of STALE_TICK_S: a read this old is read again in the background
 KEPT_LIMIT = 4096  # reads kept; past this the stale ones are dropped
 
 LastTick = Callable[[str, str], "tuple[int, int] | None"]  # (exchange, token) -> (price paise, at epoch ms)
@@ -107,15 +109,24 @@ class LivePrices:
         now_ms = int(self.clock() * 1000)
         key = (exchange, token)
         live = self._fresh(self.last_tick(exchange, token), now_ms)
-        if live is None:
-            live = self._fresh(self.kept.get(key), now_ms)
         if live is not None:
             return live
-        task = self._reads.get(key)
-        if task is None:
-            task = self._reads[key] = asyncio.create_task(self._read(key, tradingsymbol), name=f"ltp-{exchange}-{token}")
+        kept = self.kept.get(key)
+        live = self._fresh(kept, now_ms)
+        if live is not None:
+            if kept is not None and now_ms - kept[1] > self.stale_ms * REFRESH_AFTER:
+                self._reading(key, tradingsymbol)
+            return live
+        task = self._reading(key, tradingsymbol)
         done, _ = await asyncio.wait({task}, timeout=self.wait_s)
         return task.result() if done else None
+
+    def _reading(self, key: tuple[str, str], tradingsymbol: str) -> asyncio.Task:
+        """The read of `key` out now, started if none is."""
+        task = self._reads.get(key)
+        if task is None:
+            task = self._reads[key] = asyncio.create_task(self._read(key, tradingsymbol), name=f"ltp-{key[0]}-{key[1]}")
+        return task
 
     async def _read(self, key: tuple[str, str], tradingsymbol: str) -> int | None:
         exchange, token = key

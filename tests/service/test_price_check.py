@@ -134,6 +134,23 @@ async def test_a_stale_tick_falls_back_to_one_paced_read_kept_for_stale_tick_s()
     assert market.reads == 2
 
 
+async def test_a_read_nearing_its_end_is_read_again_without_holding_the_alert():
+    market = Market()
+    prices = market.prices()
+    assert await prices.price("NSE", "SBIN-EQ", "3045") == 80_000
+    market.now_ms += STALE_MS * 3 // 4  # not yet past REFRESH_AFTER
+    assert await prices.price("NSE", "SBIN-EQ", "3045") == 80_000 and market.reads == 1
+    market.gate = asyncio.Event()  # the next read hangs: the alert must not wait on it
+    market.price = 80_200
+    market.now_ms += 1
+    assert await prices.price("NSE", "SBIN-EQ", "3045") == 80_000
+    await until(lambda: market.reads == 2, "the background read to start")
+    market.gate.set()
+    await until(lambda: prices.kept[("NSE", "3045")][0] == 80_200, "the background read to be kept")
+    market.now_ms += STALE_MS  # the first read would be stale now; the background one is fresh
+    assert await prices.price("NSE", "SBIN-EQ", "3045") == 80_200 and market.reads == 2
+
+
 async def test_alerts_asking_together_share_one_read():
     market = Market()
     market.gate = asyncio.Event()
