@@ -219,6 +219,12 @@ class Guard:
         tick = self.pipeline.engine.last_tick(exchange, token)
         return tick.ltp if tick is not None else None
 
+    def last_seen(self, exchange: str, token: str) -> tuple[int, int] | None:
+        """(price, the exchange's time stamp in epoch ms) of the engine's latest tick of an instrument —
+        held only while a trade is guarded on it — or None."""
+        tick = self.pipeline.engine.last_tick(exchange, token)
+        return (tick.ltp, tick.exchange_ts_ms) if tick is not None else None
+
     def _release(self, trade_id: int) -> None:
         self.records.pop(trade_id, None)
         key = self._basis.pop(trade_id, None)

@@ -23,6 +23,7 @@ from service.accounts.directory import AccountDirectory
 from service.alerts.strategies import Strategy, load_strategies
 from service.alerts.dispatch import LocalDispatch
 from service.alerts.intake import Intake
+from service.alerts.prices import LivePrices
 from service.brokers import brokers_from_settings
 from service.execution import ExecConfig, Trader
 from service.execution.backstop_levels import BackupConfig, Buffer
@@ -46,7 +47,7 @@ from service.trade_log import TradeLog
 from service.symbols import SymbolBook
 from streams import Calendar, SegmentHours, SessionClock
 
-__all__ = ["Runtime", "always_open_calendar", "calendar_from_settings", "exec_config"]
+__all__ = ["Runtime", "always_open_calendar", "calendar_from_settings", "exec_config", "live_prices"]
 
 log = logging.getLogger("tickguard.runtime")
 
@@ -95,7 +96,8 @@ class Runtime:
                              accounts=self.accounts, entries_open=self.guard.entries_open,
                              leverage=self.trader.config.leverage, dispatch=LocalDispatch(self.trader), halts=self.halts,
                              limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
-                             logins=set(self.logins), clock=clock)
+                             logins=set(self.logins), prices=live_prices(settings, self.guard.last_seen, self.broker.ltp,
+                                                                         sessions, self.now_ms), clock=clock)
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self.listeners.announce)
         self.health = StreamHealth(self.metrics, self.trader.book)
@@ -184,6 +186,12 @@ def calendar_from_settings(settings: Settings) -> tuple[MarketCalendar | None, C
     """The exchanges' calendar (MARKET_HOURS=exchange, with HOLIDAYS_FILE) or the paper market's hours."""
     market = None if settings.market_hours == "always" else load_market_calendar(settings.holidays_file)
     return market, always_open_calendar() if market is None else market.calendar
+
+
+def live_prices(settings: Settings, last_seen, read, sessions: SessionClock, now_ms: Callable[[], int]) -> LivePrices:
+    """The alert price check's live prices: a fresh tick, else a paced getLtpData read; none outside the session."""
+    return LivePrices(last_tick=last_seen, read=read, session_open=lambda exchange: sessions.is_open(exchange, now_ms()),
+                      stale_ms=round(settings.stale_tick_s * 1000), clock=lambda: now_ms() / 1000)
 
 
 def exec_config(settings: Settings) -> ExecConfig:

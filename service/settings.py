@@ -82,6 +82,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # shipped with tickguard (NSE's 2026 list for NSE, NFO, BSE, BFO). Used when MARKET_HOURS=exchange.
     holidays_file: str = ""
     stale_tick_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    # The alert price check (service/alerts/prices.py): an alert priced more than this percent away from
+    # the live price is refused (0: never); PRICE_SOURCE=live plans the trade at the live price instead.
+    price_sanity_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 5.0
+    price_source: Literal["alert", "live"] = "alert"
     exit_order_type: Literal["LIMIT", "MARKET"] = "LIMIT"
     exit_protection_pct: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.5
     exit_chase_ms: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500

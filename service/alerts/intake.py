@@ -23,6 +23,7 @@ from service.alerts.dispatch import Accepted, Dispatch
 from service.alerts.parse import Alert, AlertInvalid, dedup_key, parse_alert
 from service.alerts.plan import ID_DEDUP_S, Plan, check_rules, decide_for, names_contract, new_trade
 from service.alerts.policy import Policy, Refusal
+from service.alerts.prices import UNCHECKED, LivePrices, PriceCheck, judge, opens_nothing
 from service.alerts.strategies import Strategy, resolve_rules
 from service.halts import Halts
 from service.limits import EngineLimits
@@ -60,7 +61,7 @@ class Intake:
                  accounts: AccountDirectory, entries_open: Callable[[str], bool], leverage: Mapping[str, Decimal],
                  dispatch: Dispatch, halts: Halts, limits: EngineLimits, metrics: Metrics,
                  announce: Callable[[str, dict[str, Any]], None], logins: set[str],
-                 clock: Callable[[], float] = time.time) -> None:
+                 prices: LivePrices | None = None, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
         self.symbols = symbols
@@ -74,6 +75,7 @@ class Intake:
         self.metrics = metrics
         self.announce = announce
         self.logins = logins  # the client codes of CREDENTIALS_FILE beyond the default login
+        self.prices = prices  # live prices for the alert price check (None: never checked)
         self.clock = clock
 
     def now_ms(self) -> int:
@@ -92,6 +94,11 @@ class Intake:
     async def plan(self, body: dict[str, Any]) -> Plan:
         alert = parse_alert(body)
         symbol, underlying = await resolve_instrument(alert, self.symbols)
+        price = await self.check_price(alert, underlying or symbol)
+        if price.used == "live":  # planned at the live price: the stop check, the strike, sizing
+            alert = msgspec.structs.replace(alert, price=Decimal(price.live or 0) / 100)
+            if alert.type == "option" and not names_contract(alert.symbolname):
+                symbol, underlying = await resolve_instrument(alert, self.symbols)
         if (alert.type == "option" or symbol.is_future) and alert.quantity is not None and alert.quantity % symbol.lotsize:
             raise AlertInvalid([{"field": "quantity", "reason": f"not a multiple of the lot size {symbol.lotsize}"}])
         accounts, entry_refusal = await self._accounts_for(alert)
@@ -109,10 +116,20 @@ class Intake:
                 check_rules(alert, rules[account.account_id][0], underlying or symbol, account.fund, leverage)
         now = self.now_ms()
         window_s = ID_DEDUP_S if alert.id else self.settings.dedup_window_s
-        stored = {k: v for k, v in body.items() if k != "token"}
+        stored = {k: v for k, v in body.items() if k != "token"} | price.stored()
         return Plan(alert, dedup_key(body), now + int(window_s * 1000), stored, symbol, rules, underlying,
                     accounts, entry_refusal, contract_named=alert.type == "option" and names_contract(alert.symbolname),
-                    strategy=strategy)
+                    strategy=strategy, price=price)
+
+    async def check_price(self, alert: Alert, instrument: Any) -> PriceCheck:
+        """The alert's price against the live price of `instrument` (an option's underlying), when the
+        alert may open a trade and PRICE_SANITY_PCT or PRICE_SOURCE=live asks for one."""
+        pct = Decimal(str(self.settings.price_sanity_pct))
+        source = self.settings.price_source
+        if self.prices is None or opens_nothing(alert) or (not pct and source != "live"):
+            return UNCHECKED
+        live = await self.prices.price(instrument.exchange, instrument.tradingsymbol, instrument.token)
+        return judge(alert, live, pct, source, f"{instrument.exchange}:{instrument.tradingsymbol}")
 
     async def _accounts_for(self, alert: Alert) -> tuple[list[Account], str]:
         """The accounts an alert trades on, and why entries are refused when the list is not fresh."""
@@ -167,6 +184,8 @@ class Intake:
                     notes.append(f"{account_id}: {refusal}")
                 else:
                     opens.append((account_id, decision.open_side, decision.open_quantity))
+            if opens and plan.price.refusal:  # an entry at a price far from the market's: nothing stored
+                return Invalid([{"field": "price", "reason": plan.price.refusal}])
             if not opens and not closing and not reducing and refused:  # the alert asks for what may never be: nothing stored
                 return Invalid([{"field": refused[0][1].field, "reason": refused[0][1].reason}])
             if not opens and not closing and not reducing and (general or notes):

@@ -10,6 +10,7 @@ import msgspec
 
 from service.alerts.parse import Alert, AlertInvalid
 from service.alerts.policy import Decision, Policy, decide, decide_contract, forbid_short
+from service.alerts.prices import UNCHECKED, PriceCheck
 from service.trades import Basis, TradeRecord, TradeSpec
 from streams import Instrument, RuleError, Rules, Side, SizedFor, levels
 from streams import Trade as EngineTrade
@@ -32,6 +33,7 @@ class Plan:
     entry_refusal: str = ""  # why no entry may be taken (the account list is stale), or ""
     contract_named: bool = False  # an option alert naming its contract (not picked from an underlying)
     strategy: Any = None  # the strategy's settings (STRATEGIES_FILE), where it has any
+    price: PriceCheck = UNCHECKED  # the alert's price against the live price (an entry is refused when off)
 
 
 def check_rules(alert: Alert, rules: dict[str, Any], symbol: Any, fund: int, leverage: Decimal = Decimal(1)) -> None:

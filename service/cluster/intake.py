@@ -43,7 +43,7 @@ from service.metrics import Metrics
 from service.notify import Notifier
 from service.operator import OperatorSwitch
 from service.plugins import PluginBoard
-from service.runtime import calendar_from_settings, exec_config
+from service.runtime import calendar_from_settings, exec_config, live_prices
 from service.settings import Settings
 from service.startup import Readiness
 from service.store import Store
@@ -145,16 +145,24 @@ class Prices:
         self.sessions = sessions
         self.now_ms = now_ms
         self.latest: dict[tuple[str, str], int] = {}
+        self.heard_ms: dict[tuple[str, str], int] = {}  # when this intake heard each price (its arrival)
 
     def heard(self, message: Message) -> None:
         _prefix, _px, exchange, token = message.subject.rsplit(".", 3)
         try:
             self.latest[(exchange, token)] = int(message.data)
         except ValueError:
-            pass
+            return
+        self.heard_ms[(exchange, token)] = self.now_ms()
 
     def last_price(self, exchange: str, token: str) -> int | None:
         return self.latest.get((exchange, token))
+
+    def last_seen(self, exchange: str, token: str) -> tuple[int, int] | None:
+        """(price, when it arrived here) — a leader sends a price only when it moved, so an unchanged one
+        ages here and the price check reads it from the broker instead."""
+        price = self.latest.get((exchange, token))
+        return None if price is None else (price, self.heard_ms[(exchange, token)])
 
     def entries_open(self, exchange: str) -> bool:
         return self.sessions.entries_open(exchange, self.now_ms())
@@ -191,7 +199,9 @@ class IntakeRole:
                              accounts=self.accounts, entries_open=self.guard.entries_open,
                              leverage=self.trader.config.leverage, dispatch=self.dispatch, halts=self.halts,
                              limits=EngineLimits(RemoteGuard(on_exit=lambda intent: None)), metrics=self.metrics,
-                             announce=self._announce, logins=set(others), clock=clock)
+                             announce=self._announce, logins=set(others), clock=clock,
+                             prices=live_prices(settings, self.guard.last_seen, self.broker.ltp, self.sessions,
+                                                self.now_ms))
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self._announce)
         self._follows: list[Any] = []

@@ -1,12 +1,16 @@
 """`tickguard symbols refresh | find QUERY`.
 
     refresh   download the instrument master (progress on stderr), build the index, print counts
-    find      print what QUERY resolves to and the master's symbols containing it
+    find      print what QUERY resolves to and the master's symbols containing it (at most --limit
+              rows on stdout; how many matched and how many are shown on stderr)
+
+Piped into a reader that stops early (`| head`), `find` stops quietly, as a pipe's writer should.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from typing import TextIO
@@ -64,7 +68,17 @@ def add_commands(subparsers) -> None:
     commands.add_parser("refresh", help="download the instrument master and rebuild the index")
     find = commands.add_parser("find", help="show the instruments a query resolves to or contains")
     find.add_argument("query", help="a ticker (NSE:SBIN, M_M, NIFTY1!), a contract symbol or part of one")
-    find.add_argument("--limit", type=int, default=20, help="most matches to print (default 20)")
+    find.add_argument("--limit", type=_positive, default=20, help="most matches to print (default 20)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace, settings) -> int:
@@ -75,6 +89,9 @@ def run(args: argparse.Namespace, settings) -> int:
     except SymbolError as exc:
         print(f"tickguard symbols: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader has gone (`| head`): the rest is not wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 0
 
 
 async def _refresh(settings) -> int:
@@ -102,13 +119,17 @@ async def _find(settings, query: str, limit: int) -> int:
         await book.open(progress=display)
     finally:
         display.finish()
-    matches = book.find(query, limit)
+    matches = book.find(query, len(book.index) + 1)  # every match, to count them
     if not matches:
         print(f"no instrument matches {query!r} in the master of {book.index.date}", file=sys.stderr)
         return 1
+    shown = matches[:limit]
     print(f"{'TRADINGSYMBOL':<26} {'TOKEN':>9} {'EXCH':<5} {'LOT':>5} {'TICK':>6} {'EXPIRY':<10} {'STRIKE':>10}")
-    for symbol in matches:
+    for symbol in shown:
         print(_row(symbol))
+    sys.stdout.flush()  # a closed pipe shows here, inside `run`, not in the interpreter's exit
+    more = f" (--limit {limit}; raise it to see more)" if len(shown) < len(matches) else ""
+    print(f"{len(matches)} matched {query!r}, {len(shown)} shown{more}", file=sys.stderr)
     return 0
 
 

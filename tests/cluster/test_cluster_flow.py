@@ -35,6 +35,9 @@ def fired(view: dict) -> dict:
 def test_equity_and_option_slices_through_the_cluster(cluster):
     # Equity: one alert for both accounts, each trading on its own login.
     cluster.price(800)
+    far = cluster.alert(accounts=["MAIN", "OWN"], price=900, stoploss={"type": "points", "value": 10})
+    assert far.status_code == 422 and far.json()["errors"][0]["field"] == "price", far.text  # the intake's own read
+    assert "800.00" in far.json()["errors"][0]["reason"]
     reply = cluster.alert(accounts=["MAIN", "OWN"], stoploss={"type": "points", "value": 10})
     assert reply.status_code == 202, reply.text
     trades = reply.json()["trades"]

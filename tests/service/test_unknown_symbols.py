@@ -63,6 +63,7 @@ def test_unknown_symbol_alerts_are_answered_while_the_broker_search_hangs(servic
 def test_a_symbol_the_background_search_finds_resolves_on_the_next_alert(service_factory, lacking_trent):
     paper, master = lacking_trent
     service = service_factory(paper, INSTRUMENT_MASTER_URL=master.url)
+    service.price(5000, token="1964")  # the alert's price is the market's (the alert price check)
     first = service.alert(symbolname="TRENT", price=5000)
     assert first.status_code == 422, first.text
     assert "searchScrip" in first.json()["errors"][0]["reason"]

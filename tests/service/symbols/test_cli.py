@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +43,36 @@ def test_find_prints_the_matches(env, master_server, capsys):
     assert lines[3].split()[2:] == ["NFO", "75", "0.05", "25NOV2025", "25000"]
     assert lines[3].split()[0] == "NIFTY25NOV2525000CE" and len(lines) == 5
     assert master_server.hits == 1  # the second find used the saved index
+
+
+def test_find_says_how_many_matched_and_how_many_are_shown(env, master_server, universe, capsys):
+    listed = sum(1 for i in universe.instruments if "NIFTY25NOV25" in i.symbol)
+    assert main(["symbols", "find", "NIFTY25NOV25", "--limit", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 + 3
+    assert f"{listed} matched 'NIFTY25NOV25', 3 shown (--limit 3; raise it to see more)" in err
+    assert main(["symbols", "find", "M_M"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 matched 'M_M', 1 shown\n" in err and "--limit" not in err
+    with pytest.raises(SystemExit):
+        main(["symbols", "find", "SBIN", "--limit", "0"])
+    assert "expected at least 1" in capsys.readouterr().err
+
+
+def test_find_piped_into_head_stops_quietly(env, master_server):
+    """`tickguard symbols find NIFTY --limit 100000 | head -1`: more rows than a pipe holds, the reader
+    gone after the first line — the header, and no traceback."""
+    assert main(["symbols", "refresh"]) == 0  # the index is built here, so the piped run only reads it
+    environ = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    finder = subprocess.Popen([sys.executable, "-m", "service.cli", "symbols", "find", "NIFTY", "--limit", "100000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
+    head = subprocess.run(["head", "-1"], stdin=finder.stdout, capture_output=True, text=True, timeout=60)
+    finder.stdout.close()
+    with finder.stderr:
+        err = finder.stderr.read().decode()
+    assert finder.wait(timeout=60) == 0, err
+    assert head.stdout.split() == ["TRADINGSYMBOL", "TOKEN", "EXCH", "LOT", "TICK", "EXPIRY", "STRIKE"]
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
 
 
 def test_find_without_matches_and_without_a_master(env, master_server, capsys):
