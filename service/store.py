@@ -18,6 +18,7 @@ import msgspec
 from service.broker.types import TERMINAL_STATUSES
 from service.db import Database
 from service.pg import PgDatabase, advisory_key, is_postgres_url
+from service.store_desk import DeskQueries
 from service.store_events import EventQueries
 from service.trades import TradeEvent, TradeRecord, TradeState, fold
 from streams.session import ist_day
@@ -73,6 +74,9 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE outbox (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, msg_id TEXT NOT NULL UNIQUE,
             payload TEXT NOT NULL, created_ms INTEGER NOT NULL, published_ms INTEGER)""",
         "CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_ms IS NULL",
+    ],
+    [  # the desk's exits of a day (service/store_desk.py): only closed trades are indexed, once, as they close
+        "CREATE INDEX trades_closed ON trades (updated_ms) WHERE state = 'CLOSED'",
     ],
 ]
 
@@ -133,7 +137,7 @@ def _alert(row: sqlite3.Row) -> AlertRecord:
                        reason=row["reason"], body=json.loads(row["body"]), trade_ids=json.loads(row["trade_ids"]))
 
 
-class Store(EventQueries):
+class Store(EventQueries, DeskQueries):
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         """A SQLite file at `path`, or PostgreSQL at a `postgresql://` URL (`service.pg`)."""
         self.db = PgDatabase(str(path), MIGRATIONS) if is_postgres_url(path) else \
