@@ -93,7 +93,8 @@ class Runtime:
                              accounts=self.accounts, entries_open=self.guard.entries_open,
                              leverage=self.trader.config.leverage, dispatch=LocalDispatch(self.trader), halts=self.halts,
                              limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
-                             logins=set(self.logins), clock=clock)
+                             logins=set(self.logins), clock=clock,
+                             entry_window=lambda exchange: sessions.entry_window(exchange, self.now_ms()))
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self.listeners.announce)
         self.health = StreamHealth(self.metrics, self.trader.book)

@@ -190,7 +190,8 @@ class IntakeRole:
                              accounts=self.accounts, entries_open=self.guard.entries_open,
                              leverage=self.trader.config.leverage, dispatch=self.dispatch, halts=self.halts,
                              limits=EngineLimits(RemoteGuard(on_exit=lambda intent: None)), metrics=self.metrics,
-                             announce=self._announce, logins=set(others), clock=clock)
+                             announce=self._announce, logins=set(others), clock=clock,
+                             entry_window=lambda exchange: self.sessions.entry_window(exchange, self.now_ms()))
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self._announce)
         self._follows: list[Any] = []

@@ -71,7 +71,7 @@ def test_a_trade_row_carries_its_ltp_open_pnl_exit_reason_and_rupees(service):
 
 
 def test_trades_page_newest_first_without_gaps_and_filter_by_state_strategy_and_day(service):
-    ids = [open_trade(service, quantity=1, strategyname=f"s{i % 2}") for i in range(5)]
+    ids = [open_trade(service, quantity=1, strategyname=f"s{i % 2}", id=f"page-{i}") for i in range(5)]
     seen, before = [], None
     while True:
         params = {"limit": 2} | ({"before": before} if before is not None else {})
