@@ -15,7 +15,8 @@ Where the messages come from:
   trades whose LTP moved; per client, prices not yet written are merged, latest wins. The same sampler
   keeps each open trade's basis price in the desk's bounded history (`service/web/prices.py`).
 - `summary`: the desk's strip (`service/web/desk.py`), built once a second while anyone listens and
-  sent to a client only when it differs from the last it got. The day's figures are read from the
+  sent to a client only when it differs from the last it got; it is the whole desk's, so a client
+  with a strategy or account filter gets none. The day's figures are read from the
   store only after a trade changed; open P&L comes from the trades and prices held here.
 
 Every price and P&L is integer paise, as everywhere in tickguard. The schema: `docs/feed.md`.
@@ -266,7 +267,7 @@ class FeedHub:
     async def _push_summary(self) -> None:
         while True:
             await asyncio.sleep(self.summary_interval_s)
-            if not self.clients:
+            if not any(c.strategy is None and c.account is None for c in self.clients):
                 continue
             try:
                 text = _text({"type": "summary", **await self.summary()})
@@ -274,7 +275,7 @@ class FeedHub:
                 log.exception("feed: building the summary failed")
                 continue
             for client in list(self.clients):
-                if client.summary != text:
+                if client.strategy is None and client.account is None and client.summary != text:  # the whole desk's
                     client.summary = text
                     self._offer(client, text)
 
