@@ -58,7 +58,7 @@ _SUMMARY = {"type": "object", "required": ["day", *_MONEY_PAIR, "open_trades", "
 _PRICES = {"type": "object", "required": ["trade_id", "points", "levels"], "properties": {
     "trade_id": {"type": "integer"},
     "points": {"type": "array", "description": "[at_ms, ltp paise] of the basis instrument, oldest first",
-               "items": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "integer"}]}},
+               "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}},
     "levels": {"type": "object", "properties": {name: _MONEY for name in
                                                 ("entry", "stop", "target", "trail_activation", "exit")}}}}
 
