@@ -184,3 +184,24 @@ def test_the_price_history_keeps_moves_at_most_every_gap_and_a_bounded_number():
     history.sample("NSE", "2", 0, 1)
     history.sample("NSE", "3", 0, 1)  # a third instrument: the least recently sampled goes
     assert history.points("NSE", "1") == [] and history.points("NSE", "3") == [[0, 1]]
+
+
+# The stream's state ------------------------------------------------------------------------------
+def test_the_stream_is_down_until_it_connects_stale_without_ticks_and_live_with_them():
+    from types import SimpleNamespace
+
+    from service.web.desk import stream_state
+
+    health = SimpleNamespace(ticks=None)
+    runtime = SimpleNamespace(health=health, guard=SimpleNamespace(latest_tick_ms=None),
+                              settings=SimpleNamespace(stream_stall_s=5.0), now_ms=lambda: 100_000)
+    assert stream_state(runtime) == {"state": "down", "last_tick_ms": None, "reason": "not connected yet"}
+    health.ticks = (True, "connected")
+    assert stream_state(runtime)["state"] == "stale" and stream_state(runtime)["reason"] == "no tick yet"
+    runtime.guard.latest_tick_ms = 94_000
+    assert stream_state(runtime) == {"state": "stale", "last_tick_ms": 94_000, "reason": "no tick for 6 s"}
+    runtime.guard.latest_tick_ms = 96_000
+    assert stream_state(runtime) == {"state": "live", "last_tick_ms": 96_000, "reason": None}
+    health.ticks = (False, "disconnected: reset by peer")
+    assert stream_state(runtime) == {"state": "down", "last_tick_ms": 96_000, "reason": "disconnected: reset by peer"}
+    assert stream_state(SimpleNamespace(guard=SimpleNamespace()))["state"] == "down"  # no stream in this process
