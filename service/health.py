@@ -36,6 +36,7 @@ class StreamHealth:
         self.metrics = metrics
         self.book = book  # a login's position book
         self._throttled: dict[tuple[str, str], float] = {}  # (stream, event kind) -> last logged
+        self.ticks: tuple[bool, str] | None = None  # the market-data stream: (up, what it last said), None before a word
 
     def order_stream_event(self, event: StreamEvent, login: str) -> None:
         """Fills the order-update stream would have reported are unknown while it is down: positions too."""
@@ -48,6 +49,9 @@ class StreamHealth:
 
     def stream_event(self, stream: str, event: StreamEvent, login: str = "") -> None:
         """Every change of a socket's health in the log and in `tickguard_stream_connected`."""
+        if stream == "ticks" and not login and event.kind in UP_EVENTS | DOWN_EVENTS:
+            up = event.kind in UP_EVENTS
+            self.ticks = (up, event.kind + (f": {event.detail}" if event.detail else "") if not up else event.kind)
         if event.kind in UP_EVENTS:
             if not login:
                 self.metrics.set_stream(stream, True)

@@ -97,7 +97,8 @@ class Runtime:
                              leverage=self.trader.config.leverage, dispatch=LocalDispatch(self.trader), halts=self.halts,
                              limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
                              logins=set(self.logins), prices=live_prices(settings, self.guard.last_seen, self.broker.ltp,
-                                                                         sessions, self.now_ms), clock=clock)
+                                                                         sessions, self.now_ms), clock=clock,
+                             entry_window=lambda exchange: sessions.entry_window(exchange, self.now_ms()))
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self.listeners.announce)
         self.health = StreamHealth(self.metrics, self.trader.book)

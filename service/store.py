@@ -18,6 +18,7 @@ import msgspec
 from service.broker.types import TERMINAL_STATUSES
 from service.db import Database
 from service.pg import PgDatabase, advisory_key, is_postgres_url
+from service.store_desk import DeskQueries
 from service.store_events import EventQueries
 from service.trades import TradeEvent, TradeRecord, TradeState, fold
 from streams.session import ist_day
@@ -79,6 +80,9 @@ MIGRATIONS: list[list[str]] = [
             expires_ms INTEGER NOT NULL)""",
         "ALTER TABLE halts ADD COLUMN operator TEXT NOT NULL DEFAULT ''",  # who pulled the global switch
     ],
+    [  # the desk's exits of a day (service/store_desk.py): only closed trades are indexed, once, as they close
+        "CREATE INDEX trades_closed ON trades (updated_ms) WHERE state = 'CLOSED'",
+    ],
 ]
 
 _ENCODER = msgspec.json.Encoder()
@@ -138,7 +142,7 @@ def _alert(row: sqlite3.Row) -> AlertRecord:
                        reason=row["reason"], body=json.loads(row["body"]), trade_ids=json.loads(row["trade_ids"]))
 
 
-class Store(EventQueries):
+class Store(EventQueries, DeskQueries):
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         """A SQLite file at `path`, or PostgreSQL at a `postgresql://` URL (`service.pg`)."""
         self.db = PgDatabase(str(path), MIGRATIONS) if is_postgres_url(path) else \

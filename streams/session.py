@@ -129,6 +129,15 @@ class SessionClock:
             return None
         return _day_start_ms(day) + hours[2]
 
+    def entry_window(self, exchange: str, epoch_ms: int) -> str | None:
+        """The IST day's entry window as `HH:MM-HH:MM` (from the open to the entry cutoff or the close),
+        or None when the exchange does not trade that day."""
+        hours = self._hours_on(exchange, ist_day(epoch_ms))
+        if hours is None:
+            return None
+        ends = hours[1] if hours[3] is None else min(hours[1], hours[3])
+        return f"{_clock_text(hours[0])}-{_clock_text(ends)}"
+
     def entries_open(self, exchange: str, epoch_ms: int) -> bool:
         """New entries are taken inside the session until the entry cutoff."""
         day = ist_day(epoch_ms)
@@ -138,6 +147,11 @@ class SessionClock:
         t = epoch_ms - _day_start_ms(day)
         ends = hours[1] if hours[3] is None else min(hours[1], hours[3])
         return hours[0] <= t < ends
+
+
+def _clock_text(ms_of_the_day: int) -> str:
+    minutes = ms_of_the_day // 60_000
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 _Compiled = tuple[int, int, int | None, int | None]  # opens, closes, square-off, entry cutoff: ms of the day

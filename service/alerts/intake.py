@@ -47,13 +47,18 @@ class Duplicate(msgspec.Struct, frozen=True):
 
 
 class Declined(msgspec.Struct, frozen=True):
-    """Stored as refused: no entry may be taken now, and there was nothing to close."""
+    """Stored as refused: no entry may be taken now, and there was nothing to close. `rule` names what
+    refused it: halt, window, limits, accounts (not listed, or its login unknown) or position (nothing
+    to close, already at the size asked)."""
     alert_id: int
     reason: str
     unavailable: bool  # the account list is stale (the service is unavailable), not a halt or a limit
+    rule: str = "position"
 
 
 Outcome = Accepted | Duplicate | Declined | Invalid
+NOT_LISTED = "not in the account list"
+LOGIN_UNKNOWN = "its login"
 
 
 class Intake:
@@ -61,13 +66,15 @@ class Intake:
                  accounts: AccountDirectory, entries_open: Callable[[str], bool], leverage: Mapping[str, Decimal],
                  dispatch: Dispatch, halts: Halts, limits: EngineLimits, metrics: Metrics,
                  announce: Callable[[str, dict[str, Any]], None], logins: set[str],
-                 prices: LivePrices | None = None, clock: Callable[[], float] = time.time) -> None:
+                 prices: LivePrices | None = None, clock: Callable[[], float] = time.time,
+                 entry_window: Callable[[str], str | None] = lambda exchange: None) -> None:
         self.settings = settings
         self.store = store
         self.symbols = symbols
         self.strategies = strategies
         self.accounts = accounts
         self.entries_open = entries_open  # the exchange's entry window is open now
+        self.entry_window = entry_window  # today's entry window of an exchange, "09:15-15:00"; None: closed today
         self.leverage = leverage  # by product: what a stop check at alert time may assume
         self.dispatch = dispatch
         self.halts = halts
@@ -150,8 +157,7 @@ class Intake:
         policy = strategy.policy if strategy else Policy.CLOSE_ONLY
         entries_open = self.entries_open(plan.symbol.exchange)
         halted = self.halts.global_halt
-        general = ("trading is halted: no new entries" if halted else plan.entry_refusal
-                   or ("" if entries_open else f"outside the entry window of {plan.symbol.exchange}"))
+        rule, general = self._general_refusal(plan, entries_open)
         by_id = {account.account_id: account for account in plan.accounts}
 
         def work(db) -> Outcome | tuple:
@@ -159,7 +165,11 @@ class Intake:
             if plan.alert.id:  # an alert's own id deduplicates across strategies: its key is locked too
                 Store.lock(db, "alert", plan.key)
             duplicate = Store.find_duplicate(db, plan.key, now)
-            if duplicate is not None:
+            if duplicate is not None:  # kept as history (GET /alerts); never itself matched as the original
+                copy = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
+                                          body=plan.stored_body, status="duplicate",
+                                          reason=f"duplicate of alert {duplicate.id}")
+                Store.set_alert_trades(db, copy, duplicate.trade_ids)
                 return Duplicate(duplicate.id, duplicate.trade_ids)
             open_trades = Store.open_trades_of(db, plan.alert.strategyname)
             ids = list(by_id) if plan.alert.accounts is None else list(plan.alert.accounts)
@@ -168,6 +178,7 @@ class Intake:
             closing: list[int] = []
             reducing: list[tuple[int, int]] = []
             notes: list[str] = []
+            rules: list[str] = []  # the rule of each note
             refused: list[tuple[str, Refusal]] = []
             for account_id in ids:
                 decision = decide_for(plan, account_id, open_trades, policy, plan.symbol.lotsize)
@@ -175,6 +186,7 @@ class Intake:
                 reducing += decision.reduce
                 if decision.note:
                     notes.append(f"{account_id}: {decision.note}")
+                    rules.append("position")
                 if decision.refused is not None:
                     refused.append((account_id, decision.refused))
                 if decision.open_side is None:
@@ -182,6 +194,7 @@ class Intake:
                 refusal = general or self.entry_refusal(by_id.get(account_id), plan.alert.strategyname, db)
                 if refusal:
                     notes.append(f"{account_id}: {refusal}")
+                    rules.append(rule or _account_rule(refusal))
                 else:
                     opens.append((account_id, decision.open_side, decision.open_quantity))
             if opens and plan.price.refusal:  # an entry at a price far from the market's: nothing stored
@@ -192,7 +205,8 @@ class Intake:
                 reason = general or "; ".join(notes)
                 alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key, dedup_until_ms=now,
                                               body=plan.stored_body, status="refused", reason=reason)
-                return Declined(alert_id, reason, unavailable=bool(plan.entry_refusal) and not halted)
+                return Declined(alert_id, reason, unavailable=bool(plan.entry_refusal) and not halted,
+                                rule=rule or next((r for r in rules if r != "position"), "position"))
             alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key,
                                           dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
                                           reason="; ".join(notes + [f"{a}: {r.leg} refused: {r.reason}" for a, r in refused]))
@@ -222,14 +236,28 @@ class Intake:
         self.dispatch.after_commit(plan, accepted, opened)
         return accepted
 
+    def _general_refusal(self, plan: Plan, entries_open: bool) -> tuple[str, str]:
+        """(rule, reason) refusing every entry of the alert now, or ("", "")."""
+        if self.halts.global_halt:
+            operator = self.halts.operator
+            return "halt", f"new entries are halted (operator): {operator.reason if operator else 'halted by the operator'}"
+        if plan.entry_refusal:
+            return "accounts", plan.entry_refusal
+        if not entries_open:
+            exchange = plan.symbol.exchange
+            window = self.entry_window(exchange)
+            return "window", (f"outside the entry window {window} of {exchange}" if window else
+                              f"outside the entry window of {exchange}: it does not trade today")
+        return "", ""
+
     def entry_refusal(self, account: Account | None, strategy: str = "", db: Any = None) -> str:
         """Why this account may not take an entry for this strategy now, or ""."""
         if account is None:
-            return "not in the account list"
+            return NOT_LISTED
         if ("account", account.account_id) in self.halts.loss:
-            return "the account's daily loss limit is reached"
+            return f"daily loss limit reached for account {account.account_id}"
         if ("strategy", strategy) in self.halts.loss:
-            return "the strategy's daily loss limit is reached"
+            return f"daily loss limit reached for strategy {strategy}"
         if db is not None and account.max_open_trades is not None \
                 and Store.open_trade_count(db, account=account.account_id) >= account.max_open_trades:
             return f"the account already has {account.max_open_trades} open trades (its maximum)"
@@ -239,5 +267,10 @@ class Intake:
             return f"the strategy already has {limit.max_open_trades} open trades (its maximum)"
         login = (account.clientcode or "").upper()
         if login and login != self.settings.smartapi_user.upper() and login not in self.logins:
-            return f"its login {account.clientcode} is not in CREDENTIALS_FILE"
+            return f"{LOGIN_UNKNOWN} {account.clientcode} is not in CREDENTIALS_FILE"
         return ""
+
+
+def _account_rule(refusal: str) -> str:
+    """The rule behind `entry_refusal`'s answer: the account list or its login, else a limit."""
+    return "accounts" if refusal == NOT_LISTED or refusal.startswith(LOGIN_UNKNOWN) else "limits"

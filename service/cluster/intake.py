@@ -201,7 +201,8 @@ class IntakeRole:
                              limits=EngineLimits(RemoteGuard(on_exit=lambda intent: None)), metrics=self.metrics,
                              announce=self._announce, logins=set(others), clock=clock,
                              prices=live_prices(settings, self.guard.last_seen, self.broker.ltp, self.sessions,
-                                                self.now_ms))
+                                                self.now_ms),
+                             entry_window=lambda exchange: self.sessions.entry_window(exchange, self.now_ms()))
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self._announce)
         self._follows: list[Any] = []

@@ -16,19 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.alerts.fields import WHOLE, Words, blank
-from service.trades import TradeState
-from service.trades import TradeEvent
+from service.trades import TradeEvent, TradeRecord, TradeState
 from service.web.auth import metrics_token_ok, operator_of
 from service.web.bodies import limited_body, read_json
 from service.web.dashboard import same_origin
 from service.web.errors import HttpError, not_signed_in
+from service.web.queries import ID_MAX, LIMIT_MAX, before_of, day_of, limit_of, page
 from service.web.views import order_view, trade_view
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
 __all__ = ["LIMIT_MAX", "STATES", "TRADE_ID_MAX", "close_trade", "get_trade", "halt", "healthz", "list_trades",
-           "metrics", "secured"]
+           "metrics", "no_such_trade", "secured", "trade_id_of"]
 
 Handler = Callable[[Request, "Runtime"], Awaitable[Response]]
 
@@ -61,11 +61,11 @@ async def _note(runtime: Runtime, trade_id: int, kind: str, **data: object) -> N
 
 
 STATES = Words(tuple(TradeState), upper=True)
-LIMIT_MAX = 1000
-TRADE_ID_MAX = 2**63 - 1  # SQLite's INTEGER: an id beyond it names no trade and cannot be looked up
+TRADE_ID_MAX = ID_MAX  # SQLite's INTEGER: an id beyond it names no trade and cannot be looked up
 
 
 async def list_trades(request: Request, runtime: Runtime) -> Response:
+    """Newest first, a page at a time: `next` is the `before` of the next page (null after the last)."""
     query = request.query_params
     states = None
     if "state" in query:
@@ -73,16 +73,19 @@ async def list_trades(request: Request, runtime: Runtime) -> Response:
         if None in words:
             raise HttpError.of(422, "state", f"expected some of {', '.join(TradeState)}")
         states = [TradeState(word) for word in words if word]
-    limit = query.get("limit", "200")
-    if re.fullmatch("[0-9]{1,20}", limit) is None or not 0 < int(limit) <= LIMIT_MAX:
-        raise HttpError.of(422, "limit", f"expected 1-{LIMIT_MAX}")
-    trades = await runtime.store.trades(states=states, strategy=query.get("strategy"), account=query.get("account"),
-                                        limit=int(limit))
-    stops = runtime.trader.stops
-    return JSONResponse({"trades": [trade_view(t, stops.view(t)) for t in trades]})
+    limit = limit_of(query)
+    rows = await runtime.store.trade_page(states=states, strategy=query.get("strategy"), account=query.get("account"),
+                                          day=day_of(query), before=before_of(query), limit=limit + 1)
+    trades, after = page(rows, limit)
+    return JSONResponse({"trades": [_view(request, runtime, t) for t in trades], "next": after})
 
 
-def _trade_id(request: Request) -> int:
+def _view(request: Request, runtime: Runtime, trade: TradeRecord) -> dict:
+    hub = request.app.state.feed  # the feed's FeedHub: its prices and history
+    return trade_view(trade, runtime.trader.stops.view(trade), hub.ltp(trade))
+
+
+def trade_id_of(request: Request) -> int:
     """The path's trade id; a 422 for one that is not a whole number from 0 to 2^63 - 1."""
     text = request.path_params["trade_id"]
     if re.fullmatch("[0-9]{1,19}", text) is None or int(text) > TRADE_ID_MAX:
@@ -90,22 +93,22 @@ def _trade_id(request: Request) -> int:
     return int(text)
 
 
-def _no_such_trade() -> HttpError:
+def no_such_trade() -> HttpError:
     return HttpError.of(404, "trade_id", "no such trade")
 
 
 async def get_trade(request: Request, runtime: Runtime) -> Response:
-    trade_id = _trade_id(request)
+    trade_id = trade_id_of(request)
     trade = await runtime.store.trade(trade_id)
     if trade is None:
-        raise _no_such_trade()
+        raise no_such_trade()
     orders = [order_view(o) for o in await runtime.store.orders(trade_id)]
-    return JSONResponse({"trade": trade_view(trade, runtime.trader.stops.view(trade)), "orders": orders,
+    return JSONResponse({"trade": _view(request, runtime, trade), "orders": orders,
                          "events": await runtime.store.events(trade_id)})
 
 
 async def close_trade(request: Request, runtime: Runtime) -> Response:
-    trade_id = _trade_id(request)
+    trade_id = trade_id_of(request)
     raw = await limited_body(request)
     body = read_json(raw) if raw.strip() else {}
     if not isinstance(body, dict) or set(body) - {"quantity"}:
@@ -118,15 +121,16 @@ async def close_trade(request: Request, runtime: Runtime) -> Response:
         quantity = int(number)
     trade = await runtime.store.trade(trade_id)
     if trade is None:
-        raise _no_such_trade()
+        raise no_such_trade()
     if trade.state not in (TradeState.PENDING_ENTRY, TradeState.OPEN, TradeState.UNPROTECTED):
-        raise HttpError.of(409, "trade_id", f"the trade is {trade.state}")
+        doing = "already closing" if trade.state is TradeState.EXITING else "nothing to close"
+        raise HttpError.of(409, "close", f"{doing}: the trade is {trade.state}")
     trader = runtime.trader
     operator = request.state.operator.name
     if quantity is not None and quantity < trade.open_quantity:  # a part: the rest stays guarded
         lot = trade.spec.lot_size or 1
         if trade.state is not TradeState.OPEN:
-            raise HttpError.of(409, "quantity", f"a part is closed only of an OPEN trade; the trade is {trade.state}")
+            raise HttpError.of(409, "close", f"a part is closed only of an OPEN trade: the trade is {trade.state}")
         if quantity % lot:
             raise HttpError.of(422, "quantity", f"not a multiple of the lot size {lot}")
         await _note(runtime, trade_id, "close_requested", operator=operator, quantity=quantity)

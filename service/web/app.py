@@ -17,10 +17,12 @@ from service.operators import OperatorBook, SessionStore, demo_book
 from service.runtime import Runtime
 from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPERATOR_TOKEN, Settings
 from service.startup import Startup
-from service.web import api, dashboard, openapi
+from service.web import api, dashboard, desk, openapi
+from service.web.alerts_api import list_alerts
 from service.web.allowlist import AllowList, parse_networks
 from service.web.auth import LoginBrake
 from service.web.chartink import chartink
+from service.web.csv_export import trades_csv
 from service.web.errors import EXCEPTION_HANDLERS
 from service.web.feed import FeedHub, trades_feed
 from service.web.readiness import NotReady
@@ -50,7 +52,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/opentrade", opentrade, methods=["POST"]),
         Route("/chartink", chartink, methods=["POST"]),
         Route("/trades", api.secured(api.list_trades), methods=["GET"]),
+        Route("/trades.csv", api.secured(trades_csv), methods=["GET"]),
         Route("/trades/{trade_id}", api.secured(api.get_trade), methods=["GET"]),
+        Route("/trades/{trade_id}/prices", api.secured(desk.trade_prices), methods=["GET"]),
+        Route("/alerts", api.secured(list_alerts), methods=["GET"]),
+        Route("/desk/summary", api.secured(desk.desk_summary), methods=["GET"]),
         Route("/trades/{trade_id}/close", api.secured(api.close_trade), methods=["POST"]),
         Route("/halt", api.secured(api.halt), methods=["GET", "POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),

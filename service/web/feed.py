@@ -12,7 +12,12 @@ Where the messages come from:
   …); reading the rows keeps what diffing trade versions would lose (an order sent changes no field).
 - service events (`alert_accepted`, `alert_refused`, `halt` …) as `event` messages without an id.
 - `prices`: a 10 Hz sampler reads the guard's latest tick per token for open trades and sends only the
-  trades whose LTP moved; per client, prices not yet written are merged, latest wins.
+  trades whose LTP moved; per client, prices not yet written are merged, latest wins. The same sampler
+  keeps each open trade's basis price in the desk's bounded history (`service/web/prices.py`).
+- `summary`: the desk's strip (`service/web/desk.py`), built once a second while anyone listens and
+  sent to a client only when it differs from the last it got; it is the whole desk's, so a client
+  with a strategy or account filter gets none. The day's figures are read from the
+  store only after a trade changed; open P&L comes from the trades and prices held here.
 
 Every price and P&L is integer paise, as everywhere in tickguard. The schema: `docs/feed.md`.
 """
@@ -30,20 +35,23 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.web.dashboard import feed_access
-from service.store import Store
+from service.store import Store, ist_date
 from service.trades import OPEN_STATES, TradeRecord
-from service.web.views import trade_view
+from service.web import desk
+from service.web.dashboard import feed_access
+from service.web.prices import PriceHistory
+from service.web.views import pnl, trade_view
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
-__all__ = ["PRICE_INTERVAL_S", "QUEUE_SIZE", "FeedHub", "trades_feed"]
+__all__ = ["PRICE_INTERVAL_S", "QUEUE_SIZE", "SUMMARY_INTERVAL_S", "FeedHub", "trades_feed"]
 
 log = logging.getLogger("tickguard.feed")
 
 QUEUE_SIZE = 256
 PRICE_INTERVAL_S = 0.1  # at most ~10 price updates a second per trade
+SUMMARY_INTERVAL_S = 1.0  # the desk's summary: at most once a second, and only when it changed
 RECENT_TRADES = 50  # closed trades in a snapshot beside every open one
 OPEN_LIMIT = 1000
 SNAPSHOT_EVENTS = 100
@@ -57,18 +65,6 @@ def _text(message: dict[str, Any]) -> str:
     return _encode(message).decode()
 
 
-def pnl(trade: TradeRecord, ltp: int | None) -> int | None:
-    """Realised plus unrealised P&L of the trade, in paise, at `ltp` for the quantity still open."""
-    if not trade.filled:
-        return None
-    open_quantity = trade.open_quantity
-    if open_quantity and ltp is None:
-        return None
-    # exited + open = filled, so the cost of both is the whole entry value.
-    move = trade.exit_value + open_quantity * (ltp or 0) - trade.entry_value
-    return round(move if trade.long else -move)
-
-
 @dataclass(eq=False)
 class Client:
     websocket: WebSocket
@@ -79,6 +75,7 @@ class Client:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     resync: str | None = "connect"
     snapshots: int = 0
+    summary: str | None = None  # the last summary message queued for it
 
     def wants(self, strategy: str | None, account: str | None) -> bool:
         """Whether a message about `strategy`/`account` passes this client's filters (None: names none)."""
@@ -87,10 +84,16 @@ class Client:
 
 
 class FeedHub:
-    def __init__(self, runtime: Runtime, *, queue_size: int = QUEUE_SIZE, price_interval_s: float = PRICE_INTERVAL_S) -> None:
+    def __init__(self, runtime: Runtime, *, queue_size: int = QUEUE_SIZE, price_interval_s: float = PRICE_INTERVAL_S,
+                 summary_interval_s: float = SUMMARY_INTERVAL_S) -> None:
         self.runtime = runtime
         self.queue_size = queue_size
         self.price_interval_s = price_interval_s
+        self.summary_interval_s = summary_interval_s
+        self.history = PriceHistory()
+        self._figures: desk.DayFigures | None = None  # the day's figures as last read from the store
+        self._changes = 0  # trade changes heard; the figures are stale once it moves past `_figures_at`
+        self._figures_at = -1
         self.clients: set[Client] = set()
         self._open: dict[int, TradeRecord] = {}
         self._finished: collections.OrderedDict[int, TradeRecord] = collections.OrderedDict()
@@ -111,7 +114,8 @@ class FeedHub:
         self.runtime.listeners.trade.append(self.on_trade)
         self.runtime.listeners.event.append(self.on_event)
         self._tasks = [asyncio.create_task(self._pump_events(), name="feed-events"),
-                       asyncio.create_task(self._sample_prices(), name="feed-prices")]
+                       asyncio.create_task(self._sample_prices(), name="feed-prices"),
+                       asyncio.create_task(self._push_summary(), name="feed-summary")]
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
@@ -134,6 +138,7 @@ class FeedHub:
             self._finished.move_to_end(trade.id)
             while len(self._finished) > _REMEMBERED:
                 self._finished.popitem(last=False)
+        self._changes += 1  # realised P&L and exits may have moved
         self._events_due.set()
         if self.clients:
             self._broadcast({"type": "trade", "trade": self.view(trade)}, trade.strategy, trade.account)
@@ -172,10 +177,8 @@ class FeedHub:
         return self.runtime.guard.last_price(trade.exchange, trade.token)
 
     def view(self, trade: TradeRecord) -> dict[str, Any]:
-
         ltp = self.ltp(trade)
-        view = trade_view(trade, self.runtime.trader.stops.view(trade))
-        view["ltp"] = ltp
+        view = trade_view(trade, self.runtime.trader.stops.view(trade), ltp)
         view["pnl"] = pnl(trade, ltp) if trade.state in OPEN_STATES else trade.realised_pnl
         return view
 
@@ -221,6 +224,7 @@ class FeedHub:
     async def _sample_prices(self) -> None:
         while True:
             await asyncio.sleep(self.price_interval_s)
+            self._keep_history()
             if not self.clients:
                 continue  # no reader; a client that joins gets every price in its snapshot
             moved: list[tuple[TradeRecord, dict[str, Any]]] = []
@@ -239,6 +243,41 @@ class FeedHub:
                     if client.resync == "overflow":
                         break
                     client.prices[trade.id] = price
+
+    def _keep_history(self) -> None:
+        """Each open trade's basis price into the desk's history (kept even when nobody listens)."""
+        last_price = self.runtime.guard.last_price
+        now = self.runtime.now_ms()
+        for trade in self._open.values():
+            exchange, token = desk.basis_of(trade)
+            price = last_price(exchange, token)
+            if price is not None:
+                self.history.sample(exchange, token, now, price)
+
+    async def summary(self) -> dict[str, Any]:
+        """The desk's summary from the trades and prices held here; the day's figures re-read only when stale."""
+        day = ist_date(self.runtime.now_ms())
+        figures = self._figures
+        if figures is None or figures.day != day or self._figures_at != self._changes:
+            changes = self._changes  # a trade that changes during the read leaves them stale for the next
+            figures = self._figures = await desk.read_figures(self.runtime.store, day)
+            self._figures_at = changes
+        return desk.summary(self.runtime, figures, self._open.values(), self.ltp)
+
+    async def _push_summary(self) -> None:
+        while True:
+            await asyncio.sleep(self.summary_interval_s)
+            if not any(c.strategy is None and c.account is None for c in self.clients):
+                continue
+            try:
+                text = _text({"type": "summary", **await self.summary()})
+            except Exception:
+                log.exception("feed: building the summary failed")
+                continue
+            for client in list(self.clients):
+                if client.strategy is None and client.account is None and client.summary != text:  # the whole desk's
+                    client.summary = text
+                    self._offer(client, text)
 
     # Sockets ------------------------------------------------------------------------------------
     def join(self, websocket: WebSocket, strategy: str | None, account: str | None) -> Client:
@@ -261,6 +300,7 @@ class FeedHub:
                     reason, client.resync = client.resync, None
                     client.queue.clear()
                     client.prices.clear()
+                    client.summary = None  # the next summary goes out again after the snapshot
                     client.snapshots += 1
                     await send(_text(await self.snapshot(client, reason)))
                     continue

@@ -20,7 +20,8 @@ from service.alerts.fields import NON_BLANK, PRICE, SPACE, WHOLE, Words
 from service.alerts.parse import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, TEXT_LIMIT, WORDS
 from service.store import OrderRecord
 from service.trades import TradeRecord
-from service.web.api import LIMIT_MAX, STATES, TRADE_ID_MAX
+from service.web.api import STATES, TRADE_ID_MAX
+from service.web.openapi_desk import CONFLICT_RULES, NEXT, PAGING, TRADE_VIEW_FIELDS, desk_paths
 from service.web.bodies import MAX_BODY_BYTES
 
 __all__ = ["ALERT", "SPEC", "document"]
@@ -267,8 +268,8 @@ SPEC = {
         },
         "schemas": {"Alert": ALERT, "Errors": _ERRORS, **_COMPONENTS, "TradeView": {"allOf": [
             {"$ref": "#/components/schemas/Trade"},
-            {"type": "object", "required": ["open_quantity", "broker_stop"], "properties": {
-                "open_quantity": {"type": "integer"},
+            {"type": "object", "required": ["open_quantity", "broker_stop", *TRADE_VIEW_FIELDS], "properties": {
+                "open_quantity": {"type": "integer"}, **TRADE_VIEW_FIELDS,
                 "broker_stop": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
                     "trigger": {"type": "integer"}, "limit": {"type": "integer"}, "quantity": {"type": "integer"},
                     "status": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
@@ -280,7 +281,7 @@ SPEC = {
                 "202": {**reply("stored; execution follows", _ACCEPTED), **_links("/trades/0")},
                 "200": reply("a duplicate: the original alert's ids", _DUPLICATE),
                 "400": DISCONNECTED, "403": reply("the client's address is not in WEBHOOK_ALLOWLIST"),
-                "409": reply("halted, outside the entry window or a risk limit reached: stored as refused"),
+                "409": reply(f"refused by a rule, stored as refused; `field` names it ({CONFLICT_RULES})"),
                 "413": TOO_LARGE,
                 "422": reply("invalid alert, nothing stored: a field out of its schema, an instrument or account that "
                              "is not listed, or a stop that would not land above zero at the alert's price"),
@@ -293,7 +294,8 @@ SPEC = {
                 "202": reply("at least one stock accepted; per-stock results", _CHARTINK_RESULT),
                 "200": reply("every stock a duplicate", _CHARTINK_RESULT),
                 "400": DISCONNECTED, "403": reply("the client's address is not in WEBHOOK_ALLOWLIST"),
-                "409": reply("no stock accepted: the first stock's refusal (halted, entry window)", _CHARTINK_RESULT),
+                "409": reply("no stock accepted: the first stock's refusal, its rule in `field` as on /opentrade",
+                             _CHARTINK_RESULT),
                 "413": TOO_LARGE,
                 "422": reply("invalid body (nothing stored), or no stock accepted and the first stock's error was a "
                              "422 (per-stock results)", {"anyOf": [_ERRORS_REF, _CHARTINK_RESULT]}),
@@ -307,16 +309,15 @@ SPEC = {
             requestBody={"required": True, "content": {
                 **_json(_chartink(form=False)), "application/x-www-form-urlencoded": {"schema": _chartink(form=True)}}})},
         "/trades": {"get": secured(
-            "listTrades", "Trades, newest first", {
-                "200": reply("trades", {"type": "object", "required": ["trades"], "properties": {
-                    "trades": {"type": "array", "items": _TRADE_REF}}}),
-                "422": reply("an unknown state or a limit out of range")},
+            "listTrades", "Trades, newest first, a page at a time", {
+                "200": reply("trades", {"type": "object", "required": ["trades", "next"], "properties": {
+                    "trades": {"type": "array", "items": _TRADE_REF}, "next": NEXT}}),
+                "422": reply("an unknown state, a limit out of range, a bad cursor or day")},
             parameters=[
                 {"name": "state", "in": "query", "description": f"comma-separated, any of {', '.join(STATES.words)}",
                  "schema": {"type": "string", "pattern": _listed(f"(?:{STATES.core})?")}},
                 {"name": "strategy", "in": "query", "schema": {"type": "string"}},
-                {"name": "account", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX}}])},
+                {"name": "account", "in": "query", "schema": {"type": "string"}}, *PAGING])},
         "/trades/{trade_id}": {"get": secured(
             "getTrade", "One trade with its orders and events", {
                 "200": reply("the trade", {"type": "object", "required": ["trade", "orders", "events"], "properties": {
@@ -331,13 +332,15 @@ SPEC = {
                     "properties": {"trade_id": {"type": "integer"}, "closing": {"type": "boolean"},
                                    "reducing": {"type": "integer"}}}),
                 "400": DISCONNECTED, "403": CROSS_ORIGIN, "404": reply("no such trade"), "413": TOO_LARGE,
-                "409": reply("the trade is not open (a part is closed only of an OPEN trade)"),
+                "409": reply("field close: nothing to close (the trade is not open), already closing, or a part "
+                             "asked of a trade that is not OPEN"),
                 "422": reply("not a trade id, or a quantity that is not whole lots or more than is open")},
             parameters=[_TRADE_ID],
             requestBody={"required": False, "content": _json({
                 "type": "object", "additionalProperties": False, "properties": {
                     "quantity": optional(WHOLE.schema(), "units to close (whole lots); all of it when left out "
                                                          "or when it is all that is open")}})})},
+        **desk_paths(reply, secured, _TRADE_ID),
         "/halt": {
             "get": secured("getHalt", "Every halt: the operator's, and today's daily-loss halts and realised P&L per "
                                       "account and strategy (paise)", {"200": reply("halts", HALTS)}),

@@ -12,7 +12,7 @@ from service.startup import Readiness
 __all__ = ["NEEDS_RUNTIME", "NotReady"]
 
 # Path prefixes that need the started runtime (alerts in, trades, halts, the live feed).
-NEEDS_RUNTIME = ("/opentrade", "/chartink", "/trades", "/halt", "/ws/")
+NEEDS_RUNTIME = ("/opentrade", "/chartink", "/trades", "/halt", "/alerts", "/desk/", "/ws/")
 
 
 class NotReady:

@@ -2,8 +2,9 @@
 
 The 202 goes out only after the alert, its trades and their events are committed. Execution is
 asynchronous (TradingView gives up after 3 s). Bad input is a 422 naming every field, and nothing is
-stored; an unauthenticated request is a 401 and nothing is stored either. A halted service or a closed
-entry window answers 409 and stores the alert as refused (503 when the account list is stale).
+stored; an unauthenticated request is a 401 and nothing is stored either. An alert refused by a rule
+answers 409 naming the rule in `field` (halt, window, limits, accounts, position) and stores the alert
+as refused (503, field accounts, when the account list is stale).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def outcome_reply(outcome: Outcome) -> tuple[int, dict[str, Any]]:
         return 200, {"alert_id": outcome.alert_id, "trades": outcome.trades, "duplicate": True}
     if isinstance(outcome, Declined):
         return (503 if outcome.unavailable else 409), {"alert_id": outcome.alert_id,
-                                                       "errors": [{"field": "signal", "reason": outcome.reason}]}
+                                                       "errors": [{"field": outcome.rule, "reason": outcome.reason}]}
     assert isinstance(outcome, Accepted)
     reply: dict[str, Any] = {"alert_id": outcome.alert_id, "trades": outcome.trades, "closing": outcome.closing}
     if outcome.reducing:

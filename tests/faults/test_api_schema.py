@@ -19,7 +19,7 @@ from service.alerts.parse import AlertInvalid, parse_alert
 from service.web.openapi import ALERT, SPEC
 from tests.faults import schema_hooks  # noqa: F401  (registers the hooks)
 from tests.faults.full.procs import Paper, Tickguard
-from tests.support.service import HEADERS, SECRET
+from tests.support.service import HEADERS
 
 EXAMPLES = 12  # per operation and mode: 24 runs x 12 = 288 cases
 QUICK = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -110,6 +110,7 @@ def test_risk_limits_max_open_trades_and_daily_loss(service_factory, tmp_path):
     second = service.alert(accounts=["R1"], strategyname="capped", quantity=10, price=801,
                            stoploss={"type": "points", "value": 20})
     assert second.status_code == 409 and "open trades" in second.json()["errors"][0]["reason"]
+    assert second.json()["errors"][0]["field"] == "limits"
     service.price(794)  # open loss ₹60 on 10 shares: beyond the account's ₹50 a day, above the stop
     import time
     deadline = time.monotonic() + 10

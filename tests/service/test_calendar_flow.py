@@ -21,13 +21,14 @@ def refused(service) -> str:
     """An entry alert's refusal reason (each with a strategy of its own, so none is a duplicate)."""
     reply = service.alert(quantity=1, stoploss=STOP, strategyname=f"late{next(_strategies)}")
     assert reply.status_code == 409, reply.text
+    assert reply.json()["errors"][0]["field"] == "window", reply.text
     return reply.json()["errors"][0]["reason"]
 
 
 def test_a_shipped_nse_holiday_takes_no_entries(service_factory):
     christmas = ShiftedClock(11, 0, day=dt.date(2026, 12, 25))  # a Friday
     service = service_factory(clock=christmas, MARKET_HOURS="exchange")
-    assert "outside the entry window of NSE" in refused(service)
+    assert refused(service) == "outside the entry window of NSE: it does not trade today"
 
 
 def test_a_holiday_from_holidays_file_takes_no_entries(service_factory, tmp_path):
@@ -35,7 +36,7 @@ def test_a_holiday_from_holidays_file_takes_no_entries(service_factory, tmp_path
     path = tmp_path / "holidays.json"
     path.write_text(json.dumps({"calendars": [{"exchanges": ["NSE"], "holidays": [day.isoformat()]}]}))
     service = service_factory(clock=ShiftedClock(11, 0, day=day), MARKET_HOURS="exchange", HOLIDAYS_FILE=str(path))
-    assert "outside the entry window of NSE" in refused(service)
+    assert refused(service) == "outside the entry window of NSE: it does not trade today"
 
 
 def test_a_muhurat_session_added_by_holidays_file_trades_on_a_sunday_and_squares_off_at_its_own_time(
@@ -50,7 +51,7 @@ def test_a_muhurat_session_added_by_holidays_file_trades_on_a_sunday_and_squares
     clock.jump_to(18, 35)
     desk = service.app.state.runtime
     wait_for(lambda: not desk.guard.entries_open("NSE"), "the engine's clock to pass the session's entry cutoff")
-    assert "outside the entry window of NSE" in refused(service)
+    assert refused(service) == "outside the entry window 18:00-18:30 of NSE"  # the session's own cutoff
     assert service.trade(trade_id)["trade"]["state"] == "OPEN"  # past the cutoff, before the square-off
     clock.jump_to(18, 44, 59)
     view = service.wait_trade(trade_id, lambda t: t["state"] == "CLOSED", what="the session's square-off")

@@ -202,6 +202,14 @@ def run_script(replies: Replies, service: RunningService) -> None:
     send("trade_id_not_a_number", "GET", "/trades/abc")
     send("trade_id_beyond_range", "GET", "/trades/9223372036854775808")
     send("trade_unknown", "GET", "/trades/999")
+    send("trades_bad_day", "GET", "/trades", params={"day": "2026-02-30"})
+    send("trades_bad_before", "GET", "/trades", params={"before": "-1"})
+    send("trades_csv_bad_day", "GET", "/trades.csv", params={"day": "today"})
+    send("trades_csv_empty_day", "GET", "/trades.csv", params={"day": "2001-01-01"})
+    send("alerts_bad_status", "GET", "/alerts", params={"status": "lost"})
+    send("alerts_no_token", "GET", "/alerts", secret=None)
+    send("prices_unknown_trade", "GET", "/trades/999/prices")
+    send("prices_bad_since", "GET", "/trades/1/prices", params={"since_ms": "soon"})
 
     # Closing: bad input first, then a part, then the whole, then a trade already closed.
     send("close_no_token", "POST", f"/trades/{sbin}/close", secret=None)
@@ -220,6 +228,7 @@ def run_script(replies: Replies, service: RunningService) -> None:
     send("close_whole", "POST", f"/trades/{sbin}/close")
     service.wait_trade(sbin, lambda t: t["state"] == "CLOSED", what=f"trade {sbin} closed")
     send("close_already_closed", "POST", f"/trades/{sbin}/close", json={"quantity": 1})
+    send("close_whole_already_closed", "POST", f"/trades/{sbin}/close")
 
     # The operator's halt: bad bodies, then halted (an entry refused), then lifted.
     send("halt_not_json", "POST", "/halt", content=b"halt")

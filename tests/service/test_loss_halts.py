@@ -62,6 +62,7 @@ def test_a_loss_halt_and_the_days_realised_pnl_survive_a_kill(paper_factory, ser
     assert [(h["scope"], h["key"], h["lifted_ms"]) for h in view["halts"]] == [("account", "R1", None)]
     refused = alert(service.url, "R1", price=794, id="after-restart")
     assert refused.status_code == 409 and "daily loss limit" in refused.json()["errors"][0]["reason"], refused.text
+    assert refused.json()["errors"][0]["field"] == "limits"
 
     # The strategy's realised -60.00 came back too: an open loss of 50.00 on another account now reaches its 100.
     broker.price(800)

@@ -22,7 +22,7 @@ import httpx
 
 from paper.auth import PaperLogin
 from service.cluster.commands import Command, Exit, decode_command
-from tests.faults.full.procs import HEADERS, SECRET, BrokerView, Paper
+from tests.faults.full.procs import HEADERS, BrokerView, Paper
 from tests.faults.full.tally import Tally
 from tests.support.cluster import NATS_URL, REGISTERED, Cluster, Role
 from tests.support.paper import DEMO, OTHER

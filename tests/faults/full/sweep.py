@@ -29,7 +29,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from tests.faults.full.procs import HEADERS, SECRET, Paper, Tickguard
+from tests.faults.full.procs import HEADERS, Paper, Tickguard
 from tests.faults.full.tally import Tally
 
 TOKENS = {"3045": 800, "2885": 1400, "1594": 1500}  # SBIN, RELIANCE, INFY

@@ -1,0 +1,135 @@
+"""The desk's strip and price line: `GET /desk/summary` (also pushed on the feed as `summary`) and
+`GET /trades/{id}/prices`.
+
+The summary is the day at a glance: realised P&L (the `day_pnl` table, kept with the trades), open
+P&L at the latest prices, open and UNPROTECTED trades, the day's exits by reason, the halts in force
+and the market-data stream's state. One function builds it from its parts, so the route (which reads
+the open trades from the store) and the feed (which holds them) say the same thing.
+"""
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.guard import engine_trade
+from service.store import Store, ist_date
+from service.trades import OPEN_STATES, TradeRecord, TradeState
+from service.web.api import no_such_trade, trade_id_of
+from service.web.errors import HttpError
+from service.web.views import open_pnl, with_rupees
+from streams import RuleError, levels
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+__all__ = ["DayFigures", "basis_of", "desk_summary", "read_figures", "stream_state", "summary", "trade_prices"]
+
+
+class DayFigures(msgspec.Struct, frozen=True):
+    """What the store says of a day: its realised P&L (paise) and its closed trades' exits by reason."""
+    day: str
+    realised: int
+    exits: dict[str, int]
+
+
+async def read_figures(store: Store, day: str) -> DayFigures:
+    closed = await store.closed_on(day)
+    exits = collections.Counter(t.reason or "UNKNOWN" for t in closed)
+    return DayFigures(day, await store.realised_on(day), dict(sorted(exits.items())))
+
+
+def stream_state(runtime: Runtime) -> dict[str, Any]:
+    """`live` while the market-data stream is up and ticking; `stale` while it is up but no tick came
+    for `STREAM_STALL_S`; `down` while it is not connected (`reason`: what it last said)."""
+    health = getattr(runtime, "health", None)
+    last_tick_ms = getattr(runtime.guard, "latest_tick_ms", None)
+    if health is None:
+        return {"state": "down", "last_tick_ms": last_tick_ms, "reason": "no market-data stream in this process"}
+    heard = health.ticks
+    if heard is None or not heard[0]:
+        said = "not connected yet" if heard is None else heard[1]
+        return {"state": "down", "last_tick_ms": last_tick_ms, "reason": said}
+    stall_ms = int(runtime.settings.stream_stall_s * 1000)
+    quiet_ms = None if last_tick_ms is None else runtime.now_ms() - last_tick_ms
+    if quiet_ms is None or quiet_ms > stall_ms:
+        reason = "no tick yet" if quiet_ms is None else f"no tick for {quiet_ms // 1000} s"
+        return {"state": "stale", "last_tick_ms": last_tick_ms, "reason": reason}
+    return {"state": "live", "last_tick_ms": last_tick_ms, "reason": None}
+
+
+def summary(runtime: Runtime, figures: DayFigures, open_trades: Iterable[TradeRecord],
+            ltp: Callable[[TradeRecord], int | None]) -> dict[str, Any]:
+    """The strip: money in paise with `_rupees` beside it. `open_pnl` is null while an open position
+    has no price yet; `net_pnl` is null (charges are not known to tickguard)."""
+    count = unprotected = 0
+    open_total: int | None = 0
+    for trade in open_trades:
+        if trade.state not in OPEN_STATES:
+            continue
+        count += 1
+        unprotected += trade.state is TradeState.UNPROTECTED
+        if trade.open_quantity:
+            move = open_pnl(trade, ltp(trade))
+            open_total = None if move is None or open_total is None else open_total + move
+    halts = runtime.halts
+    operator = halts.operator if halts.global_halt else None
+    groups: dict[str, dict[str, str]] = {"account": {}, "strategy": {}}
+    for (scope, key), record in sorted(halts.loss.items()):
+        groups[scope][key] = record.reason
+    view = {"day": figures.day, "realised_pnl": figures.realised, "open_pnl": open_total, "net_pnl": None,
+            "open_trades": count, "unprotected": unprotected, "exits_by_reason": figures.exits,
+            "halts": {"operator": halts.global_halt, "reason": operator.reason if operator else None,
+                      "accounts": groups["account"], "strategies": groups["strategy"]},
+            "stream": stream_state(runtime)}
+    return with_rupees(view, ("realised_pnl", "open_pnl", "net_pnl"))
+
+
+async def desk_summary(request: Request, runtime: Runtime) -> Response:
+    hub = request.app.state.feed  # the feed's FeedHub: its prices and history
+    figures = await read_figures(runtime.store, ist_date(runtime.now_ms()))
+    open_trades = await runtime.store.trades(states=OPEN_STATES)
+    return JSONResponse(summary(runtime, figures, open_trades, hub.ltp))
+
+
+def basis_of(trade: TradeRecord) -> tuple[str, str]:
+    """The instrument the trade's stop watches: its underlying (`stop_basis=underlying`) or itself."""
+    basis = trade.spec.basis
+    return (basis.exchange, basis.token) if basis else (trade.exchange, trade.token)
+
+
+def _levels(trade: TradeRecord) -> dict[str, int | None]:
+    """Entry, stop and target on the basis price; the trail's activation once trailing is possible;
+    the exit (average fill) once there is one and the basis is the trade's own price."""
+    basis = trade.spec.basis
+    entry = trade.spec.basis_entry if basis else trade.entry_price
+    out: dict[str, int | None] = {"entry": entry if isinstance(entry, int) else None, "stop": trade.stop,
+                                  "target": trade.target}
+    if trade.spec.rules.get("trail") and trade.filled:
+        try:
+            out["trail_activation"] = levels(engine_trade(trade)).activation_price
+        except (RuleError, ValueError, TypeError, msgspec.ValidationError):
+            pass  # rules the engine refuses: no activation to draw
+    if trade.exit_price is not None and not basis:
+        out["exit"] = trade.exit_price
+    return out
+
+
+async def trade_prices(request: Request, runtime: Runtime) -> Response:
+    trade_id = trade_id_of(request)
+    since = request.query_params.get("since_ms")
+    since_ms = None
+    if since not in (None, ""):
+        if not since.isascii() or not since.isdigit() or len(since) > 16:
+            raise HttpError.of(422, "since_ms", "expected epoch milliseconds (a whole number)")
+        since_ms = int(since)
+    trade = await runtime.store.trade(trade_id)
+    if trade is None:
+        raise no_such_trade()
+    hub = request.app.state.feed  # the feed's FeedHub: its prices and history
+    return JSONResponse({"trade_id": trade_id, "points": hub.history.points(*basis_of(trade), since_ms),
+                         "levels": _levels(trade)})
