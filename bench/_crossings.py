@@ -69,7 +69,7 @@ async def open_crossings(service_url: str, instruments: list, count: int, *, fir
     """`count` crossing trades over `instruments` ((instrument, price) pairs), one step at a time (a step's
     entries leave at the broker's pace within ENTRY_TTL_S), each once it is filled and armed."""
     opened: list[Crossing] = []
-    async with httpx.AsyncClient(base_url=service_url, headers={"X-Webhook-Secret": _procs.SECRET}, timeout=10) as service:
+    async with httpx.AsyncClient(base_url=service_url, headers=_procs.HEADERS, timeout=10) as service:
         step = first_step
         while len(opened) < count:
             batch = []

@@ -22,10 +22,12 @@ from typing import Self
 import httpx
 import pyotp
 
-__all__ = ["DEMO", "ROOT", "SECRET", "CpuMeter", "Process", "Scratch", "free_port", "login", "pids_named", "rss_peak_kb",
+__all__ = ["DEMO", "HEADERS", "ROOT", "SECRET", "CpuMeter", "Process", "Scratch", "free_port", "login", "pids_named", "rss_peak_kb",
            "wait_for"]
 
 SECRET = "paper-webhook-secret"
+# The alert routes take the webhook secret, the rest the paper demo operator's API token.
+HEADERS = {"X-Webhook-Secret": SECRET, "Authorization": "Bearer tgo_demo.paper-demo-token"}
 ROOT = "/rest/secure/angelbroking"
 DEMO = ("P0001", "1234", "paper-demo-key", "TICKGUARDPAPERDEMOTOTPSECRET2345")  # the paper demo login
 

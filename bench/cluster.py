@@ -217,7 +217,8 @@ def _single(scratch: Path, plan: Plan, crossing: list, seeded_real: list) -> dic
         _prices(paper.url, crossing, seeded_real)
         service = _procs.tickguard(scratch, paper.url, seed_trades=plan.seeded,
                                    seed_tokens=str(scratch.parent / "seed_tokens.json"), BENCH_SEEDED_FILE=str(seeded),
-                                   DATABASE_URL=url, TICKGUARD_DB=str(scratch / "unused.db"))
+                                   DATABASE_URL=url, TICKGUARD_DB=str(scratch / "unused.db"),
+                                   PRICE_SANITY_PCT="0")  # the crossing alerts' price is nominal
         with service:
             _procs.wait_for(seeded.exists, f"{plan.seeded} trades armed", 600)
             paths = _background(paper.url, seeded_real)

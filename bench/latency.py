@@ -117,7 +117,7 @@ async def measure(paper_url: str, service_url: str, crossing: list, per_token: i
     arrivals: dict[str, float] = {}
     listener = asyncio.create_task(order_updates(paper_url, {"Authorization": headers["Authorization"]}, arrivals))
     control = httpx.AsyncClient(base_url=f"{paper_url}/paper/v1", timeout=10)
-    service = httpx.AsyncClient(base_url=service_url, headers={"X-Webhook-Secret": _procs.SECRET}, timeout=10)
+    service = httpx.AsyncClient(base_url=service_url, headers=_procs.HEADERS, timeout=10)
     try:
         trades = []  # (trade id, instrument, with a broker stop), step k has its stop k * 0.5 % below the entry
         for step in range(1, per_token + 1):  # a step's entries go out within ENTRY_TTL_S at 10 orders/s
@@ -196,6 +196,7 @@ def run(quick: bool) -> list[Figure]:
             assert httpx.post(f"{paper.url}/paper/v1/ticks", json={"ticks": ticks}, timeout=10).status_code == 200
             service = _procs.tickguard(scratch, paper.url, seed_trades=TRADES, seed_tokens=str(scratch / "seed_tokens.json"),
                                        BENCH_SEEDED_FILE=str(seeded), BROKER_STOP="backup", BROKER_STOP_BUFFER="1%",
+                                       PRICE_SANITY_PCT="0",  # the crossing alerts' price is nominal
                                        STRATEGIES_FILE=str(scratch / "strategies.json"))
             with service:
                 _procs.wait_for(seeded.exists, "10 000 trades armed", 300)

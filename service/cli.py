@@ -81,10 +81,16 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     sock = listen(host, port, "the service (--host, --port)")
     port = bound_port(sock)
     paper_sock = None
-    if not settings.live and not settings.paper_url:
-        paper_sock = listen(settings.paper_host, settings.paper_port, "the paper exchange (PAPER_HOST, PAPER_PORT)")
-        settings = msgspec.structs.replace(settings, paper_port=bound_port(paper_sock))
-    app = create_app(settings)  # first: settings it refuses (a plug-in that cannot load) start nothing
+    try:
+        if not settings.live and not settings.paper_url:
+            paper_sock = listen(settings.paper_host, settings.paper_port, "the paper exchange (PAPER_HOST, PAPER_PORT)")
+            settings = msgspec.structs.replace(settings, paper_port=bound_port(paper_sock))
+        app = create_app(settings)  # first: settings it refuses (a plug-in that cannot load) start nothing
+    except BaseException:  # refused before serving: the ports are given back at once
+        for bound in (sock, paper_sock):
+            if bound is not None:
+                bound.close()
+        raise
     servers = []
     if paper_sock is not None:
         from paper.app import create_app as create_paper_app

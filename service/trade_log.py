@@ -92,6 +92,9 @@ class TradeLog:
         self._task: asyncio.Task | None = None
         self._moves: dict[int, _Moves] = {}  # a trade's stop moves not written yet
         self._stop_lines: dict[int, float] = {}  # a trade's last "stop moved" line, on `clock`
+        # Exit fills seen per trade: an exit fired goes out for what was open then, and the trade at
+        # hand may be a later version (the lines are written from event rows read after the fact).
+        self._exited: dict[int, int] = {}
 
     async def start(self) -> None:
         self._cursor = await self.store.last_event_id()
@@ -159,8 +162,11 @@ class TradeLog:
         if log.isEnabledFor(level):
             text, fields = self._describe(trade, kind, data)
             log.log(level, f"trade {trade.id} {what}{text}", extra=self._fields(trade, kind, fields))
+        if kind == "exit_fill":
+            self._exited[trade.id] = self._exited.get(trade.id, 0) + int(data.get("quantity") or 0)
         if kind in _FINAL:
             self._stop_lines.pop(trade.id, None)
+            self._exited.pop(trade.id, None)
 
     def _describe(self, trade: TradeRecord, kind: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The message's tail and the line's fields beyond the trade's own."""
@@ -184,7 +190,8 @@ class TradeLog:
         if kind == "exit_fired":
             last = f" (last price {rupees(data['tick_ltp']):.2f})" if rupees(data.get("tick_ltp")) else ""
             return (f": {reason} {_at(data.get('level'))}{last}",
-                    {"quantity": trade.open_quantity, "price": rupees(data.get("level")), "reason": reason})
+                    {"quantity": trade.filled - self._exited.get(trade.id, 0), "price": rupees(data.get("level")),
+                     "reason": reason})
         if kind == "closed":
             reason = data.get("exit_reason") or trade.reason
             pnl = rupees(trade.realised_pnl) or 0.0

@@ -26,8 +26,8 @@ TRADE_VIEW_FIELDS: dict[str, Any] = {
 CONFLICT_RULES = ("halt: new entries are halted (operator); window: outside the entry window; limits: a daily loss "
                   "limit or an open-trades maximum reached; accounts: the account is not listed or its login is "
                   "unknown; position: nothing to close or already at the size asked")
-_DAY = {"name": "day", "in": "query", "description": "the IST trading day, YYYY-MM-DD",
-        "schema": {"type": "string", "format": "date"}}
+_DAY = {"name": "day", "in": "query", "description": "the IST trading day, YYYY-MM-DD (empty: as if left out)",
+        "schema": {"anyOf": [{"type": "string", "format": "date"}, {"const": ""}]}}
 PAGING = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX}},
           {"name": "before", "in": "query", "description": "the reply's `next`: the page after the one that gave it",
            "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX}}, _DAY]

@@ -40,7 +40,7 @@ def desk(desk_factory):
 
 
 # Strategies ---------------------------------------------------------------------------------------
-prices = st.integers(7400, 8600).map(lambda n: n * 5 / 50)  # ₹740-860 in ₹0.10 steps around SBIN's 800
+prices = st.integers(7640, 8360).map(lambda n: n * 5 / 50)  # ₹764-836 in ₹0.10 steps: within PRICE_SANITY_PCT (5 %) of SBIN's 800
 names = st.text(st.characters(categories=("L", "N"), include_characters="-_ "), min_size=1, max_size=20).filter(str.strip)
 distance = st.fixed_dictionaries({"type": st.just("points"), "value": st.integers(1, 50)})
 
