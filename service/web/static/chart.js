@@ -14,9 +14,15 @@ function svgElement(name, attributes, text) {
   return element;
 }
 
-/** A point for the trade's line from a row or a `prices` message. */
+const FOLLOW_MS = 2000;   // how often the line of a trade stopped on its underlying is read again
+
+/** The instrument the trade's stop watches when it is not the trade's own (an option on its underlying). */
+const basisOf = (trade) => (trade && trade.spec && trade.spec.basis) || null;
+
+/** A point for the trade's line from a row or a `prices` message (the trade's own price: not for a
+ * trade whose line is its underlying's, which is read from the service instead). */
 export function addPoint(trade, at) {
-  if (trade.ltp === null || trade.ltp === undefined) return;
+  if (trade.ltp === null || trade.ltp === undefined || basisOf(trade)) return;
   const points = state.series.get(trade.id) || [];
   const last = points[points.length - 1];
   const point = { t: at, ltp: trade.ltp, stop: trade.stop, target: trade.target };
@@ -45,19 +51,41 @@ export async function loadPrices(tradeId) {
   if (state.selected === tradeId) drawChart();
 }
 
+/** Read on the line of a selected open trade stopped on its underlying: the feed carries only its own price. */
+async function follow() {
+  const trade = state.trades.get(state.selected);
+  if (!trade || !basisOf(trade) || !state.fetchedPrices.has(trade.id) || !state.socket) return;
+  const points = state.series.get(trade.id) || [];
+  const since = points.length ? points[points.length - 1].t : 0;
+  const reply = await get(`/trades/${trade.id}/prices?since_ms=${since}`);
+  if (!reply || !reply.ok) return;
+  const body = await reply.json();
+  state.levels.set(trade.id, body.levels || {});
+  const held = state.series.get(trade.id) || [];
+  const last = held.length ? held[held.length - 1].t : -Infinity;
+  held.push(...(body.points || []).filter(([at]) => at > last).map(([t, ltp]) => ({ t, ltp })));
+  state.series.set(trade.id, held.slice(-MAX_POINTS));
+  if (state.selected === trade.id) drawChart();
+}
+
+setInterval(follow, FOLLOW_MS);
+
 /** Forget the prices read for trades no longer held, and re-read after a reconnect. */
 export function forgetPrices() {
   state.fetchedPrices.clear();
   for (const id of [...state.series.keys()]) if (!state.trades.has(id)) state.series.delete(id);
 }
 
+// Stop and target are on the basis price already; entry and exit are the trade's own unless the
+// service gave them on its underlying.
 function levelsOf(trade) {
   const fetched = state.levels.get(trade.id) || {};
+  const own = !basisOf(trade);
   return [
-    ["entry", trade.entry_price ?? fetched.entry],
+    ["entry", own ? trade.entry_price ?? fetched.entry : fetched.entry],
     ["target", trade.target ?? fetched.target],
     ["trail", fetched.trail_activation],
-    ["exit", trade.exit_price ?? fetched.exit],
+    ["exit", own ? trade.exit_price ?? fetched.exit : fetched.exit],
   ].filter(([, value]) => value !== null && value !== undefined);
 }
 
@@ -66,7 +94,8 @@ export function drawChart() {
   const trade = state.trades.get(state.selected);
   let points = (trade && state.series.get(trade.id)) || [];
   svg.replaceChildren();
-  $("chart-title").textContent = trade ? `${trade.tradingsymbol} · #${trade.id} · ${trade.side}` : "Price";
+  const on = basisOf(trade) ? " · on its underlying" : "";
+  $("chart-title").textContent = trade ? `${trade.tradingsymbol} · #${trade.id} · ${trade.side}${on}` : "Price";
   svg.dataset.tradeId = trade ? trade.id : "";
   svg.dataset.stop = trade && trade.stop !== null ? trade.stop : "";
   svg.dataset.target = trade && trade.target !== null ? trade.target : "";
@@ -110,7 +139,8 @@ export function drawChart() {
     if (trade.stop !== null && trade.stop !== undefined) labels.push({ key: "stop", value: trade.stop, y: y(trade.stop) });
   }
   const line = points.map((p, i) => `${i ? "L" : "M"}${x(p.t)},${y(p.ltp)}`).join("");
-  svg.append(svgElement("path", { d: line, class: "ltp", "data-line": "ltp", "data-value": trade.ltp ?? "" }));
+  const shown = basisOf(trade) ? points[points.length - 1].ltp : trade.ltp;
+  svg.append(svgElement("path", { d: line, class: "ltp", "data-line": "ltp", "data-value": shown ?? "" }));
   placeLabels(svg, labels, left + 4, top, height - bottom);
 }
 

@@ -28,7 +28,9 @@ export function applySummary(summary) {
   const exits = Object.entries(summary.exits_by_reason || {}).filter(([, n]) => n > 0);
   show("exits", exits.length ? exits.map(([reason, n]) => `${reason} ${n}`).join(" · ") : "none");
   const halted = haltedNames(summary.halts || {});
-  show("halted", halted.length ? halted.join(" · ") : "none", halted.length ? "loss" : "");
+  show("halted", halted.length ? halted.join(" · ") : "none", halted.length ? "loss" : "",
+    [summary.halts && summary.halts.reason, ...Object.values((summary.halts || {}).accounts || {}),
+      ...Object.values((summary.halts || {}).strategies || {})].filter((r) => typeof r === "string" && r).join("\n"));
   const stream = summary.stream || {};
   const last = stream.last_tick_ms ? `last tick ${clock(stream.last_tick_ms)}` : "no tick yet";
   const box = show("stream", stream.state || "—", stream.state === "live" ? "profit" : "loss",
@@ -43,7 +45,8 @@ function haltedNames(halts) {
   if (halts.operator) names.push("all entries");
   for (const [scope, groups] of [["account", halts.accounts], ["strategy", halts.strategies]]) {
     for (const [key, value] of Object.entries(groups || {})) {
-      if (value === true || (value && value.halted)) names.push(`${scope} ${key}`);
+      // a halt's reason, `true`, or a group `{halted, …}` of GET /halt
+      if (value && (typeof value !== "object" || value.halted)) names.push(`${scope} ${key}`);
     }
   }
   return names;
