@@ -1,6 +1,8 @@
 """What the browser tests share: Chromium's launch, signing in, and finding a trade's row and cells."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.sync_api import Page, expect
 
 from tests.support.service import SECRET
@@ -8,6 +10,7 @@ from tests.support.service import SECRET
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "desk"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 
@@ -37,3 +40,9 @@ def open_trade(service, **alert) -> int:
     assert reply.status_code == 202, reply.text
     (trade_id,) = reply.json()["trades"]
     return trade_id
+
+
+def shot(page: Page, name: str, **options) -> None:
+    """A screenshot into `test-output/desk/` (ignored by git)."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), **options)

@@ -12,19 +12,13 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.pages import DESKTOP, PHONE, cell, open_trade, row, signed_in
+from tests.browser.pages import DESKTOP, PHONE, cell, open_trade, row, shot, signed_in
 from tests.support.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "test-output" / "desk"
 STOP_10 = {"type": "points", "value": 10}
 TRAIL = {"type": "points", "value": 4, "activation": {"type": "points", "value": 2}}
 STALE = re.compile(r"prices stale since \d\d:\d\d:\d\d")
-
-
-def shot(page: Page, name: str, **options) -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), **options)
 
 
 def box(locator) -> dict:

@@ -2,7 +2,7 @@
 // Prices arrive in integer paise. `window.tickguard` exposes the page's state and its reconnect
 // schedule for scripts and tests.
 
-import { $, get, onUnauthorised, post, reasonOf } from "./util.js";
+import { $, get, istDay, onUnauthorised, post, reasonOf } from "./util.js";
 import { state } from "./state.js";
 import { backoffDelay, connect, disconnect, onFeed, reconnectNow } from "./feed.js";
 import { addPoint, drawChart, forgetPrices, loadPrices } from "./chart.js";
@@ -191,5 +191,5 @@ async function start() {
   if (session.authenticated) signedIn(session); else signedOut();
 }
 
-window.tickguard = { state, backoffDelay };
+window.tickguard = { state, backoffDelay, istDay };
 start();

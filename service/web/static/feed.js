@@ -92,19 +92,18 @@ export function disconnect(text) {
 
 /**
  * Grey LTP and P&L and say since when they are stale: since the feed dropped, or — the feed up — since
- * the last tick of a market stream the service reports stale or down.
+ * the last tick of a market stream the service reports down. (A stream the service calls stale, quiet
+ * past STREAM_STALL_S, is shown in the summary strip; its prices are still the latest there are.)
  */
 export function renderStale() {
-  const stream = state.summary && state.summary.stream;
-  let since = state.staleSince, why = "offline";
-  if (since === null && stream && stream.state && stream.state !== "live") {
-    since = stream.last_tick_ms || null;
-    why = `stream ${stream.state}`;
-  }
-  const stale = state.staleSince !== null || (stream && stream.state && stream.state !== "live");
-  document.body.classList.toggle("stale", Boolean(stale));
+  const stream = (state.summary && state.summary.stream) || {};
+  const down = stream.state === "down";
+  const stale = state.staleSince !== null || down;
+  const since = state.staleSince !== null ? state.staleSince : stream.last_tick_ms || null;
+  const why = state.staleSince !== null ? "offline" : "market data down";
+  document.body.classList.toggle("stale", stale);
   const note = $("stale");
   note.hidden = !stale;
   note.textContent = !stale ? "" : since ? `${why}: prices stale since ${clock(since)}` : `${why}: no prices yet`;
-  if (stale) note.title = "LTP and P&L are greyed: they are not live";
+  note.title = stale ? "LTP and P&L are greyed: they are not live" : "";
 }

@@ -4,11 +4,10 @@
 import { $, clock, el, get, istDay, money, reasonOf, signed, tone } from "./util.js";
 import { exitReason } from "./state.js";
 
-const PAGE = 50;
 let next = null;
 
 function query(before) {
-  const params = new URLSearchParams({ limit: String(PAGE) });
+  const params = new URLSearchParams({ limit: $("history-rows").value });
   for (const key of ["day", "strategy", "account", "state"]) {
     const value = $(`history-${key}`).value.trim();
     if (value) params.set(key, value);

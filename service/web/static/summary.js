@@ -33,7 +33,7 @@ export function applySummary(summary) {
       ...Object.values((summary.halts || {}).strategies || {})].filter((r) => typeof r === "string" && r).join("\n"));
   const stream = summary.stream || {};
   const last = stream.last_tick_ms ? `last tick ${clock(stream.last_tick_ms)}` : "no tick yet";
-  const box = show("stream", stream.state || "—", stream.state === "live" ? "profit" : "loss",
+  const box = show("stream", stream.state || "—", { live: "profit", down: "loss" }[stream.state] || "",
     [last, stream.reason].filter(Boolean).join(" · "));
   box.dataset.state = stream.state || "";
   $("summary").dataset.source = "service";
