@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -160,3 +161,38 @@ def test_the_alerts_view_shows_a_refused_alert_with_its_reason_and_no_secret(ser
     expect(phone.locator('#alerts li[data-status="refused"] [data-field="reason"]')).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     shot(phone, "phone-alerts")
+
+
+def test_the_chart_keeps_its_line_over_a_reload_and_draws_an_underlyings_stop_on_the_underlying(
+        service_factory, browser: Browser):
+    service = service_factory()
+    service.price(800)
+    service.price(24000, token="99926000")  # NIFTY
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    signed_in(page, service)
+    equity = open_trade(service, stoploss=STOP_10, quantity=1)
+    expect(cell(page, equity, "stop")).to_have_text("790.00")
+    for price in (801, 802, 803):
+        service.price(price)
+        expect(cell(page, equity, "ltp")).to_have_text(f"{price:.2f}")
+    page.reload()  # the line before the reload comes back from GET /trades/{id}/prices
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    row(page, equity).locator('[data-field="symbol"]').click()
+    chart = page.locator("#chart")
+    expect(chart).to_have_attribute("data-trade-id", str(equity))
+    expect(chart).to_have_attribute("data-points", re.compile(r"^([3-9]|\d\d+)$"))
+
+    reply = service.alert(symbolname="NIFTY", signal="buy", price=24000, type="option", strategyname="opt", lots=1,
+                          stoploss={"type": "points", "value": 50}, stop_basis="underlying")
+    assert reply.status_code == 202, reply.text
+    (option,) = reply.json()["trades"]
+    expect(cell(page, option, "stop")).to_have_text("23,950.00")  # on NIFTY
+    row(page, option).locator('[data-field="symbol"]').click()
+    expect(page.locator("#chart-title")).to_contain_text("on its underlying")
+    expect(chart.locator('[data-line="stop"]')).to_have_attribute("data-value", "2395000")
+    expect(chart.locator('[data-line="entry"]')).to_have_attribute("data-value", "2400000")
+    service.price(24020, token="99926000")  # the line follows NIFTY, not the premium
+    expect(chart.locator('[data-line="ltp"]')).to_have_attribute("data-value", "2402000")
+    close, panel = row(page, option).locator("button.close").bounding_box(), page.locator(".trades-panel").bounding_box()
+    assert close and panel and close["x"] + close["width"] <= panel["x"] + panel["width"]  # a long symbol: no Close cut off
+    shot(page, "desktop-underlying")

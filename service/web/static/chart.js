@@ -99,6 +99,7 @@ export function drawChart() {
   svg.dataset.tradeId = trade ? trade.id : "";
   svg.dataset.stop = trade && trade.stop !== null ? trade.stop : "";
   svg.dataset.target = trade && trade.target !== null ? trade.target : "";
+  svg.dataset.points = points.length;
   if (!points.length) {
     svg.removeAttribute("viewBox");
     svg.append(svgElement("text", { x: "50%", y: "50%", "text-anchor": "middle", class: "empty" },
