@@ -84,14 +84,23 @@ def test_the_chart_with_its_levels_is_in_view_on_a_laptop(service_factory, brows
     service = service_factory()
     service.price(800)
     page = browser.new_context(viewport=DESKTOP).new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     signed_in(page, service)
     trailed = open_trade(service, stoploss=STOP_10, trail=TRAIL, target={"type": "points", "value": 30}, quantity=2)
     expect(cell(page, trailed, "stop")).to_have_text("790.00")
-    others = [open_trade(service, stoploss=STOP_10, quantity=1, strategyname=f"s{n}") for n in range(2, 9)]
-    expect(cell(page, others[-1], "stop")).to_have_text("790.00")
-    for price in (801, 803, 802.5, 805):
+    tight = open_trade(service, stoploss={"type": "points", "value": 2}, quantity=3, strategyname="scalp")
+    near = open_trade(service, stoploss=STOP_10, target={"type": "points", "value": 4}, quantity=5, strategyname="swing")
+    others = [open_trade(service, stoploss=STOP_10, quantity=n, strategyname=f"s{n}") for n in range(2, 6)]
+    for trade_id in (tight, near, *others):
+        expect(cell(page, trade_id, "stop")).to_have_text(re.compile(r"\d"))
+    service.price(797.5)  # the tight stop at 798 goes
+    expect(cell(page, tight, "exit_reason")).to_have_text("STOP")
+    expect(cell(page, tight, "exit")).to_have_text(re.compile(r"^79\d\.\d\d$"))
+    for price in (801, 803, 802.5, 805):  # the trail moves the stop; 804 takes the near target
         service.price(price)
         expect(cell(page, trailed, "ltp")).to_have_text(f"{price:.2f}")
+    expect(cell(page, near, "exit_reason")).to_have_text("TARGET")
     row(page, trailed).locator('[data-field="symbol"]').click()
     chart = page.locator("#chart")
     expect(chart).to_have_attribute("data-trade-id", str(trailed))
@@ -108,8 +117,10 @@ def test_the_chart_with_its_levels_is_in_view_on_a_laptop(service_factory, brows
     close = row(page, trailed).locator("button.close")
     assert box(close)["x"] + box(close)["width"] <= box(page.locator(".trades-panel"))["x"] + \
         box(page.locator(".trades-panel"))["width"]  # the table fits: no Close cut off at the edge
+    assert not [e for e in errors if "Content Security Policy" in e], errors  # nothing inline
     shot(page, "desktop-1280x800")
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        expect(page.locator('#summary [data-stat="exits"] .value')).to_have_text("STOP 1 · TARGET 1")
         page.screenshot(path=str(ROOT / "docs" / "desk.png"))
 
 
