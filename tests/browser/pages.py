@@ -5,7 +5,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.support.service import SECRET
+from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -15,15 +15,16 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 
 
-def signed_in(page: Page, service, url: str | None = None) -> None:
-    """The desk of `service` (at `url`, its own by default), signed in and its feed live."""
+def signed_in(page: Page, service, url: str | None = None, name: str = PAPER_OPERATOR,
+              password: str = PAPER_OPERATOR_PASSWORD) -> None:
+    """The desk of `service` (at `url`, its own by default), signed in through the login form (as the
+    paper mode's demo trader unless told), and its feed live."""
     url = url or service.url
     page.set_default_timeout(15_000)
     page.goto(url + "/")
-    expect(page.locator("#login-form")).to_be_visible()
-    reply = page.request.post(url + "/login", data={"secret": SECRET})
-    assert reply.ok, reply.text()
-    page.reload()
+    page.fill("#operator-name", name)
+    page.fill("#password", password)
+    page.click("#login-form button[type=submit]")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 

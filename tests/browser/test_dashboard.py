@@ -38,11 +38,13 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     page.goto(service.url + "/")
 
     expect(page.locator("#login-form")).to_be_visible()
-    page.fill("#name", "demo")
+    page.fill("#operator-name", "demo")
     page.fill("#password", "not the password")
     page.click("#login-form button[type=submit]")
     expect(page.locator("#login-error")).to_be_visible()
     signed_in(page, service)
+    expect(page.locator('#operator [data-field="name"]')).to_have_text("demo")
+    expect(page.locator('#operator [data-field="role"]')).to_have_text("trader")
     cookie = next(c for c in desktop.cookies() if c["name"] == "tickguard_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
@@ -201,7 +203,9 @@ def test_a_daily_loss_halt_is_shown_live_and_after_a_restart(service_factory, pa
     service.stop()
 
     service = service_factory(paper=paper, DEMO_ACCOUNTS_FILE=str(accounts))
-    signed_in(page, service)  # another port: sign in again
+    page.goto(service.url + "/")  # another port, the same store: the session is still good
+    expect(page.locator("#login-form")).to_be_hidden()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(halt.locator('[data-field="who"]')).to_have_text("account R1")
     expect(page.locator("#halts li")).to_have_count(1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.pages import DESKTOP, PHONE, cell, open_trade, row, shot, signed_in
+from service.operators.book import OperatorBook
 from tests.support.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +162,36 @@ def test_on_a_phone_a_long_option_symbol_stays_clear_of_close_and_the_chart_open
     shot(page, "phone-chart")
     page.locator("#chart-done").click()
     expect(page.locator("#chart-panel")).to_be_hidden()
+
+
+def test_the_operator_is_named_and_a_viewer_gets_no_close_halt_or_flatten(service_factory, browser: Browser,
+                                                                            tmp_path):
+    path = tmp_path / "operators.json"
+    path.write_text('{"operators": {}, "tokens": {}}')
+    book = OperatorBook(path)
+    book.set_operator("asha", "trader", "asha-trades-all-day")
+    book.set_operator("vik", "viewer", "vik-only-watches")
+    service = service_factory(OPERATORS_FILE=str(path))
+    service.price(800)
+    trader = browser.new_context(viewport=DESKTOP).new_page()
+    signed_in(trader, service, name="asha", password="asha-trades-all-day")
+    expect(trader.locator('#operator [data-field="name"]')).to_have_text("asha")
+    expect(trader.locator('#operator [data-field="role"]')).to_have_text("trader")
+    trade_id = open_trade(service, stoploss=STOP_10, quantity=1)
+    expect(row(trader, trade_id).locator("button.close")).to_be_visible()
+    for control in ("#halt-control", "#flatten"):
+        expect(trader.locator(control)).to_be_visible()
+
+    for context in (browser.new_context(viewport=DESKTOP), browser.new_context(**PHONE)):
+        viewer = context.new_page()
+        signed_in(viewer, service, name="vik", password="vik-only-watches")
+        expect(viewer.locator('#operator [data-field="name"]')).to_have_text("vik")
+        expect(viewer.locator('#operator [data-field="role"]')).to_have_text("viewer")
+        expect(cell(viewer, trade_id, "stop")).to_have_text("790.00")
+        expect(row(viewer, trade_id).locator("button.close")).to_be_hidden()
+        for control in ("#halt-control", "#halt", "#flatten"):
+            expect(viewer.locator(control)).to_be_hidden()
+        refused = viewer.evaluate("""() => fetch("/halt", {method: "POST", headers: {"Content-Type": "application/json"},
+                                                          body: JSON.stringify({halted: true})}).then((r) => r.status)""")
+        assert refused == 403  # the server refuses anyway
+        shot(viewer, f"viewer-{viewer.viewport_size['width']}")

@@ -146,21 +146,20 @@ function signedOut() {
   $("desk").hidden = true;
   $("summary").hidden = true;
   $("logout").hidden = true;
-  $("name").focus();
+  $("operator-name").focus();
 }
 
 async function signIn(submit) {
   submit.preventDefault();
   const reply = await fetch("/login", {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name: $("name").value.trim(), password: $("password").value }),
+    body: JSON.stringify({ name: $("operator-name").value.trim(), password: $("password").value }),
   }).catch(() => null);
   $("password").value = "";
   const error = $("login-error");
   if (reply && reply.ok) {
     error.hidden = true;
-    const session = await get("/session").then((r) => r && r.ok ? r.json() : {}).catch(() => ({}));
-    return signedIn(session);
+    return signedIn(await reply.json().catch(() => ({})));  // {"authenticated", "operator", "role"}
   }
   error.hidden = false;
   if (!reply) error.textContent = "The service did not answer.";
