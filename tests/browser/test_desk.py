@@ -195,3 +195,23 @@ def test_the_operator_is_named_and_a_viewer_gets_no_close_halt_or_flatten(servic
                                                           body: JSON.stringify({halted: true})}).then((r) => r.status)""")
         assert refused == 403  # the server refuses anyway
         shot(viewer, f"viewer-{viewer.viewport_size['width']}")
+
+
+def test_the_login_form_says_when_the_address_must_wait(service_factory, browser: Browser):
+    service = service_factory()
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    page.set_default_timeout(15_000)
+    page.goto(service.url + "/")
+    error = page.locator("#login-error")
+    for _ in range(5):
+        page.fill("#operator-name", "demo")
+        page.fill("#password", "not the password")
+        page.click("#login-form button[type=submit]")
+        expect(error).to_be_visible()  # the reply came
+        expect(error).to_have_text("That name and password were not accepted.")
+        page.evaluate("document.getElementById('login-error').hidden = true")
+    page.fill("#operator-name", "demo")
+    page.fill("#password", "paper-demo")  # right, but the address made too many failed attempts
+    page.click("#login-form button[type=submit]")
+    expect(error).to_have_text(re.compile(r"^Too many failed attempts: try again in \d+ s\.$"))
+    expect(page.locator("#desk")).to_be_hidden()

@@ -62,7 +62,11 @@ function createRow(trade) {
   chart.type = "button";
   chart.addEventListener("click", (click) => { click.stopPropagation(); hooks.select(trade.id, true); });
   row.querySelector('[data-field="actions"]').append(chart, button);
+  row.tabIndex = 0;  // a keyboard chooses a trade with Enter as a pointer does with a click
   row.addEventListener("click", () => hooks.select(trade.id, true));
+  row.addEventListener("keydown", (key) => {
+    if (key.target === row && (key.key === "Enter" || key.key === " ")) { key.preventDefault(); hooks.select(trade.id, true); }
+  });
   return row;
 }
 
