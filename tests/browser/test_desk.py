@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from tests.browser.pages import DESKTOP, PHONE, cell, open_trade, row, shot, signed_in
 from service.operators.book import OperatorBook
