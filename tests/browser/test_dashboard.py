@@ -4,21 +4,15 @@ Screenshots go to `test-output/dashboard/` at the repository root (ignored by gi
 """
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from service.settings import PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD
+from tests.browser.pages import cell, open_trade, row, signed_in
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
 STOP_10 = {"type": "points", "value": 10}
 TRAIL = {"type": "points", "value": 4, "activation": {"type": "points", "value": 2}}
@@ -30,43 +24,8 @@ DROP_FEED = """() => new Promise((resolve) => {
     if (badge.dataset.state === "reconnecting") { watch.disconnect(); resolve(badge.textContent); }
   });
   watch.observe(badge, { attributes: true, childList: true });
-  state.socket.close();
+  tickguard.state.socket.close();
 })"""
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def row(page: Page, trade_id: int):
-    return page.locator(f'#trades tr[data-trade-id="{trade_id}"]')
-
-
-def cell(page: Page, trade_id: int, field: str):
-    return row(page, trade_id).locator(f'[data-field="{field}"]')
-
-
-def open_trade(service, **alert) -> int:
-    reply = service.alert(price=800, **alert)
-    assert reply.status_code == 202, reply.text
-    (trade_id,) = reply.json()["trades"]
-    return trade_id
-
-
-def signed_in(page, service) -> None:
-    """The dashboard of `service`, signed in as the demo operator and its feed live."""
-    page.set_default_timeout(15_000)
-    page.goto(service.url + "/")
-    page.fill("#operator-name", PAPER_OPERATOR)
-    page.fill("#password", PAPER_OPERATOR_PASSWORD)
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 
 def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, browser: Browser):
@@ -79,14 +38,13 @@ def test_watch_trail_stop_out_and_close_from_the_dashboard(service_factory, brow
     page.goto(service.url + "/")
 
     expect(page.locator("#login-form")).to_be_visible()
-    page.fill("#operator-name", PAPER_OPERATOR)
+    page.fill("#operator-name", "demo")
     page.fill("#password", "not the password")
     page.click("#login-form button[type=submit]")
     expect(page.locator("#login-error")).to_be_visible()
-    page.fill("#operator-name", PAPER_OPERATOR)
-    page.fill("#password", PAPER_OPERATOR_PASSWORD)
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    signed_in(page, service)
+    expect(page.locator('#operator [data-field="name"]')).to_have_text("demo")
+    expect(page.locator('#operator [data-field="role"]')).to_have_text("trader")
     cookie = next(c for c in desktop.cookies() if c["name"] == "tickguard_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
