@@ -103,6 +103,7 @@ function describe(event) {
   if (d.stop !== undefined && d.stop !== null) parts.push(`stop ${money(d.stop)}`);
   if (d.target !== undefined && d.target !== null) parts.push(`target ${money(d.target)}`);
   if (d.halted !== undefined) parts.push(d.halted ? "trading halted" : "trading resumed");
+  if (d.operator) parts.push(`by ${d.operator}`);  // a close, halt or flatten: who asked for it
   return parts.join(" · ");
 }
 
