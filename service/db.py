@@ -64,8 +64,15 @@ class GroupedWriter:
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+            await asyncio.to_thread(self._close_reader)
+
+    def _close_reader(self) -> None:
+        # After any read in flight: a read's thread outlives a cancelled task, and closing a connection
+        # under a running statement crashes the process.
+        with self._read_lock:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.close()
 
     async def write(self, work: Callable[[Any], T]) -> T:
         """Run `work` in a write transaction; returns its result once the transaction committed.
@@ -86,8 +93,8 @@ class GroupedWriter:
         return await asyncio.to_thread(self._read, work)
 
     def _read(self, work: Callable[[Any], T]) -> T:
-        assert self._reader is not None, "database is not open"
         with self._read_lock:
+            assert self._reader is not None, "database is not open"
             return work(self._reader)
 
     def _write_loop(self) -> None:
