@@ -31,6 +31,25 @@ def _where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
+def _page_filter(equal: Iterable[tuple[str, Any]], time_column: str, day: str | None,
+                 before: int | None) -> tuple[list[str], list[Any]]:
+    """The clauses and arguments of a page: each column equal to its value (None: any), the row's
+    time within `day` (IST), its id below `before`."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in equal:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if day is not None:
+        clauses.append(f"{time_column} >= ? AND {time_column} < ?")
+        args.extend(day_bounds(day))
+    if before is not None:
+        clauses.append("id < ?")
+        args.append(before)
+    return clauses, args
+
+
 class DeskQueries:
     db: Any  # the store's database (service.db or service.pg)
 
@@ -38,22 +57,11 @@ class DeskQueries:
                          account: str | None = None, day: str | None = None, before: int | None = None,
                          limit: int) -> list[TradeRecord]:
         """Up to `limit` trades newest first, with ids below `before`, created on `day` (IST)."""
-        clauses: list[str] = []
-        args: list[Any] = []
+        clauses, args = _page_filter((("strategy", strategy), ("account", account)), "created_ms", day, before)
         if states is not None:
             states = [str(s) for s in states]
             clauses.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(states)
-        for column, value in (("strategy", strategy), ("account", account)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if day is not None:
-            clauses.append("created_ms >= ? AND created_ms < ?")
-            args.extend(day_bounds(day))
-        if before is not None:
-            clauses.append("id < ?")
-            args.append(before)
         sql = f"SELECT row FROM trades {_where(clauses)} ORDER BY id DESC LIMIT ?"
         decode = msgspec.json.Decoder(TradeRecord).decode
         return await self.db.read(lambda db: [decode(r[0]) for r in db.execute(sql, (*args, limit))])
@@ -62,18 +70,7 @@ class DeskQueries:
                          before: int | None = None, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` stored alerts newest first (`id`, `received_ms`, `source`, `status`, `reason`,
         `body` as stored, `trade_ids`), with ids below `before`, received on `day` (IST)."""
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, value in (("status", status), ("source", source)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if day is not None:
-            clauses.append("received_ms >= ? AND received_ms < ?")
-            args.extend(day_bounds(day))
-        if before is not None:
-            clauses.append("id < ?")
-            args.append(before)
+        clauses, args = _page_filter((("status", status), ("source", source)), "received_ms", day, before)
         sql = (f"SELECT id, received_ms, source, status, reason, body, trade_ids FROM alerts {_where(clauses)}"
                " ORDER BY id DESC LIMIT ?")
 

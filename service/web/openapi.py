@@ -21,6 +21,7 @@ from service.alerts.parse import AMOUNTS, CLOSING_WORDS, FIELDS, PERCENT_TYPES, 
 from service.store import OrderRecord
 from service.trades import TradeRecord
 from service.web.api import STATES, TRADE_ID_MAX
+from service.web.readiness import NEEDS_RUNTIME
 from service.web.openapi_desk import CONFLICT_RULES, NEXT, PAGING, TRADE_VIEW_FIELDS, desk_paths
 from service.web.bodies import MAX_BODY_BYTES
 
@@ -381,6 +382,13 @@ SPEC = {
             "200": reply("state", _WHO)}}},
     },
 }
+
+
+for _path, _item in SPEC["paths"].items():  # the routes that wait for the start-up (service/web/readiness.py)
+    for _operation in _item.values() if _path.startswith(NEEDS_RUNTIME) else ():
+        _was = _operation["responses"].get("503", {}).get("description")
+        _operation["responses"]["503"] = reply(f"{_was + '; or ' if _was else ''}not ready: tickguard is still "
+                                               "starting (the broker not reached yet; GET /healthz says why)")
 
 
 async def document(request: Request, runtime: Any) -> Response:

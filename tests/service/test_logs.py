@@ -28,21 +28,28 @@ JWT = "eyJhbGciOiJIUzUxMiJ9.eyJ1c2VybmFtZSI6IkExMjM0NTYifQ.c2lnbmF0dXJlLXBhcnQ_-
 
 
 @contextmanager
-def json_logs(level: str = "INFO", secrets: tuple[str, ...] = ()) -> Iterator[tuple[io.StringIO, Redactor]]:
-    """configure_logging into a StringIO; the root and uvicorn loggers are put back afterwards."""
+def logging_restored() -> Iterator[None]:
+    """The root and uvicorn loggers put back as they were, whatever a test configured meanwhile."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     uvicorn_saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
                      for name in UVICORN_LOGGERS}
-    stream = io.StringIO()
     try:
-        yield stream, configure_logging(level, secrets=secrets, stream=stream)
+        yield
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
         for name, (handlers, propagate) in uvicorn_saved.items():
             logging.getLogger(name).handlers[:] = handlers
             logging.getLogger(name).propagate = propagate
+
+
+@contextmanager
+def json_logs(level: str = "INFO", secrets: tuple[str, ...] = ()) -> Iterator[tuple[io.StringIO, Redactor]]:
+    """configure_logging into a StringIO; the root and uvicorn loggers are put back afterwards."""
+    stream = io.StringIO()
+    with logging_restored():
+        yield stream, configure_logging(level, secrets=secrets, stream=stream)
 
 
 def lines(stream: io.StringIO) -> list[dict]:

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from service.logs import MASK, UVICORN_LOGGERS, JsonFormatter, TextFormatter, configure_logging
+from service.logs import MASK, JsonFormatter, TextFormatter, configure_logging
 from service.settings import load_settings
+from tests.service.test_logs import logging_restored
 
 TEXT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (INFO |WARNING|ERROR) tickguard\.test: ")
 
@@ -23,19 +24,9 @@ class Terminal(io.StringIO):
 
 @contextmanager
 def logs_to(stream: io.StringIO, log_format: str, secrets: tuple[str, ...] = ()) -> Iterator[logging.Handler]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    uvicorn_saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
-                     for name in UVICORN_LOGGERS}
-    try:
+    with logging_restored():
         configure_logging("INFO", secrets=secrets, stream=stream, log_format=log_format)
-        yield root.handlers[-1]
-    finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
-        for name, (handlers, propagate) in uvicorn_saved.items():
-            logging.getLogger(name).handlers[:] = handlers
-            logging.getLogger(name).propagate = propagate
+        yield logging.getLogger().handlers[-1]
 
 
 @pytest.mark.parametrize(("stream", "log_format", "formatter"), [
