@@ -188,6 +188,9 @@ def test_the_banner_tells_the_state_and_ctrl_c_warns_of_unguarded_trades(base_en
     env = {**base_env, "BROKER_STOP": "off"}
     proc, url = start_serve(env, processes)
     banner = read_banner(proc)
+    # `make run` tells the quick start's demo credentials: the webhook secret, the operator, its token
+    assert banner["webhook secret"].startswith(SECRET)
+    assert banner["operator"].startswith("demo / paper-demo") and "tgo_demo.paper-demo-token" in banner["operator"]
     assert banner["mode"] == "paper" and banner["halted"] == "no" and banner["open trades"] == "none"
     assert banner["broker stops"] == "off (BROKER_STOP)" and banner["calendar"].startswith("always open")
     secret = HEADERS  # the webhook secret for the alert, the demo operator's token for the rest
