@@ -45,7 +45,9 @@ async def test_arming_a_delivery_trade_creates_a_gtt_rule(parts: Parts):
         (OrderSide.SELL, 5, TRIGGER, LIMIT, DELIVERY)
     assert parts.broker.orders(tag_for(trade.id, "broker_stop", 1)) == []  # a rule, not a session order
     view = await parts.until(lambda: parts.stops.view(parts.published[-1]), "the view")
-    assert view["kind"] == "GTT rule" and view["trigger"] == TRIGGER and parts.stops.protected(trade.id)
+    assert view["kind"] == "GTT rule" and view["trigger"] == TRIGGER
+    # protected once the create's reply is stored (the rule is at the broker a moment before that)
+    assert await parts.until(lambda: parts.stops.protected(trade.id), "the rule's record working")
 
 
 async def test_the_rule_follows_the_trail(parts: Parts):
