@@ -87,6 +87,7 @@ def desk_paths(reply: Callable[..., dict[str, Any]], secured: Callable[..., dict
             "tradePrices", "The trade's basis instrument's recent prices (up to 2000, at most 4 a second) and levels", {
                 "200": reply("the price line", _PRICES), "404": reply("no such trade"),
                 "422": reply("not a trade id, or since_ms not a whole number")},
-            parameters=[trade_id, {"name": "since_ms", "in": "query", "schema": {"type": "integer", "minimum": 0},
+            parameters=[trade_id, {"name": "since_ms", "in": "query",
+                                   "schema": {"type": "integer", "minimum": 0, "maximum": 10**16 - 1},
                                    "description": "only points after this time"}])},
     }

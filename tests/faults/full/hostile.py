@@ -21,6 +21,8 @@ CONTENT_TYPES = ["application/json", "text/plain", "application/octet-stream", "
 
 def run(workdir: Path, tally: Tally, bodies: int = 10_000, seed: int = 11) -> None:
     paper = Paper(workdir).start()
+    paper.price(800)  # the valid alerts are priced around SBIN's 800, inside the price check's 5 %
+    paper.price(1400, token="2885")
     tg = Tickguard(workdir, paper.url).start()
     db = sqlite3.connect(f"file:{workdir / 'tickguard.db'}?mode=ro", uri=True)
     names = itertools.count()
