@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.store import Store
-from service.trades import TradeRecord
+from service.trades import TradeRecord, TradeState
 
 __all__ = ["STOP_LINE_S", "TradeLog"]
 
@@ -145,7 +145,10 @@ class TradeLog:
             rows = await self.store.events_after(self._cursor, _BATCH)
             for event_id, _at_ms, trade_id, kind, data in rows:
                 self._cursor = max(self._cursor, event_id)
-                trade = self._trades.get(trade_id) or await self.store.trade(trade_id)
+                trade = self._trades.get(trade_id)
+                if trade is None or (kind == "closed" and trade.state is not TradeState.CLOSED):
+                    # the closing figures are the stored row's (its version can be ahead of the one published)
+                    trade = await self.store.trade(trade_id)
                 if trade is not None:
                     self.event(trade, kind, json.loads(data) if isinstance(data, str) else data)
             if len(rows) < _BATCH:
