@@ -186,9 +186,7 @@ async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None, entere
     entry filled while down was never watched; the prices before its fill are not its risk)."""
     by_basis: dict[tuple[str, str], list] = {}
     for trade in await parts.store.trades(states=[TradeState.OPEN]):
-        basis = trade.spec.basis
-        key = (basis.exchange, basis.token) if basis else (trade.exchange, trade.token)
-        by_basis.setdefault(key, []).append(trade)
+        by_basis.setdefault(trade.basis_key, []).append(trade)
     fired = 0
     end = datetime.fromtimestamp(parts.clock(), IST) + timedelta(minutes=1)
     for (exchange, token), trades in by_basis.items():

@@ -112,6 +112,12 @@ class TradeRecord(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per
         return max(0, self.filled - self.exited)
 
     @property
+    def basis_key(self) -> tuple[str, str]:
+        """(exchange, token) of the instrument its stop watches: the underlying (`stop_basis: underlying`) or itself."""
+        basis = self.spec.basis
+        return (basis.exchange, basis.token) if basis else (self.exchange, self.token)
+
+    @property
     def long(self) -> bool:
         return self.side == "LONG"
 

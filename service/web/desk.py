@@ -27,7 +27,7 @@ from streams import RuleError, levels
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
-__all__ = ["DayFigures", "basis_of", "desk_summary", "read_figures", "stream_state", "summary", "trade_prices"]
+__all__ = ["DayFigures", "desk_summary", "read_figures", "stream_state", "summary", "trade_prices"]
 
 
 class DayFigures(msgspec.Struct, frozen=True):
@@ -96,12 +96,6 @@ async def desk_summary(request: Request, runtime: Runtime) -> Response:
     return JSONResponse(summary(runtime, figures, open_trades, hub.ltp))
 
 
-def basis_of(trade: TradeRecord) -> tuple[str, str]:
-    """The instrument the trade's stop watches: its underlying (`stop_basis=underlying`) or itself."""
-    basis = trade.spec.basis
-    return (basis.exchange, basis.token) if basis else (trade.exchange, trade.token)
-
-
 def _levels(trade: TradeRecord) -> dict[str, int | None]:
     """Entry, stop and target on the basis price; the trail's activation once trailing is possible;
     the exit (average fill) once there is one and the basis is the trade's own price."""
@@ -131,5 +125,5 @@ async def trade_prices(request: Request, runtime: Runtime) -> Response:
     if trade is None:
         raise no_such_trade()
     hub = request.app.state.feed  # the feed's FeedHub: its prices and history
-    return JSONResponse({"trade_id": trade_id, "points": hub.history.points(*basis_of(trade), since_ms),
+    return JSONResponse({"trade_id": trade_id, "points": hub.history.points(*trade.basis_key, since_ms),
                          "levels": _levels(trade)})

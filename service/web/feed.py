@@ -249,7 +249,7 @@ class FeedHub:
         last_price = self.runtime.guard.last_price
         now = self.runtime.now_ms()
         for trade in self._open.values():
-            exchange, token = desk.basis_of(trade)
+            exchange, token = trade.basis_key
             price = last_price(exchange, token)
             if price is not None:
                 self.history.sample(exchange, token, now, price)
