@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from service.charges.setting import charging
+from service.notify_text import entry_text, exit_text, protected_text, refusal_text, unprotected_text
 from service.logs import MASK, JsonFormatter, Redactor
 from service.settings import Settings
 from service.trades import TradeRecord, TradeState
@@ -42,7 +44,6 @@ log = logging.getLogger("tickguard.notify")
 
 MAX_RETRY_AFTER_S = 300.0
 _SEEN_LIMIT = 10_000  # trades whose last state is remembered; the oldest are forgotten first
-_MINUS = "\u2212"
 _TELEGRAM_MAX_TEXT = 4096  # sendMessage refuses longer texts
 
 
@@ -108,6 +109,7 @@ class Notifier:
             raise ValueError("capacity must be at least 1")
         self.clock, self.attempts, self.timeout_s = clock, settings.notify_attempts, timeout_s
         self.backoff_s, self.max_backoff_s, self._sleep = backoff_s, max_backoff_s, sleep
+        self._charging = charging(settings.brokerage, settings.charges_schedule)  # exits tell P&L net of charges
         self._mode = "" if settings.live else f", {settings.tickguard_mode}"  # paper messages say so
         self._bare_mode = "" if settings.live else f" ({settings.tickguard_mode})"
         self.destinations: list[_Destination] = []
@@ -213,15 +215,17 @@ class Notifier:
         # A trade first seen mid-life (after a restart) is never announced as an entry: that was
         # announced before. Its terminal and critical states are, as they just happened.
         if previous is TradeState.PENDING_ENTRY and trade.filled > 0:
-            self._queue("entry", _entry_text(trade) + self._tag(trade), trade)
+            self._queue("entry", entry_text(trade) + self._tag(trade), trade)
         if state is TradeState.CLOSED:
-            self._queue("exit", _exit_text(trade) + self._tag(trade), trade)
+            charged = self._charging.of(trade, trade.realised_pnl, None) if trade.exited else None
+            figures = charged.view() if charged is not None else {}
+            self._queue("exit", exit_text(trade, charged) + self._tag(trade), trade, figures)
         elif state in (TradeState.REJECTED, TradeState.EXPIRED):
-            self._queue("rejection", _refusal_text(trade) + self._tag(trade), trade)
+            self._queue("rejection", refusal_text(trade) + self._tag(trade), trade)
         elif state is TradeState.UNPROTECTED:
-            self._queue("UNPROTECTED", _unprotected_text(trade) + self._tag(trade), trade, critical=True)
+            self._queue("UNPROTECTED", unprotected_text(trade) + self._tag(trade), trade, critical=True)
         elif state is TradeState.OPEN and previous is TradeState.UNPROTECTED:
-            self._queue("protected", _protected_text(trade) + self._tag(trade), trade)
+            self._queue("protected", protected_text(trade) + self._tag(trade), trade)
 
     def _service_event(self, kind: str, data: dict[str, Any]) -> None:
         if not self.destinations:
@@ -349,42 +353,3 @@ def _root_redactor() -> Redactor | None:
         if isinstance(handler.formatter, JsonFormatter):
             return handler.formatter.redactor
     return None
-
-
-# Message text ----------------------------------------------------------------------------------------
-def _rupees(paise: int | None, signed: bool = False) -> str:
-    if paise is None:
-        return "—"
-    sign = _MINUS if paise < 0 else ("+" if signed and paise > 0 else "")
-    whole, cents = divmod(abs(paise), 100)
-    return f"{sign}{whole}.{cents:02d}"
-
-
-def _entry_text(trade: TradeRecord) -> str:
-    size = f"{trade.filled}/{trade.quantity}" if trade.quantity > trade.filled else str(trade.filled)
-    return f"🔵 ENTRY {trade.tradingsymbol} {trade.side} {size} @ {_rupees(trade.entry_price)}"
-
-
-def _exit_text(trade: TradeRecord) -> str:
-    reason = trade.reason or "EXIT"
-    if not trade.exited:
-        return f"⚪ CLOSED {trade.tradingsymbol} {trade.side} — {reason} — no exit fill (nothing left at the broker)"
-    pnl = trade.realised_pnl or 0
-    mark = "🟢" if pnl > 0 else "🔴" if pnl < 0 else "⚪"
-    return (f"{mark} EXIT {trade.tradingsymbol} {trade.side} {trade.exited} @ {_rupees(trade.exit_price)} — "
-            f"{reason} — P&L {_rupees(pnl, signed=True)}")
-
-
-def _refusal_text(trade: TradeRecord) -> str:
-    mark = "⌛" if trade.state is TradeState.EXPIRED else "⚠️"
-    size = f" {trade.quantity}" if trade.quantity else ""
-    return f"{mark} {trade.state.value} {trade.tradingsymbol} {trade.side}{size} — {trade.reason or 'no reason given'}"
-
-
-def _unprotected_text(trade: TradeRecord) -> str:
-    return (f"🚨 UNPROTECTED {trade.tradingsymbol} {trade.side} {trade.open_quantity} open with no working exit — "
-            f"{trade.reason or 'exit failed'} — act now")
-
-
-def _protected_text(trade: TradeRecord) -> str:
-    return f"🛡️ PROTECTED again {trade.tradingsymbol} {trade.side} {trade.open_quantity}, stop {_rupees(trade.stop)}"

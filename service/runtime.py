@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
+from service.charges.setting import charging
 from service.accounts.directory import AccountDirectory
 from service.alerts.strategies import Strategy, load_strategies
 from service.alerts.dispatch import LocalDispatch
@@ -65,6 +66,7 @@ class Runtime:
         self.metrics = Metrics()
         self.listeners = Listeners()
         self.store = Store(settings.database_url or settings.tickguard_db)
+        self.charging = charging(settings.brokerage, settings.charges_schedule)  # P&L net of charges
         # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
         # comes from the default one. The brokers' TOTP needs the wall clock, whatever `clock` is.
         self.broker, self.logins = brokers_from_settings(settings)

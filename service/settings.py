@@ -16,6 +16,7 @@ import pyotp
 from service.addresses import check_source_address, parse_static_ips
 from service.env_file import read_env_file
 from service.errors import SettingsError
+from service.charges.setting import charges_problems
 from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
 
@@ -131,6 +132,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The paper exchange enforces the static-IP rule when set: JSON, client code -> the only address
     # its orders may come from (paper/static_ips.py). Empty: not enforced.
     paper_static_ips: str = ""
+    # Charges (service/charges/): the brokerage plan — `angel-one`, a flat fee in rupees per executed
+    # order (`20`, `0`), or a percentage of the order's value with an optional cap in rupees (`0.03%`,
+    # `0.03%<=20`) — and a rate schedule file in place of the shipped one (empty: the shipped one).
+    brokerage: str = "angel-one"
+    charges_schedule: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Log lines as JSON or as readable text; auto: text when stderr is a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -312,6 +318,7 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
                 problems.append((name.upper(), str(exc)))
     problems.extend(_notify_problems(values))
     problems.extend(plugin_problems(values))
+    problems.extend(charges_problems(values))
     problems.extend(holidays_problems(values))
     if problems:
         raise SettingsError(problems)

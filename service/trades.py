@@ -98,6 +98,10 @@ class TradeRecord(msgspec.Struct, kw_only=True, gc=False):  # untracked: one per
     exited: int = 0  # exit quantity filled
     exit_price: int | None = None  # average exit fill, paise
     exit_value: int = 0
+    # Filled value (paise) per executed order, by its tag (the broker's own square-off, untagged: by its
+    # time): brokerage is charged per executed order, so charges need the orders, not only the sums.
+    entry_orders: dict[str, int] = msgspec.field(default_factory=dict)
+    exit_orders: dict[str, int] = msgspec.field(default_factory=dict)
     realised_pnl: int | None = None  # paise
     stop: int | None = None  # current stop level, paise
     target: int | None = None
@@ -143,6 +147,7 @@ def fold(trade: TradeRecord, event: TradeEvent) -> TradeRecord:
         changes["filled"] = trade.filled + qty
         changes["entry_value"] = trade.entry_value + qty * price
         changes["entry_price"] = round(changes["entry_value"] / changes["filled"])
+        changes["entry_orders"] = _add_order(trade.entry_orders, event, qty * price)
         if trade.state is TradeState.PENDING_ENTRY:
             changes["state"] = TradeState.OPEN
     elif kind == "armed":
@@ -158,6 +163,7 @@ def fold(trade: TradeRecord, event: TradeEvent) -> TradeRecord:
         changes["exited"] = trade.exited + qty
         changes["exit_value"] = trade.exit_value + qty * price
         changes["exit_price"] = round(changes["exit_value"] / changes["exited"])
+        changes["exit_orders"] = _add_order(trade.exit_orders, event, qty * price)
         # P&L is realised part by part: a partial exit's fills count at once
         changes["realised_pnl"] = realised(msgspec.structs.replace(trade, exited=changes["exited"],
                                                                    exit_value=changes["exit_value"]))
@@ -172,6 +178,11 @@ def fold(trade: TradeRecord, event: TradeEvent) -> TradeRecord:
         changes["state"] = TradeState(kind.upper())
         changes["reason"] = str(data.get("reason", ""))
     return msgspec.structs.replace(trade, **changes)
+
+
+def _add_order(orders: dict[str, int], event: TradeEvent, value: int) -> dict[str, int]:
+    key = str(event.data.get("tag") or f"@{event.at_ms}")
+    return {**orders, key: orders.get(key, 0) + value}
 
 
 def realised(trade: TradeRecord) -> int:

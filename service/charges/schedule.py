@@ -21,6 +21,7 @@ Every rate names its `source`; a rate no source states (BSE futures' transaction
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -50,7 +51,7 @@ class Rate:
     source: str
     verified: bool
 
-    @property
+    @functools.cached_property
     def fraction(self) -> Fraction:
         """The rate as an exact fraction of the value it applies to (0.025 % -> 1/4000)."""
         return Fraction(self.percent) / 100
@@ -70,7 +71,7 @@ class Rates:
     stamp: Rate
     gst: Rate
 
-    @property
+    @functools.cached_property
     def unverified(self) -> tuple[str, ...]:
         names = ("stt", "exchange_txn", "sebi", "stamp", "gst")
         return tuple(name for name in names if not getattr(self, name).verified)

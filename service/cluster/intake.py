@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from service.charges.setting import charging
 from service.accounts.directory import AccountDirectory
 from service.accounts.model import Account
 from service.alerts.dispatch import Accepted, Opened, asked_quantity
@@ -178,6 +179,7 @@ class IntakeRole:
         self.metrics = Metrics()
         self.listeners = Listeners()
         self.store = Store(settings.database_url)
+        self.charging = charging(settings.brokerage, settings.charges_schedule)  # P&L net of charges
         self.bus = Bus(settings.nats_url, settings.cluster_name, lease_ttl_s=settings.failover_s / 2, name="intake")
         self.outbox = Outbox(self.store, self._publish)
         self.broker, others = brokers_from_settings(settings)  # REST only: symbol searches

@@ -82,7 +82,7 @@ async def list_trades(request: Request, runtime: Runtime) -> Response:
 
 def _view(request: Request, runtime: Runtime, trade: TradeRecord) -> dict:
     hub = request.app.state.feed  # the feed's FeedHub: its prices and history
-    return trade_view(trade, runtime.trader.stops.view(trade), hub.ltp(trade))
+    return trade_view(trade, runtime.trader.stops.view(trade), hub.ltp(trade), runtime.charging)
 
 
 def trade_id_of(request: Request) -> int:

@@ -16,6 +16,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.charges import ChargesError
+from service.charges.trades import Charging
 from service.guard import engine_trade
 from service.store import Store, ist_date
 from service.trades import OPEN_STATES, TradeRecord, TradeState
@@ -31,16 +33,35 @@ __all__ = ["DayFigures", "desk_summary", "read_figures", "stream_state", "summar
 
 
 class DayFigures(msgspec.Struct, frozen=True):
-    """What the store says of a day: its realised P&L (paise) and its closed trades' exits by reason."""
+    """What the store says of a day: its realised P&L (paise), its closed trades' exits by reason, their
+    charges (paise) and how many of them the charges schedule does not cover."""
     day: str
     realised: int
     exits: dict[str, int]
+    charges: int = 0
+    uncharged: int = 0
 
 
-async def read_figures(store: Store, day: str) -> DayFigures:
+async def read_figures(store: Store, day: str, charging: Charging) -> DayFigures:
     closed = await store.closed_on(day)
     exits = collections.Counter(t.reason or "UNKNOWN" for t in closed)
-    return DayFigures(day, await store.realised_on(day), dict(sorted(exits.items())))
+    charged, uncharged = _charges(charging, ((t, None) for t in closed))
+    return DayFigures(day, await store.realised_on(day), dict(sorted(exits.items())), charged, uncharged)
+
+
+def _charges(charging: Charging, trades: Iterable[tuple[TradeRecord, int | None]]) -> tuple[int, int]:
+    """(total charges in paise, trades the schedule does not cover) of trades with their prices."""
+    total = uncharged = 0
+    for trade, ltp in trades:
+        if not trade.filled:
+            continue
+        try:
+            breakdown = charging.breakdown(trade, ltp)
+        except ChargesError:
+            uncharged += 1
+            continue
+        total += breakdown.total if breakdown is not None else 0
+    return total, uncharged
 
 
 def stream_state(runtime: Runtime) -> dict[str, Any]:
@@ -64,34 +85,42 @@ def stream_state(runtime: Runtime) -> dict[str, Any]:
 
 def summary(runtime: Runtime, figures: DayFigures, open_trades: Iterable[TradeRecord],
             ltp: Callable[[TradeRecord], int | None]) -> dict[str, Any]:
-    """The strip: money in paise with `_rupees` beside it. `open_pnl` is null while an open position
-    has no price yet; `net_pnl` is null (charges are not known to tickguard)."""
+    """The strip: money in paise with `_rupees` beside it. `open_pnl` (and so `net_pnl`) is null while
+    an open position has no price yet. `charges`: the day's closed trades' and the open trades' (what
+    is open charged as an exit at the latest price); `uncharged` counts trades the schedule does not
+    cover (left out of `charges`)."""
     count = unprotected = 0
     open_total: int | None = 0
+    priced: list[tuple[TradeRecord, int | None]] = []
     for trade in open_trades:
         if trade.state not in OPEN_STATES:
             continue
+        priced.append((trade, ltp(trade)))
         count += 1
         unprotected += trade.state is TradeState.UNPROTECTED
         if trade.open_quantity:
-            move = open_pnl(trade, ltp(trade))
+            move = open_pnl(trade, priced[-1][1])
             open_total = None if move is None or open_total is None else open_total + move
     halts = runtime.halts
     operator = halts.operator if halts.global_halt else None
     groups: dict[str, dict[str, str]] = {"account": {}, "strategy": {}}
     for (scope, key), record in sorted(halts.loss.items()):
         groups[scope][key] = record.reason
-    view = {"day": figures.day, "realised_pnl": figures.realised, "open_pnl": open_total, "net_pnl": None,
+    open_charges, open_uncharged = _charges(runtime.charging, priced)
+    day_charges = figures.charges + open_charges
+    net = None if open_total is None else figures.realised + open_total - day_charges
+    view = {"day": figures.day, "realised_pnl": figures.realised, "open_pnl": open_total, "charges": day_charges,
+            "net_pnl": net, "uncharged": figures.uncharged + open_uncharged,
             "open_trades": count, "unprotected": unprotected, "exits_by_reason": figures.exits,
             "halts": {"operator": halts.global_halt, "reason": operator.reason if operator else None,
                       "accounts": groups["account"], "strategies": groups["strategy"]},
             "stream": stream_state(runtime)}
-    return with_rupees(view, ("realised_pnl", "open_pnl", "net_pnl"))
+    return with_rupees(view, ("realised_pnl", "open_pnl", "charges", "net_pnl"))
 
 
 async def desk_summary(request: Request, runtime: Runtime) -> Response:
     hub = request.app.state.feed  # the feed's FeedHub: its prices and history
-    figures = await read_figures(runtime.store, ist_date(runtime.now_ms()))
+    figures = await read_figures(runtime.store, ist_date(runtime.now_ms()), runtime.charging)
     open_trades = await runtime.store.trades(states=OPEN_STATES)
     return JSONResponse(summary(runtime, figures, open_trades, hub.ltp))
 

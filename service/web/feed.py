@@ -178,7 +178,7 @@ class FeedHub:
 
     def view(self, trade: TradeRecord) -> dict[str, Any]:
         ltp = self.ltp(trade)
-        view = trade_view(trade, self.runtime.trader.stops.view(trade), ltp)
+        view = trade_view(trade, self.runtime.trader.stops.view(trade), ltp, self.runtime.charging)
         view["pnl"] = pnl(trade, ltp) if trade.state in OPEN_STATES else trade.realised_pnl
         return view
 
@@ -260,7 +260,7 @@ class FeedHub:
         figures = self._figures
         if figures is None or figures.day != day or self._figures_at != self._changes:
             changes = self._changes  # a trade that changes during the read leaves them stale for the next
-            figures = self._figures = await desk.read_figures(self.runtime.store, day)
+            figures = self._figures = await desk.read_figures(self.runtime.store, day, self.runtime.charging)
             self._figures_at = changes
         return desk.summary(self.runtime, figures, self._open.values(), self.ltp)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from service.charges.trades import BREAKDOWN_FIELDS
 from service.web.alerts_api import ALERT_STATUSES
 from service.web.csv_export import CSV_COLUMNS
 from service.web.queries import ID_MAX, LIMIT_MAX
@@ -21,6 +22,17 @@ TRADE_VIEW_FIELDS: dict[str, Any] = {
     "open_pnl": {**_MONEY, "description": "open quantity × (ltp − entry), signed by side; null with nothing open or no price"},
     "exit_reason": {"type": ["string", "null"], "description": "why it is exiting or was closed: STOP, TARGET, TRAIL, "
                                                              "SQUARE_OFF, SIGNAL, MANUAL, BROKER_STOP, …"},
+    "gross_pnl": {**_MONEY, "description": "an open trade: realised + what is open at ltp (null without a price); a "
+                                          "finished one: its realised P&L"},
+    "charges": {"type": ["object", "null"], "description": "charges on its executed orders (an open trade: what is "
+                "open charged as an exit at ltp), paise, with `_rupees` beside each; null: nothing executed, no "
+                "price yet, or not covered (`charges_why`)",
+                "properties": {**{name: {"type": "integer"} for name in BREAKDOWN_FIELDS},
+                               **{f"{name}_rupees": _RUPEES for name in BREAKDOWN_FIELDS},
+                               "unverified": {"type": "array", "items": {"type": "string"},
+                                              "description": "charges computed from a rate no source states"}}},
+    "net_pnl": {**_MONEY, "description": "gross_pnl − charges.total"},
+    "charges_why": {"type": ["string", "null"], "description": "why there are no charges, when there is a reason"},
     **{f"{name}_rupees": _RUPEES for name in MONEY_FIELDS},
 }
 CONFLICT_RULES = ("halt: new entries are halted (operator); window: outside the entry window; limits: a daily loss "
@@ -37,13 +49,16 @@ _ALERT = {"type": "object", "required": ["id", "received_ms", "source", "status"
                          "status": {"enum": list(ALERT_STATUSES)}, "reason": {"type": "string"},
                          "body": {"type": "object", "description": "as received; secret-named fields and the secret read ***"},
                          "trade_ids": {"type": "array", "items": {"type": "integer"}}}}
-_MONEY_PAIR = ("realised_pnl", "open_pnl", "net_pnl")
-_SUMMARY = {"type": "object", "required": ["day", *_MONEY_PAIR, "open_trades", "unprotected", "exits_by_reason", "halts", "stream"],
+_MONEY_PAIR = ("realised_pnl", "open_pnl", "charges", "net_pnl")
+_SUMMARY = {"type": "object", "required": ["day", *_MONEY_PAIR, "uncharged", "open_trades", "unprotected", "exits_by_reason", "halts", "stream"],
             "properties": {
                 "day": {"type": "string", "description": "today, IST"},
                 "realised_pnl": {"type": "integer", "description": "the day's realised P&L over every account, paise"},
                 "open_pnl": {**_MONEY, "description": "open trades at their latest prices; null while one has no price"},
-                "net_pnl": {"type": "null", "description": "after charges: null until charges are known"},
+                "charges": {"type": "integer", "description": "charges of the trades closed today and of the open "
+                            "trades (what is open charged as an exit at its latest price), paise"},
+                "net_pnl": {**_MONEY, "description": "realised + open − charges; null while an open trade has no price"},
+                "uncharged": {"type": "integer", "description": "trades the charges schedule does not cover (not in charges)"},
                 **{f"{name}_rupees": _RUPEES for name in _MONEY_PAIR},
                 "open_trades": {"type": "integer"}, "unprotected": {"type": "integer"},
                 "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"},

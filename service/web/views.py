@@ -10,12 +10,15 @@ from typing import Any
 
 import msgspec
 
+from service.charges.trades import BREAKDOWN_FIELDS, Charging
 from service.store import OrderRecord
 from service.trades import OPEN_STATES, TradeRecord, TradeState
 
 __all__ = ["MONEY_FIELDS", "exit_reason", "open_pnl", "order_view", "pnl", "rupees", "trade_view", "with_rupees"]
 
-MONEY_FIELDS = ("entry_price", "exit_price", "stop", "target", "realised_pnl", "ltp", "open_pnl")
+_SHIPPED = Charging()  # the Angel One plan at the shipped rates, for a view built without the service's own
+MONEY_FIELDS = ("entry_price", "exit_price", "stop", "target", "realised_pnl", "ltp", "open_pnl", "gross_pnl",
+                "net_pnl")
 
 
 def rupees(paise: int | None) -> str | None:
@@ -63,17 +66,30 @@ def exit_reason(trade: TradeRecord) -> str | None:
     return None
 
 
-def trade_view(trade: TradeRecord, broker_stop: dict[str, Any] | None = None, ltp: int | None = None) -> dict[str, Any]:
+def gross_pnl(trade: TradeRecord, ltp: int | None) -> int | None:
+    """An open trade's P&L with what is open at `ltp`; a finished trade's realised P&L."""
+    return pnl(trade, ltp) if trade.state in OPEN_STATES else trade.realised_pnl
+
+
+def trade_view(trade: TradeRecord, broker_stop: dict[str, Any] | None = None, ltp: int | None = None,
+               charging: Charging | None = None) -> dict[str, Any]:
     """The stored trade, its open quantity and — for an open trade — its broker-side backup stop:
     `{"trigger", "limit", "quantity", "status", "tags"}` while one is working, `{"why"}` when none is;
-    `ltp` (the latest tick held for its instrument), `open_pnl`, `exit_reason` and the rupee strings."""
+    `ltp` (the latest tick held for its instrument), `open_pnl`, `exit_reason`, `gross_pnl`, `charges`
+    (the breakdown, for an open trade with what is open charged as an exit at `ltp`), `net_pnl` and the
+    rupee strings."""
     view = msgspec.to_builtins(trade)
+    del view["entry_orders"], view["exit_orders"]  # in `charges`; the orders themselves are /trades/{id}'s
     view["open_quantity"] = trade.open_quantity
     view["broker_stop"] = broker_stop
     view["ltp"] = ltp
     view["open_pnl"] = open_pnl(trade, ltp) if trade.state in OPEN_STATES else None
     view["exit_reason"] = exit_reason(trade)
+    view.update((charging or _SHIPPED).of(trade, gross_pnl(trade, ltp), ltp).view())
+    if view["charges"] is not None:
+        with_rupees(view["charges"], BREAKDOWN_FIELDS)
     return with_rupees(view, MONEY_FIELDS)
+
 
 
 def order_view(order: OrderRecord) -> dict[str, Any]:

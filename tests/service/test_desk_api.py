@@ -154,7 +154,14 @@ def test_the_summary_adds_up_the_trades_made(service):
     assert summary["day"] == ist_date(int(time.time() * 1000))
     assert summary["realised_pnl"] == closed["realised_pnl"] and summary["realised_pnl_rupees"] == rupees(closed["realised_pnl"])
     assert summary["open_pnl"] == 3 * (81235 - entry) and summary["open_pnl_rupees"] == rupees(3 * (81235 - entry))
-    assert summary["net_pnl"] is None and summary["net_pnl_rupees"] is None
+    closed_view = get(service, f"/trades/{closed['id']}").json()["trade"]
+    open_view = get(service, f"/trades/{open_id}").json()["trade"]
+    day_charges = closed_view["charges"]["total"] + open_view["charges"]["total"]
+    assert closed_view["net_pnl"] == closed["realised_pnl"] - closed_view["charges"]["total"]
+    assert open_view["gross_pnl"] == 3 * (81235 - entry) and open_view["charges"]["total"] > 0
+    assert summary["charges"] == day_charges and summary["uncharged"] == 0
+    assert summary["net_pnl"] == closed["realised_pnl"] + 3 * (81235 - entry) - day_charges
+    assert summary["net_pnl_rupees"] == rupees(summary["net_pnl"])
     assert (summary["open_trades"], summary["unprotected"], summary["exits_by_reason"]) == (1, 0, {"STOP": 1})
     assert summary["halts"] == {"operator": False, "reason": None, "accounts": {}, "strategies": {}}
     stream = summary["stream"]

@@ -349,7 +349,7 @@ async def test_webhooks_each_get_the_message_independently(bot, bot_server, sett
     body = bot.to("/hook/ok")[0].body
     assert body["kind"] == "exit" and body["text"] == bot.to(TELEGRAM_PATH)[0].body["text"]
     assert body["trade"]["id"] == 7 and body["trade"]["state"] == "CLOSED" and body["trade"]["realised_pnl"] == -5500
-    assert body["data"] == {} and body["at_ms"] == 1_700_000_000_000
+    assert body["data"]["gross_pnl"] == -5500 and "charges" in body["data"] and body["at_ms"] == 1_700_000_000_000
     notes.on_event("halt", {"halted": True, "flatten": False})
     await notes.stop(timeout_s=0.5)
     assert bot.to("/hook/ok")[1].body == {"kind": "halt", "text": "⛔ HALT — no new entries (paper)", "trade": None,

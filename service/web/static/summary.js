@@ -19,8 +19,10 @@ export function applySummary(summary) {
   $("summary").dataset.day = summary.day || "";
   show("realised", signed(summary.realised_pnl), tone(summary.realised_pnl), `realised today (${summary.day})`);
   show("open_pnl", signed(summary.open_pnl), tone(summary.open_pnl), "open trades at their last price");
+  const uncharged = summary.uncharged ? ` (${summary.uncharged} trade(s) outside the charges schedule left out)` : "";
   show("net", signed(summary.net_pnl), tone(summary.net_pnl),
-    summary.net_pnl === null || summary.net_pnl === undefined ? "charges are not counted yet" : "realised + open − charges");
+    summary.net_pnl === null || summary.net_pnl === undefined ? "waiting for a price of every open trade"
+      : `realised + open − charges ${summary.charges_rupees ?? ""}${uncharged}`);
   show("open_trades", String(summary.open_trades ?? "—"));
   const unprotected = summary.unprotected ?? 0;
   show("unprotected", String(summary.unprotected ?? "—"), unprotected > 0 ? "loss" : "",
