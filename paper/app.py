@@ -20,6 +20,7 @@ from paper.envelopes import BadRequest, fail, json_object, ok, rate_limited, tok
 from paper.errors import PaperError
 from paper.exchange import PaperExchange
 from paper.gtt_routes import GTT_ROUTES
+from paper.charges import estimate_charges
 from paper.margins import margin_batch
 from paper.ratelimit import RateLimiter
 from paper.sockets import socket_routes
@@ -87,6 +88,7 @@ def create_app(exchange: PaperExchange) -> Starlette:
         Route(f"{SECURE}/order/v1/searchScrip", endpoint("searchScrip", market.search_scrip), methods=["POST"]),
         # The SDK names this route without a leading slash and urljoins it onto `root`: on a bare host:port root, this path.
         Route(f"{SECURE}/margin/v1/batch", endpoint("marginBatch", margin_batch), methods=["POST"]),
+        Route(f"{SECURE}/brokerage/v1/estimateCharges", endpoint("estimateCharges", estimate_charges), methods=["POST"]),
         *(Route(path, endpoint(name, handler), methods=["POST"]) for path, name, handler in GTT_ROUTES),
         Route(MASTER_PATH, instrument_master, methods=["GET"]),
         *control_routes(exchange),

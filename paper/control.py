@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from paper.charges import set_rates
 from paper.envelopes import json_object
 from paper.faults import FAULT_KINDS, Fault
 
@@ -255,4 +256,5 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         Route(f"{PREFIX}/state", guarded(ex, state), methods=["GET"]),
         Route(f"{PREFIX}/stamps", guarded(ex, stamps), methods=["GET"]),
         Route(f"{PREFIX}/prices", guarded(ex, prices), methods=["GET"]),
+        Route(f"{PREFIX}/charges", guarded(ex, set_rates(ex)), methods=["PUT"]),
     ]

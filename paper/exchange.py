@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from paper.auth import PaperLogin, Sessions
 from paper.faults import RouteHolds
 from paper.gtt import GttBook
+from paper.charge_rates import ChargeRates
 from paper.instruments import Universe, build_universe
 from paper.orders import OrderEngine, OrderEvent
 from paper.paths import PathPlayer
@@ -70,6 +71,7 @@ class PaperExchange:
 
     def _build(self) -> None:
         self.prices = PriceBook(self.universe, seed=self.config.seed, clock=self.clock)
+        self.charge_rates = ChargeRates()  # estimateCharges: its own copy of the rates
         self.engine = OrderEngine(
             self.universe, self.prices, clock=self.clock, opening_cash=lambda _code: self.config.opening_cash_paise
         )

@@ -15,6 +15,7 @@ from service.exits import ExitCode, failure
 from service.serving import bound_port, listen, serve
 from service.settings import (PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPERATOR_TOKEN, PAPER_WEBHOOK_SECRET,
                               SECRET_FIELDS, Settings, load_settings)
+from service import charges_cli
 from service.cluster import cli as cluster_cli
 from service.operators import cli as operators_cli
 from service.symbols import cli as symbols_cli
@@ -171,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("settings", help="print the settings in force (secrets masked)")
     symbols_cli.add_commands(commands)
+    charges_cli.add_commands(commands)
     cluster_cli.add_commands(commands)
     operators_cli.add_commands(commands)
     return parser
@@ -197,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "symbols":
             return symbols_cli.run(args, settings)
+        if args.command == "charges":
+            return charges_cli.run(args, settings)
         if args.command == "serve":
             run(_serve(settings, args.host, args.port), settings.event_loop)
             return 0

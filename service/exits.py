@@ -20,6 +20,7 @@ class ExitCode(enum.IntEnum):
     LEASE_LOST = 3  # `tickguard guard`: the shard's lease was lost (its supervisor restarts it)
     LOGIN_REFUSED = 4  # the broker refused the login: wrong PIN, TOTP secret or API key
     ADDRESS_IN_USE = 5  # the service's or the paper exchange's port is taken (or the address is not this host's)
+    DIFFERENCES = 6  # `tickguard charges check`: tickguard's charges and the broker's differ
     INTERRUPTED = 130  # Ctrl-C before the service had started
 
 

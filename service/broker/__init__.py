@@ -15,6 +15,8 @@ from service.broker.types import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
     Candle,
+    ChargeLeg,
+    EstimatedCharges,
     Fill,
     Funds,
     GttRequest,
@@ -34,7 +36,7 @@ from service.broker.types import (
 )
 
 __all__ = [
-    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "EntryExpired", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "LoginFailed",
+    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "ChargeLeg", "EstimatedCharges", "EntryExpired", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "LoginFailed",
     "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
     "SessionExpired", "TERMINAL_STATUSES", "TickStream", "expired_reason",

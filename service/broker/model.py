@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import NoReturn
 
 from service.broker.errors import OrderRefused, PlacementUnknown, RateLimited
@@ -39,6 +40,8 @@ from service.broker.types import (
     GttRequest,
     GttRule,
     GttStatus,
+    ChargeLeg,
+    EstimatedCharges,
     MarginLeg,
     OrderAck,
     OrderKind,
@@ -210,6 +213,11 @@ class ModelBroker:
 
     async def margin(self, legs: Sequence[MarginLeg]) -> int:
         return sum(leg.quantity * (leg.price or self.prices.get((leg.exchange, leg.token), 0)) for leg in legs)
+
+    async def estimate_charges(self, legs: Sequence[ChargeLeg]) -> EstimatedCharges:
+        """The model charges Rs 20 an order and nothing else."""
+        brokerage = Decimal(20 * len(legs))
+        return EstimatedCharges(total=brokerage, components={"brokerage": brokerage})
 
     # Market data -------------------------------------------------------------------------------------
     async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int:

@@ -16,6 +16,8 @@ from reactivex import Observable
 from service.broker.types import (
     BrokerOrder,
     Candle,
+    ChargeLeg,
+    EstimatedCharges,
     Fill,
     Funds,
     GttRequest,
@@ -125,6 +127,9 @@ class Broker(Protocol):
 
     async def margin(self, legs: Sequence[MarginLeg]) -> int:
         """Paise the broker would block for these positions together (SmartAPI's margin batch)."""
+
+    async def estimate_charges(self, legs: Sequence[ChargeLeg]) -> EstimatedCharges:
+        """What the broker says these executed orders cost in charges (SmartAPI's estimateCharges)."""
 
     async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int: ...
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import enum
 
+from decimal import Decimal
+
 import msgspec
 
 __all__ = [
-    "BrokerOrder", "Candle", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest",
+    "BrokerOrder", "Candle", "ChargeLeg", "EstimatedCharges", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "MarginLeg", "OrderAck", "OrderKind", "OrderRequest",
     "OrderSide", "OrderStatus", "OrderUpdate", "Position", "Priority", "SearchHit", "TERMINAL_STATUSES",
 ]
 
@@ -107,6 +109,27 @@ class MarginLeg(msgspec.Struct, frozen=True, kw_only=True):
     price: int  # paise; 0 = a market order (the broker prices it)
     product: str
     side: OrderSide
+
+
+class ChargeLeg(msgspec.Struct, frozen=True, kw_only=True):
+    """One executed order whose charges the broker is asked to estimate."""
+
+    exchange: str
+    token: str
+    tradingsymbol: str
+    quantity: int  # units
+    price: int  # paise (options: the premium)
+    product: str
+    side: OrderSide
+
+
+class EstimatedCharges(msgspec.Struct, frozen=True, kw_only=True):
+    """The broker's estimate for a set of orders, in rupees as it answered (to 4 decimals), by
+    component: brokerage, stt, exchange_txn, sebi, stamp, gst (and `other`: any item it names that is
+    none of these); `total` as it stated it."""
+
+    total: Decimal
+    components: dict[str, Decimal]
 
 
 class OrderAck(msgspec.Struct, frozen=True):

@@ -11,6 +11,7 @@ import aiohttp
 
 from service.broker.errors import BrokerError, BrokerUnavailable, OrderRefused, PlacementUnknown
 from service.broker.port import OrderUpdateStream, Progress, TickStream
+from service.broker.smartapi.charges import charges_body, read_charges
 from service.broker.smartapi.config import SmartApiConfig
 from service.broker.smartapi.gtt import cancel_body, create_body, modify_body, rule_from_row, rule_id_of
 from service.broker.smartapi.rest import SmartApiRest
@@ -26,6 +27,8 @@ from service.broker.smartapi.rows import (
 from service.broker.types import (
     BrokerOrder,
     Candle,
+    ChargeLeg,
+    EstimatedCharges,
     Fill,
     Funds,
     GttRequest,
@@ -211,6 +214,10 @@ class SmartApiBroker:
         if not isinstance(data, dict) or data.get("totalMarginRequired") in (None, ""):
             raise BrokerUnavailable("the margin reply carried no totalMarginRequired", route="marginBatch")
         return paise(data["totalMarginRequired"])
+
+    async def estimate_charges(self, legs: Sequence[ChargeLeg]) -> EstimatedCharges:
+        """The broker's charges for these executed orders (`estimateCharges`), rupees by component."""
+        return read_charges(await self.rest.call("estimateCharges", charges_body(legs)))
 
     # Market data ----------------------------------------------------------------------------------
     async def ltp(self, exchange: str, tradingsymbol: str, token: str) -> int:

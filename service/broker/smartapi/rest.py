@@ -58,6 +58,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     # The SDKs name this route without a leading slash (urljoin onto the root); on Angel's bare-host root
     # that is the same URL as this path.
     "marginBatch": ("POST", f"{SECURE}/margin/v1/batch"),
+    "estimateCharges": ("POST", f"{SECURE}/brokerage/v1/estimateCharges"),  # also no leading slash in the SDKs
     # GTT rules, named as smartapi-python names its methods; the SDK calls these three under /gtt-service
     "gttCreateRule": ("POST", f"/gtt-service{SECURE}/gtt/v1/createRule"),
     "gttModifyRule": ("POST", f"/gtt-service{SECURE}/gtt/v1/modifyRule"),
