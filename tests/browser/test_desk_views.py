@@ -17,6 +17,18 @@ from tests.support.service import SECRET
 STOP_10 = {"type": "points", "value": 10}
 
 
+def signed_text(paise: int) -> str:
+    """As the desk writes a P&L: "+1,234.50", "-9.00"."""
+    sign = "-" if paise < 0 else ("+" if paise > 0 else "")
+    whole, part = divmod(abs(paise), 100)
+    groups = str(whole)
+    if len(groups) > 3:  # Indian grouping: 12,34,567
+        head, tail = groups[:-3], groups[-3:]
+        head = ",".join(re.findall(r"\d{1,2}(?=(?:\d{2})*$)", head))
+        groups = f"{head},{tail}"
+    return f"{sign}{groups}.{part:02d}"
+
+
 def stat(page: Page, name: str):
     return page.locator(f'#summary [data-stat="{name}"] .value')
 
@@ -29,7 +41,7 @@ def test_the_summary_strip_follows_the_paper_price_exits_and_halts(service_facto
     expect(stat(page, "open_trades")).to_have_text("0")
     expect(stat(page, "exits")).to_have_text("none")
     expect(stat(page, "halted")).to_have_text("none")
-    expect(stat(page, "net")).to_have_text("—")  # charges are not counted yet
+    expect(stat(page, "net")).to_have_text("0.00")  # nothing traded: no P&L, no charges
 
     kept = open_trade(service, stoploss=STOP_10, quantity=2)
     closed = open_trade(service, stoploss=STOP_10, quantity=3, strategyname="s2")
@@ -53,6 +65,11 @@ def test_the_summary_strip_follows_the_paper_price_exits_and_halts(service_facto
     expect(cell(page, closed, "exit")).to_have_text("797.00")
     expect(cell(page, closed, "exit_reason")).to_have_text("MANUAL")
     expect(cell(page, kept, "exit_reason")).to_have_text("—")
+    with service.client() as client:  # net = realised + open − every charge, as the API says it
+        net = client.get("/desk/summary").json()["net_pnl"]
+    assert net is not None and net < -9_00 - 6_00  # the charges come off
+    expect(stat(page, "net")).to_have_text(signed_text(net))
+    expect(page.locator('#summary [data-stat="net"]')).to_have_attribute("title", re.compile(r"realised \+ open − charges \d+\.\d\d"))
 
     page.click("#halt")
     expect(stat(page, "halted")).to_have_text("all entries")
@@ -92,6 +109,9 @@ def test_history_pages_filters_and_exports_the_days_trades_as_csv(service_factor
     newest = ids[-1]
     expect(cell(page, newest, "exit", "history")).to_have_text("803.00")
     expect(cell(page, newest, "pnl", "history")).to_have_text("+3.00")
+    net = service.trade(newest)["trade"]["net_pnl"]
+    expect(cell(page, newest, "net", "history")).to_have_text(signed_text(net))  # +3.00 less its charges
+    expect(cell(page, newest, "net", "history")).to_have_attribute("title", re.compile(r"^charges \d+\.\d\d: brokerage "))
     reason = cell(page, newest, "exit_reason", "history").inner_text()
     assert reason not in ("", "—")
     page.fill("#history-strategy", "s2")
@@ -121,8 +141,10 @@ def test_history_pages_filters_and_exports_the_days_trades_as_csv(service_factor
     assert {r["state"] for r in rows} == {"CLOSED"}
     assert rows[-1]["entry"] == "800.00" and rows[-1]["exit"] == "803.00" and rows[-1]["realised_pnl"] == "3.00"
     assert rows[-1]["exit_reason"] == reason
+    newest_view = service.trade(newest)["trade"]
+    assert rows[-1]["charges"] == newest_view["charges"]["total_rupees"] and rows[-1]["net_pnl"] == newest_view["net_pnl_rupees"]
     assert list(rows[0]) == ["id", "created", "account", "strategy", "symbol", "side", "quantity", "entry", "exit",
-                             "exit_reason", "realised_pnl", "state"]
+                             "exit_reason", "realised_pnl", "charges", "net_pnl", "state"]
 
 
 def test_the_alerts_view_shows_a_refused_alert_with_its_reason_and_no_secret(service_factory, browser: Browser):

@@ -1,7 +1,7 @@
 // Finished trades, a page at a time, filtered by day, strategy, account and state
 // (GET /trades?…&before=), and the day's CSV (GET /trades.csv?day=).
 
-import { $, clock, el, get, istDay, money, reasonOf, signed, tone } from "./util.js";
+import { $, chargesText, clock, el, get, istDay, money, reasonOf, signed, tone } from "./util.js";
 import { exitReason } from "./state.js";
 
 let next = null;
@@ -44,8 +44,10 @@ function row(trade) {
     cell("exit", money(trade.exit_price), "num"),
     cell("exit_reason", reason || "—"),
     cell("pnl", signed(trade.realised_pnl), ("num " + tone(trade.realised_pnl)).trim()),
+    cell("net", signed(trade.net_pnl), ("num " + tone(trade.net_pnl)).trim()),
     cell("status", [el("span", `state state-${trade.state}`, trade.state.replace("_", " "))]),
   );
+  tr.cells[tr.cells.length - 2].title = chargesText(trade);
   for (const td of tr.cells) td.dataset.label = $("history").tHead.rows[0].cells[td.cellIndex].textContent;
   return tr;
 }

@@ -1,6 +1,6 @@
 // The live trades table: every open trade and today's recent ones, as the feed keeps them.
 
-import { $, el, money, post, reasonOf, signed, tone } from "./util.js";
+import { $, chargesText, el, money, post, reasonOf, signed, tone } from "./util.js";
 import { CLOSABLE, FINISHED, exitReason, state } from "./state.js";
 
 const COLUMNS = [
@@ -93,6 +93,7 @@ export function updateRow(trade) {
   const pnl = cell("pnl");
   pnl.textContent = signed(trade.pnl);
   pnl.className = ("num " + tone(trade.pnl)).trim();
+  pnl.title = chargesText(trade);
   const badge = el("span", `state state-${trade.state}`, trade.state.replace("_", " "));
   if (trade.reason) badge.title = trade.reason;
   cell("status").replaceChildren(badge);

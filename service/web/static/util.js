@@ -59,3 +59,15 @@ export async function get(path) {
   if (reply && reply.status === 401) unauthorised();
   return reply;
 }
+
+const CHARGE_NAMES = [["brokerage", "brokerage"], ["stt", "STT"], ["exchange_txn", "exchange"], ["sebi", "SEBI"],
+  ["stamp", "stamp"], ["gst", "GST"]];
+
+/** A trade's charges and net P&L as a tooltip line ("" until it has charges). */
+export function chargesText(trade) {
+  const charges = trade.charges;
+  if (!charges) return trade.charges_why ? `no charges: ${trade.charges_why}` : "";
+  const parts = CHARGE_NAMES.filter(([key]) => charges[key]).map(([key, name]) => `${name} ${charges[key + "_rupees"]}`);
+  const open = trade.open_quantity ? " (what is open as an exit at the last price)" : "";
+  return `charges ${charges.total_rupees}${open}: ${parts.join(", ")} · net ${trade.net_pnl_rupees ?? "—"}`;
+}
