@@ -17,6 +17,7 @@ from service.settings import (PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPE
                               SECRET_FIELDS, Settings, load_settings)
 from service.cluster import cli as cluster_cli
 from service.operators import cli as operators_cli
+from service.replay import cli as replay_cli
 from service.symbols import cli as symbols_cli
 
 __all__ = ["main", "paper_config"]
@@ -173,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     symbols_cli.add_commands(commands)
     cluster_cli.add_commands(commands)
     operators_cli.add_commands(commands)
+    replay_cli.add_commands(commands)
     return parser
 
 
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "operator":  # before the settings: live settings without OPERATORS_FILE are refused
             return operators_cli.run(args, _configured_operators_file())
+        if args.command in ("replay", "export-alerts"):  # offline: no settings, no broker
+            return replay_cli.run(args)
         settings = load_settings()
         from service.logs import configure_logging
 
