@@ -22,7 +22,6 @@ instrument's latest tick).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from service.replay.errors import AlertsFileError, ReplayError
 from service.replay.outcomes import Slippage
 from service.replay.plans import Fill
 from service.replay.run import Replay, TradeRun, VariantRun
+from service.replay.sources import run_async
 from service.replay.variants import Variant
 from service.store import Store
 from service.trades import TradeRecord, TradeSpec, TradeState
@@ -228,7 +228,7 @@ async def _export(db: Path, day: str | None) -> list[dict[str, Any]]:
 
 def export_alerts(db: str | Path, out: str, *, day: str | None = None) -> int:
     """A store's accepted alerts (oldest first) as an alerts file at `out` ("-": standard output)."""
-    lines = asyncio.run(_export(Path(db), day))
+    lines = run_async(_export(Path(db), day))
     text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
     if out == "-":
         import sys

@@ -11,8 +11,10 @@ closes and the partial exits' fills follow at theirs, for as long as the variant
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from service.guard import engine_trade
 from service.replay.errors import ReplayError
@@ -22,7 +24,9 @@ from service.replay.variants import Variant
 from service.store import Store
 from streams import Amend, Arm, Close, ExitReason, Reduce
 
-__all__ = ["plans_from_store", "schedule_trades"]
+__all__ = ["plans_from_store", "run_async", "schedule_trades"]
+
+T = TypeVar("T")
 
 
 async def _read_plans(path: Path) -> list[TradePlan]:
@@ -42,9 +46,19 @@ async def _read_plans(path: Path) -> list[TradePlan]:
         await store.close()
 
 
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run the store's reads to the end from plain code, also where this thread runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def plans_from_store(path: str | Path) -> list[TradePlan]:
     """Every trade of the store whose entry filled, oldest first, as a plan."""
-    return asyncio.run(_read_plans(Path(path)))
+    return run_async(_read_plans(Path(path)))
 
 
 def schedule_trades(replay: Replay, plans: Sequence[TradePlan], variants: Sequence[Variant]) -> None:
