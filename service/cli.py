@@ -17,6 +17,7 @@ from service.settings import (PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPE
                               SECRET_FIELDS, Settings, load_settings)
 from service.cluster import cli as cluster_cli
 from service.operators import cli as operators_cli
+from service.recording import cli as recording_cli
 from service.replay import cli as replay_cli
 from service.symbols import cli as symbols_cli
 
@@ -174,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     symbols_cli.add_commands(commands)
     cluster_cli.add_commands(commands)
     operators_cli.add_commands(commands)
+    recording_cli.add_commands(commands)
     replay_cli.add_commands(commands)
     return parser
 
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             run(_serve(settings, args.host, args.port), settings.event_loop)
             return 0
+        if args.command == "record":
+            return recording_cli.run(args, settings, run)
         if args.command in ("intake", "executor", "guard", "cluster-status"):
             return cluster_cli.run(args, settings, run)
         if args.command == "paper":
