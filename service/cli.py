@@ -18,6 +18,8 @@ from service.settings import (PAPER_OPERATOR, PAPER_OPERATOR_PASSWORD, PAPER_OPE
 from service import charges_cli
 from service.cluster import cli as cluster_cli
 from service.operators import cli as operators_cli
+from service.recording import cli as recording_cli
+from service.replay import cli as replay_cli
 from service.symbols import cli as symbols_cli
 
 __all__ = ["main", "paper_config"]
@@ -175,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
     charges_cli.add_commands(commands)
     cluster_cli.add_commands(commands)
     operators_cli.add_commands(commands)
+    recording_cli.add_commands(commands)
+    replay_cli.add_commands(commands)
     return parser
 
 
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "operator":  # before the settings: live settings without OPERATORS_FILE are refused
             return operators_cli.run(args, _configured_operators_file())
+        if args.command in ("replay", "export-alerts"):  # offline: no settings, no broker
+            return replay_cli.run(args)
         settings = load_settings()
         from service.logs import configure_logging
 
@@ -204,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             run(_serve(settings, args.host, args.port), settings.event_loop)
             return 0
+        if args.command == "record":
+            return recording_cli.run(args, settings, run)
         if args.command in ("intake", "executor", "guard", "cluster-status"):
             return cluster_cli.run(args, settings, run)
         if args.command == "paper":

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Database", "GroupedWriter", "Migration", "settle_outcomes"]
+__all__ = ["Database", "GroupedWriter", "Migration", "ReadOnlyDatabase", "settle_outcomes"]
 
 T = TypeVar("T")
 Migration = Sequence[str]
@@ -242,6 +242,48 @@ class Database(GroupedWriter):
             db.close()
         self._start()
         return version
+
+
+class ReadOnlyDatabase:
+    """A SQLite file opened for reading only (`mode=ro`): nothing is migrated or written, so a copy, or
+    the file of a running tickguard, is read as it stands. Reads as `Database.read`, in a worker thread."""
+
+    def __init__(self, path: str | Path, migrations: Sequence[Migration]) -> None:
+        self.path = Path(path)
+        self.migrations = migrations
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+
+    def open(self) -> int:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no tickguard store at {self.path}")
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                             isolation_level=None)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if not 0 < version <= len(self.migrations):
+            db.close()
+            raise RuntimeError(f"{self.path} has schema version {version}; this tickguard reads 1 to {len(self.migrations)}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.row_factory = sqlite3.Row
+        self._reader = db
+        return version
+
+    async def read(self, work: Callable[[Any], T]) -> T:
+        return await asyncio.to_thread(self._read, work)
+
+    def _read(self, work: Callable[[Any], T]) -> T:
+        with self._read_lock:
+            assert self._reader is not None, "database is not open"
+            return work(self._reader)
+
+    async def write(self, work: Callable[[Any], T]) -> T:
+        raise PermissionError(f"{self.path} is open for reading only")
+
+    async def close(self) -> None:
+        with self._read_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
 
 def settle_outcomes(jobs: list[tuple], results: list[tuple[Any, BaseException | None]]) -> None:

@@ -3,6 +3,8 @@
 It owns the engine pipeline (`streams.Pipeline`), keeps the tick stream subscribed to exactly the
 basis tokens of armed trades, and ticks the engine's clock. Ticks reach the engine straight from the
 stream's subject on the event loop — no queue, no copy, no per-tick allocation here beyond a count.
+With recording on (`record`), each tick is offered to the recorder just before the engine sees it, so
+the recording holds exactly the engine's ticks in its order; off, that costs one attribute check.
 """
 from __future__ import annotations
 
@@ -103,6 +105,7 @@ class Guard:
         engine = EngineConfig(calendar=calendar, stale_ms=stale_ms) if calendar else EngineConfig(stale_ms=stale_ms)
         self.pipeline = Pipeline(self._emit, PipelineConfig(engine=engine), plugins, fault=self._fault)
         self._engine_tick = self.pipeline.on_tick
+        self._record: Callable[[Tick], None] | None = None
         self._tokens: Counter[tuple[str, str]] = Counter()  # basis (exchange, token) -> armed trades on it
         self._basis: dict[int, tuple[str, str]] = {}
         self.records: dict[int, TradeRecord] = {}  # armed trades as last armed: the exit path reads no store
@@ -128,10 +131,17 @@ class Guard:
             self._subscription.dispose()
         await self.stream.stop()
 
+    def record(self, offer: Callable[[Tick], None] | None) -> None:
+        """Offer every tick to `offer` (a recorder's: it must not block or raise) before the engine
+        sees it; None stops it."""
+        self._record = offer
+
     def _on_tick(self, tick: Tick) -> None:
         self.ticks_seen += 1
         if self.latest_tick_ms is None or tick.exchange_ts_ms > self.latest_tick_ms:
             self.latest_tick_ms = tick.exchange_ts_ms
+        if self._record is not None:
+            self._record(tick)
         self._engine_tick(tick)
 
     async def _tick_clock(self) -> None:

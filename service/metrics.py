@@ -12,8 +12,12 @@ lock per `inc`, which tens of thousands of ticks a second should not pay.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 __all__ = [
@@ -168,6 +172,34 @@ class Metrics:
         if name in self._plugins:
             self.plugin_withheld_total.labels(name).inc()
 
+    def watch_recording(self, counts: Callable[[], Any]) -> None:
+        """The tick recorder's counts (RECORD_TICKS), read when scraped: `counts()` returns an object with
+        `recorded`, `dropped`, `queued`, `hour_files` and `day_files` (service.recording.RecorderCounts)."""
+        self.registry.register(_RecordingCollector(counts))
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for a `/metrics` response."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _RecordingCollector(Collector):
+    """The recorder keeps plain ints (its tick path takes no lock); they become metrics at scrape time."""
+
+    def __init__(self, counts: Callable[[], Any]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts()
+        yield CounterMetricFamily("tickguard_recorded_ticks", "Ticks written to the recording (RECORD_TICKS).",
+                                  value=counts.recorded)
+        yield CounterMetricFamily("tickguard_recording_dropped_ticks",
+                                  "Ticks not recorded: the recorder's queue was full, or a write failed.",
+                                  value=counts.dropped)
+        files = CounterMetricFamily("tickguard_recording_files",
+                                    "Recording files written: hour (Arrow streams begun), day (Parquet).",
+                                    labels=["kind"])
+        files.add_metric(["hour"], counts.hour_files)
+        files.add_metric(["day"], counts.day_files)
+        yield files
+        yield GaugeMetricFamily("tickguard_recording_queue", "Ticks waiting for the recorder's writer.",
+                                value=counts.queued)

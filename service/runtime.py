@@ -4,6 +4,7 @@
     guard (ticks into the stop engine) ─ engine changes (as trade events) ─ halts
     trader (orders, entries, exits, positions) ─ intake (alerts in) ─ operator switch
     stream health ─ sampler ─ notifier ─ listeners (feed, notifications)
+    recorder (RECORD_TICKS: the guard's ticks to disk)
 
 `start` opens them in order — the store, the brokers and their order-update sockets, the guard,
 then recovery (trading-semantics §8) before anything is shown as protected — and `stop` closes
@@ -18,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from service.charges.setting import charging
 from service.accounts.directory import AccountDirectory
@@ -47,6 +49,9 @@ from service.store import Store
 from service.trade_log import TradeLog
 from service.symbols import SymbolBook
 from streams import Calendar, SegmentHours, SessionClock
+
+if TYPE_CHECKING:
+    from service.recording.recorder import Recorder
 
 __all__ = ["Runtime", "always_open_calendar", "calendar_from_settings", "exec_config", "live_prices"]
 
@@ -79,6 +84,13 @@ class Runtime:
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
                            plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
+        self.recorder: Recorder | None = None
+        if settings.record_ticks:
+            from service.recording.recorder import Recorder  # pyarrow (~40 MB resident) only when recording
+
+            self.recorder = Recorder(settings.record_dir, queue_limit=settings.record_queue)
+            self.guard.record(self.recorder.offer)
+            self.metrics.watch_recording(self.recorder.counts)
         self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.guard.stream
         stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())
@@ -154,6 +166,8 @@ class Runtime:
             await updates.start()
         self._subscriptions.append(self.guard.stream.events.subscribe(
             functools.partial(self.health.stream_event, "ticks")))
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.start)
         await self.guard.start()
         self.recovery = await recover(RecoveryParts(
             store=self.store, brokers=[self.broker, *self.logins.values()], trader=self.trader, guard=self.guard,
@@ -176,13 +190,19 @@ class Runtime:
         self.heap.release()
         for subscription in self._subscriptions:
             subscription.dispose()
-        steps = [self.symbols.close, self.guard.stop, self.broker.close, *(b.close for b in self.logins.values()),
+        steps = [self.symbols.close, self.guard.stop, self._stop_recorder, self.broker.close, *(b.close for b in self.logins.values()),
                  self.accounts.close, self.store.close]
         for step in steps:
             try:
                 await step()
             except Exception:  # keep closing the rest
                 log.exception("error while stopping")
+
+
+    async def _stop_recorder(self) -> None:
+        """After the guard: every tick it took is written."""
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.stop)
 
 
 def calendar_from_settings(settings: Settings) -> tuple[MarketCalendar | None, Calendar]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -43,6 +44,7 @@ DEMO_CREDENTIALS = {
     "totp_secret": "TICKGUARDPAPERDEMOTOTPSECRET2345",
 }
 
+DEFAULT_DB = ".tickguard/tickguard.db"
 LIVE_ROOT = "https://apiconnect.angelone.in"
 LIVE_STREAM_URL = "wss://smartapisocket.angelone.in/smart-stream"
 LIVE_ORDER_UPDATE_URL = "wss://tns.angelone.in/smart-order-update"
@@ -67,7 +69,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_stream_url: str = ""
     smartapi_order_update_url: str = ""
     # The service.
-    tickguard_db: str = ".tickguard/tickguard.db"
+    tickguard_db: str = DEFAULT_DB
     # PostgreSQL instead of the SQLite file (service/pg.py): postgresql://user@host:port/database. Empty: SQLite.
     database_url: Annotated[str, msgspec.Meta(pattern=r"^((postgresql|postgres)://\S+)?$")] = ""
     # Opens /opentrade and /chartink only. People log in as operators (OPERATORS_FILE, `tickguard operator`);
@@ -185,6 +187,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     plugins: str = ""
     # A directory of your own plug-in modules, searched after the installed packages.
     plugins_path: str = ""
+    # Recording (service/recording, README "Recording ticks"): every tick the guard receives, in the order
+    # the engine sees it, to RECORD_DIR (unset: `recordings` beside TICKGUARD_DB, or in the working
+    # directory with DATABASE_URL) as IST hour files and Parquet days. At most RECORD_QUEUE ticks wait
+    # for the writer; beyond that a tick is dropped and counted, never waited for.
+    record_ticks: bool = False
+    record_dir: str = "recordings"
+    record_queue: Annotated[int, msgspec.Meta(ge=1_000, le=10_000_000)] = 100_000
 
     def __repr__(self) -> str:
         shown = []
@@ -317,6 +326,7 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
             except ValueError as exc:
                 problems.append((name.upper(), str(exc)))
     problems.extend(_notify_problems(values))
+    problems.extend(_recording_problems(values))
     problems.extend(plugin_problems(values))
     problems.extend(charges_problems(values))
     problems.extend(holidays_problems(values))
@@ -346,6 +356,21 @@ def _notify_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
         if url and not _HTTP_URL.match(url):
             problems.append(("NOTIFY_WEBHOOK_URLS", f"entry {position} is not an http(s) URL"))
     return problems
+
+
+def _recording_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """RECORD_DIR defaulted beside the SQLite file; a folder (or one that can be made) tickguard may write in."""
+    if not values.get("record_dir"):
+        beside = Path(values.get("tickguard_db") or DEFAULT_DB).parent
+        values["record_dir"] = "recordings" if values.get("database_url") else str(beside / "recordings")
+    folder = Path(values["record_dir"])
+    if folder.exists() and not folder.is_dir():
+        return [("RECORD_DIR", f"{folder} is not a folder")]
+    if values.get("record_ticks"):
+        existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return [("RECORD_DIR", f"cannot write in {existing}")]
+    return []
 
 
 def _valid_totp_secret(secret: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from service.broker.types import TERMINAL_STATUSES
-from service.db import Database
+from service.db import Database, ReadOnlyDatabase
 from service.pg import PgDatabase, advisory_key, is_postgres_url
 from service.store_desk import DeskQueries
 from service.store_events import EventQueries
@@ -143,8 +143,12 @@ def _alert(row: sqlite3.Row) -> AlertRecord:
 
 
 class Store(EventQueries, DeskQueries):
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
-        """A SQLite file at `path`, or PostgreSQL at a `postgresql://` URL (`service.pg`)."""
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", read_only: bool = False) -> None:
+        """A SQLite file at `path`, or PostgreSQL at a `postgresql://` URL (`service.pg`); `read_only`:
+        a SQLite file read as it stands, nothing migrated or written (the replay's reads)."""
+        if read_only:
+            self.db = ReadOnlyDatabase(path, MIGRATIONS)
+            return
         self.db = PgDatabase(str(path), MIGRATIONS) if is_postgres_url(path) else \
             Database(path, MIGRATIONS, synchronous=synchronous)
 

@@ -142,3 +142,28 @@ async def test_sqlite_takes_no_error_for_a_conflict(tmp_path):
         await db.write(doomed)
     assert db.conflicts == 0
     await db.close()
+
+
+async def test_a_read_only_store_reads_writes_nothing_and_refuses_a_newer_schema(tmp_path):
+    from service.db import ReadOnlyDatabase
+    from service.store import MIGRATIONS, Store
+
+    path = tmp_path / "tickguard.db"
+    writer = Store(path)
+    writer.open()
+    await writer.close()
+    before = path.read_bytes()
+    reader = Store(path, read_only=True)
+    reader.open()
+    assert await reader.count("trades") == 0
+    with pytest.raises(PermissionError):
+        await reader.db.write(lambda db: None)
+    await reader.close()
+    assert path.read_bytes() == before
+    with pytest.raises(FileNotFoundError):
+        ReadOnlyDatabase(tmp_path / "absent.db", MIGRATIONS).open()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="schema version"):
+        ReadOnlyDatabase(path, MIGRATIONS).open()

@@ -126,3 +126,20 @@ def test_paper_defaults_to_the_demo_webhook_secret_and_round_the_clock_hours(tmp
     assert live.market_hours == "exchange"
     with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
         load({**LIVE, "WEBHOOK_SECRET": "short"}, tmp_path)
+
+
+def test_recording_is_off_by_default_and_its_folder_sits_beside_the_sqlite_file(tmp_path):
+    settings = load({"TICKGUARD_DB": str(tmp_path / "state" / "tg.db")}, tmp_path)
+    assert (settings.record_ticks, settings.record_queue) == (False, 100_000)
+    assert settings.record_dir == str(tmp_path / "state" / "recordings")
+    assert load({"DATABASE_URL": "postgresql://tg@127.0.0.1/tg"}, tmp_path).record_dir == "recordings"
+    chosen = load({"RECORD_TICKS": "true", "RECORD_DIR": str(tmp_path / "ticks"), "RECORD_QUEUE": "5000"}, tmp_path)
+    assert (chosen.record_ticks, chosen.record_dir, chosen.record_queue) == (True, str(tmp_path / "ticks"), 5_000)
+
+
+def test_recording_settings_are_checked_together(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SettingsError) as caught:
+        load({"RECORD_TICKS": "maybe", "RECORD_DIR": str(tmp_path / "a-file"), "RECORD_QUEUE": "10"}, tmp_path)
+    assert sorted(name for name, _ in caught.value.problems) == ["RECORD_DIR", "RECORD_QUEUE", "RECORD_TICKS"]
+    assert dict(caught.value.problems)["RECORD_DIR"] == f"{tmp_path / 'a-file'} is not a folder"

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from hypothesis import given, settings, strategies as st
 
 from service.recording import (
-    SCHEMA, RecordedTick, day_of, days, hour_file, read_day, read_ticks, tick_table, write_day,
+    SCHEMA, RecordedTick, compact_day, day_file, day_of, days, hour_file, hour_files, last_seq, read_day, read_ticks,
+    tick_table, write_day,
 )
 from streams import Tick
 
@@ -17,8 +19,8 @@ def _tick(seq: int, ltp: int = 80_000, token: str = "3045") -> RecordedTick:
                                                              bid=ltp - 5, ask=None, volume=seq))
 
 
-def _write_hour(root, day, hour, rows, *, cut_bytes: int = 0):
-    path = hour_file(root, day, hour)
+def _write_hour(root, day, hour, rows, *, cut_bytes: int = 0, part: int = 0):
+    path = hour_file(root, day, hour, part)
     path.parent.mkdir(parents=True, exist_ok=True)
     with pa.OSFile(str(path), "wb") as sink, ipc.new_stream(sink, SCHEMA) as writer:
         for row in rows:
@@ -79,3 +81,61 @@ def test_what_is_written_is_read(tmp_path_factory, ticks, split):
     if rows[split:]:
         _write_hour(root, "2026-11-29", 11, rows[split:])
     assert list(read_ticks(root)) == rows
+
+
+def test_an_hour_started_again_is_its_next_part_and_parts_read_in_the_order_written(tmp_path):
+    assert hour_file(tmp_path, "2026-11-29", 9).name == "ticks-09.arrows"
+    assert hour_file(tmp_path, "2026-11-29", 9, 2).name == "ticks-09-2.arrows"
+    rows = [_tick(i) for i in range(14)]
+    for part in (0, 1, 2, 10):  # 10 sorts after 2: by number, not by name
+        _write_hour(tmp_path, "2026-11-29", 9, rows[part:part + 1], part=part)
+    _write_hour(tmp_path, "2026-11-29", 10, rows[11:])
+    (tmp_path / "2026-11-29" / "notes.txt").write_text("not an hour")
+    names = [p.name for p in hour_files(tmp_path, "2026-11-29")]
+    assert names == ["ticks-09.arrows", "ticks-09-1.arrows", "ticks-09-2.arrows", "ticks-09-10.arrows",
+                     "ticks-10.arrows"]
+    assert [r.seq for r in read_ticks(tmp_path)] == [0, 1, 2, 10, 11, 12, 13]
+
+
+def test_a_day_compacts_to_parquet_hour_by_hour_and_its_hour_files_go(tmp_path):
+    rows = [_tick(i, 80_000 + i, token=("3045", "2885")[i % 2]) for i in range(30)]
+    _write_hour(tmp_path, "2026-11-29", 9, rows[:10])
+    _write_hour(tmp_path, "2026-11-29", 10, rows[10:25])
+    _write_hour(tmp_path, "2026-11-29", 10, rows[25:], part=1)
+    path = compact_day(tmp_path, "2026-11-29")
+    assert path == day_file(tmp_path, "2026-11-29") and path.exists()
+    assert not (tmp_path / "2026-11-29").exists()
+    assert pq.read_metadata(path).num_row_groups == 3  # one per hour file: never the whole day in memory
+    assert list(read_ticks(tmp_path)) == rows
+    assert compact_day(tmp_path, "2026-11-29") is None  # nothing left to compact
+
+
+def test_compaction_keeps_a_cut_hour_file_up_to_its_last_whole_batch(tmp_path):
+    rows = [_tick(i) for i in range(8)]
+    _write_hour(tmp_path, "2026-11-29", 9, rows[:3])
+    _write_hour(tmp_path, "2026-11-29", 10, rows[3:], cut_bytes=20)
+    kept = [r.seq for r in read_ticks(tmp_path)]
+    compact_day(tmp_path, "2026-11-29")
+    assert [r.seq for r in read_ticks(tmp_path)] == kept and 3 < len(kept) < 8
+
+
+def test_compaction_merges_whole_when_the_hours_are_out_of_order_or_a_parquet_file_is_there(tmp_path):
+    rows = [_tick(i) for i in range(12)]
+    _write_hour(tmp_path, "2026-11-29", 9, rows[6:])  # a clock set back: the later hour holds earlier ticks
+    _write_hour(tmp_path, "2026-11-29", 10, rows[:6])
+    compact_day(tmp_path, "2026-11-29")
+    assert [r.seq for r in read_ticks(tmp_path)] == list(range(12))
+    _write_hour(tmp_path, "2026-11-29", 11, rows[10:] + [_tick(12)])  # overlaps the Parquet day
+    compact_day(tmp_path, "2026-11-29")
+    assert [r.seq for r in read_ticks(tmp_path)] == list(range(13))
+    assert not (tmp_path / "2026-11-29").exists()
+
+
+def test_last_seq_is_the_highest_on_disk_parquet_or_hour_files(tmp_path):
+    assert last_seq(tmp_path) is None
+    write_day(tmp_path, "2026-11-28", [_tick(i) for i in range(5)])
+    assert last_seq(tmp_path) == 4
+    _write_hour(tmp_path, "2026-11-29", 9, [_tick(i) for i in range(5, 9)], cut_bytes=20)
+    assert last_seq(tmp_path) == max(r.seq for r in read_ticks(tmp_path))
+    write_day(tmp_path, "2026-11-27", [_tick(100)])  # the highest, whatever its day
+    assert last_seq(tmp_path) == 100

@@ -1,0 +1,241 @@
+"""The recorder: every tick offered to it, stamped and numbered, written to disk off the tick path.
+
+    tick path (event loop)           writer thread                          compactor thread
+    offer(tick): seq, arrival_ns ─▶  bounded deque ─▶ a batch every ~200 ms ─▶ a finished day ─▶ Parquet
+                 (full: dropped,     (or BATCH_ROWS)  ─▶ the IST hour's file   (day roll, start)
+                  counted)                             (rotated on the hour)
+
+`offer` is the only code on the tick path: a length check, a counter, a clock read and an append of a
+tuple, never a lock, never a wait. When the queue is full the tick is dropped and counted (its `seq`
+is spent, so a gap in the recording shows where); the writer logs a warning at most every
+`WARN_EVERY_S`. The writer turns what it takes into Arrow record batches and appends each to the hour
+file of its ticks' arrival; a batch is written whole before the next, so a reader (and a crash) sees
+whole batches. A day that is over is compacted to Parquet in a thread of its own, so the writer keeps
+draining while it runs. `stop` drains the queue and closes the file; a crash loses at most the batch
+being written and what was still queued.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from service.recording.files import SCHEMA, compact_day, day_of, days, hour_file, hour_files, hour_part, last_seq
+from streams import Tick
+
+__all__ = ["BATCH_ROWS", "INTERVAL_S", "Recorder", "RecorderCounts"]
+
+log = logging.getLogger("tickguard.recording")
+
+BATCH_ROWS = 8_192  # the most ticks in one record batch; a queue this long wakes the writer early
+INTERVAL_S = 0.2  # the writer takes what is queued at least this often
+WARN_EVERY_S = 10.0
+HOUR_NS = 3_600 * 1_000_000_000
+IST_OFFSET_NS = 19_800 * 1_000_000_000  # +05:30, all year
+_FIELDS = attrgetter("exchange", "token", "ltp", "exchange_ts_ms", "bid", "ask", "volume")
+_TYPES = [field.type for field in SCHEMA][2:]
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderCounts:
+    recorded: int  # ticks written to hour files
+    dropped: int  # ticks not recorded: the queue was full, or their batch could not be written
+    queued: int  # ticks waiting for the writer now
+    hour_files: int  # Arrow hour files begun
+    day_files: int  # days compacted to Parquet
+
+
+def tick_batch(entries: list[tuple[int, int, Tick]]) -> pa.RecordBatch:
+    """(seq, arrival_ns, tick) entries as one record batch of SCHEMA."""
+    seqs, arrivals, ticks = zip(*entries)
+    columns = zip(*map(_FIELDS, ticks))
+    arrays = [pa.array(seqs, pa.uint64()), pa.array(arrivals, pa.int64())]
+    arrays.extend(pa.array(column, kind) for column, kind in zip(columns, _TYPES))
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+class _HourFile:
+    """One hour's Arrow stream, opened as a new part: a stream cannot be appended to."""
+
+    def __init__(self, root: Path, day: str, hour: int) -> None:
+        taken = [key[1] for path in hour_files(root, day) if (key := hour_part(path)) and key[0] == hour]
+        self.path = hour_file(root, day, hour, max(taken) + 1 if taken else 0)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sink = pa.OSFile(str(self.path), "wb")
+        self._writer = ipc.new_stream(self._sink, SCHEMA, options=ipc.IpcWriteOptions(compression="zstd"))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self._sink.flush()
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._sink.close()
+
+
+class Recorder:
+    def __init__(self, root: Path | str, *, queue_limit: int = 100_000, clock_ns: Callable[[], int] = time.time_ns,
+                 batch_rows: int = BATCH_ROWS, interval_s: float = INTERVAL_S) -> None:
+        self.root = Path(root)
+        self.limit = queue_limit
+        self._now = clock_ns
+        self._queue: collections.deque[tuple[int, int, Tick]] = collections.deque()
+        self._wake_at = min(batch_rows, queue_limit)
+        self._batch_rows = batch_rows
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._stopping = False
+        self._seq = 0  # the last seq handed out
+        self.dropped = 0  # bumped on the tick path only
+        self._lost = 0  # ticks of batches that could not be written (the writer's count)
+        self.recorded = 0
+        self.hour_files = 0
+        self.day_files = 0
+        self._file: _HourFile | None = None
+        self._hour: tuple[int, int] = (0, 0)  # the open file's [start, end) in arrival ns
+        self._day = ""
+        self._warned_at = float("-inf")
+        self._warned_dropped = 0
+        self._writer: threading.Thread | None = None
+        self._compactions: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._compactor: threading.Thread | None = None
+
+    # The tick path ---------------------------------------------------------------------------------
+    def offer(self, tick: Tick) -> None:
+        """Queue `tick` for the writer, or drop and count it when the queue is full. Never blocks."""
+        queue = self._queue
+        self._seq += 1
+        if len(queue) >= self.limit:
+            self.dropped += 1
+            return
+        queue.append((self._seq, self._now(), tick))
+        if len(queue) == self._wake_at:
+            self._wake.set()
+
+    # Life cycle (blocking: call from a thread, not the event loop) ---------------------------------
+    def start(self) -> None:
+        """Go on from the highest seq on disk, compact earlier days left in hour files, start writing."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._seq = last_seq(self.root) or 0
+        self._day = day_of(self._now())[0]
+        self._compactor = threading.Thread(target=self._compact_days, name="recording-compactor", daemon=True)
+        self._compactor.start()
+        self._compactions.put(self._day)
+        self._writer = threading.Thread(target=self._write_queued, name="recording-writer", daemon=True)
+        self._writer.start()
+        log.info("recording ticks", extra={"dir": str(self.root), "from_seq": self._seq + 1})
+
+    def stop(self) -> None:
+        """Write what is queued, close the file, let a compaction under way finish."""
+        if self._writer is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._writer.join()
+        self._writer = None
+        self._compactions.put(None)
+        if self._compactor is not None:
+            self._compactor.join()
+        counts = self.counts()
+        log.info("recording stopped", extra={"recorded": counts.recorded, "dropped": counts.dropped,
+                                             "hour_files": counts.hour_files, "day_files": counts.day_files})
+
+    def counts(self) -> RecorderCounts:
+        return RecorderCounts(self.recorded, self.dropped + self._lost, len(self._queue), self.hour_files,
+                              self.day_files)
+
+    # The writer thread -----------------------------------------------------------------------------
+    def _write_queued(self) -> None:
+        while True:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            stopping = self._stopping  # read before draining: whatever was offered before stop() is written
+            self._drain()
+            self._warn_dropped()
+            if stopping:
+                break
+        self._close_file()
+
+    def _drain(self) -> None:
+        queue, take = self._queue, self._queue.popleft
+        while queue:
+            entries = [take() for _ in range(min(len(queue), self._batch_rows))]
+            try:
+                self._write(entries)
+            except (OSError, pa.ArrowException) as exc:
+                self._lost += len(entries)
+                log.error("recording: a batch could not be written", extra={"ticks": len(entries), "error": repr(exc)})
+                self._close_file()
+
+    def _write(self, entries: list[tuple[int, int, Tick]]) -> None:
+        """Each run of entries that arrived within one IST hour into that hour's file."""
+        start = 0
+        while start < len(entries):
+            self._rotate(entries[start][1])
+            low, high = self._hour
+            end = start + 1
+            while end < len(entries) and low <= entries[end][1] < high:
+                end += 1
+            assert self._file is not None
+            self._file.write(tick_batch(entries[start:end]))
+            self.recorded += end - start
+            start = end
+
+    def _rotate(self, arrival_ns: int) -> None:
+        low, high = self._hour
+        if self._file is not None and low <= arrival_ns < high:
+            return
+        self._close_file()
+        low = (arrival_ns + IST_OFFSET_NS) // HOUR_NS * HOUR_NS - IST_OFFSET_NS
+        day, hour = day_of(low)
+        if day != self._day:
+            self._day = day
+            self._compactions.put(day)  # the day before is over
+        self._file = _HourFile(self.root, day, hour)
+        self._hour = (low, low + HOUR_NS)
+        self.hour_files += 1
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except (OSError, pa.ArrowException) as exc:
+                log.error("recording: an hour file could not be closed", extra={"file": str(file.path),
+                                                                                  "error": repr(exc)})
+
+    def _warn_dropped(self) -> None:
+        dropped = self.dropped + self._lost
+        now = time.monotonic()
+        if dropped > self._warned_dropped and now - self._warned_at >= WARN_EVERY_S:
+            log.warning("recording: ticks dropped (the writer fell behind: RECORD_QUEUE is full)",
+                        extra={"dropped": dropped - self._warned_dropped, "dropped_total": dropped,
+                               "queue": self.limit})
+            self._warned_at, self._warned_dropped = now, dropped
+
+    # The compactor thread --------------------------------------------------------------------------
+    def _compact_days(self) -> None:
+        """Every day before the one named that still has hour files, to Parquet; None ends the thread."""
+        while (today := self._compactions.get()) is not None:
+            for day in days(self.root):
+                if day >= today or not hour_files(self.root, day):
+                    continue
+                try:
+                    path = compact_day(self.root, day)
+                except (OSError, pa.ArrowException) as exc:
+                    log.error("recording: a day could not be compacted", extra={"day": day, "error": repr(exc)})
+                    continue
+                if path is not None:
+                    self.day_files += 1
+                    log.info("recording: day compacted", extra={"day": day, "file": str(path)})
