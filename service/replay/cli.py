@@ -32,7 +32,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--plugins-path", default="", help="a directory of your own plug-in modules")
     replay.add_argument("--out", default="replay-out", help="where replay.csv and report.html go (default replay-out)")
     replay.add_argument("--slippage", default="none", help="exit (and alert entry) fills: none, ticks:N or pct:X")
-    replay.add_argument("--brokerage", default="angel", help="angel (default), flat:RUPEES or none")
+    replay.add_argument("--brokerage", default="angel-one",
+                        help="as the BROKERAGE setting: angel-one (default), 20 (rupees an order), 0.03%%<=20, or none")
     replay.add_argument("--market-hours", choices=("exchange", "always"), default="exchange",
                         help="the sessions the engine used live (MARKET_HOURS; paper mode runs 'always')")
     replay.add_argument("--holidays", default="", help="HOLIDAYS_FILE, with --market-hours exchange")

@@ -22,7 +22,8 @@ from decimal import Decimal
 
 import msgspec
 
-from service.charges import ANGEL_ONE, Breakdown, BrokeragePlan, ChargesError, Fills, charges, flat_plan, segment_of
+from service.charges import Breakdown, BrokeragePlan, ChargesError, Fills, charges, flat_plan, segment_of
+from service.charges.setting import parse_plan
 from service.replay.errors import ReplayError
 from service.replay.run import TradeRun
 from service.store import ist_date
@@ -65,15 +66,13 @@ class Slippage:
 
 
 def brokerage_plan(text: str) -> BrokeragePlan:
-    """`angel` (Angel One's published plan), `flat:RUPEES` an order, or `none`."""
-    if text in ("angel", "angel_one"):
-        return ANGEL_ONE
+    """As the BROKERAGE setting reads it (`angel-one`, `20` an order, `0.03%<=20`), or `none`."""
     if text == "none":
         return flat_plan(0, "no brokerage")
-    match = re.fullmatch(r"flat:(\d+(?:\.\d{1,2})?)", text)
-    if match is None:
-        raise ReplayError("--brokerage", f"expected angel, flat:RUPEES or none, got {text!r}")
-    return flat_plan(Decimal(match[1]))
+    try:
+        return parse_plan(text)
+    except ChargesError as bad:
+        raise ReplayError("--brokerage", f"{bad.reason}; or none") from None
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -27,7 +27,7 @@ def test_slippage_is_read_and_moves_fills_against_the_trade():
 def test_brokerage_plans_by_name():
     assert brokerage_plan("angel") is ANGEL_ONE
     assert brokerage_plan("none").for_orders("equity_intraday", (10**9,)) == 0
-    assert brokerage_plan("flat:20").for_orders("options", (1, 2)) == 4000
+    assert brokerage_plan("20").for_orders("options", (1, 2)) == 4000
     with pytest.raises(ReplayError):
         brokerage_plan("cheap")
 
