@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from queue import SimpleQueue
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -71,7 +71,11 @@ class _HourFile:
         self.path = hour_file(root, day, hour, max(taken) + 1 if taken else 0)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._sink = pa.OSFile(str(self.path), "wb")
-        self._writer = ipc.new_stream(self._sink, SCHEMA, options=ipc.IpcWriteOptions(compression="zstd"))
+        try:
+            self._writer = ipc.new_stream(self._sink, SCHEMA, options=ipc.IpcWriteOptions(compression="zstd"))
+        except BaseException:
+            self._sink.close()
+            raise
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
@@ -108,7 +112,7 @@ class Recorder:
         self._warned_at = float("-inf")
         self._warned_dropped = 0
         self._writer: threading.Thread | None = None
-        self._compactions: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._compactions: SimpleQueue[str | None] = SimpleQueue()
         self._compactor: threading.Thread | None = None
 
     # The tick path ---------------------------------------------------------------------------------
@@ -174,9 +178,10 @@ class Recorder:
             entries = [take() for _ in range(min(len(queue), self._batch_rows))]
             try:
                 self._write(entries)
-            except (OSError, pa.ArrowException) as exc:
+            except Exception as exc:  # a full disk, or anything else: the writer goes on, the service never notices
                 self._lost += len(entries)
-                log.error("recording: a batch could not be written", extra={"ticks": len(entries), "error": repr(exc)})
+                log.error("recording: a batch could not be written", extra={"ticks": len(entries), "error": repr(exc)},
+                          exc_info=not isinstance(exc, (OSError, pa.ArrowException)))
                 self._close_file()
 
     def _write(self, entries: list[tuple[int, int, Tick]]) -> None:
@@ -212,7 +217,7 @@ class Recorder:
             file, self._file = self._file, None
             try:
                 file.close()
-            except (OSError, pa.ArrowException) as exc:
+            except Exception as exc:
                 log.error("recording: an hour file could not be closed", extra={"file": str(file.path),
                                                                                   "error": repr(exc)})
 
@@ -234,8 +239,9 @@ class Recorder:
                     continue
                 try:
                     path = compact_day(self.root, day)
-                except (OSError, pa.ArrowException) as exc:
-                    log.error("recording: a day could not be compacted", extra={"day": day, "error": repr(exc)})
+                except Exception as exc:  # its hour files stay: read as they are, compacted at the next start
+                    log.error("recording: a day could not be compacted", extra={"day": day, "error": repr(exc)},
+                              exc_info=not isinstance(exc, (OSError, pa.ArrowException)))
                     continue
                 if path is not None:
                     self.day_files += 1
