@@ -82,7 +82,7 @@ class Runtime:
         self.recorder: recording.Recorder | None = None
         if settings.record_ticks:
             self.recorder = recording.Recorder(settings.record_dir, queue_limit=settings.record_queue)
-            self.guard.record(self.recorder.offer)
+            self.guard.record_ticks(self.recorder.offer)
             self.metrics.watch_recording(self.recorder.counts)
         self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.guard.stream
