@@ -176,11 +176,13 @@ class Recorder:
         queue, take = self._queue, self._queue.popleft
         while queue:
             entries = [take() for _ in range(min(len(queue), self._batch_rows))]
+            recorded = self.recorded
             try:
                 self._write(entries)
             except Exception as exc:  # a full disk, or anything else: the writer goes on, the service never notices
-                self._lost += len(entries)
-                log.error("recording: a batch could not be written", extra={"ticks": len(entries), "error": repr(exc)},
+                lost = len(entries) - (self.recorded - recorded)  # a batch across the hour may have half gone in
+                self._lost += lost
+                log.error("recording: a batch could not be written", extra={"ticks": lost, "error": repr(exc)},
                           exc_info=not isinstance(exc, (OSError, pa.ArrowException)))
                 self._close_file()
 

@@ -214,3 +214,16 @@ def test_whatever_the_hours_and_restarts_the_ticks_read_back_in_the_order_offere
     assert [r.seq for r in got] == list(range(1, len(offered) + 1))
     today = days(root)[-1] if got else None
     assert all(not hour_files(root, day) for day in days(root) if day != today)  # finished days compacted
+
+
+def test_a_batch_across_midnight_whose_second_day_cannot_be_written_loses_only_that_part(tmp_path, recorders):
+    clock = Clock(BEFORE_TEN + 14 * HOUR_NS)  # 23:59:59 IST
+    (tmp_path / "2026-12-05").write_text("a file where the next day's folder should be")
+    recorder = recorders(tmp_path, clock, interval_s=60)  # one batch: both ticks are drained by stop()
+    recorder.offer(tick(0))
+    clock.ns += 10**9
+    recorder.offer(tick(1))
+    recorder.stop()
+    counts = recorder.counts()
+    assert (counts.recorded, counts.dropped) == (1, 1)
+    assert [(r.seq, r.tick) for r in read_ticks(tmp_path)] == [(1, tick(0))]
