@@ -63,7 +63,7 @@ async def _run(trades, ticks: list[Tick], root: Path | None) -> tuple[float, int
     if root is not None:
         recorder = Recorder(root, queue_limit=len(ticks))
         recorder.start()
-        guard.record(recorder.offer)
+        guard.record_ticks(recorder.offer)
     await guard.start()
     push = feed.ticks.on_next
     started = time.perf_counter()

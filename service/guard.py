@@ -3,7 +3,7 @@
 It owns the engine pipeline (`streams.Pipeline`), keeps the tick stream subscribed to exactly the
 basis tokens of armed trades, and ticks the engine's clock. Ticks reach the engine straight from the
 stream's subject on the event loop — no queue, no copy, no per-tick allocation here beyond a count.
-With recording on (`record`), each tick is offered to the recorder just before the engine sees it, so
+With recording on (`record_ticks`), each tick is offered to the recorder just before the engine sees it, so
 the recording holds exactly the engine's ticks in its order; off, that costs one attribute check.
 """
 from __future__ import annotations
@@ -131,7 +131,7 @@ class Guard:
             self._subscription.dispose()
         await self.stream.stop()
 
-    def record(self, offer: Callable[[Tick], None] | None) -> None:
+    def record_ticks(self, offer: Callable[[Tick], None] | None) -> None:
         """Offer every tick to `offer` (a recorder's: it must not block or raise) before the engine
         sees it; None stops it."""
         self._record = offer

@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from service.charges.setting import charging
 from service.accounts.directory import AccountDirectory
@@ -42,6 +41,7 @@ from service.metrics import Metrics
 from service.notify import Notifier
 from service.operator import OperatorSwitch
 from service.plugins import PluginBoard, load_plugins
+from service import recording  # its names load pyarrow (~40 MB resident) on first use: only when recording
 from service.recovery import RecoveryParts, recover
 from service.settings import Settings
 from service.startup import Readiness
@@ -49,9 +49,6 @@ from service.store import Store
 from service.trade_log import TradeLog
 from service.symbols import SymbolBook
 from streams import Calendar, SegmentHours, SessionClock
-
-if TYPE_CHECKING:
-    from service.recording.recorder import Recorder
 
 __all__ = ["Runtime", "always_open_calendar", "calendar_from_settings", "exec_config", "live_prices"]
 
@@ -84,12 +81,10 @@ class Runtime:
         self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
                            plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
-        self.recorder: Recorder | None = None
+        self.recorder: recording.Recorder | None = None
         if settings.record_ticks:
-            from service.recording.recorder import Recorder  # pyarrow (~40 MB resident) only when recording
-
-            self.recorder = Recorder(settings.record_dir, queue_limit=settings.record_queue)
-            self.guard.record(self.recorder.offer)
+            self.recorder = recording.Recorder(settings.record_dir, queue_limit=settings.record_queue)
+            self.guard.record_ticks(self.recorder.offer)
             self.metrics.watch_recording(self.recorder.counts)
         self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.guard.stream

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
+from queue import SimpleQueue
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -41,8 +40,7 @@ INTERVAL_S = 0.2  # the writer takes what is queued at least this often
 WARN_EVERY_S = 10.0
 HOUR_NS = 3_600 * 1_000_000_000
 IST_OFFSET_NS = 19_800 * 1_000_000_000  # +05:30, all year
-_FIELDS = attrgetter("exchange", "token", "ltp", "exchange_ts_ms", "bid", "ask", "volume")
-_TYPES = [field.type for field in SCHEMA][2:]
+_TYPES = [field.type for field in SCHEMA]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +53,14 @@ class RecorderCounts:
 
 
 def tick_batch(entries: list[tuple[int, int, Tick]]) -> pa.RecordBatch:
-    """(seq, arrival_ns, tick) entries as one record batch of SCHEMA."""
-    seqs, arrivals, ticks = zip(*entries)
-    columns = zip(*map(_FIELDS, ticks))
-    arrays = [pa.array(seqs, pa.uint64()), pa.array(arrivals, pa.int64())]
-    arrays.extend(pa.array(column, kind) for column, kind in zip(columns, _TYPES))
-    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+    """(seq, arrival_ns, tick) entries as one record batch of SCHEMA. A comprehension per column: about
+    a third cheaper than transposing with zip (measured), and this runs beside the tick path."""
+    ticks = [entry[2] for entry in entries]
+    columns = ([entry[0] for entry in entries], [entry[1] for entry in entries],
+               [tick.exchange for tick in ticks], [tick.token for tick in ticks], [tick.ltp for tick in ticks],
+               [tick.exchange_ts_ms for tick in ticks], [tick.bid for tick in ticks], [tick.ask for tick in ticks],
+               [tick.volume for tick in ticks])
+    return pa.RecordBatch.from_arrays([pa.array(column, kind) for column, kind in zip(columns, _TYPES)], schema=SCHEMA)
 
 
 class _HourFile:
@@ -71,7 +71,11 @@ class _HourFile:
         self.path = hour_file(root, day, hour, max(taken) + 1 if taken else 0)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._sink = pa.OSFile(str(self.path), "wb")
-        self._writer = ipc.new_stream(self._sink, SCHEMA, options=ipc.IpcWriteOptions(compression="zstd"))
+        try:
+            self._writer = ipc.new_stream(self._sink, SCHEMA, options=ipc.IpcWriteOptions(compression="zstd"))
+        except BaseException:
+            self._sink.close()
+            raise
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
@@ -91,7 +95,7 @@ class Recorder:
         self.limit = queue_limit
         self._now = clock_ns
         self._queue: collections.deque[tuple[int, int, Tick]] = collections.deque()
-        self._wake_at = min(batch_rows, queue_limit)
+        self._wake_at = min(batch_rows, queue_limit) - 1
         self._batch_rows = batch_rows
         self._interval_s = interval_s
         self._wake = threading.Event()
@@ -108,19 +112,20 @@ class Recorder:
         self._warned_at = float("-inf")
         self._warned_dropped = 0
         self._writer: threading.Thread | None = None
-        self._compactions: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._compactions: SimpleQueue[str | None] = SimpleQueue()
         self._compactor: threading.Thread | None = None
 
     # The tick path ---------------------------------------------------------------------------------
     def offer(self, tick: Tick) -> None:
         """Queue `tick` for the writer, or drop and count it when the queue is full. Never blocks."""
+        self._seq = seq = self._seq + 1
         queue = self._queue
-        self._seq += 1
-        if len(queue) >= self.limit:
+        waiting = len(queue)
+        if waiting >= self.limit:
             self.dropped += 1
             return
-        queue.append((self._seq, self._now(), tick))
-        if len(queue) == self._wake_at:
+        queue.append((seq, self._now(), tick))
+        if waiting == self._wake_at:  # a batch's worth is waiting: no need to sit out the interval
             self._wake.set()
 
     # Life cycle (blocking: call from a thread, not the event loop) ---------------------------------
@@ -171,11 +176,14 @@ class Recorder:
         queue, take = self._queue, self._queue.popleft
         while queue:
             entries = [take() for _ in range(min(len(queue), self._batch_rows))]
+            recorded = self.recorded
             try:
                 self._write(entries)
-            except (OSError, pa.ArrowException) as exc:
-                self._lost += len(entries)
-                log.error("recording: a batch could not be written", extra={"ticks": len(entries), "error": repr(exc)})
+            except Exception as exc:  # a full disk, or anything else: the writer goes on, the service never notices
+                lost = len(entries) - (self.recorded - recorded)  # a batch across the hour may have half gone in
+                self._lost += lost
+                log.error("recording: a batch could not be written", extra={"ticks": lost, "error": repr(exc)},
+                          exc_info=not isinstance(exc, (OSError, pa.ArrowException)))
                 self._close_file()
 
     def _write(self, entries: list[tuple[int, int, Tick]]) -> None:
@@ -211,7 +219,7 @@ class Recorder:
             file, self._file = self._file, None
             try:
                 file.close()
-            except (OSError, pa.ArrowException) as exc:
+            except Exception as exc:
                 log.error("recording: an hour file could not be closed", extra={"file": str(file.path),
                                                                                   "error": repr(exc)})
 
@@ -233,8 +241,9 @@ class Recorder:
                     continue
                 try:
                     path = compact_day(self.root, day)
-                except (OSError, pa.ArrowException) as exc:
-                    log.error("recording: a day could not be compacted", extra={"day": day, "error": repr(exc)})
+                except Exception as exc:  # its hour files stay: read as they are, compacted at the next start
+                    log.error("recording: a day could not be compacted", extra={"day": day, "error": repr(exc)},
+                              exc_info=not isinstance(exc, (OSError, pa.ArrowException)))
                     continue
                 if path is not None:
                     self.day_files += 1

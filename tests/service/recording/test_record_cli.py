@@ -71,6 +71,35 @@ def test_record_writes_the_ticks_of_what_it_was_given_and_exits_0_on_sigterm(pap
     assert out.splitlines()[-1] == f"recorded {len(got)} ticks (0 dropped) in 1 hour files"
 
 
+def test_a_killed_recorder_leaves_a_readable_recording_and_the_next_goes_on_from_it(paper, env, tmp_path, processes):
+    root = tmp_path / "recordings"
+    prices = iter(range(10**6))
+
+    def record() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "record", "--instruments", "NSE:3045"],
+                                env={**env, "PAPER_URL": paper.url}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        processes.append(proc)
+        return proc
+
+    def recorded_more_than(count: int) -> bool:
+        paper.control("POST", "/ticks", json={"exchange": "NSE", "token": "3045", "ltp": 800 + next(prices) % 9 * 0.05})
+        return len(list(read_ticks(root))) > count
+
+    first = record()
+    wait_for(lambda: recorded_more_than(3), "ticks on disk", timeout=30, every=0.1)
+    first.kill()  # SIGKILL: no drain, no close
+    first.wait(timeout=10)
+    before = list(read_ticks(root))
+    assert before and all(a.seq < b.seq for a, b in zip(before, before[1:]))
+    second = record()
+    wait_for(lambda: recorded_more_than(len(before)), "the next recorder's ticks", timeout=30, every=0.1)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0
+    after = list(read_ticks(root))
+    assert after[:len(before)] == before and all(a.seq < b.seq for a, b in zip(after, after[1:]))
+
+
 def test_record_without_instruments_is_one_line_and_status_2(env):
     result = tickguard(env, "record")
     assert result.returncode == ExitCode.SETTINGS
