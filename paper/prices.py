@@ -91,6 +91,8 @@ class PriceBook:
         self._live: dict[tuple[str, str], _Live] = {}
         self._spots: list[_Live] = []
         self._active: dict[tuple[str, str], list[_Live]] = {}  # by underlying
+        # Instruments priced from outside (paper.outside): the walk and the model leave them alone.
+        self.held: set[tuple[str, str]] = set()
         self._candles = Candles(candle_retention_days * 86400)
         now = clock()
         self._session_day = ist_day(now)
@@ -153,7 +155,10 @@ class PriceBook:
         drift_per_vol2 = -0.5 * dt_s / _TRADING_SECONDS_PER_YEAR
         gauss = self._walk.gauss
         changed: list[Quote] = []
+        held = self.held
         for live in self._spots:
+            if live.key in held:
+                continue
             if live.twin is not None:  # one company, one price on both exchanges
                 live.fair = live.twin.fair
             else:
@@ -168,19 +173,20 @@ class PriceBook:
                 changed.append(self._trade(live, ltp, qty, now))
         for contracts in self._active.values():
             for live in contracts:
-                quote = self._reprice(live, now)
+                quote = None if live.key in held else self._reprice(live, now)
                 if quote is not None:
                     changed.append(quote)
         self._publish(changed)
         return changed
 
-    def set_ltp(self, exchange: str, token: str, ltp_paise: int) -> list[Quote]:
-        """Trade at `ltp_paise` now: the set quote first, then every derivative it moved."""
+    def set_ltp(self, exchange: str, token: str, ltp_paise: int, *, on_tick: bool = True) -> list[Quote]:
+        """Trade at `ltp_paise` now: the set quote first, then every derivative it moved. A price from
+        outside (`on_tick=False`) is taken as it comes, on this universe's tick or not."""
         live = self._live.get((exchange.upper(), str(token))) or self._activate(exchange, token)
         instrument = live.instrument
         if isinstance(ltp_paise, bool) or not isinstance(ltp_paise, int) or ltp_paise <= 0:
             raise ValueError(f"ltp for {instrument.exchange} {instrument.symbol} must be positive integer paise, got {ltp_paise!r}")
-        if ltp_paise % instrument.tick_paise:
+        if on_tick and ltp_paise % instrument.tick_paise:
             raise ValueError(
                 f"ltp {ltp_paise} paise for {instrument.exchange} {instrument.symbol} is not a multiple of its tick "
                 f"{instrument.tick_paise} paise"
@@ -195,7 +201,7 @@ class PriceBook:
             live.fair = float(ltp_paise)
             changed = [self._trade(live, ltp_paise, qty, now)]
             for contract in self._active.get(live.key, []):
-                quote = self._reprice(contract, now)
+                quote = None if contract.key in self.held else self._reprice(contract, now)
                 if quote is not None:
                     changed.append(quote)
         self._publish(changed)

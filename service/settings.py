@@ -16,6 +16,7 @@ import pyotp
 from service.addresses import check_source_address, parse_static_ips
 from service.env_file import read_env_file
 from service.errors import SettingsError
+from service.live_data.settings import market_data_problems, stream_url_for
 from service.market_calendar import holidays_problems
 from service.plugins import plugin_problems
 
@@ -27,7 +28,8 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret", "metrics_token",
-                           "telegram_bot_token", "notify_webhook_urls", "database_url"})
+                           "telegram_bot_token", "notify_webhook_urls", "database_url", "market_data_pass",
+                           "market_data_key", "market_data_totp_secret"})
 PAPER_WEBHOOK_SECRET = "paper-webhook-secret"
 # The demo operator of paper mode without OPERATORS_FILE: public values, printed by `make run`.
 PAPER_OPERATOR = "demo"
@@ -65,6 +67,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_root: str = ""
     smartapi_stream_url: str = ""
     smartapi_order_update_url: str = ""
+    # Paper trading on live market data (service/live_data; README "Paper trading on live market data").
+    # MARKET_DATA=live, paper mode only: ticks, prices and candles from a real login of its own (never the
+    # order login's credentials), orders to the paper exchange, filled at those prices. MARKET_DATA_ROOT
+    # empty: Angel One's REST root; the stream URL derives from the root unless MARKET_DATA_STREAM_URL.
+    market_data: Literal["paper", "live"] = "paper"
+    market_data_user: str = ""
+    market_data_pass: str = ""
+    market_data_key: str = ""
+    market_data_totp_secret: str = ""
+    market_data_root: str = ""
+    market_data_stream_url: str = ""
     # The service.
     tickguard_db: str = ".tickguard/tickguard.db"
     # PostgreSQL instead of the SQLite file (service/pg.py): postgresql://user@host:port/database. Empty: SQLite.
@@ -213,6 +226,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.paper_base_url.replace("http", "ws", 1) + "/smart-stream"
 
     @property
+    def market_data_rest_root(self) -> str:
+        return self.market_data_root or LIVE_ROOT
+
+    @property
+    def market_data_stream(self) -> str:
+        return self.market_data_stream_url or stream_url_for(self.market_data_rest_root, LIVE_ROOT, LIVE_STREAM_URL)
+
+    @property
     def order_update_url(self) -> str:
         if self.smartapi_order_update_url:
             return self.smartapi_order_update_url
@@ -310,6 +331,7 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
                     values[name] = checked
             except ValueError as exc:
                 problems.append((name.upper(), str(exc)))
+    problems.extend(market_data_problems(values, mode, LIVE_ROOT, _valid_totp_secret))
     problems.extend(_notify_problems(values))
     problems.extend(plugin_problems(values))
     problems.extend(holidays_problems(values))

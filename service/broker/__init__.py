@@ -4,12 +4,14 @@ from service.broker.errors import (
     BrokerUnavailable,
     EntryExpired,
     LoginFailed,
+    NotMarketData,
     OrderRefused,
     PlacementUnknown,
     RateLimited,
     SessionExpired,
     expired_reason,
 )
+from service.broker.market_data import MarketData, MarketSource
 from service.broker.port import Broker, OrderUpdateStream, TickStream
 from service.broker.types import (
     LIVE_STATUSES,
@@ -34,8 +36,8 @@ from service.broker.types import (
 )
 
 __all__ = [
-    "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "EntryExpired", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "LoginFailed",
-    "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
+    "Broker", "BrokerError", "MarketData", "MarketSource", "BrokerOrder", "BrokerUnavailable", "Candle", "EntryExpired", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "LoginFailed",
+    "MarginLeg", "NotMarketData", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
     "SessionExpired", "TERMINAL_STATUSES", "TickStream", "expired_reason",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from service.broker.errors import BrokerError, BrokerUnavailable, OrderRefused, PlacementUnknown
+from service.broker.errors import BrokerError, BrokerUnavailable, NotMarketData, OrderRefused, PlacementUnknown
 from service.broker.port import OrderUpdateStream, Progress, TickStream
 from service.broker.smartapi.config import SmartApiConfig
 from service.broker.smartapi.gtt import cancel_body, create_body, modify_body, rule_from_row, rule_id_of
@@ -278,6 +278,8 @@ class SmartApiBroker:
         return self._ticks
 
     def order_update_stream(self) -> OrderUpdateStream:
+        if self.config.market_data_only:
+            raise NotMarketData("smart-order-update", self.config.clientcode)
         if self._updates is None:
             from service.broker.smartapi.updates import OrderUpdates
 
