@@ -295,10 +295,15 @@ def _outside_routes(ex: PaperExchange) -> list[Route]:
         applied = ex.outside.apply(rows)
         return JSONResponse({"applied": applied, "skipped": len(rows) - applied})
 
+    async def renew(request: Request, body: dict[str, Any]) -> Response:
+        """A new feed session: every instrument priced from outside waits for a fresh price."""
+        return JSONResponse({"awaiting": ex.outside.renew()})
+
     async def state(request: Request, body: dict[str, Any]) -> Response:
         return JSONResponse(ex.outside.state())
 
     return [
+        Route(f"{PREFIX}/outside/renew", guarded(ex, renew), methods=["POST"]),
         Route(f"{PREFIX}/outside/watch", guarded(ex, watch), methods=["POST"]),
         Route(f"{PREFIX}/outside/ticks", guarded(ex, ticks), methods=["POST"]),
         Route(f"{PREFIX}/outside", guarded(ex, state), methods=["GET"]),

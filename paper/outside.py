@@ -11,6 +11,8 @@ other.
                     exchange learns again from the next tick)
     park(order)     placeOrder asks: True when the order waits for its instrument's first outside
                     price; it meets the RMS and the market then, at that price
+    renew()         a new feed session (tickguard started again): every instrument priced from outside
+                    waits for a price of this session, since the last one may be hours old
 
 The control API serves it (`paper.control`: /paper/v1/outside/watch, /outside/ticks, /outside).
 """
@@ -86,6 +88,11 @@ class OutsidePrices:
             return False
         self.parked.setdefault(key, []).append(order.orderid)
         return True
+
+    def renew(self) -> int:
+        held = self._exchange.prices.held
+        self.awaiting |= held
+        return len(held)
 
     def reset(self) -> None:
         """After the exchange's reset: a fresh price book holds nothing until the next outside price."""

@@ -11,6 +11,9 @@
                     given up): awaited before each order, so an exit fired by a tick never meets the
                     price before that tick at the exchange
 
+At start the relay renews the feed session: every instrument the paper exchange prices from outside waits
+for a price of this run — the last one it had may be from before a restart, or yesterday.
+
 Two ways to the paper exchange (`PaperPrices`): in-process when it runs beside the service (`tickguard
 serve` without PAPER_URL: a call on its `paper.outside.OutsidePrices`, on the same event loop), or its
 control API (POST /paper/v1/outside/watch and /outside/ticks) when it runs on its own. Ticks go in
@@ -42,6 +45,9 @@ ROUTE = "paper outside prices"
 class PaperPrices(Protocol):
     """Where the relay sends: the paper exchange's outside prices."""
 
+    async def renew(self) -> None:
+        """A new feed session: what is priced from outside waits for a fresh price."""
+
     async def watch(self, pairs: list[Pair]) -> list[Pair]:
         """Price `pairs` from outside; returns the pairs the paper exchange does not list."""
 
@@ -55,6 +61,9 @@ class LocalPaperPrices:
 
     def __init__(self, outside: Any) -> None:
         self._outside = outside
+
+    async def renew(self) -> None:
+        self._outside.renew()
 
     async def watch(self, pairs: list[Pair]) -> list[Pair]:
         return list(self._outside.watch(pairs))
@@ -87,6 +96,9 @@ class HttpPaperPrices:
             raise BrokerUnavailable(f"the paper exchange's outside prices answered HTTP {status}: {answer}", route=ROUTE)
         return answer
 
+    async def renew(self) -> None:
+        await self._post("/renew", {})
+
     async def watch(self, pairs: list[Pair]) -> list[Pair]:
         answer = await self._post("/watch", {"instruments": [{"exchange": e, "token": t} for e, t in pairs]})
         return [tuple(text.split(":", 1)) for text in answer.get("unknown", [])]  # type: ignore[misc]
@@ -116,7 +128,9 @@ class PaperRelay:
 
     async def start(self, brokers: Sequence[Broker] = ()) -> None:
         """Forward ticks from now on, and watch the instruments of the orders still working at the
-        paper exchange (placed before a restart: their stops and limits need live prices too)."""
+        paper exchange (placed before a restart: their stops and limits need live prices too). Raises
+        (a `BrokerError`) when the paper exchange cannot be told of the new session."""
+        await self.paper.renew()
         self._subscription = self.ticks.ticks.subscribe(self._on_tick)
         self._sender = asyncio.create_task(self._send(), name="paper-relay")
         for broker in brokers:
