@@ -58,7 +58,7 @@ class OutsidePrices:
             if universe.by_token(*key) is None:
                 unknown.append(key)
             elif key not in held:
-                held.add(key)
+                self._exchange.prices.hold(*key)
                 self.awaiting.add(key)
         return unknown
 
@@ -72,7 +72,8 @@ class OutsidePrices:
             if universe.by_token(*key) is None or isinstance(ltp, bool) or not isinstance(ltp, int) or ltp <= 0:
                 self.skipped += 1
                 continue
-            prices.held.add(key)
+            if key not in prices.held:
+                prices.hold(*key)
             prices.set_ltp(*key, ltp, on_tick=False)
             applied += 1
             if key in self.awaiting:

@@ -91,8 +91,7 @@ class PriceBook:
         self._live: dict[tuple[str, str], _Live] = {}
         self._spots: list[_Live] = []
         self._active: dict[tuple[str, str], list[_Live]] = {}  # by underlying
-        # Instruments priced from outside (paper.outside): the walk and the model leave them alone.
-        self.held: set[tuple[str, str]] = set()
+        self.held: set[tuple[str, str]] = set()  # priced from outside alone (`hold`)
         self._candles = Candles(candle_retention_days * 86400)
         now = clock()
         self._session_day = ist_day(now)
@@ -134,6 +133,14 @@ class PriceBook:
                 self._listeners.remove(fn)
 
         return remove
+
+    def hold(self, exchange: str, token: str) -> None:
+        """Price an instrument from outside alone (paper.outside): no walk, no model, and no circuit band of
+        this exchange's making around a close of its own — the outside market keeps its own bands."""
+        key = (exchange.upper(), str(token))
+        self.held.add(key)
+        if (live := self._live.get(key)) is not None:
+            live.upper_circuit = live.lower_circuit = 0
 
     def candles(self, exchange: str, token: str, interval: str, start: datetime, end: datetime) -> list[list]:
         """SmartAPI candle rows for [start, end] (naive datetimes are IST), including the still-open minute."""
@@ -355,7 +362,7 @@ class PriceBook:
     def _set_bands(self, live: _Live) -> None:
         instrument, close = live.instrument, live.close
         tick = instrument.tick_paise
-        if instrument.is_index:
+        if instrument.is_index or live.key in self.held:
             live.upper_circuit = live.lower_circuit = 0
         elif instrument.is_option:
             spot = self._live[(instrument.underlying_exchange or "", instrument.underlying_token or "")]

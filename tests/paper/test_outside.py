@@ -80,6 +80,15 @@ def test_limit_and_stop_orders_fill_against_the_outside_prices(exchange):
     assert status(exchange, stop) == ("complete", 79_700)
 
 
+def test_no_circuit_band_of_the_paper_exchanges_making_refuses_an_order_at_a_live_price(exchange):
+    close = exchange.prices.quote(*SBIN).close
+    exchange.outside.apply([("NSE", "3045", close * 3 // 2 // 5 * 5)])  # 50 % above its own close
+    limit = order(exchange, "LIMIT", "BUY", price=close * 3 // 2 // 5 * 5 / 100)
+    assert status(exchange, limit)[0] == "complete"
+    quote = exchange.prices.quote(*SBIN)
+    assert (quote.lower_circuit, quote.upper_circuit) == (0, 0)
+
+
 def test_outside_prices_are_taken_as_they_come_and_unknown_ones_skipped(exchange):
     assert exchange.outside.watch([SBIN, ("NSE", "999999")]) == [("NSE", "999999")]
     applied = exchange.outside.apply([("NSE", "3045", 81_251), ("NSE", "999999", 100), ("NSE", "3045", 0),
