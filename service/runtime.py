@@ -168,6 +168,7 @@ class Runtime:
             functools.partial(self.health.stream_event, "ticks")))
         await self.guard.start()
         if self.relay is not None:  # after the guard: on each tick the engine goes first
+            await self.readiness.reach("the paper exchange (live prices)", self.relay.renew)
             await self.relay.start([self.broker, *self.logins.values()])
         self.recovery = await recover(RecoveryParts(
             store=self.store, brokers=[self.broker, *self.logins.values()], trader=self.trader, guard=self.guard,

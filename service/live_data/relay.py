@@ -11,8 +11,9 @@
                     given up): awaited before each order, so an exit fired by a tick never meets the
                     price before that tick at the exchange
 
-At start the relay renews the feed session: every instrument the paper exchange prices from outside waits
-for a price of this run — the last one it had may be from before a restart, or yesterday.
+Before it starts, the relay renews the feed session (`renew`): every instrument the paper exchange
+prices from outside waits for a price of this run — the last one it had may be from before a restart,
+or yesterday.
 
 Two ways to the paper exchange (`PaperPrices`): in-process when it runs beside the service (`tickguard
 serve` without PAPER_URL: a call on its `paper.outside.OutsidePrices`, on the same event loop), or its
@@ -30,6 +31,7 @@ import aiohttp
 
 from service.broker import LIVE_STATUSES, Broker, BrokerError, BrokerUnavailable
 from service.broker.port import TickStream
+from service.errors import SettingsError
 from streams import Tick
 
 __all__ = ["PaperRelay", "PaperPrices", "HttpPaperPrices", "LocalPaperPrices", "MAX_PENDING"]
@@ -40,6 +42,7 @@ Pair = tuple[str, str]
 Row = tuple[str, str, int]  # exchange, token, ltp in paise
 MAX_PENDING = 50_000  # ticks waiting for the paper exchange; past it, only each instrument's latest is kept
 ROUTE = "paper outside prices"
+OUTSIDE = "/paper/v1/outside"
 
 
 class PaperPrices(Protocol):
@@ -79,7 +82,7 @@ class HttpPaperPrices:
     """A paper exchange of its own (PAPER_URL), through its control API."""
 
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
-        self.base_url = base_url.rstrip("/") + "/paper/v1/outside"
+        self.base_url = base_url.rstrip("/") + OUTSIDE
         self.timeout_s = timeout_s
         self._http: aiohttp.ClientSession | None = None
 
@@ -92,6 +95,9 @@ class HttpPaperPrices:
                 status = reply.status
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise BrokerUnavailable(f"the paper exchange's outside prices: {exc.__class__.__name__}", route=ROUTE) from None
+        if status == 403:  # a paper exchange of tickguard in live mode: it takes no price from outside
+            raise SettingsError([("PAPER_URL", f"{self.base_url.removesuffix(OUTSIDE)} refuses outside prices "
+                                               f"(its control API is off): {answer}")])
         if status != 200 or not isinstance(answer, dict):
             raise BrokerUnavailable(f"the paper exchange's outside prices answered HTTP {status}: {answer}", route=ROUTE)
         return answer
@@ -126,20 +132,21 @@ class PaperRelay:
         self._sender: asyncio.Task | None = None
         self._subscription: Any = None
 
+    async def renew(self) -> None:
+        """A new feed session at the paper exchange (call before `start`; raises a `BrokerError` while it
+        cannot be reached)."""
+        await self.paper.renew()
+
     async def start(self, brokers: Sequence[Broker] = ()) -> None:
         """Forward ticks from now on, and watch the instruments of the orders still working at the
-        paper exchange (placed before a restart: their stops and limits need live prices too). Raises
-        (a `BrokerError`) when the paper exchange cannot be told of the new session."""
-        await self.paper.renew()
+        paper exchange (placed before a restart: their stops and limits need live prices too)."""
         self._subscription = self.ticks.ticks.subscribe(self._on_tick)
         self._sender = asyncio.create_task(self._send(), name="paper-relay")
         for broker in brokers:
             try:
-                working = [(o.exchange, o.token) for o in await broker.order_book() if o.status in LIVE_STATUSES]
-            except BrokerError as exc:
-                log.warning("working orders not read for the live prices they need", extra={"error": exc.message})
-                continue
-            await self.watch(working)
+                await self.watch([(o.exchange, o.token) for o in await broker.order_book() if o.status in LIVE_STATUSES])
+            except BrokerError as exc:  # each is watched again when tickguard next sends an order on it
+                log.warning("working orders not watched for the live prices they need", extra={"error": exc.message})
 
     async def stop(self) -> None:
         if self._subscription is not None:

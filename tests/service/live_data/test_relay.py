@@ -78,6 +78,7 @@ async def rig():
     paper = Recorder(log)
     relay = PaperRelay(shared.holder(), paper)
     broker = WatchedBroker(RecordingBroker(log), relay)
+    await relay.renew()
     await relay.start()
     yield stream, relay, paper, broker, log
     await relay.stop()
@@ -158,6 +159,7 @@ async def test_at_start_the_instruments_of_working_orders_are_watched():
     await model.place_order(buy(kind=OrderKind.LIMIT, price=79_000))
     stream = ModelTicks()
     relay = PaperRelay(SharedTicks(stream).holder(), Recorder(log))
+    await relay.renew()
     await relay.start([model])
     try:
         assert log == [("renew",), ("watch", [SBIN])] and stream.subscriptions == {SBIN}
@@ -179,7 +181,8 @@ async def test_in_process_the_paper_exchange_trades_at_the_relayed_prices():
     finally:
         await relay.stop()
     again = PaperRelay(SharedTicks(stream).holder(), LocalPaperPrices(exchange.outside))
-    await again.start()  # tickguard started again: the price it left may be hours old
+    await again.renew()  # tickguard started again: the price it left may be hours old
+    await again.start()
     try:
         assert exchange.outside.state()["awaiting"] == ["NSE:3045"]
     finally:
@@ -191,5 +194,17 @@ async def test_a_paper_exchange_that_cannot_be_reached_is_a_broker_error():
     try:
         with pytest.raises(BrokerUnavailable):
             await prices.watch([SBIN])
+    finally:
+        await prices.close()
+
+
+async def test_a_paper_exchange_with_its_control_api_off_is_a_settings_error(paper_factory):
+    from service.errors import SettingsError
+
+    paper = paper_factory(control_api=False)
+    prices = HttpPaperPrices(paper.url)
+    try:
+        with pytest.raises(SettingsError, match="PAPER_URL"):
+            await prices.renew()
     finally:
         await prices.close()
