@@ -43,6 +43,7 @@ Row = tuple[str, str, int]  # exchange, token, ltp in paise
 MAX_PENDING = 50_000  # ticks waiting for the paper exchange; past it, only each instrument's latest is kept
 ROUTE = "paper outside prices"
 OUTSIDE = "/paper/v1/outside"
+BATCH = 10_000  # prices or instruments a request (the paper exchange's own limit)
 
 
 class PaperPrices(Protocol):
@@ -106,11 +107,16 @@ class HttpPaperPrices:
         await self._post("/renew", {})
 
     async def watch(self, pairs: list[Pair]) -> list[Pair]:
-        answer = await self._post("/watch", {"instruments": [{"exchange": e, "token": t} for e, t in pairs]})
-        return [tuple(text.split(":", 1)) for text in answer.get("unknown", [])]  # type: ignore[misc]
+        unknown: list[Pair] = []
+        for start in range(0, len(pairs), BATCH):
+            batch = [{"exchange": e, "token": t} for e, t in pairs[start:start + BATCH]]
+            answer = await self._post("/watch", {"instruments": batch})
+            unknown += [tuple(text.split(":", 1)) for text in answer.get("unknown", [])]  # type: ignore[misc]
+        return unknown
 
     async def prices(self, rows: list[Row]) -> None:
-        await self._post("/ticks", {"ticks": [list(row) for row in rows]})
+        for start in range(0, len(rows), BATCH):
+            await self._post("/ticks", {"ticks": [list(row) for row in rows[start:start + BATCH]]})
 
     async def close(self) -> None:
         if self._http is not None:

@@ -208,3 +208,15 @@ async def test_a_paper_exchange_with_its_control_api_off_is_a_settings_error(pap
             await prices.renew()
     finally:
         await prices.close()
+
+
+async def test_over_http_prices_go_in_requests_the_paper_exchange_takes_and_in_order(paper):
+    prices = HttpPaperPrices(paper.url)
+    try:
+        assert await prices.watch([SBIN, ("NSE", "999999")]) == [("NSE", "999999")]
+        rows = [("NSE", "3045", 80_000 + 5 * n) for n in range(25_001)]  # three requests' worth
+        await prices.prices(rows)
+        assert paper.exchange.prices.ltp(*SBIN) == rows[-1][2]
+        assert paper.control("GET", "/outside").json()["applied"] == 25_001
+    finally:
+        await prices.close()
