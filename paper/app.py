@@ -5,10 +5,12 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -104,9 +106,23 @@ def create_app(exchange: PaperExchange) -> Starlette:
         finally:
             await exchange.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Served, paths=exchange.served)])
     app.state.exchange = exchange
     return app
+
+
+class Served:
+    """Counts every request by its path — HTTP and WebSocket, routes this exchange serves or not — before
+    anything else sees it (GET /paper/v1/requests)."""
+
+    def __init__(self, app: Any, paths: Counter[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            self.paths[scope["path"]] += 1
+        await self.app(scope, receive, send)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -189,11 +205,13 @@ async def place_order(request: Request, ex: PaperExchange, session: Session | No
     transport = ex.engine.faults.take_transport()
     if transport is not None and transport.kind == "error5xx" and not transport.placed:
         return fail("AB2001", "Internal Error, Please try after sometime", status_code=transport.status)
-    if ex.config.fill_latency_ms > 0:
-        order = ex.engine.accept(session.clientcode, body)
+    order = ex.engine.accept(session.clientcode, body)
+    if ex.outside.park(order):
+        pass  # priced from outside and no price yet: it settles at the first one
+    elif ex.config.fill_latency_ms > 0:
         asyncio.get_running_loop().call_later(ex.config.fill_latency_ms / 1000, ex.engine.settle, order.orderid)
     else:
-        order = ex.engine.place(session.clientcode, body)
+        ex.engine.settle(order.orderid)
     if transport is not None and transport.listed_after_s:
         ex.engine.unlist(order.orderid, transport.listed_after_s)
     if transport is not None and transport.kind == "error5xx":

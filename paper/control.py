@@ -1,5 +1,5 @@
 """The control API under /paper/v1: move prices, script paths, inject faults, hold routes, expire
-sessions, reset.
+sessions, reset; take prices from outside (`paper.outside`); show the requests served.
 
 For tests and demos only: every route answers 403 when the exchange runs with its control API off
 (tickguard in live mode). Errors are `{"errors": [{"field", "reason"}]}` with status 422 (bad input),
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Invalid", "control_routes", "error_response", "guarded", "read_json"]
 
 PREFIX = "/paper/v1"
+MAX_OUTSIDE_BATCH = 10_000  # outside prices or instruments per request
 
 
 class Invalid(Exception):
@@ -228,6 +229,10 @@ def control_routes(ex: PaperExchange) -> list[Route]:
                              "tradingsymbol": instrument.symbol,
                              "ltp": ex.prices.ltp(instrument.exchange, instrument.token) / 100})
 
+    async def served(request: Request, body: dict[str, Any]) -> Response:
+        """Every request this exchange was sent since it started — REST, sockets, control — by path, counted."""
+        return JSONResponse({"paths": dict(sorted(ex.served.items()))})
+
     async def stamps(request: Request, body: dict[str, Any]) -> Response:
         """Exchange-side stamps (paper.stamps): a token's sent ticks and/or a tag's arrival."""
         query = request.query_params
@@ -242,6 +247,8 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         return JSONResponse(reply)
 
     return [
+        *_outside_routes(ex),
+        Route(f"{PREFIX}/requests", guarded(ex, served), methods=["GET"]),
         Route(f"{PREFIX}/ticks", guarded(ex, ticks), methods=["POST"]),
         Route(f"{PREFIX}/paths", guarded(ex, start_path), methods=["POST"]),
         Route(f"{PREFIX}/paths", guarded(ex, list_paths), methods=["GET"]),
@@ -257,4 +264,49 @@ def control_routes(ex: PaperExchange) -> list[Route]:
         Route(f"{PREFIX}/stamps", guarded(ex, stamps), methods=["GET"]),
         Route(f"{PREFIX}/prices", guarded(ex, prices), methods=["GET"]),
         Route(f"{PREFIX}/charges", guarded(ex, set_rates(ex)), methods=["PUT"]),
+    ]
+
+
+def _listed(body: dict[str, Any], name: str) -> list[Any]:
+    items = body.get(name)
+    if not isinstance(items, list) or not items or len(items) > MAX_OUTSIDE_BATCH:
+        raise Invalid(name, f"expected a list of 1 to {MAX_OUTSIDE_BATCH} entries")
+    return items
+
+
+def _outside_routes(ex: PaperExchange) -> list[Route]:
+    """Prices from outside (`paper.outside`): instruments to watch, and their prices as they happen."""
+
+    async def watch(request: Request, body: dict[str, Any]) -> Response:
+        """`{"instruments": [{"exchange", "token"}, ...]}`: priced from outside from now on."""
+        pairs = []
+        for n, item in enumerate(_listed(body, "instruments")):
+            if not isinstance(item, dict) or not item.get("exchange") or not item.get("token"):
+                raise Invalid(f"instruments[{n}]", "expected an object with exchange and token")
+            pairs.append((str(item["exchange"]), str(item["token"])))
+        unknown = ex.outside.watch(pairs)
+        return JSONResponse({"watched": len(pairs) - len(unknown), "unknown": [f"{e}:{t}" for e, t in unknown]})
+
+    async def ticks(request: Request, body: dict[str, Any]) -> Response:
+        """`{"ticks": [[exchange, token, ltp_paise], ...]}` in the order they happened."""
+        rows = []
+        for n, item in enumerate(_listed(body, "ticks")):
+            if not isinstance(item, list) or len(item) != 3:
+                raise Invalid(f"ticks[{n}]", "expected [exchange, token, ltp_paise]")
+            rows.append((item[0], item[1], item[2]))
+        applied = ex.outside.apply(rows)
+        return JSONResponse({"applied": applied, "skipped": len(rows) - applied})
+
+    async def renew(request: Request, body: dict[str, Any]) -> Response:
+        """A new feed session: every instrument priced from outside waits for a fresh price."""
+        return JSONResponse({"awaiting": ex.outside.renew()})
+
+    async def state(request: Request, body: dict[str, Any]) -> Response:
+        return JSONResponse(ex.outside.state())
+
+    return [
+        Route(f"{PREFIX}/outside/renew", guarded(ex, renew), methods=["POST"]),
+        Route(f"{PREFIX}/outside/watch", guarded(ex, watch), methods=["POST"]),
+        Route(f"{PREFIX}/outside/ticks", guarded(ex, ticks), methods=["POST"]),
+        Route(f"{PREFIX}/outside", guarded(ex, state), methods=["GET"]),
     ]

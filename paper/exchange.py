@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from paper.gtt import GttBook
 from paper.charge_rates import ChargeRates
 from paper.instruments import Universe, build_universe
 from paper.orders import OrderEngine, OrderEvent
+from paper.outside import OutsidePrices
 from paper.paths import PathPlayer
 from paper.prices import PriceBook
 from paper.quotes import Quote
@@ -56,6 +58,7 @@ class PaperExchange:
     order_listeners: list[OrderListener] = field(default_factory=list)
     reset_hooks: list[Callable[[], None]] = field(default_factory=list)  # run after a reset
     sockets: Any = None  # (market feed, order-update hub) once the socket routes are mounted
+    served: Counter[str] = field(default_factory=Counter)  # every request's path, counted (paper.app.Served)
 
     def __post_init__(self) -> None:
         today = self.config.today or datetime.fromtimestamp(self.clock(), IST).date()
@@ -66,6 +69,8 @@ class PaperExchange:
         self.stamps = Stamps(self.clock)
         self.holds = RouteHolds()  # routes left unanswered on purpose (control API: /paper/v1/holds)
         self.static_ips = StaticIps(self.config.static_ips)  # who may send orders from where; what came from where
+        self.outside = OutsidePrices(self)  # instruments priced by an outside feed (tickguard's live market data)
+        self.reset_hooks.append(self.outside.reset)
         self._simulator: asyncio.Task | None = None
         self._persist_every_s = 5.0
 

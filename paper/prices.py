@@ -91,6 +91,7 @@ class PriceBook:
         self._live: dict[tuple[str, str], _Live] = {}
         self._spots: list[_Live] = []
         self._active: dict[tuple[str, str], list[_Live]] = {}  # by underlying
+        self.held: set[tuple[str, str]] = set()  # priced from outside alone (`hold`)
         self._candles = Candles(candle_retention_days * 86400)
         now = clock()
         self._session_day = ist_day(now)
@@ -133,6 +134,14 @@ class PriceBook:
 
         return remove
 
+    def hold(self, exchange: str, token: str) -> None:
+        """Price an instrument from outside alone (paper.outside): no walk, no model, and no circuit band of
+        this exchange's making around a close of its own — the outside market keeps its own bands."""
+        key = (exchange.upper(), str(token))
+        self.held.add(key)
+        if (live := self._live.get(key)) is not None:
+            live.upper_circuit = live.lower_circuit = 0
+
     def candles(self, exchange: str, token: str, interval: str, start: datetime, end: datetime) -> list[list]:
         """SmartAPI candle rows for [start, end] (naive datetimes are IST), including the still-open minute."""
         minutes = CANDLE_INTERVALS.get(interval)
@@ -153,7 +162,10 @@ class PriceBook:
         drift_per_vol2 = -0.5 * dt_s / _TRADING_SECONDS_PER_YEAR
         gauss = self._walk.gauss
         changed: list[Quote] = []
+        held = self.held
         for live in self._spots:
+            if live.key in held:
+                continue
             if live.twin is not None:  # one company, one price on both exchanges
                 live.fair = live.twin.fair
             else:
@@ -168,19 +180,20 @@ class PriceBook:
                 changed.append(self._trade(live, ltp, qty, now))
         for contracts in self._active.values():
             for live in contracts:
-                quote = self._reprice(live, now)
+                quote = None if live.key in held else self._reprice(live, now)
                 if quote is not None:
                     changed.append(quote)
         self._publish(changed)
         return changed
 
-    def set_ltp(self, exchange: str, token: str, ltp_paise: int) -> list[Quote]:
-        """Trade at `ltp_paise` now: the set quote first, then every derivative it moved."""
+    def set_ltp(self, exchange: str, token: str, ltp_paise: int, *, on_tick: bool = True) -> list[Quote]:
+        """Trade at `ltp_paise` now: the set quote first, then every derivative it moved. A price from
+        outside (`on_tick=False`) is taken as it comes, on this universe's tick or not."""
         live = self._live.get((exchange.upper(), str(token))) or self._activate(exchange, token)
         instrument = live.instrument
         if isinstance(ltp_paise, bool) or not isinstance(ltp_paise, int) or ltp_paise <= 0:
             raise ValueError(f"ltp for {instrument.exchange} {instrument.symbol} must be positive integer paise, got {ltp_paise!r}")
-        if ltp_paise % instrument.tick_paise:
+        if on_tick and ltp_paise % instrument.tick_paise:
             raise ValueError(
                 f"ltp {ltp_paise} paise for {instrument.exchange} {instrument.symbol} is not a multiple of its tick "
                 f"{instrument.tick_paise} paise"
@@ -195,7 +208,7 @@ class PriceBook:
             live.fair = float(ltp_paise)
             changed = [self._trade(live, ltp_paise, qty, now)]
             for contract in self._active.get(live.key, []):
-                quote = self._reprice(contract, now)
+                quote = None if contract.key in self.held else self._reprice(contract, now)
                 if quote is not None:
                     changed.append(quote)
         self._publish(changed)
@@ -349,7 +362,7 @@ class PriceBook:
     def _set_bands(self, live: _Live) -> None:
         instrument, close = live.instrument, live.close
         tick = instrument.tick_paise
-        if instrument.is_index:
+        if instrument.is_index or live.key in self.held:
             live.upper_circuit = live.lower_circuit = 0
         elif instrument.is_option:
             spot = self._live[(instrument.underlying_exchange or "", instrument.underlying_token or "")]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from service.broker import Broker, BrokerError
+from service.broker import Broker, BrokerError, MarketData
 from service.broker.types import BrokerOrder, Fill, Position
 from service.execution import Trader
 from service.store import Store, ist_date
@@ -79,11 +79,11 @@ def _ours(order: BrokerOrder | None, product: str) -> bool:
 @dataclass(frozen=True)
 class AfterHours:
     """What the reconciliation works with: the store, execution (a trade's login, its listeners), the
-    sessions, the market-data broker (an LTP when the trade book has no fill) and the clock."""
+    sessions, the market data (an LTP when the trade book has no fill) and the clock."""
     store: Store
     trader: Trader
     sessions: SessionClock
-    broker: Broker
+    market: Broker | MarketData
     now_ms: Callable[[], int]
 
 
@@ -126,7 +126,7 @@ async def _closed_by_broker(parts: AfterHours, trade: TradeRecord, price: int | 
     if price is None:
         source = "ltp"
         try:
-            price = await parts.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+            price = await parts.market.ltp(trade.exchange, trade.tradingsymbol, trade.token)
         except BrokerError:
             price, source = int(trade.entry_price or 0), "entry"
     priced = {"price": price, "estimated": source != "trade_book", "price_source": source}

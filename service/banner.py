@@ -89,7 +89,10 @@ def _calendar(runtime: Runtime) -> str:
 
 async def state_lines(runtime: Runtime) -> list[str]:
     trades = await _open_trades(runtime)
-    return [_line("mode", runtime.settings.tickguard_mode), _line("halted", _halted(runtime)),
+    mode = runtime.settings.tickguard_mode
+    if runtime.settings.market_data == "live":
+        mode += " on live market data (orders to the paper exchange)"
+    return [_line("mode", mode), _line("halted", _halted(runtime)),
             _line("open trades", _open(runtime, trades)), _line("broker stops", _broker_stops(runtime, trades)),
             _line("calendar", _calendar(runtime))]
 

@@ -83,12 +83,21 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     # The ports first: one in use is one line and exit status 5, before anything logs in anywhere.
     sock = listen(host, port, "the service (--host, --port)")
     port = bound_port(sock)
-    paper_sock = None
+    paper_sock = paper_exchange = None
     try:
+        runtime = None
         if not settings.live and not settings.paper_url:
             paper_sock = listen(settings.paper_host, settings.paper_port, "the paper exchange (PAPER_HOST, PAPER_PORT)")
             settings = msgspec.structs.replace(settings, paper_port=bound_port(paper_sock))
-        app = create_app(settings)  # first: settings it refuses (a plug-in that cannot load) start nothing
+            from paper.exchange import PaperExchange
+
+            paper_exchange = PaperExchange(paper_config(settings))
+            if settings.market_data == "live":  # live prices into the paper exchange in-process, on this loop
+                from service.live_data import LocalPaperPrices
+                from service.runtime import Runtime
+
+                runtime = Runtime(settings, paper_prices=LocalPaperPrices(paper_exchange.outside))
+        app = create_app(settings, runtime)  # first: settings it refuses (a plug-in that cannot load) start nothing
     except BaseException:  # refused before serving: the ports are given back at once
         for bound in (sock, paper_sock):
             if bound is not None:
@@ -97,9 +106,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     servers = []
     if paper_sock is not None:
         from paper.app import create_app as create_paper_app
-        from paper.exchange import PaperExchange
 
-        paper = uvicorn.Server(uvicorn.Config(create_paper_app(PaperExchange(paper_config(settings))),
+        paper = uvicorn.Server(uvicorn.Config(create_paper_app(paper_exchange),
                                               access_log=False, log_config=None, log_level="warning"))
         paper_task = asyncio.create_task(paper.serve(sockets=[paper_sock]))
         while not paper.started:
@@ -116,6 +124,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         print(f"operator             {PAPER_OPERATOR} / {PAPER_OPERATOR_PASSWORD}  (paper demo login for the dashboard; "
               f"API token {PAPER_OPERATOR_TOKEN})", flush=True)
     print(f"broker REST root     {settings.rest_root}", flush=True)
+    if settings.market_data == "live":
+        print(f"market data          live: {settings.market_data_user} at {settings.market_data_rest_root} "
+              f"(market data only; every order goes to the paper exchange)", flush=True)
     if servers:
         print(f"paper control API    {settings.paper_base_url}/paper/v1/", flush=True)
     runtime = app.state.runtime

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from service.afterhours import AfterHours, settle_after_hours
-from service.broker import LIVE_STATUSES, Broker, BrokerError, BrokerOrder, OrderStatus
+from service.broker import LIVE_STATUSES, Broker, BrokerError, BrokerOrder, MarketData, OrderStatus
 from service.execution import Trader
 from service.execution.backstop_gtt import KIND as GTT
 from service.guard import Guard
@@ -46,9 +46,9 @@ IST = ZoneInfo("Asia/Kolkata")
 
 @dataclass(frozen=True)
 class RecoveryParts:
-    """What a restart reconciles with: the store, every login's broker (the first gives market data),
-    execution, the guard, the sessions, the clock, and the step that hands the engine today's P&L,
-    loss halts and limits back before any trade is guarded again."""
+    """What a restart reconciles with: the store, every login's broker, execution, the guard, the sessions,
+    the clock, the step that hands the engine today's P&L, loss halts and limits back before any trade
+    is guarded again, and the market data (candles, prices; default: the first broker's)."""
     store: Store
     brokers: Sequence[Broker]
     trader: Trader
@@ -60,6 +60,11 @@ class RecoveryParts:
     # command waits on the bus and is sized on arrival), and the guard shards watch the market, not it.
     expire_unsent: bool = True
     check_crossed: bool = True
+    market: MarketData | None = None
+
+    @property
+    def market_data(self) -> Broker | MarketData:
+        return self.market if self.market is not None else self.brokers[0]
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -78,7 +83,7 @@ async def recover(parts: RecoveryParts) -> dict[str, int]:
                 await trader.record(trade.id, "expired", reason="tickguard stopped before the entry was sent")
                 report["entries_expired"] += 1
         after_hours, held = await settle_after_hours(
-            AfterHours(parts.store, trader, parts.sessions, parts.brokers[0], parts.now_ms), LIVE_STATUSES)
+            AfterHours(parts.store, trader, parts.sessions, parts.market_data, parts.now_ms), LIVE_STATUSES)
         report.update(after_hours)
         for tag, order in book.items():  # broker stops of trades no longer open (closed meanwhile, or unknown)
             parsed = parse_tag(tag)
@@ -192,7 +197,7 @@ async def _crossed_while_down(parts: RecoveryParts, since_ms: int | None, entere
     for (exchange, token), trades in by_basis.items():
         watched = {t.id: _minute(_watched_from(t, since_ms, entered)) for t in trades}
         try:
-            candles = await parts.brokers[0].candles(exchange, token, "ONE_MINUTE", min(watched.values()), end)
+            candles = await parts.market_data.candles(exchange, token, "ONE_MINUTE", min(watched.values()), end)
         except BrokerError as exc:
             log.warning("no candles to check stops crossed while down", extra={"token": token, "error": exc.message})
             continue

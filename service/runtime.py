@@ -1,6 +1,7 @@
 """The runtime: tickguard's parts built from the settings and wired together — wiring only.
 
-    store ─ symbols ─ brokers (one per login) ─ accounts ─ strategies
+    store ─ symbols ─ brokers (one per login) ─ market data ─ accounts ─ strategies
+    (MARKET_DATA=live: the market data a login of its own, the relay of its prices to the paper exchange)
     guard (ticks into the stop engine) ─ engine changes (as trade events) ─ halts
     trader (orders, entries, exits, positions) ─ intake (alerts in) ─ operator switch
     stream health ─ sampler ─ notifier ─ listeners (feed, notifications)
@@ -26,7 +27,7 @@ from service.alerts.strategies import Strategy, load_strategies
 from service.alerts.dispatch import LocalDispatch
 from service.alerts.intake import Intake
 from service.alerts.prices import LivePrices
-from service.brokers import brokers_from_settings
+from service.brokers import brokers_from_settings, market_data_from_settings
 from service.execution import ExecConfig, Trader
 from service.execution.backstop_levels import BackupConfig, Buffer
 from service.gc_tuning import Heap
@@ -36,6 +37,7 @@ from service.health import Sampler, StreamHealth
 from service.changes import EngineChanges
 from service.limits import EngineLimits
 from service.listeners import Listeners
+from service.live_data import HttpPaperPrices, PaperPrices, PaperRelay, paper_on_live_data
 from service.market_calendar import CalendarWatch, MarketCalendar, load_market_calendar
 from service.metrics import Metrics
 from service.notify import Notifier
@@ -62,23 +64,33 @@ def always_open_calendar() -> Calendar:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
+                 paper_prices: PaperPrices | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics()
         self.listeners = Listeners()
         self.store = Store(settings.database_url or settings.tickguard_db)
         self.charging = charging(settings.brokerage, settings.charges_schedule)  # P&L net of charges
-        # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data always
-        # comes from the default one. The brokers' TOTP needs the wall clock, whatever `clock` is.
+        # Accounts naming another client code trade on that login (CREDENTIALS_FILE); market data comes
+        # from the default one, or with MARKET_DATA=live from a login of its own while orders go to the
+        # paper exchange (service/live_data; `paper_prices`: the embedded exchange's, else its control
+        # API). The brokers' TOTP needs the wall clock, whatever `clock` is.
         self.broker, self.logins = brokers_from_settings(settings)
+        self.market = market_data_from_settings(settings, self.broker)
+        ticks = self.market.tick_stream()
+        self.relay: PaperRelay | None = None
+        if settings.market_data == "live":
+            wired = paper_on_live_data(self.market, self.broker, self.logins,
+                                       paper_prices or HttpPaperPrices(settings.paper_base_url))
+            self.relay, ticks, self.broker, self.logins = wired.relay, wired.guard_ticks, wired.broker, wired.logins
         self.symbols = SymbolBook(settings, search=self._search)
         self.strategies: dict[str, Strategy] = load_strategies(settings.strategies_file)
         self.accounts = AccountDirectory(settings, clock=clock)
         market, calendar = calendar_from_settings(settings)
         self.plugins = PluginBoard(load_plugins(settings), metrics=self.metrics, announce=self.listeners.announce)
         self.halts = Halts(self.store, self.now_ms, self.listeners.announce)  # every halt and the day's P&L, kept
-        self.guard = Guard(self.broker.tick_stream(), on_exit=self._on_exit, on_change=self._on_change,
+        self.guard = Guard(ticks, on_exit=self._on_exit, on_change=self._on_change,
                            calendar=calendar, stale_ms=round(settings.stale_tick_s * 1000), clock=clock,
                            plugins=self.plugins.operators, on_plugin=self.plugins.on_change)
         self.recorder: recording.Recorder | None = None
@@ -92,7 +104,7 @@ class Runtime:
                                           for exchange in {pair[0] for pair in stream.subscriptions})
         self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=exec_config(settings),
-                             metrics=self.metrics, on_trade=self.listeners.trade_changed)
+                             metrics=self.metrics, on_trade=self.listeners.trade_changed, market=self.market)
         self.trader.stops.session_open = lambda exchange: sessions.is_open(exchange, self.now_ms())
         self.trader.stops.announce = self.listeners.announce
         self.metrics.unprotected_at_broker.set_function(
@@ -105,7 +117,7 @@ class Runtime:
                              accounts=self.accounts, entries_open=self.guard.entries_open,
                              leverage=self.trader.config.leverage, dispatch=LocalDispatch(self.trader), halts=self.halts,
                              limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
-                             logins=set(self.logins), prices=live_prices(settings, self.guard.last_seen, self.broker.ltp,
+                             logins=set(self.logins), prices=live_prices(settings, self.guard.last_seen, self.market.ltp,
                                                                          sessions, self.now_ms), clock=clock,
                              entry_window=lambda exchange: sessions.entry_window(exchange, self.now_ms()))
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
@@ -133,7 +145,7 @@ class Runtime:
         return int(self.clock() * 1000)
 
     async def _search(self, exchange: str, text: str) -> list[dict[str, str]]:
-        hits = await self.broker.search(exchange, text)
+        hits = await self.market.search(exchange, text)
         return [{"exchange": h.exchange, "tradingsymbol": h.tradingsymbol, "symboltoken": h.token} for h in hits]
 
     def _on_exit(self, intent) -> None:
@@ -149,6 +161,8 @@ class Runtime:
         await self.trade_log.start()
         await self.halts.restore()
         await self.readiness.reach(self.settings.smartapi_user, self.broker.connect)
+        if self.market.owned:
+            await self.readiness.reach(f"{self.settings.market_data_user} (market data)", self.market.connect)
         await self.symbols.open()
         for login, broker in (("", self.broker), *self.logins.items()):
             if broker is not self.broker:
@@ -164,9 +178,12 @@ class Runtime:
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.start)
         await self.guard.start()
+        if self.relay is not None:  # after the guard: on each tick the engine goes first
+            await self.readiness.reach("the paper exchange (live prices)", self.relay.renew)
+            await self.relay.start([self.broker, *self.logins.values()])
         self.recovery = await recover(RecoveryParts(
             store=self.store, brokers=[self.broker, *self.logins.values()], trader=self.trader, guard=self.guard,
-            sessions=self.sessions, clock=self.clock, restore_day=self.restore_day))
+            sessions=self.sessions, clock=self.clock, restore_day=self.restore_day, market=self.market))
         self.calendar_watch.start()  # after recovery: the exchanges of re-armed trades are in use
         self.heap.settle()
         for login in ("", *self.logins):  # one position book per login, snapshotted once recovery is done
@@ -185,8 +202,9 @@ class Runtime:
         self.heap.release()
         for subscription in self._subscriptions:
             subscription.dispose()
-        steps = [self.symbols.close, self.guard.stop, self._stop_recorder, self.broker.close, *(b.close for b in self.logins.values()),
-                 self.accounts.close, self.store.close]
+        relay = [self.relay.stop] if self.relay is not None else []
+        steps = [self.symbols.close, *relay, self.guard.stop, self._stop_recorder, self.broker.close,
+                 *(b.close for b in self.logins.values()), self.market.close, self.accounts.close, self.store.close]
         for step in steps:
             try:
                 await step()

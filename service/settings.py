@@ -7,8 +7,6 @@ reported together; secret values are never part of a message or a repr.
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -18,7 +16,9 @@ from service.addresses import check_source_address, parse_static_ips
 from service.env_file import read_env_file
 from service.errors import SettingsError
 from service.charges.setting import charges_problems
+from service.live_data.settings import market_data_problems, stream_url_for
 from service.market_calendar import holidays_problems
+from service.settings_checks import notify_problems, recording_problems
 from service.plugins import plugin_problems
 
 __all__ = ["Settings", "load_settings", "SECRET_FIELDS", "DEMO_CREDENTIALS", "PAPER_OPERATOR", "PAPER_OPERATOR_PASSWORD",
@@ -29,7 +29,8 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 SECRET_FIELDS = frozenset({"smartapi_pass", "smartapi_key", "totp_secret", "webhook_secret", "metrics_token",
-                           "telegram_bot_token", "notify_webhook_urls", "database_url"})
+                           "telegram_bot_token", "notify_webhook_urls", "database_url", "market_data_pass",
+                           "market_data_key", "market_data_totp_secret"})
 PAPER_WEBHOOK_SECRET = "paper-webhook-secret"
 # The demo operator of paper mode without OPERATORS_FILE: public values, printed by `make run`.
 PAPER_OPERATOR = "demo"
@@ -68,6 +69,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     smartapi_root: str = ""
     smartapi_stream_url: str = ""
     smartapi_order_update_url: str = ""
+    # Paper trading on live market data (service/live_data; README "Paper trading on live market data").
+    # MARKET_DATA=live, paper mode only: ticks, prices and candles from a real login of its own (never the
+    # order login's credentials), orders to the paper exchange, filled at those prices. MARKET_DATA_ROOT
+    # empty: Angel One's REST root; the stream URL derives from the root unless MARKET_DATA_STREAM_URL.
+    market_data: Literal["paper", "live"] = "paper"
+    market_data_user: str = ""
+    market_data_pass: str = ""
+    market_data_key: str = ""
+    market_data_totp_secret: str = ""
+    market_data_root: str = ""
+    market_data_stream_url: str = ""
     # The service.
     tickguard_db: str = DEFAULT_DB
     # PostgreSQL instead of the SQLite file (service/pg.py): postgresql://user@host:port/database. Empty: SQLite.
@@ -228,6 +240,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.paper_base_url.replace("http", "ws", 1) + "/smart-stream"
 
     @property
+    def market_data_rest_root(self) -> str:
+        return self.market_data_root or LIVE_ROOT
+
+    @property
+    def market_data_stream(self) -> str:
+        return self.market_data_stream_url or stream_url_for(self.market_data_rest_root, LIVE_ROOT, LIVE_STREAM_URL)
+
+    @property
     def order_update_url(self) -> str:
         if self.smartapi_order_update_url:
             return self.smartapi_order_update_url
@@ -325,52 +345,15 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
                     values[name] = checked
             except ValueError as exc:
                 problems.append((name.upper(), str(exc)))
-    problems.extend(_notify_problems(values))
-    problems.extend(_recording_problems(values))
+    problems.extend(market_data_problems(values, mode, LIVE_ROOT, _valid_totp_secret))
+    problems.extend(notify_problems(values))
+    problems.extend(recording_problems(values, DEFAULT_DB))
     problems.extend(plugin_problems(values))
     problems.extend(charges_problems(values))
     problems.extend(holidays_problems(values))
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
-
-
-_TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
-_TELEGRAM_CHAT = re.compile(r"^(-?\d+|@[A-Za-z][A-Za-z0-9_]{3,})$")
-_HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
-
-
-def _notify_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Telegram token and chat both or neither, well formed; webhook URLs http(s). Never echoes a secret."""
-    problems: list[tuple[str, str]] = []
-    token, chat = values.get("telegram_bot_token", ""), values.get("telegram_chat_id", "")
-    if bool(token) != bool(chat):
-        missing = "TELEGRAM_CHAT_ID" if token else "TELEGRAM_BOT_TOKEN"
-        problems.append((missing, "set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID together, or neither"))
-    if token and not _TELEGRAM_TOKEN.match(token):
-        problems.append(("TELEGRAM_BOT_TOKEN", "not a bot token: expected digits, a colon, then letters, digits, _ or -"))
-    if chat and not _TELEGRAM_CHAT.match(chat):
-        problems.append(("TELEGRAM_CHAT_ID", f"expected a numeric chat id or an @channel name, got {chat!r}"))
-    urls = values.get("notify_webhook_urls", "").split(",")
-    for position, url in enumerate((u.strip() for u in urls), start=1):
-        if url and not _HTTP_URL.match(url):
-            problems.append(("NOTIFY_WEBHOOK_URLS", f"entry {position} is not an http(s) URL"))
-    return problems
-
-
-def _recording_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """RECORD_DIR defaulted beside the SQLite file; a folder (or one that can be made) tickguard may write in."""
-    if not values.get("record_dir"):
-        beside = Path(values.get("tickguard_db") or DEFAULT_DB).parent
-        values["record_dir"] = "recordings" if values.get("database_url") else str(beside / "recordings")
-    folder = Path(values["record_dir"])
-    if folder.exists() and not folder.is_dir():
-        return [("RECORD_DIR", f"{folder} is not a folder")]
-    if values.get("record_ticks"):
-        existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
-        if not os.access(existing, os.W_OK | os.X_OK):
-            return [("RECORD_DIR", f"cannot write in {existing}")]
-    return []
 
 
 def _valid_totp_secret(secret: str) -> bool:

@@ -4,12 +4,14 @@ from service.broker.errors import (
     BrokerUnavailable,
     EntryExpired,
     LoginFailed,
+    NotMarketData,
     OrderRefused,
     PlacementUnknown,
     RateLimited,
     SessionExpired,
     expired_reason,
 )
+from service.broker.market_data import MarketData, MarketSource
 from service.broker.port import Broker, OrderUpdateStream, TickStream
 from service.broker.types import (
     LIVE_STATUSES,
@@ -37,7 +39,7 @@ from service.broker.types import (
 
 __all__ = [
     "Broker", "BrokerError", "BrokerOrder", "BrokerUnavailable", "Candle", "ChargeLeg", "EstimatedCharges", "EntryExpired", "Fill", "Funds", "GttRequest", "GttRule", "GttStatus", "LIVE_STATUSES", "LoginFailed",
-    "MarginLeg", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
+    "MarginLeg", "MarketData", "MarketSource", "NotMarketData", "OrderAck", "OrderKind", "OrderRefused", "OrderRequest", "OrderSide", "OrderStatus", "OrderUpdate",
     "OrderUpdateStream", "PlacementUnknown", "Position", "Priority", "RateLimited", "SearchHit",
     "SessionExpired", "TERMINAL_STATUSES", "TickStream", "expired_reason",
 ]

@@ -7,13 +7,14 @@
     ├── RateLimited          the broker's rate limiter answered, and retrying did not help
     ├── BrokerUnavailable    network error, timeout or 5xx
     ├── PlacementUnknown     placeOrder timed out or met a 5xx and no order with its tag was found: in doubt
-    └── EntryExpired         an entry waited longer than its time-to-live for an order slot (never sent)
+    ├── EntryExpired         an entry waited longer than its time-to-live for an order slot (never sent)
+    └── NotMarketData        a market-data client was asked for a route outside market data (never sent)
 """
 from __future__ import annotations
 
 __all__ = [
     "BrokerError", "LoginFailed", "SessionExpired", "OrderRefused", "RateLimited", "BrokerUnavailable",
-    "PlacementUnknown", "EntryExpired", "expired_reason",
+    "PlacementUnknown", "EntryExpired", "NotMarketData", "expired_reason",
 ]
 
 
@@ -64,3 +65,12 @@ class EntryExpired(BrokerError):
     def __init__(self, waited_s: float) -> None:
         super().__init__(expired_reason(waited_s))
         self.waited_s = waited_s
+
+
+class NotMarketData(BrokerError):
+    """A client built for market data only (MARKET_DATA=live) refuses every other route before sending."""
+
+    def __init__(self, route: str, clientcode: str) -> None:
+        super().__init__(f"{clientcode} is a market-data login: {route} is not a market-data route and was not sent",
+                         route=route)
+        self.clientcode = clientcode

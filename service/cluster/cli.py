@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from service.errors import SettingsError
 from service.settings import Settings
 
 __all__ = ["add_commands", "run"]
@@ -63,6 +64,8 @@ async def _intake(settings: Settings, host: str, port: int) -> None:
 
 def run(args: argparse.Namespace, settings: Settings, run_loop: Callable[[Coroutine[Any, Any, None], str], None]) -> int:
     """Run the role `args.command` on the event loop `run_loop` starts (service.cli's)."""
+    if settings.market_data == "live" and args.command != "cluster-status":
+        raise SettingsError([("MARKET_DATA", "live market data runs with `tickguard serve` only, not in a cluster")])
     if args.command == "cluster-status":
         from service.cluster.executor import logins_of
         from service.cluster.status import run as show

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from service.broker import Broker, BrokerError, BrokerOrder, OrderUpdate
+from service.broker import Broker, BrokerError, BrokerOrder, MarketData, OrderUpdate
 from service.execution.backstop import BrokerStops
 from service.execution.chase import Chaser
 from service.execution.config import ExecConfig
@@ -46,9 +46,11 @@ log = logging.getLogger("tickguard.execution")
 class Trader:
     def __init__(self, store: Store, broker: Broker, guard: Guard, *, config: ExecConfig | None = None,
                  clock: Callable[[], float] = time.time, on_trade: Callable[[TradeRecord], None] | None = None,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, market: MarketData | None = None) -> None:
         self.store = store
-        self.broker = broker  # the default login: market data, and the orders of virtual sub-accounts
+        self.broker = broker  # the default login: the orders of virtual sub-accounts
+        # Prices and circuit bands (exit prices, option premiums); default: the default login's.
+        self.market: Broker | MarketData = market if market is not None else broker
         self.brokers: dict[str, Broker] = {}  # other logins by client code (accounts trading on their own login)
         self.guard = guard
         self.config = config = config or ExecConfig()
@@ -63,7 +65,7 @@ class Trader:
                                   on_fill=self._filled, metrics=metrics)
         self.doubt = DoubtRule(self.orders, config, broker_for=self.broker_for)
         self.entries = EntryQueue(self.orders, self.doubt, config, broker_for=self.broker_for, spawn=self.spawn,
-                                  ltp=lambda exchange, symbol, token: self.broker.ltp(exchange, symbol, token))
+                                  ltp=lambda exchange, symbol, token: self.market.ltp(exchange, symbol, token))
         chaser = Chaser(self.orders, self.doubt, config, broker_for=self.broker_for, ltp=self._ltp, bands=self.bands)
         self.stops = BrokerStops(self.orders, self.doubt, config.backup, broker_for=self.broker_for, spawn=self.spawn,
                                  bands=self.bands, on_trigger=self._broker_stop_triggered)
@@ -183,7 +185,7 @@ class Trader:
 
     async def _learn_band(self, trade: TradeRecord) -> None:
         try:
-            self.bands[(trade.exchange, trade.token)] = await self.broker.circuit_limits(trade.exchange, trade.token)
+            self.bands[(trade.exchange, trade.token)] = await self.market.circuit_limits(trade.exchange, trade.token)
         except (BrokerError, AttributeError):
             self.bands.pop((trade.exchange, trade.token), None)  # try again with the next trade
 
@@ -191,4 +193,4 @@ class Trader:
         price = self.guard.last_price(trade.exchange, trade.token)
         if price is not None:
             return price
-        return await self.broker.ltp(trade.exchange, trade.tradingsymbol, trade.token)
+        return await self.market.ltp(trade.exchange, trade.tradingsymbol, trade.token)

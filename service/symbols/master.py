@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from service.live_data.settings import on_angel_one
+
 from .errors import IndexCorrupt, MasterUnavailable
 from .index import MasterIndex, MasterRecord
 from .model import IST, ist_now
@@ -62,9 +64,14 @@ Progress = Callable[[int, int | None], None]
 
 
 def master_url(settings) -> str:
-    """INSTRUMENT_MASTER_URL, else the live file in live mode, else the paper exchange's copy."""
+    """INSTRUMENT_MASTER_URL, else the live file in live mode, else the market data's: with MARKET_DATA=live
+    the live file (or, for a MARKET_DATA_ROOT off Angel One's hosts, the file beside it), else the paper
+    exchange's copy. Tokens must be the market data's: they are what the ticks are keyed by."""
     if settings.instrument_master_url:
         return settings.instrument_master_url
+    if settings.market_data == "live":
+        root = settings.market_data_root
+        return root.rstrip("/") + MASTER_PATH if root and not on_angel_one(root) else LIVE_MASTER_URL
     return LIVE_MASTER_URL if settings.live else settings.paper_base_url + MASTER_PATH
 
 

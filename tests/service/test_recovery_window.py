@@ -54,7 +54,7 @@ def parts_for(trades: list[TradeRecord], market: Market, now: datetime, stops: d
         assert states == [TradeState.OPEN]
         return trades
 
-    parts = SimpleNamespace(store=SimpleNamespace(trades=open_trades), brokers=[market], guard=guard,
+    parts = SimpleNamespace(store=SimpleNamespace(trades=open_trades), brokers=[], market_data=market, guard=guard,
                             trader=SimpleNamespace(on_exit_intent=fired.append), clock=lambda: now.timestamp())
     return parts, fired
 

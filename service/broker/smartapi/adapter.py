@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from service.broker.errors import BrokerError, BrokerUnavailable, OrderRefused, PlacementUnknown
+from service.broker.errors import BrokerError, BrokerUnavailable, NotMarketData, OrderRefused, PlacementUnknown
 from service.broker.port import OrderUpdateStream, Progress, TickStream
 from service.broker.smartapi.charges import charges_body, read_charges
 from service.broker.smartapi.config import SmartApiConfig
@@ -285,6 +285,8 @@ class SmartApiBroker:
         return self._ticks
 
     def order_update_stream(self) -> OrderUpdateStream:
+        if self.config.market_data_only:
+            raise NotMarketData("smart-order-update", self.config.clientcode)
         if self._updates is None:
             from service.broker.smartapi.updates import OrderUpdates
 

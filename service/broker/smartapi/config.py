@@ -27,10 +27,14 @@ class SmartApiConfig:
     # The static-IP rule: the address of this host the login's REST client and sockets bind, so its
     # orders leave from the IP registered for its client code. Empty: the default route.
     source_address: str = ""
+    # A login for market data only (MARKET_DATA=live): its REST client sends login and market-data routes
+    # (`rest.MARKET_DATA_ROUTES`) and refuses every other before sending; it opens no order-update socket.
+    market_data_only: bool = False
 
     def __repr__(self) -> str:
+        only = ", market_data_only=True" if self.market_data_only else ""
         return (f"SmartApiConfig(root={self.root!r}, clientcode={self.clientcode!r}, "
-                f"source_address={self.source_address!r})")
+                f"source_address={self.source_address!r}{only})")
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,13 @@ from typing import Any
 import aiohttp
 import pyotp
 
-from service.broker.errors import BrokerError, BrokerUnavailable, LoginFailed, OrderRefused, RateLimited, SessionExpired
+from service.broker.errors import (BrokerError, BrokerUnavailable, LoginFailed, NotMarketData, OrderRefused, RateLimited,
+                                   SessionExpired)
 from service.broker.smartapi.config import SmartApiConfig, StreamCredentials
 from service.broker.smartapi.pacing import OrderPacer, RoutePacer
 from service.broker.types import Priority
 
-__all__ = ["SmartApiRest", "ROUTES", "TOKEN_ERRORS", "RATE_LIMIT_TEXT"]
+__all__ = ["SmartApiRest", "ROUTES", "MARKET_DATA_ROUTES", "TOKEN_ERRORS", "RATE_LIMIT_TEXT"]
 
 SECURE = "/rest/secure/angelbroking"
 ROUTES: dict[str, tuple[str, str]] = {
@@ -69,6 +70,10 @@ ROUTES: dict[str, tuple[str, str]] = {
 log = logging.getLogger(__name__)
 
 ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
+# All a market-data login (SmartApiConfig.market_data_only) may send: its session and prices. Not even
+# the account's books: that login is not the one traded.
+MARKET_DATA_ROUTES = frozenset({"loginByPassword", "generateTokens", "getProfile", "logout",
+                                "getLtpData", "quote", "getCandleData", "searchScrip"})
 # Routes whose refusal is logged: an order or a GTT rule the broker would not take (a static-IP refusal
 # among them) must be visible in the log as well as on the trade.
 LOGGED_REFUSALS = ORDER_ROUTES | {"gttCreateRule", "gttModifyRule", "gttCancelRule"}
@@ -172,6 +177,8 @@ class SmartApiRest:
     async def call(self, route: str, body: dict[str, Any] | None = None, *, priority: Priority = Priority.QUERY,
                    segment: str = "", ttl_s: float | None = None, suffix: str = "") -> Any:
         """One REST call: the `data` of a successful answer, or a typed BrokerError."""
+        if self.config.market_data_only and route not in MARKET_DATA_ROUTES:
+            raise NotMarketData(route, self.config.clientcode)  # at once, before any order slot is waited for
         if route in SHARED_READS and body is None and not suffix:
             return await self._shared_read(route, priority)
         return await self._call(route, body, priority=priority, segment=segment, ttl_s=ttl_s, suffix=suffix)
@@ -223,6 +230,8 @@ class SmartApiRest:
     async def _send(self, route: str, body: dict[str, Any] | None, priority: Priority, *, suffix: str = "",
                     paced: bool = True, on_turn: Callable[[], None] | None = None) -> Any:
         method, path = ROUTES[route]
+        if self.config.market_data_only and route not in MARKET_DATA_ROUTES:
+            raise NotMarketData(route, self.config.clientcode)
         for retry in range(RATE_LIMIT_RETRIES + 1):
             if paced:
                 await self.routes.acquire(route)
