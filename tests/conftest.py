@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,32 @@ COLLECT_EACH_TEST = os.environ.get("COLLECT_EACH_TEST", "") not in ("", "0")
 
 hypothesis_settings.register_profile("default", deadline=None, max_examples=100)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _name_where_transports_come_from() -> None:
+    """An asyncio socket transport left unclosed warns in whichever later test the collector meets it;
+    the warning names the transport only. Each transport here remembers the test and the frames that
+    opened it, and its warning says them, so such a leak names its source."""
+    transport = asyncio.selector_events._SelectorTransport
+    opened, closed_check = transport.__init__, transport.__del__
+
+    def __init__(self, *args, **kwargs):
+        opened(self, *args, **kwargs)
+        frames = traceback.extract_stack(limit=14)[:-1]
+        self._tg_origin = (os.environ.get("PYTEST_CURRENT_TEST", "?"), "".join(traceback.format_list(frames)))
+
+    def __del__(self, _warn=warnings.warn):
+        if self._sock is not None and getattr(self, "_tg_origin", None):
+            test, frames = self._tg_origin
+            _warn(f"unclosed transport {self!r}, opened in {test} at:\n{frames}", ResourceWarning, source=self)
+            self._sock.close()
+            return
+        closed_check(self)
+
+    transport.__init__, transport.__del__ = __init__, __del__
+
+
+_name_where_transports_come_from()
 
 
 @pytest.fixture
