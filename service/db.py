@@ -28,7 +28,32 @@ Migration = Sequence[str]
 _STOP = object()
 
 
-class GroupedWriter:
+class Reader:
+    """One reader connection used from worker threads, one read at a time (both back ends and the
+    read-only store)."""
+
+    def __init__(self) -> None:
+        self._reader: Any = None
+        self._read_lock = threading.Lock()
+
+    async def read(self, work: Callable[[Any], T]) -> T:
+        return await asyncio.to_thread(self._read, work)
+
+    def _read(self, work: Callable[[Any], T]) -> T:
+        with self._read_lock:
+            assert self._reader is not None, "database is not open"
+            return work(self._reader)
+
+    def _close_reader(self) -> None:
+        # After any read in flight: a read's thread outlives a cancelled task, and closing a connection
+        # under a running statement crashes the process.
+        with self._read_lock:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.close()
+
+
+class GroupedWriter(Reader):
     """What both back ends share: one writer thread whose transactions take every write queued meanwhile
     (one commit per group, each write's future resolved after it), and one reader connection used from
     worker threads. A back end says how to connect, how a write transaction begins, and which errors
@@ -41,10 +66,9 @@ class GroupedWriter:
     BACKOFF_S = 0.004  # the pause before the n-th run again: up to BACKOFF_S * 2**(n-1), jittered
 
     def __init__(self) -> None:
+        super().__init__()
         self._queue: queue.Queue = queue.Queue()
         self._writer: threading.Thread | None = None
-        self._reader: Any = None
-        self._read_lock = threading.Lock()
         self.commits = 0
         self.writes = 0
         self.conflicts = 0  # transactions rolled back after losing a conflict (their jobs run again)
@@ -66,14 +90,6 @@ class GroupedWriter:
         if self._reader is not None:
             await asyncio.to_thread(self._close_reader)
 
-    def _close_reader(self) -> None:
-        # After any read in flight: a read's thread outlives a cancelled task, and closing a connection
-        # under a running statement crashes the process.
-        with self._read_lock:
-            reader, self._reader = self._reader, None
-            if reader is not None:
-                reader.close()
-
     async def write(self, work: Callable[[Any], T]) -> T:
         """Run `work` in a write transaction; returns its result once the transaction committed.
 
@@ -88,14 +104,6 @@ class GroupedWriter:
         future: asyncio.Future = loop.create_future()
         self._queue.put((work, loop, future))
         return future
-
-    async def read(self, work: Callable[[Any], T]) -> T:
-        return await asyncio.to_thread(self._read, work)
-
-    def _read(self, work: Callable[[Any], T]) -> T:
-        with self._read_lock:
-            assert self._reader is not None, "database is not open"
-            return work(self._reader)
 
     def _write_loop(self) -> None:
         db = self._connect()
@@ -244,15 +252,14 @@ class Database(GroupedWriter):
         return version
 
 
-class ReadOnlyDatabase:
+class ReadOnlyDatabase(Reader):
     """A SQLite file opened for reading only (`mode=ro`): nothing is migrated or written, so a copy, or
     the file of a running tickguard, is read as it stands. Reads as `Database.read`, in a worker thread."""
 
     def __init__(self, path: str | Path, migrations: Sequence[Migration]) -> None:
+        super().__init__()
         self.path = Path(path)
         self.migrations = migrations
-        self._reader: sqlite3.Connection | None = None
-        self._read_lock = threading.Lock()
 
     def open(self) -> int:
         if not self.path.is_file():
@@ -268,22 +275,11 @@ class ReadOnlyDatabase:
         self._reader = db
         return version
 
-    async def read(self, work: Callable[[Any], T]) -> T:
-        return await asyncio.to_thread(self._read, work)
-
-    def _read(self, work: Callable[[Any], T]) -> T:
-        with self._read_lock:
-            assert self._reader is not None, "database is not open"
-            return work(self._reader)
-
     async def write(self, work: Callable[[Any], T]) -> T:
         raise PermissionError(f"{self.path} is open for reading only")
 
     async def close(self) -> None:
-        with self._read_lock:
-            reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
+        self._close_reader()
 
 
 def settle_outcomes(jobs: list[tuple], results: list[tuple[Any, BaseException | None]]) -> None:

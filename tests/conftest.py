@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-pytest_plugins = ["tests.support.paper", "tests.support.service", "tests.support.stores"]
+pytest_plugins = ["tests.support.paper", "tests.support.service", "tests.support.stores", "tests.support.processes"]
 
 COLLECT_EACH_TEST = os.environ.get("COLLECT_EACH_TEST", "") not in ("", "0")
 

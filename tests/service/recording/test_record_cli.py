@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ def env(tmp_path: Path) -> dict[str, str]:
             "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"}
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def tickguard(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
