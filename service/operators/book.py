@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import secrets
+import string
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ IST = ZoneInfo("Asia/Kolkata")
 _HASHER = PasswordHasher()
 # A wrong name costs what a wrong password costs: verified against this, so timing tells no names apart.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 class OperatorsFileError(TickguardError):
@@ -156,7 +158,7 @@ class OperatorBook:
         content = self.content
         if name not in content["operators"]:
             raise OperatorsFileError(f"no operator {name!r}: add one with `tickguard operator add {name}`")
-        token_id = secrets.token_urlsafe(6)
+        token_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))  # never "-…": a CLI argument
         secret = secrets.token_urlsafe(32)
         content["tokens"][token_id] = {"operator": name, "sha256": _sha256(secret), "label": label,
                                        "created": datetime.now(IST).isoformat(timespec="seconds")}

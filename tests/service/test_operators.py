@@ -135,6 +135,14 @@ def test_operator_commands_add_issue_list_and_revoke(tmp_path):
     assert OperatorBook(env["OPERATORS_FILE"]).check_token(token) is None
 
 
+def test_token_ids_are_never_read_as_an_option(tmp_path):
+    """A token id is a command-line argument of `revoke`: one starting with "-" was read as an option."""
+    book = OperatorBook(_empty(tmp_path / "ops.json"))
+    book.set_operator("asha", "trader", PASSWORD)
+    ids = [book.issue_token("asha")[len("tgo_"):].split(".")[0] for _ in range(300)]
+    assert all(token_id.isalnum() and len(token_id) == 10 for token_id in ids), ids
+
+
 # The service ---------------------------------------------------------------------------------------------
 def test_a_viewer_watches_a_trader_acts_and_the_operators_name_is_recorded(service_factory, tmp_path):
     path, asha, vik = operators_file(tmp_path)
