@@ -135,7 +135,8 @@ def test_on_a_phone_a_long_option_symbol_stays_clear_of_close_and_the_chart_open
                           lots=1, stoploss={"type": "points", "value": 20})
     assert reply.status_code == 202, reply.text
     (trade_id,) = reply.json()["trades"]
-    trade = service.wait_trade(trade_id, lambda t: t["state"] == "OPEN", what="the option open")["trade"]
+    trade = service.wait_trade(trade_id, lambda t: t["state"] == "OPEN" and t["stop"] is not None,
+                               what="the option open and armed")["trade"]
     assert len(trade["tradingsymbol"]) >= 22, trade["tradingsymbol"]
     symbol = cell(page, trade_id, "symbol")
     expect(symbol.locator(".symbol")).to_have_text(trade["tradingsymbol"])

@@ -10,7 +10,7 @@ import pytest
 from paper.auth import PaperLogin
 from service.broker.smartapi.adapter import MASTER_PATH
 from service.broker.smartapi.rest import MARKET_DATA_ROUTES, ROUTES
-from tests.service.test_startup_cli import base_env, processes, read_banner, start_serve  # noqa: F401 (fixtures)
+from tests.service.test_startup_cli import base_env, read_banner, start_serve  # noqa: F401 (fixtures)
 from tests.support.paper import DEMO
 from tests.support.service import HEADERS
 from tests.support.waiting import wait_for
