@@ -96,6 +96,7 @@ class FeedHub:
         self._figures_at = -1
         self.clients: set[Client] = set()
         self._open: dict[int, TradeRecord] = {}
+        self._watched: collections.Counter[tuple[str, str]] = collections.Counter()  # basis instruments of _open
         self._finished: collections.OrderedDict[int, TradeRecord] = collections.OrderedDict()
         self._sent_ltp: dict[int, int] = {}
         self._cursor = 0  # last event row id fed
@@ -109,7 +110,7 @@ class FeedHub:
         self.loop = asyncio.get_running_loop()
         store = self.runtime.store
         for trade in await store.trades(states=OPEN_STATES, limit=100_000):
-            self._open[trade.id] = trade
+            self._hold(trade)
         self._cursor = await store.last_event_id()
         self.runtime.listeners.trade.append(self.on_trade)
         self.runtime.listeners.event.append(self.on_event)
@@ -128,11 +129,24 @@ class FeedHub:
         self._tasks = []
 
     # Listeners (on the loop; never await, never block) -----------------------------------------
+    def _hold(self, trade: TradeRecord) -> None:
+        if self._open.setdefault(trade.id, trade) is trade:
+            self._watched[trade.basis_key] += 1
+        self._open[trade.id] = trade
+
+    def _release(self, trade_id: int) -> None:
+        held = self._open.pop(trade_id, None)
+        if held is not None:
+            key = held.basis_key
+            self._watched[key] -= 1
+            if self._watched[key] <= 0:
+                del self._watched[key]
+
     def on_trade(self, trade: TradeRecord) -> None:
         if trade.state in OPEN_STATES:
-            self._open[trade.id] = trade
+            self._hold(trade)
         else:
-            self._open.pop(trade.id, None)
+            self._release(trade.id)
             self._sent_ltp.pop(trade.id, None)
             self._finished[trade.id] = trade
             self._finished.move_to_end(trade.id)
@@ -245,14 +259,14 @@ class FeedHub:
                     client.prices[trade.id] = price
 
     def _keep_history(self) -> None:
-        """Each open trade's basis price into the desk's history (kept even when nobody listens)."""
-        last_price = self.runtime.guard.last_price
+        """The price of each instrument open trades watch into the desk's history, once per instrument
+        however many trades watch it (kept even when nobody listens)."""
+        last_price, sample = self.runtime.guard.last_price, self.history.sample
         now = self.runtime.now_ms()
-        for trade in self._open.values():
-            exchange, token = trade.basis_key
+        for exchange, token in self._watched:
             price = last_price(exchange, token)
             if price is not None:
-                self.history.sample(exchange, token, now, price)
+                sample(exchange, token, now, price)
 
     async def summary(self) -> dict[str, Any]:
         """The desk's summary from the trades and prices held here; the day's figures re-read only when stale."""

@@ -1,9 +1,11 @@
 """Recent prices per instrument for the desk's price line (`GET /trades/{id}/prices`).
 
-Kept off the tick path: the feed's 10 Hz price sampler hands each open trade's basis instrument and
-its latest price to `PriceHistory.sample`, which keeps a point when the price moved and at most one
-per `min_gap_ms` per instrument. Memory is bounded twice: each instrument holds its last `points`
-points in a fixed ring of integers, and only the `instruments` most recently sampled are kept.
+Kept off the tick path: the feed's 10 Hz price sampler hands each instrument open trades watch (once,
+however many trades watch it) and its latest price to `PriceHistory.sample`, which keeps a point when
+the price moved and at most one per `min_gap_ms` per instrument; a price that did not move costs a
+look-up and a comparison. Memory is bounded twice: each instrument holds its last `points` points in
+a ring of integers that grows as points come (an instrument that never moves holds none), and only
+the `instruments` that moved most recently are kept (1 000: what one smart-stream socket carries).
 """
 from __future__ import annotations
 
@@ -14,39 +16,44 @@ __all__ = ["INSTRUMENTS", "MIN_GAP_MS", "POINTS", "PriceHistory", "PriceRing"]
 
 POINTS = 2000
 MIN_GAP_MS = 250  # at most 4 points a second
-INSTRUMENTS = 500  # 500 × 2000 points × 16 bytes: at most 16 MB
+INSTRUMENTS = 1000  # 1 000 × 2 000 points × 16 bytes: at most 32 MB, only for instruments that moved that much
 
 
 class PriceRing:
-    """The last `size` (at_ms, price) points of one instrument, oldest overwritten first."""
+    """The last `size` (at_ms, price) points of one instrument, oldest overwritten first; its arrays grow
+    with the points until they hold `size`."""
 
-    __slots__ = ("_at", "_price", "_next", "_count")
+    __slots__ = ("_at", "_price", "_next", "_size")
 
     def __init__(self, size: int) -> None:
-        self._at = array("q", bytes(8 * size))
-        self._price = array("q", bytes(8 * size))
-        self._next = 0
-        self._count = 0
+        self._at = array("q")
+        self._price = array("q")
+        self._next = 0  # where the next point goes once the ring is full
+        self._size = size
 
     def add(self, at_ms: int, price: int) -> None:
+        if len(self._at) < self._size:
+            self._at.append(at_ms)
+            self._price.append(price)
+            self._next = len(self._at) % self._size
+            return
         self._at[self._next] = at_ms
         self._price[self._next] = price
-        self._next = (self._next + 1) % len(self._at)
-        self._count = min(self._count + 1, len(self._at))
+        self._next = (self._next + 1) % self._size
 
     def last(self) -> tuple[int, int] | None:
-        if not self._count:
+        if not self._at:
             return None
-        i = self._next - 1
+        i = self._next - 1  # -1: the ring just wrapped, its newest point is the last slot
         return self._at[i], self._price[i]
 
     def points(self, since_ms: int | None = None) -> list[list[int]]:
         """The points oldest first, those after `since_ms` only when given."""
-        size = len(self._at)
-        start = (self._next - self._count) % size
+        count = len(self._at)
+        start = self._next if count == self._size else 0
         out = []
-        for k in range(self._count):
-            i = (start + k) % size
+        for k in range(count):
+            i = (start + k) % count
             if since_ms is None or self._at[i] > since_ms:
                 out.append([self._at[i], self._price[i]])
         return out
@@ -68,10 +75,10 @@ class PriceHistory:
             while len(self._rings) > self.limit:
                 self._rings.popitem(last=False)
         else:
+            last = ring.last()
+            if last is not None and (last[1] == price or at_ms - last[0] < self.min_gap_ms):
+                return  # nothing to keep: not even its place in the eviction order moves
             self._rings.move_to_end(key)
-        last = ring.last()
-        if last is not None and (last[1] == price or at_ms - last[0] < self.min_gap_ms):
-            return
         ring.add(at_ms, price)
 
     def points(self, exchange: str, token: str, since_ms: int | None = None) -> list[list[int]]:

@@ -205,3 +205,46 @@ def test_the_stream_is_down_until_it_connects_stale_without_ticks_and_live_with_
     health.ticks = (False, "disconnected: reset by peer")
     assert stream_state(runtime) == {"state": "down", "last_tick_ms": 96_000, "reason": "disconnected: reset by peer"}
     assert stream_state(SimpleNamespace(guard=SimpleNamespace()))["state"] == "down"  # no stream in this process
+
+
+def test_an_instrument_that_did_not_move_costs_no_ring_and_keeps_its_place():
+    history = PriceHistory(points=3, min_gap_ms=0, instruments=2)
+    history.sample("NSE", "1", 0, 100)
+    history.sample("NSE", "2", 0, 100)
+    for at in range(1, 50):  # "1" sampled again and again at the same price: nothing kept, nothing moved
+        history.sample("NSE", "1", at, 100)
+    history.sample("NSE", "2", 60, 101)
+    history.sample("NSE", "3", 70, 5)  # the least recently *moved* goes: "1"
+    assert history.points("NSE", "1") == [] and history.points("NSE", "2") == [[0, 100], [60, 101]]
+    for at, price in ((80, 6), (90, 7), (100, 8)):
+        history.sample("NSE", "3", at, price)
+    assert history.points("NSE", "3") == [[80, 6], [90, 7], [100, 8]]  # the ring wrapped: the last 3
+    assert history.points("NSE", "3", since_ms=85) == [[90, 7], [100, 8]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 400), st.integers(1, 5)), max_size=60))
+def test_the_price_line_keeps_what_a_plain_list_keeps(size, steps):
+    history, kept, at = PriceHistory(points=size, min_gap_ms=100, instruments=5), [], 0
+    for gap, price in steps:
+        at += gap
+        history.sample("NSE", "1", at, price)
+        if not kept or (kept[-1][1] != price and at - kept[-1][0] >= 100):
+            kept.append([at, price])
+    assert history.points("NSE", "1") == kept[-size:]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 8), st.sampled_from(["OPEN", "EXITING", "CLOSED", "REJECTED"])), max_size=40))
+def test_the_feed_samples_each_watched_instrument_once_however_many_trades_watch_it(changes):
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from service.trades import TradeState
+    from service.web.feed import FeedHub
+
+    hub = FeedHub(SimpleNamespace())
+    for trade_id, state in changes:
+        hub.on_trade(new_trade(id=trade_id, token=str(trade_id % 3), state=TradeState(state)))
+    assert hub._watched == Counter(t.basis_key for t in hub._open.values())
+    assert all(count > 0 for count in hub._watched.values())
