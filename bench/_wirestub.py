@@ -19,7 +19,7 @@ crossing frames, encoded there and then), `POST cross/<i>` (writes frame i to th
 its token and answers the nanosecond stamp taken right after the write), `POST background` ({"rate": n}),
 `GET orders` ({"orders": {tag: arrival_ns}}), `GET wait?tags=a,b&timeout=s` (the same for those
 tags, answered once all have arrived: no polling while an exit travels), `GET written` (background
-frames written so far, and when).
+frames written so far, and when), `GET requests` (requests by path).
 
 The HTTP handling is a hand-written HTTP/1.1 reader on asyncio streams (keep-alive, Content-Length
 bodies, which is all aiohttp and httpx send here) and the WebSocket framing is done by hand, as in
@@ -106,6 +106,7 @@ class Stub:
         self.updates: set[asyncio.StreamWriter] = set()
         self.plan: list[tuple[Key, bytes]] = []
         self.orders: dict[str, int] = {}
+        self.requests: dict[str, int] = {}  # by path, every request and upgrade
         self.arrival = asyncio.Event()  # set (and replaced) on every placeOrder
         self.order_ids = count(1)
         self.rate = 0
@@ -122,6 +123,7 @@ class Stub:
                 method, target, _version = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
                 path = target.split("?", 1)[0]
+                self.requests[path] = self.requests.get(path, 0) + 1
                 if headers.get("upgrade", "").lower() == "websocket":
                     await self.websocket(path, headers, reader, writer)
                     return
@@ -187,6 +189,8 @@ class Stub:
             return response(b'{"ok": true}')
         if what == "orders":
             return response(json.dumps({"orders": self.orders}).encode())
+        if what == "requests":
+            return response(json.dumps({"paths": self.requests}).encode())
         if what == "written":
             return response(json.dumps({"frames": self.written, "ns": time.perf_counter_ns()}).encode())
         if what == "plan" and method == "POST":

@@ -149,7 +149,7 @@ def floor(scratch, count: int) -> tuple[list[float], float]:
     return samples, rate
 
 
-def tickguard(scratch, count: int) -> tuple[list[float], float, float]:
+def tickguard(scratch, count: int) -> tuple[list[float], float, float, dict[str, int]]:
     seeds = scratch / "seed_tokens.json"
     seeds.write_text(json.dumps(config()["instruments"]))
     seeded = scratch / "seeded"
@@ -172,22 +172,32 @@ def tickguard(scratch, count: int) -> tuple[list[float], float, float]:
             plan = steps[:measured[count + WARMUP - 1] + 1]
             control.post("/background", json={"rate": BACKGROUND_RATE}).raise_for_status()
             time.sleep(1.0)
+            before = broker_requests(control)
             samples = cross(control, plan, [step.tags for step in plan])
+            after = broker_requests(control)
             rate = written_rate(control)
             seen = service_rate(service.url, 2.0)
-    return samples, rate, seen
+    others = {path: n - before.get(path, 0) for path, n in after.items()
+              if n > before.get(path, 0) and not path.endswith("/placeOrder")}
+    return samples, rate, seen, others
+
+
+def broker_requests(control: httpx.Client) -> dict[str, int]:
+    """Requests to the stub by path, its control routes left out."""
+    return {path: n for path, n in control.get("/requests").json()["paths"].items() if not path.startswith("/stub/")}
 
 
 def run(quick: bool) -> list[Figure]:
     count = 32 if quick else 128
     with _procs.Scratch() as scratch:
         echo, echo_rate = floor(scratch, count)
-        ms, rate, seen = tickguard(scratch, count)
+        ms, rate, seen, others = tickguard(scratch, count)
     p50, p99 = statistics.median(ms), percentile(ms, 0.99)
     return [
-        Figure(f"wire stub: background frames written ({len(ms)} samples)", rate, "frames/s", echo_rate),
-        Figure("wire stub: background ticks seen by tickguard", seen, "ticks/s", rate),
+        Figure(f"wire stub: background written ({len(ms)} samples)", rate, "frames/s", echo_rate),
+        Figure("wire stub: background seen by tickguard", seen, "ticks/s", rate),
         Figure("tick->exit p50, wire stub (vs bare client)", p50, "ms", statistics.median(echo), "<= 0.5 ms"),
         Figure("tick->exit p99, wire stub (vs bare client)", p99, "ms", percentile(echo, 0.99), "<= 2 ms"),
         Figure("tick->exit max, wire stub (vs bare client)", max(ms), "ms", max(echo)),
+        Figure(f"wire stub: other REST calls meanwhile {sorted(others) or ''}", sum(others.values()), "requests"),
     ]
