@@ -9,8 +9,9 @@ exchange lays its routes out (REST under the root, `/smart-stream` and `/smart-o
   modifyOrder and cancelOrder answer success too; any other route is refused (AB1004) and logged.
 - `/smart-stream`: LTP frames only, every one encoded at start-up or when the plan is posted, never while
   measuring. A subscription is answered with one frame per known token at its config price (as an
-  exchange sends the current price on subscription). Background price paths, once switched on, are
-  written at a fixed rate from pre-built blobs, each connection its own subscribed tokens'.
+  exchange sends the current price on subscription; only the config's `primed` tokens when it names
+  some). Background price paths, once switched on, are written at a fixed rate from pre-built blobs,
+  each connection its own subscribed tokens'.
 - `/smart-order-update`: AB00 on connect; after each placeOrder's reply, one `complete` update of that
   order (so the exit fills and the trade closes, as at a broker), built then, off the measured path.
 
@@ -80,8 +81,9 @@ class Stub:
     def __init__(self, config: dict[str, Any]) -> None:
         now_ms = int(time.time() * 1000)
         self.instruments = config["instruments"]
+        primed = set(config.get("primed") or [t for _e, t, _s, _p in self.instruments])  # default: every one
         self.first: dict[Key, bytes] = {(EXCHANGE_CODES[e], t): ltp_frame(e, t, price, 0, now_ms)
-                                         for e, t, _symbol, price in self.instruments}
+                                         for e, t, _symbol, price in self.instruments if t in primed}
         # background: frames interleaved path by path, kept per token so a connection gets its own
         self.paths: dict[Key, list[bytes]] = {
             (EXCHANGE_CODES[e], t): [ltp_frame(e, t, ltp, n, now_ms) for n, ltp in enumerate(points, 1)]

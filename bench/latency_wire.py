@@ -27,6 +27,7 @@ encoded before the measurement starts, so its exchange time stamp is older than 
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import time
@@ -149,7 +150,7 @@ def floor(scratch, count: int) -> tuple[list[float], float]:
     return samples, rate
 
 
-def tickguard(scratch, count: int) -> tuple[list[float], float, float, dict[str, int]]:
+def tickguard(scratch, count: int) -> tuple[list[float], float, float, dict[str, int], _procs.CpuMeter]:
     seeds = scratch / "seed_tokens.json"
     seeds.write_text(json.dumps(config()["instruments"]))
     seeded = scratch / "seeded"
@@ -173,13 +174,15 @@ def tickguard(scratch, count: int) -> tuple[list[float], float, float, dict[str,
             control.post("/background", json={"rate": BACKGROUND_RATE}).raise_for_status()
             time.sleep(1.0)
             before = broker_requests(control)
-            samples = cross(control, plan, [step.tags for step in plan])
+            assert service.proc is not None and wire.proc is not None
+            with _procs.CpuMeter({"tickguard": [service.proc.pid], "stub": [wire.proc.pid]}) as cpu:
+                samples = cross(control, plan, [step.tags for step in plan])
             after = broker_requests(control)
             rate = written_rate(control)
             seen = service_rate(service.url, 2.0)
     others = {path: n - before.get(path, 0) for path, n in after.items()
               if n > before.get(path, 0) and not path.endswith("/placeOrder")}
-    return samples, rate, seen, others
+    return samples, rate, seen, others, cpu
 
 
 def broker_requests(control: httpx.Client) -> dict[str, int]:
@@ -191,7 +194,7 @@ def run(quick: bool) -> list[Figure]:
     count = 32 if quick else 128
     with _procs.Scratch() as scratch:
         echo, echo_rate = floor(scratch, count)
-        ms, rate, seen, others = tickguard(scratch, count)
+        ms, rate, seen, others, cpu = tickguard(scratch, count)
     p50, p99 = statistics.median(ms), percentile(ms, 0.99)
     return [
         Figure(f"wire stub: background written ({len(ms)} samples)", rate, "frames/s", echo_rate),
@@ -200,4 +203,8 @@ def run(quick: bool) -> list[Figure]:
         Figure("tick->exit p99, wire stub (vs bare client)", p99, "ms", percentile(echo, 0.99), "<= 2 ms"),
         Figure("tick->exit max, wire stub (vs bare client)", max(ms), "ms", max(echo)),
         Figure(f"wire stub: other REST calls meanwhile {sorted(others) or ''}", sum(others.values()), "requests"),
+        # CPU while crossing, in % of one core: how much of the machine the rig took, how much was left
+        Figure("CPU while crossing: tickguard", cpu.busy("tickguard"), "% core"),
+        Figure("CPU while crossing: the stub", cpu.busy("stub"), "% core"),
+        Figure(f"CPU while crossing: machine of {100 * (os.cpu_count() or 1)} %", cpu.busy(), "% core"),
     ]
