@@ -26,7 +26,11 @@ The HTTP handling is a hand-written HTTP/1.1 reader on asyncio streams (keep-ali
 bodies, which is all aiohttp and httpx send here) and the WebSocket framing is done by hand, as in
 `bench._blaster`: no framework between the socket and the stamps, so the stub's own time in a
 tick→exit sample is a `transport.write` on one side and a `readuntil` on the other. Both stamps are
-`time.perf_counter_ns()` (CLOCK_MONOTONIC) in this one process.
+`time.perf_counter_ns()` (CLOCK_MONOTONIC) in this one process. Not uvicorn with a bare ASGI callable:
+its parser, its ASGI scope and its task per request would sit between the request's arrival and the
+earliest point a handler could stamp it. Not the `websockets` server: the stub only needs the handshake
+and pre-built frames written as they are, which three lines do; parsing the client's few frames (its
+subscriptions and pings) by hand keeps one event loop and one reader for both protocols on one port.
 """
 from __future__ import annotations
 

@@ -95,3 +95,15 @@ def test_the_bare_client_answers_a_crossing_frame_with_a_place_order(wire, tmp_p
         arrived = control.get("/wait", params={"tags": "echo1", "timeout": "10"}).json()["orders"]
         assert arrived["echo1"] > written
         assert "echo-1" not in control.get("/orders").json()["orders"]  # below the first sequence: no order
+
+
+async def test_only_the_primed_tokens_get_a_price_on_subscription(tmp_path):
+    with stub(tmp_path, {**CONFIG, "primed": ["900001"]}) as process:
+        async with httpx.AsyncClient(base_url=process.url, timeout=10) as http, \
+                connect(process.url.replace("http", "ws", 1) + "/smart-stream") as stream:
+            await stream.send(json.dumps({"action": 1, "params": {"mode": 1, "tokenList": [
+                {"exchangeType": 1, "tokens": ["900002", "900001"]}]}}))
+            assert ltp_of(await asyncio.wait_for(stream.recv(), 10)) == ("900001", 0, 50_200)
+            await http.post("/stub/plan", json={"frames": [["NSE", "900002", 50_000, 3, 0]]})
+            assert (await http.post("/stub/cross/0")).json()["sockets"] == 1
+            assert ltp_of(await asyncio.wait_for(stream.recv(), 10)) == ("900002", 3, 50_000)  # no price came before
