@@ -21,8 +21,10 @@ Two runs, the same stub and the same load each time:
 
 Background in both: price paths on 20 other instruments (walking within +-0.5 %, never near a stop)
 at 20 000 frames/s in total, switched on once tickguard has armed its trades. Crossings are 0.12 s apart
-(the order pacer's 10 orders/s per segment). tickguard runs with STALE_TICK_S=600: every frame is
-encoded before the measurement starts, so its exchange time stamp is older than the default 5 s gate.
+(the order pacer's 10 orders/s per segment). Every subscribed token gets its price on subscription, as
+from a broker; with BENCH_WIRE_PRIMED=ticking only the 36 that tick do. tickguard runs with
+STALE_TICK_S=600: every frame is encoded before the measurement starts, so its exchange time stamp is
+older than the default 5 s gate.
 """
 from __future__ import annotations
 
@@ -93,7 +95,10 @@ def config() -> dict:
     background = [["NSE", fake_token(n), [(base_price(n) + rng.randint(-base_price(n) // 200, base_price(n) // 200))
                                            // TICK * TICK for _ in range(POINTS)]] for n in BACKGROUND]
     positions = [["NSE", fake_token(n), f"BENCH{n}-EQ", per_token] for n in CROSSING]
-    return {"instruments": instruments, "background": background, "positions": positions}
+    settings = {"instruments": instruments, "background": background, "positions": positions}
+    if os.environ.get("BENCH_WIRE_PRIMED") == "ticking":  # only the instruments that tick get a first price
+        settings["primed"] = [fake_token(n) for n in CROSSING + BACKGROUND]
+    return settings
 
 
 def stub(scratch, settings: dict | None = None) -> _procs.Process:
