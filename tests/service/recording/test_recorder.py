@@ -6,11 +6,15 @@ import datetime as dt
 import logging
 import threading
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from service.metrics import Metrics
-from service.recording import Recorder, day_file, days, hour_file, hour_files, read_ticks
+from service.recording import (
+    SCHEMA, RecordedTick, Recorder, day_file, days, hour_file, hour_files, read_ticks, tick_table,
+)
+from service.recording.recorder import tick_batch
 from streams import Tick
 from tests.support.waiting import wait_for
 
@@ -227,3 +231,61 @@ def test_a_batch_across_midnight_whose_second_day_cannot_be_written_loses_only_t
     counts = recorder.counts()
     assert (counts.recorded, counts.dropped) == (1, 1)
     assert [(r.seq, r.tick) for r in read_ticks(tmp_path)] == [(1, tick(0))]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 20 * 60 * 10**9), st.booleans()), min_size=1, max_size=8),
+       st.integers(1, 5))
+def test_what_was_offered_and_not_dropped_reads_back_in_order_across_batches_and_hours(tmp_path_factory, steps,
+                                                                                        batch_rows):
+    """Each step offers some ticks, the clock moving on by a gap before each (batches cross hours and
+    days); in a held step the writer cannot write, so its queue of six fills and ticks are dropped."""
+    root = tmp_path_factory.mktemp("rec")
+    clock = Clock(BEFORE_TEN)
+    recorder = Recorder(root, clock_ns=clock, queue_limit=6, batch_rows=batch_rows, interval_s=0.005)
+    gate, write = threading.Event(), recorder._write
+    gate.set()
+
+    def gated(entries):
+        assert gate.wait(30)
+        write(entries)
+
+    recorder._write = gated
+    recorder.start()
+    offered: list[tuple[int, Tick]] = []  # (arrival_ns, tick): the tick offered with seq n is offered[n - 1]
+    for count, gap, held in steps:
+        if held:
+            gate.clear()
+        for _ in range(count):
+            clock.ns += gap
+            offered.append((clock.ns, tick(len(offered), token=("3045", "2885", "1594")[len(offered) % 3])))
+            recorder.offer(offered[-1][1])
+        gate.set()
+    recorder.stop()
+    got = list(read_ticks(root))
+    seqs = [r.seq for r in got]
+    assert seqs == sorted(set(seqs)) and all(1 <= seq <= len(offered) for seq in seqs)
+    assert [(r.arrival_ns, r.tick) for r in got] == [offered[seq - 1] for seq in seqs]
+    counts = recorder.counts()
+    assert (counts.recorded, counts.dropped, counts.queued) == (len(got), len(offered) - len(got), 0)
+    if len(offered) <= 6:  # never more than the queue holds: nothing could be dropped
+        assert seqs == list(range(1, len(offered) + 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["NSE", "NFO"]), st.sampled_from(["3045", "2885", "35000"]),
+                          st.integers(0, 10**12), st.integers(0, 2**62), st.one_of(st.none(), st.integers(0, 10**9)),
+                          st.one_of(st.none(), st.integers(0, 10**9)), st.one_of(st.none(), st.integers(0, 10**12))),
+                min_size=1, max_size=40),
+       st.booleans())
+def test_a_batch_holds_what_the_reference_table_holds(rows, one_exchange):
+    """`tick_batch` (the writer's fast conversion) against `tick_table`, the plain one: every column,
+    whether a column has no value, some or all, one exchange or several."""
+    ticks = [Tick(token, "NSE" if one_exchange else exchange, ltp, ts, bid=bid, ask=ask, volume=volume)
+             for exchange, token, ltp, ts, bid, ask, volume in rows]
+    recorded = [RecordedTick(n + 1, BEFORE_TEN + n, t) for n, t in enumerate(ticks)]
+    flat = [item for r in recorded for item in (r.seq, r.arrival_ns, r.tick)]
+    batch = tick_batch(flat)
+    expected = tick_table(recorded)
+    assert batch.schema.equals(SCHEMA) and batch.num_rows == len(rows)
+    assert pa.Table.from_batches([batch]).to_pylist() == expected.to_pylist()
