@@ -9,6 +9,7 @@ newline — so a value matches the schema exactly when the service accepts it.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -45,17 +46,21 @@ class Words:
     extra: str = ""  # another pattern core the value may match, e.g. a date
     label: str = ""  # how an error names what is expected (default: the words)
 
-    @property
+    @functools.cached_property
     def core(self) -> str:
         return "|".join([*(anycase(w) for w in self.words), *([self.extra] if self.extra else [])])
 
-    @property
+    @functools.cached_property
     def pattern(self) -> str:
         return whole_pattern(self.core)
 
+    @functools.cached_property
+    def _matcher(self) -> re.Pattern[str]:
+        return re.compile(self.pattern[1:-1])  # without ^ and $: fullmatch anchors it
+
     def read(self, value: Any) -> str | None:
         """The normalised word, or None when `value` is not one."""
-        if not isinstance(value, str) or re.fullmatch(self.pattern[1:-1], value) is None:
+        if not isinstance(value, str) or self._matcher.fullmatch(value) is None:
             return None
         word = value.strip()
         return word.upper() if self.upper else word.lower()
