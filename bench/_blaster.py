@@ -74,7 +74,8 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             writer.write(bytes([0x8A, len(data)]) + data)
         elif opcode == 0x1 and data == b"ping":
             writer.write(b"\x81\x04pong")
-        elif opcode == 0x8:
+        elif opcode == 0x8:  # the closing handshake answered at once: the reader need not wait out its timeout
+            writer.write(b"\x88" + bytes([len(data[:2])]) + data[:2])
             return
 
 
@@ -86,6 +87,8 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         chunk = 53 * 1200  # whole frames, so a pong written between chunks never splits one
         while not answering.done():
             for start in range(0, len(blob), chunk):
+                if answering.done():  # closed by the reader: no more frames after the close
+                    break
                 if not flowing.is_set():  # held: until released, or the reader goes
                     released = asyncio.create_task(flowing.wait())
                     await asyncio.wait([answering, released], return_when=asyncio.FIRST_COMPLETED)

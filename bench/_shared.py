@@ -69,6 +69,8 @@ class Services:
         self._paper: _procs.Process | None = None
         self._idle: Idle | None = None
         self._seeded: Seeded | None = None
+        self._seeding: tuple[_procs.Process, _procs.Process, str, Path] | None = None
+        self._processes: list[_procs.Process] = []
 
     @property
     def scratch(self) -> Path:
@@ -78,35 +80,53 @@ class Services:
 
     def paper(self) -> _procs.Process:
         if self._paper is None:
-            self._paper = self._stack.enter_context(_procs.paper(self.scratch))
+            self._paper = self._enter(_procs.paper(self.scratch))
         return self._paper
 
     def idle(self) -> Idle:
         if self._idle is None:
-            service = self._stack.enter_context(_procs.tickguard(self.scratch, self.paper().url, name="idle"))
+            service = self._enter(_procs.tickguard(self.scratch, self.paper().url, name="idle"))
             time.sleep(1.0)
             self._idle = Idle(service, _procs.rss_peak_kb(service.pid))
         return self._idle
 
+    def begin_seeded(self) -> None:
+        """Start the blaster (held) and the seeded tickguard without waiting for them (`seeded()` waits)."""
+        if self._seeding is not None or self._seeded is not None:
+            return
+        scratch, port = self.scratch, _procs.free_port()
+        stream_url = f"ws://127.0.0.1:{port}/smart-stream"
+        blaster = _procs.Process("blaster-held", ["-m", "bench._blaster", "--port", str(port), "--tokens", str(TOKENS),
+                                                  "--held"], scratch, ready_text="ready")
+        seeds, done = scratch / "seed_tokens.json", scratch / "seeded"
+        seeds.write_text(json.dumps(seed_tokens()))
+        service = _procs.tickguard(scratch, self.paper().url, name="seeded", seed_trades=TRADES, seed_tokens=str(seeds),
+                                   SMARTAPI_STREAM_URL=stream_url, BENCH_SEEDED_FILE=str(done))
+        for process in (blaster, service):  # side by side: the blaster listens long before tickguard connects
+            self._stack.push(process.__exit__)
+            self._processes.append(process.start())
+        self._seeding = (blaster, service, stream_url, done)
+
     def seeded(self) -> Seeded:
         if self._seeded is None:
-            scratch, port = self.scratch, _procs.free_port()
-            stream_url = f"ws://127.0.0.1:{port}/smart-stream"
-            blaster = self._stack.enter_context(_procs.Process(
-                "blaster-held", ["-m", "bench._blaster", "--port", str(port), "--tokens", str(TOKENS), "--held"],
-                scratch, ready_text="ready"))
-            seeds, done = scratch / "seed_tokens.json", scratch / "seeded"
-            seeds.write_text(json.dumps(seed_tokens()))
-            service = self._stack.enter_context(_procs.tickguard(
-                scratch, self.paper().url, name="seeded", seed_trades=TRADES, seed_tokens=str(seeds),
-                SMARTAPI_STREAM_URL=stream_url, BENCH_SEEDED_FILE=str(done)))
+            self.begin_seeded()
+            assert self._seeding is not None
+            blaster, service, stream_url, done = self._seeding
+            blaster.wait_ready()
+            service.wait_ready()
             _procs.wait_for(lambda: done.exists() or _exited(service), f"{TRADES:,} trades armed", SEED_TIMEOUT_S)
             store_s, armed_s = map(float, done.read_text().split())
             time.sleep(1.0)
             self._seeded = Seeded(service, blaster, stream_url, _procs.rss_peak_kb(service.pid), store_s, armed_s)
         return self._seeded
 
+    def _enter(self, process: _procs.Process) -> _procs.Process:
+        self._processes.append(self._stack.enter_context(process))
+        return process
+
     def close(self) -> None:
+        for process in reversed(self._processes):  # all asked to stop at once, then each waited for
+            process.terminate()
         self._stack.close()
 
 

@@ -43,8 +43,9 @@ def run(quick: bool) -> list[Figure]:
             load(scratch, port, 500, alerts=False)  # warm-up
             bare_rate, _, bare_p99, _ = load(scratch, port, count, alerts=False)
         rate, p50, p99 = measure(scratch, services.paper().url, services.idle().service, count, offset=1)
-        with fresh_database() as url:  # the same load, the store in PostgreSQL (DATABASE_URL)
-            pg_rate, pg_p50, pg_p99 = opentrade(scratch, count, DATABASE_URL=url, TICKGUARD_DB=str(scratch / "pg-run.db"))
+        with fresh_database() as url, _procs.tickguard(scratch, services.paper().url, name="postgres",
+                                                       DATABASE_URL=url) as service:  # the same load, the store in PostgreSQL
+            pg_rate, pg_p50, pg_p99 = measure(scratch, services.paper().url, service, count, offset=5_000_000)
     return [
         Figure("bare Starlette JSON endpoint", bare_rate, "alerts/s"),
         Figure("/opentrade alerts acknowledged durably", rate, "alerts/s", bare_rate, ">= 0.3x, >= 1000/s"),

@@ -48,11 +48,22 @@ def service_rate(url: str, seconds: float) -> float:
 
 
 def bare_rate(scratch, stream_url: str, seconds: float) -> float:
+    """The receiver's frames/s. It is stopped once it has printed them: its closing handshake would wait out
+    websockets' close timeout (10 s), as the frames still queued for it pause its reading."""
     args = ["-m", "bench._receiver", "--url", stream_url, "--seconds", str(seconds)]
     with _procs.Process("receiver", args, scratch) as receiver:
-        receiver.wait(seconds + 30)
-    frames, elapsed = receiver.tail().split()[-2:]
+        line = _procs.wait_for(lambda: _result(receiver), "the receiver's count", seconds + 30)
+    frames, elapsed = line.split()
     return int(frames) / float(elapsed)
+
+
+def _result(receiver: _procs.Process) -> str:
+    lines = receiver.output().splitlines()
+    if lines and len(lines[-1].split()) == 2 and receiver.output().endswith("\n"):
+        return lines[-1]
+    if not receiver.alive:
+        raise RuntimeError(f"the receiver exited with no count:\n{receiver.tail()}")
+    return ""
 
 
 def run(quick: bool) -> list[Figure]:
