@@ -2,10 +2,12 @@
 
 Baseline: a bare Starlette JSON endpoint (`bench._bare`) under the same uvicorn set-up, loaded the same
 way in the same run. The load (`bench._load`) posts distinct buy alerts over 32 keep-alive
-connections, each waiting for its reply; tickguard (`bench._tickguard`, its own process, the paper
-exchange in a third) answers 202 only after the alert and its trade are committed to SQLite
-(synchronous=FULL); then the same run again with the store in PostgreSQL (`DATABASE_URL`, a database of
-the run's own on the local server), against SQLite's figures of the same run. Every accepted alert also queues a real entry (`service/execution/entries.py`): ten a
+connections, each waiting for its reply; tickguard (`bench._tickguard`, its own process: the run's
+idle tickguard, `bench._shared`, whose only earlier work is its memory reading; the paper exchange in
+a third) answers 202 only after the alert and its trade are committed to SQLite (synchronous=FULL);
+then the same load against a tickguard of its own with the store in PostgreSQL (`DATABASE_URL`, a
+database of the run's own on the local server), on the same exchange, against SQLite's figures of the
+same run. Every accepted alert also queues a real entry (`service/execution/entries.py`): ten a
 second go out at the broker's pace, and the ones still queued after ENTRY_TTL_S expire — background
 work the run includes.
 """

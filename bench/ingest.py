@@ -3,9 +3,11 @@
 Baseline: a bare `websockets` receive loop (`bench._receiver`, set up as the adapter's connection is)
 on the same frames in the same run. Both read from `bench._blaster`, a stream source in its own
 process that writes pre-built LTP frames as fast as the reader takes them, so the reader sets the
-rate. tickguard (`bench._tickguard`, its own process, the paper exchange beside it for REST) guards
-10 000 trades over the blaster's 1 000 tokens; about one tick in a thousand crosses a level, and the
-exits it fires take their real path to the paper exchange. tickguard's rate is read from its own
+rate. tickguard (`bench._tickguard`, its own process, the paper exchange beside it for REST: the run's
+seeded tickguard, `bench._shared`) guards 10 000 trades over the blaster's 1 000 tokens, stored and
+armed before its blaster (started held) writes the first tick; the baseline reads from a blaster of its
+own. About one tick in a thousand crosses a level, and the exits it fires take their real path to the
+paper exchange. tickguard's rate is read from its own
 tick counter (`tickguard_ticks_total`, sampled about once a second): the window runs from one
 sample to the sample that ends it, timed where the counter is seen to move.
 """
