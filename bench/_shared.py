@@ -101,7 +101,8 @@ class Services:
         seeds, done = scratch / "seed_tokens.json", scratch / "seeded"
         seeds.write_text(json.dumps(seed_tokens()))
         service = _procs.tickguard(scratch, self.paper().url, name="seeded", seed_trades=TRADES, seed_tokens=str(seeds),
-                                   SMARTAPI_STREAM_URL=stream_url, BENCH_SEEDED_FILE=str(done))
+                                   SMARTAPI_STREAM_URL=stream_url, BENCH_SEEDED_FILE=str(done),
+                                   STREAM_STALL_S="120")  # held on purpose: no reconnect for want of ticks
         for process in (blaster, service):  # side by side: the blaster listens long before tickguard connects
             self._stack.push(process.__exit__)
             self._processes.append(process.start())

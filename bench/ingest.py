@@ -42,7 +42,7 @@ def _next_sample(client: httpx.Client, last: float, timeout: float = 5.0) -> tup
 
 def service_rate(url: str, seconds: float) -> float:
     with httpx.Client(base_url=url, headers=_procs.HEADERS, timeout=10) as client:
-        first, started = _next_sample(client, ticks_total(client))
+        first, started = _next_sample(client, ticks_total(client), timeout=15.0)  # the first ticks may take a while
         value, when = first, started
         while when - started < seconds:
             value, when = _next_sample(client, value)
