@@ -188,16 +188,19 @@ def paper(scratch: Path) -> Process:
     return process
 
 
-def tickguard(scratch: Path, paper_url: str, *, seed_trades: int = 0, seed_tokens: str = "", **env: str) -> Process:
-    """tickguard's real app (`bench._tickguard`: `service.cli serve`'s app, plus trades armed at start)."""
+def tickguard(scratch: Path, paper_url: str, *, seed_trades: int = 0, seed_tokens: str = "", name: str = "tickguard",
+              **env: str) -> Process:
+    """tickguard's real app (`bench._tickguard`: `service.cli serve`'s app, plus trades armed at start).
+    `name` names its log and its files in `scratch`, so that several can run side by side."""
     port = free_port()
+    own = "" if name == "tickguard" else f"{name}-"
     values = {
-        "PAPER_URL": paper_url, "TICKGUARD_DB": str(scratch / "tickguard.db"),
-        "SYMBOLS_DIR": str(scratch / "symbols"), "SYMBOL_TOKENS_FILE": str(scratch / "symbol_tokens.json"),
+        "PAPER_URL": paper_url, "TICKGUARD_DB": str(scratch / f"{own}tickguard.db"),
+        "SYMBOLS_DIR": str(scratch / f"{own}symbols"), "SYMBOL_TOKENS_FILE": str(scratch / f"{own}symbol_tokens.json"),
         "STREAM_STALL_S": "30", "LOG_LEVEL": "WARNING", "BENCH_SEED_TRADES": str(seed_trades),
         "BENCH_SEED_TOKENS": seed_tokens, **env,
     }
-    process = Process("tickguard", ["-m", "bench._tickguard", "--port", str(port)], scratch, values,
+    process = Process(name, ["-m", "bench._tickguard", "--port", str(port)], scratch, values,
                       f"http://127.0.0.1:{port}/healthz")
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     return process

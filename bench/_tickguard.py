@@ -3,8 +3,9 @@
 `python -m bench._tickguard --port N`. With BENCH_SEED_TRADES=N and BENCH_SEED_TOKENS=file.json
 (`[[exchange, token, tradingsymbol, price_paise], ...]`) it stores N filled trades over those
 instruments, once the app is up, and arms each through `Guard.arm` — the call an entry fill makes —
-then writes BENCH_SEEDED_FILE. Ten thousand trades cannot arrive through real entries: SmartAPI allows
-1 000 orders an hour. Half are long, half short; stops 1-5 % from the entry, targets twice as far,
+then writes BENCH_SEEDED_FILE (`seconds to store and arm`, `seconds until their armed events are stored`).
+The trades are stored in one transaction and armed in one pass. Ten thousand trades cannot arrive
+through real entries: SmartAPI allows 1 000 orders an hour. Half are long, half short; stops 1-5 % from the entry, targets twice as far,
 every tenth trade trailing 1 % once 2 % in profit (the engine benchmark's trades). None has a
 broker-side backup stop (their strategy's word, whatever BROKER_STOP says): 10 000 of them could not
 be placed either.
@@ -44,16 +45,18 @@ def seeded_trades(count: int, instruments: list[list], account: str, now_ms: int
     return trades
 
 
-async def seed(desk, count: int, instruments: list[list]) -> None:
-    now = desk.now_ms()
-    trades = seeded_trades(count, instruments, desk.settings.demo_account, now)
+async def seed(store: Store, guard, trades: list[TradeRecord]) -> list[TradeRecord]:
+    """Store `trades` in one transaction (each row as the fold of created, sized and an entry fill of 1 at
+    the price), then arm them all in one pass, with no await between two armings; returns them stored."""
 
-    def work(db) -> list[TradeRecord]:  # each row as the fold of created, sized and an entry fill of 1 at the price
+    def work(db) -> list[TradeRecord]:
         return [Store.insert_trade(db, trade) for trade in trades]
 
-    for trade in await desk.store.db.write(work):
+    stored = await store.db.write(work)
+    for trade in stored:
         assert trade.state is TradeState.OPEN
-        desk.guard.arm(trade)
+        guard.arm(trade)
+    return stored
 
 
 async def serve(port: int) -> None:
@@ -69,17 +72,22 @@ async def serve(port: int) -> None:
     task = asyncio.create_task(server.serve())
     count = int(os.environ.get("BENCH_SEED_TRADES") or 0)
     if count:
+        deadline = time.monotonic() + 120
         while not server.started:
             if task.done():
                 await task
                 return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the app did not start within 120 s")
             await asyncio.sleep(0.05)
         started = time.perf_counter()
-        await seed(desk, count, json.loads(Path(os.environ["BENCH_SEED_TOKENS"]).read_text()))
+        instruments = json.loads(Path(os.environ["BENCH_SEED_TOKENS"]).read_text())
+        await seed(desk.store, desk.guard, seeded_trades(count, instruments, desk.settings.demo_account, desk.now_ms()))
         stored = time.perf_counter()
-        for _ in range(1200):  # the armed events of the seeded trades are stored before measuring starts
-            if not any(task.get_name().startswith("armed-") for task in desk.trader._tasks):
-                break
+        deadline = time.monotonic() + 240  # the armed events of the seeded trades are stored before measuring starts
+        while any(job.get_name().startswith("armed-") for job in desk.trader._tasks):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the seeded trades' armed events were not all stored within 240 s")
             await asyncio.sleep(0.05)
         desk.heap.settle()  # what the desk's minutely freeze would have done by now (service.gc_tuning)
         Path(os.environ["BENCH_SEEDED_FILE"]).write_text(f"{stored - started:.3f} {time.perf_counter() - started:.3f}")
