@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import random
 import signal
 import struct
 import time
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from bench._wsframes import accept_upgrade, read_frame
+
 NOW = 1_736_139_600_000
 
 
@@ -53,23 +52,13 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"sec-websocket-key:"):
             key = line.split(b":", 1)[1].strip()
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    accept_upgrade(writer, key)
 
 
 async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Read client frames; answer pings (protocol and text); end on close."""
     while True:
-        first, second = await reader.readexactly(2)
-        length = second & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", await reader.readexactly(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", await reader.readexactly(8))[0]
-        mask = await reader.readexactly(4) if second & 0x80 else b"\0\0\0\0"
-        data = bytes(b ^ mask[i % 4] for i, b in enumerate(await reader.readexactly(length)))
-        opcode = first & 0x0F
+        opcode, data = await read_frame(reader)
         if opcode == 0x9:
             writer.write(bytes([0x8A, len(data)]) + data)
         elif opcode == 0x1 and data == b"ping":

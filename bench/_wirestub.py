@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
 import struct
 import sys
@@ -47,9 +45,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from bench._wsframes import accept_upgrade, read_frame
 from paper.packets import EXCHANGE_CODES, LTP, LTP_PACKET
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SECURE = "/rest/secure/angelbroking"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 CLIENTCODE = "P0001"
@@ -218,9 +216,7 @@ class Stub:
     # WebSockets --------------------------------------------------------------------------------------
     async def websocket(self, path: str, headers: dict[str, str], reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
-        accept = base64.b64encode(hashlib.sha1(headers.get("sec-websocket-key", "").encode() + GUID).digest())
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        accept_upgrade(writer, headers.get("sec-websocket-key", "").encode())
         if path == "/smart-stream":
             self.streams[writer] = set()
             task = asyncio.create_task(self.background(writer))
@@ -243,15 +239,7 @@ class Stub:
     async def frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_text) -> None:
         """Client frames until close: pings answered (protocol and text), other text to `on_text`."""
         while True:
-            first, second = await reader.readexactly(2)
-            length = second & 0x7F
-            if length == 126:
-                length = struct.unpack("!H", await reader.readexactly(2))[0]
-            elif length == 127:
-                length = struct.unpack("!Q", await reader.readexactly(8))[0]
-            mask = await reader.readexactly(4) if second & 0x80 else b"\0\0\0\0"
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(await reader.readexactly(length)))
-            opcode = first & 0x0F
+            opcode, data = await read_frame(reader)
             if opcode == 0x9:
                 writer.write(bytes([0x8A, len(data)]) + data)
             elif opcode == 0x8:
