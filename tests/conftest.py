@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import traceback
 import warnings
@@ -47,6 +48,22 @@ _name_where_transports_come_from()
 @pytest.fixture
 def tmp_db(tmp_path: Path) -> Path:
     return tmp_path / "paper.db"
+
+
+@pytest.fixture(autouse=True)
+def root_logging_as_it_was():
+    """A test that runs a command in-process (`service.cli.main`) configures logging for the process:
+    its handler writes to that test's captured stderr, closed once the test ends. Put the root logger
+    back, so later tests' log lines are not written to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    if root.handlers != handlers:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
