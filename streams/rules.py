@@ -37,11 +37,17 @@ class Levels(msgspec.Struct, frozen=True):
 
 
 def floor_tick(price: Fraction | int, tick: int) -> int:
-    return math.floor(Fraction(price) / tick) * tick
+    """The largest multiple of `tick` at or below `price` (integer arithmetic: no Fraction built)."""
+    if isinstance(price, int):
+        return price // tick * tick
+    return price.numerator // (price.denominator * tick) * tick
 
 
 def ceil_tick(price: Fraction | int, tick: int) -> int:
-    return -floor_tick(-Fraction(price), tick)
+    """The smallest multiple of `tick` at or above `price`."""
+    if isinstance(price, int):
+        return -(-price // tick) * tick
+    return -(-price.numerator // (price.denominator * tick)) * tick
 
 
 def _value(rule_value: object, field: str) -> Fraction:

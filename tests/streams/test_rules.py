@@ -3,6 +3,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.streams.streams_helpers import rule, trade, trail
 
 from streams import Instrument, RuleError, Side, SizedFor, StopRule, levels
@@ -134,3 +136,14 @@ def test_refused_rules_name_the_field(made, field):
 def test_a_float_value_means_its_decimal_text():
     # 0.1 as a float is 0.1000000000000000055...; taken as text it is exactly 10 paise
     assert levels(trade(side="long", stop=rule("points", 0.1))).stop == 99_990
+
+
+@given(st.fractions(min_value=-10**9, max_value=10**9) | st.integers(-10**9, 10**9), st.integers(1, 10_000))
+def test_rounding_to_the_tick_is_the_plain_floor_and_ceiling(price, tick):
+    from fractions import Fraction
+    import math
+
+    from streams.rules import ceil_tick, floor_tick
+
+    assert floor_tick(price, tick) == math.floor(Fraction(price) / tick) * tick
+    assert ceil_tick(price, tick) == math.ceil(Fraction(price) / tick) * tick
