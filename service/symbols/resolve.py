@@ -63,6 +63,7 @@ class SymbolResolver:
         self.index = index
         self.freeze_qty = {name.upper(): units for name, units in (freeze_qty or {}).items()}
         self._now = now
+        self._symbols: dict[int, Symbol] = {}  # rows already built (a Symbol is immutable; the index is this day's)
         self._indices: dict[str, list[int]] = {}
         for row in index.rows_of_kind("AMXIDX"):
             record = index.symbol(row)
@@ -171,10 +172,14 @@ class SymbolResolver:
 
     # Internals --------------------------------------------------------------------------------
     def symbol_at(self, row: int) -> Symbol:
-        """The index row as a Symbol, with its underlying's freeze quantity for derivatives."""
-        index = self.index
-        freeze = self.freeze_qty.get(index.name_of(row).upper()) if index.expiry_of(row) else None
-        return index.symbol(row, freeze_qty=freeze)
+        """The index row as a Symbol, with its underlying's freeze quantity for derivatives (built once a
+        row: every alert for a cached ticker asks again)."""
+        symbol = self._symbols.get(row)
+        if symbol is None:
+            index = self.index
+            freeze = self.freeze_qty.get(index.name_of(row).upper()) if index.expiry_of(row) else None
+            symbol = self._symbols[row] = index.symbol(row, freeze_qty=freeze)
+        return symbol
 
     def is_trading(self, symbol: Symbol) -> bool:
         """False once a derivative's expiry has passed (its segment's close on the expiry day)."""
