@@ -56,6 +56,9 @@ CLOSED_MARKET_S = 60.0  # outside the session: looked at again this often
 TRIGGERED = frozenset({OrderStatus.OPEN})  # a stop order reported open has triggered: it is a limit order now
 
 
+_NOT_WORKING = TERMINAL_STATUSES | {OrderStatus.SENDING, OrderStatus.IN_DOUBT}
+
+
 class BrokerStops:
     def __init__(self, orders: OrderLedger, doubt: DoubtRule, config: BackupConfig, *, broker_for: BrokerFor,
                  spawn: Spawn, bands: dict, on_trigger: Callable[[int], None],
@@ -169,8 +172,9 @@ class BrokerStops:
         return {"why": self.why.get(trade.id) or ("withdrawn for an exit" if trade.id in self._held else "being placed")}
 
     def protected(self, trade_id: int) -> bool:
-        """A broker stop is working for the trade (the broker has it)."""
-        return any(r.status not in (OrderStatus.SENDING, OrderStatus.IN_DOUBT) for r in self._live(trade_id))
+        """A broker stop is working for the trade (the broker has it). Cheap: asked of every armed trade
+        whenever the metrics are read."""
+        return any(r.role == "broker_stop" and r.status not in _NOT_WORKING for r in self.orders.records_of(trade_id))
 
     # Converging -------------------------------------------------------------------------------------
     def _kick(self, trade_id: int) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -80,6 +80,14 @@ class OrderLedger:
 
     def tags(self, trade_id: int) -> frozenset[str]:
         return frozenset(self._by_trade.get(trade_id, ()))
+
+    def records_of(self, trade_id: int) -> Iterator[OrderRecord]:
+        """The trade's orders as last recorded, without copying its tags (read them before awaiting)."""
+        tags = self._tags
+        for tag in self._by_trade.get(trade_id, ()):
+            record = tags.get(tag)
+            if record is not None:
+                yield record
 
     def lock(self, trade_id: int) -> asyncio.Lock:
         """One trade's decisions, one at a time (an exit's start, news of its orders, an entry's slices)."""
