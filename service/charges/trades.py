@@ -14,7 +14,7 @@ from typing import Any
 from service.charges.brokerage import ANGEL_ONE, BrokeragePlan
 from service.charges.calculator import Breakdown, Fills, charges
 from service.charges.errors import ChargesError
-from service.charges.schedule import Schedule, load_schedule
+from service.charges.schedule import Schedule
 from service.charges.segments import segment_of
 from service.trades import OPEN_STATES, TradeRecord
 
@@ -49,11 +49,7 @@ class Charging:
     """The brokerage plan and the rate schedule a service charges its trades with."""
 
     plan: BrokeragePlan = ANGEL_ONE
-    schedule: Schedule | None = None
-
-    def __post_init__(self) -> None:
-        if self.schedule is None:
-            object.__setattr__(self, "schedule", load_schedule())
+    schedule: Schedule | None = None  # None: the shipped schedule (loaded once, by the calculator)
 
     def fills(self, trade: TradeRecord, ltp: int | None) -> Fills | None:
         """The trade's executed orders as buys and sells, plus what is open as an exit at `ltp`;
@@ -69,15 +65,15 @@ class Charging:
         exits = [value for value in exits if value > 0]
         return Fills(tuple(entries), tuple(exits)) if trade.long else Fills(tuple(exits), tuple(entries))
 
-    def breakdown(self, trade: TradeRecord, ltp: int | None) -> Breakdown | None:
-        """The charges on the trade's orders (and what is open at `ltp`); raises ChargesError when the
-        schedule does not cover it."""
+    def breakdown(self, trade: TradeRecord, ltp: int | None, day: dt.date | None = None) -> Breakdown | None:
+        """The charges on the trade's orders (and what is open at `ltp`), at the rates of `day` (default:
+        the IST day the trade opened); raises ChargesError when the schedule does not cover it."""
         fills = self.fills(trade, ltp)
         if fills is None or not (fills.buys or fills.sells):
             return None
         segment, exchange = segment_of(trade.exchange, trade.product, option=trade.spec.is_option,
                                        future=trade.spec.is_future)
-        return charges(fills, segment, exchange, trade_day(trade), self.plan, self.schedule)
+        return charges(fills, segment, exchange, day or trade_day(trade), self.plan, self.schedule)
 
     def of(self, trade: TradeRecord, gross: int | None, ltp: int | None) -> TradeCharges:
         """Gross (as the caller computed it), charges and net of the trade."""

@@ -22,12 +22,13 @@ from decimal import Decimal
 
 import msgspec
 
-from service.charges import Breakdown, BrokeragePlan, ChargesError, Fills, charges, flat_plan, segment_of
+from service.charges import Breakdown, BrokeragePlan, ChargesError, flat_plan
+from service.charges.trades import Charging
 from service.charges.setting import parse_plan
 from service.replay.errors import ReplayError
 from service.replay.run import TradeRun
 from service.store import ist_date
-from service.trades import realised
+from service.trades import TradeRecord, realised
 
 __all__ = ["Outcome", "Slippage", "brokerage_plan", "outcome_of"]
 
@@ -124,26 +125,25 @@ def _exit_price(run: TradeRun, slippage: Slippage) -> tuple[int | None, str]:
     return slippage.fill(traded.ltp, tick_size, buying=not record.long), ""
 
 
-def _charges(run: TradeRun, exit_qty: int, exit_price: int | None, plan: BrokeragePlan) -> tuple[Breakdown | None, str]:
-    record = run.record
-    entry_orders: dict[str, int] = {}
-    for n, fill in enumerate(run.entries):
+def _by_order(fills) -> dict[str, int]:
+    """Filled value per executed order (a fill without an order id is an order of its own)."""
+    orders: dict[str, int] = {}
+    for n, fill in enumerate(fills):
         key = fill.order or f"#{n}"
-        entry_orders[key] = entry_orders.get(key, 0) + fill.quantity * fill.price
-    exit_orders: dict[str, int] = {}
-    for n, fill in enumerate(run.reductions):
-        key = fill.order or f"#{n}"
-        exit_orders[key] = exit_orders.get(key, 0) + fill.quantity * fill.price
+        orders[key] = orders.get(key, 0) + fill.quantity * fill.price
+    return orders
+
+
+def _charges(run: TradeRun, shaped: TradeRecord, exit_qty: int, exit_price: int | None,
+             plan: BrokeragePlan) -> tuple[Breakdown | None, str]:
+    """The replayed trade charged as a stored one is (`Charging`): its orders, the replayed exit one more,
+    at the rates of the day it was armed."""
+    exit_orders = _by_order(run.reductions)
     if exit_qty and exit_price is not None:
         exit_orders["replayed exit"] = exit_qty * exit_price
-    entries = tuple(v for v in entry_orders.values() if v > 0)
-    exits = tuple(v for v in exit_orders.values() if v > 0)
-    fills = Fills(entries, exits) if record.long else Fills(exits, entries)
+    shaped = msgspec.structs.replace(shaped, entry_orders=_by_order(run.entries), exit_orders=exit_orders)
     try:
-        segment, exchange = segment_of(record.exchange, record.product, option=record.spec.is_option,
-                                       future=record.spec.is_future)
-        day = dt.date.fromisoformat(ist_date(run.armed_ms))
-        return charges(fills, segment, exchange, day, plan), ""
+        return Charging(plan).breakdown(shaped, None, dt.date.fromisoformat(ist_date(run.armed_ms))), ""
     except ChargesError as exc:
         return None, f"no charges: {exc}"
 
@@ -177,7 +177,7 @@ def outcome_of(variant: str, run: TradeRun, *, slippage: Slippage, plan: Brokera
         shaped = msgspec.structs.replace(record, filled=filled, entry_value=entry_value, exited=reduced + rest,
                                          exit_value=exit_value)
         gross = realised(shaped)
-        breakdown, note = _charges(run, rest, exit_price, plan)
+        breakdown, note = _charges(run, shaped, rest, exit_price, plan)
         notes.append(note)
     recorded = run.recorded
     costs = {} if breakdown is None else {
