@@ -70,7 +70,8 @@ async def test_arming_places_a_stop_limit_behind_the_stop(parts: Parts):
     assert (order.side, order.kind, order.variety, order.quantity) == (OrderSide.SELL, OrderKind.STOPLOSS_LIMIT, "STOPLOSS", 5)
     assert (order.trigger_price, order.price) == (TRIGGER, LIMIT)
     assert parts.stops.view(await parts.trade(trade.id))["trigger"] == TRIGGER
-    assert parts.stops.protected(trade.id)
+    # the ledger learns of the order from placeOrder's reply, which may come after the broker shows it
+    await parts.until(lambda: parts.stops.protected(trade.id), "the broker stop counted as working")
 
 
 async def test_a_short_trade_gets_a_buy_stop_above(parts: Parts):
