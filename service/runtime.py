@@ -119,7 +119,8 @@ class Runtime:
                              limits=self.limits, metrics=self.metrics, announce=self.listeners.announce,
                              logins=set(self.logins), prices=live_prices(settings, self.guard.last_seen, self.market.ltp,
                                                                          sessions, self.now_ms), clock=clock,
-                             entry_window=lambda exchange: sessions.entry_window(exchange, self.now_ms()))
+                             entry_window=lambda exchange: sessions.entry_window(exchange, self.now_ms()),
+                             publish=self.listeners.trade_changed)
         self.operator = OperatorSwitch(store=self.store, halts=self.halts, trader=self.trader, metrics=self.metrics,
                                        announce=self.listeners.announce)
         self.health = StreamHealth(self.metrics, self.trader.book)

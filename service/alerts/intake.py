@@ -31,6 +31,7 @@ from service.metrics import Metrics
 from service.settings import Settings
 from service.store import Store
 from service.symbols import SymbolBook
+from service.trades import TradeRecord
 
 __all__ = ["Accepted", "Declined", "Duplicate", "Intake", "Invalid", "Outcome"]
 
@@ -67,7 +68,8 @@ class Intake:
                  dispatch: Dispatch, halts: Halts, limits: EngineLimits, metrics: Metrics,
                  announce: Callable[[str, dict[str, Any]], None], logins: set[str],
                  prices: LivePrices | None = None, clock: Callable[[], float] = time.time,
-                 entry_window: Callable[[str], str | None] = lambda exchange: None) -> None:
+                 entry_window: Callable[[str], str | None] = lambda exchange: None,
+                 publish: Callable[[TradeRecord], None] = lambda trade: None) -> None:
         self.settings = settings
         self.store = store
         self.symbols = symbols
@@ -84,6 +86,7 @@ class Intake:
         self.logins = logins  # the client codes of CREDENTIALS_FILE beyond the default login
         self.prices = prices  # live prices for the alert price check (None: never checked)
         self.clock = clock
+        self.publish = publish  # every trade the alert opened, once committed (the listeners)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -210,12 +213,12 @@ class Intake:
             alert_id = Store.insert_alert(db, now_ms=now, source=source, dedup_key=plan.key,
                                           dedup_until_ms=plan.dedup_until_ms, body=plan.stored_body, status="accepted",
                                           reason="; ".join(notes + [f"{a}: {r.leg} refused: {r.reason}" for a, r in refused]))
-            opened = [(Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)).id, by_id[a], qty)
-                      for a, side, qty in opens]
+            created = [Store.insert_trade(db, new_trade(plan, by_id[a], side, now, alert_id)) for a, side, _ in opens]
+            opened = [(trade.id, by_id[a], qty) for trade, (a, _, qty) in zip(created, opens)]
             Store.set_alert_trades(db, alert_id, [t for t, _, _ in opened] + closing + [t for t, _ in reducing])
             accepted = Accepted(alert_id, [t for t, _, _ in opened], closing, reducing, refused, notes)
             self.dispatch.in_transaction(db, plan, accepted, opened, now)
-            return accepted, opened
+            return accepted, opened, created
 
         outcome = await self.store.db.write(work)
         if isinstance(outcome, Invalid):
@@ -229,7 +232,9 @@ class Intake:
             self.announce("alert_refused", {"alert_id": outcome.alert_id, "reason": outcome.reason,
                                             "alert": plan.stored_body})
             return outcome
-        accepted, opened = outcome
+        accepted, opened, created = outcome
+        for trade in created:  # as stored: the feed and the trade log need not read them back
+            self.publish(trade)
         self.metrics.count_alert("accepted")
         self.announce("alert_accepted", {"alert_id": accepted.alert_id, "trades": accepted.trades,
                                          "closing": accepted.closing, "alert": plan.stored_body})

@@ -111,3 +111,28 @@ def test_stop_moves_are_at_most_one_line_per_interval_per_trade(trade_lines):
     trade_log.event(_trade(), "exit_fired", {"reason": "TRAIL", "level": 79105})
     assert [(line["event"], line.get("moves")) for line in parsed(trade_lines)][3:] == [("stop_moved", 1),
                                                                                          ("exit_fired", None)]
+
+
+def test_a_new_trade_reaches_the_listeners_as_stored_and_the_log_does_not_read_it_back(service_factory, trade_lines):
+    """The alert's trades are handed to the listeners (the feed, the trade log) once committed, so the
+    trade log's `created` line needs no read of the store."""
+    service = service_factory()
+    runtime = service.app.state.runtime
+    heard: list[TradeRecord] = []
+    runtime.listeners.trade.append(heard.append)
+    reads: list[int] = []
+    real_trade = runtime.store.trade
+
+    async def counted(trade_id: int, *args, **kwargs):
+        reads.append(trade_id)
+        return await real_trade(trade_id, *args, **kwargs)
+
+    runtime.store.trade = counted
+    service.price(800)
+    (trade_id,) = service.alert(price=800, quantity=2).json()["trades"]
+    wait_for(lambda: any(line["event"] == "created" and line["trade_id"] == trade_id for line in parsed(trade_lines)),
+             "the created line")
+    first = next(trade for trade in heard if trade.id == trade_id)
+    # the trade as the alert stored it, before its entry was sized or sent
+    assert (first.state, first.version, first.quantity) == (TradeState.PENDING_ENTRY, 0, 0)
+    assert trade_id not in reads
