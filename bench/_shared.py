@@ -31,7 +31,7 @@ from bench._blaster import base_price, fake_token
 
 __all__ = ["SHARERS", "TOKENS", "TRADES", "Idle", "Seeded", "Services", "opened", "shared"]
 
-SHARERS = ("alerts", "memory", "ingest")  # the modules that take their processes from here
+SHARERS = ("alerts", "memory", "ingest", "book")  # the modules that take their processes from here
 TRADES, TOKENS = 10_000, 1_000
 SEED_TIMEOUT_S = 300.0
 

@@ -52,7 +52,7 @@ def run(quick: bool) -> list[Figure]:
         Figure("bare Starlette JSON endpoint", bare_rate, "alerts/s"),
         Figure("/opentrade alerts acknowledged durably", rate, "alerts/s", bare_rate, ">= 0.3x, >= 1000/s"),
         Figure("/opentrade p50", p50, "ms"),
-        Figure("/opentrade p99", p99, "ms", bare_p99, "<= 50 ms"),
+        Figure("/opentrade p99", p99, "ms", bare_p99, "<= 20 ms"),
         Figure("/opentrade durably, PostgreSQL (vs SQLite)", pg_rate, "alerts/s", rate),
         Figure("/opentrade p50, PostgreSQL", pg_p50, "ms"),
         Figure("/opentrade p99, PostgreSQL (vs SQLite)", pg_p99, "ms", p99),

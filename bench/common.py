@@ -23,10 +23,15 @@ class Figure:
         return self.value / self.baseline
 
     def line(self) -> str:
-        base = "-" if self.baseline is None else f"{self.baseline:,.1f}"
+        base = "-" if self.baseline is None else _number(self.baseline)
         ratio = "-" if self.ratio is None else f"{self.ratio:.2f}x"
         goal = f"  (goal {self.goal})" if self.goal else ""
-        return f"{self.name:<48} {self.value:>14,.1f} {self.unit:<10} {base:>14} {ratio:>8}{goal}"
+        return f"{self.name:<48} {_number(self.value):>14} {self.unit:<10} {base:>14} {ratio:>8}{goal}"
+
+
+def _number(value: float) -> str:
+    """One decimal, two under 10 (a 0.14 ms latency is not 0.1 ms)."""
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def best_rate(work: Callable[[], int], repeats: int = 5) -> float:
