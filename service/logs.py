@@ -49,6 +49,7 @@ _NAMED_VALUE = re.compile(
     r"""(?i:password|passwd|mpin|pin|secret|totp|api[_-]?key|private[_-]?key|jwt|token|authorization)"""
     r"""["']?\s*[:=]\s*)("[^"]*"|'[^']*'|(?i:(?:basic|bearer|digest)\s+)?[^\s"',;&}\]]+)""")
 _PASSES = 4
+_CACHED_LENGTH, _CACHED_TEXTS = 120, 4096  # texts up to this long are remembered masked, this many at most
 
 _SECRET_WORDS = frozenset({
     "token", "password", "passwd", "pass", "pin", "mpin", "secret", "totp", "jwt", "authorization",
@@ -92,6 +93,9 @@ class Redactor:
         self._secrets: frozenset[str] = frozenset()
         self._pattern: re.Pattern[str] | None = None
         self._long: re.Pattern[str] | None = None
+        # Short texts already masked under the current secrets (field names, symbols, accounts repeat on
+        # every line): swapped with the pattern, so an entry is always from the pattern in force with it.
+        self._masked: tuple[re.Pattern[str] | None, dict[str, str]] = (None, {})
         for secret in secrets:
             self.add(secret)
 
@@ -112,6 +116,7 @@ class Redactor:
             long = [re.escape(s) for s in ordered if len(s) >= _SHORT_SECRET]
             self._long = re.compile("|".join(long)) if long else None
             self._pattern = re.compile("|".join(parts))
+            self._masked = (self._pattern, {})
             self._secrets = secrets
 
     def __contains__(self, secret: object) -> bool:
@@ -119,7 +124,18 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """`text` with every secret, JWT, ``Bearer`` and ``password=``-style value masked, URL queries cut."""
-        pattern = self._pattern
+        pattern, masked_before = self._masked
+        if len(text) > _CACHED_LENGTH:
+            return self._mask(pattern, text)
+        masked = masked_before.get(text)
+        if masked is None:
+            if len(masked_before) >= _CACHED_TEXTS:
+                masked_before.clear()
+            masked = masked_before[text] = self._mask(pattern, text)
+        return masked
+
+    @staticmethod
+    def _mask(pattern: re.Pattern[str] | None, text: str) -> str:
         for _ in range(_PASSES):
             masked = text if pattern is None else pattern.sub(MASK, text)
             masked = _JWT.sub(MASK, masked)

@@ -299,3 +299,18 @@ def test_a_configured_secret_never_reaches_the_output(secret, before, after, whe
 def test_exported_names():
     assert all(hasattr(service.logs, name) for name in service.logs.__all__)
     assert {"Redactor", "configure_logging", "UVICORN_LOG_CONFIG"} <= set(service.logs.__all__)
+
+
+@given(texts=st.lists(st.sampled_from(["trade_id", "SBIN-EQ", "token=abc123", "hunter22secret", "A1 hunter22secret",
+                                       "Bearer xyz", "/a?b=c"]) | st.text(max_size=40), min_size=1, max_size=30),
+       added_after=st.integers(0, 30))
+def test_remembered_masks_are_those_of_the_secrets_in_force(texts, added_after):
+    """Short texts are remembered masked; a secret added later is masked in a text remembered before it."""
+    redactor = Redactor(["first-secret-value"])
+    for n, text in enumerate(texts):
+        if n == added_after:
+            redactor.add("hunter22secret")
+        expected = Redactor._mask(redactor._pattern, text)
+        assert redactor.text(text) == expected == redactor.text(text)
+    if added_after < len(texts):
+        assert "hunter22secret" not in redactor.text("A1 hunter22secret")
