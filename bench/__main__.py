@@ -1,5 +1,6 @@
 """Run every benchmark: `python -m bench [module ...]` (BENCH_QUICK=1 for the short run).
 
+A quick run leaves out `FULL_RUN_ONLY` (whole deployments) unless they are named.
 The modules that share processes (`bench._shared.SHARERS`) run first, one after the other, on one
 set of shared processes, stopped before the others run; then the rest, in name order. Each module's
 wall time, and the whole run's, is printed at the end.
@@ -17,10 +18,15 @@ import bench
 from bench import _shared
 
 
-def modules(only: set[str]) -> list[str]:
+# Whole deployments (13 processes and more): in a quick run only when named.
+FULL_RUN_ONLY = ("cluster",)
+
+
+def modules(only: set[str], quick: bool = False) -> list[str]:
     """The benchmark modules to run, in the order they run: the sharers first, then the rest by name."""
     names = sorted(info.name for info in pkgutil.iter_modules(bench.__path__)
-                   if info.name != "common" and not info.name.startswith("_") and (not only or info.name in only))
+                   if info.name != "common" and not info.name.startswith("_") and (not only or info.name in only)
+                   and (only or not quick or info.name not in FULL_RUN_ONLY))
     return [name for name in _shared.SHARERS if name in names] + [name for name in names if name not in _shared.SHARERS]
 
 
@@ -32,7 +38,11 @@ def main() -> int:
         print(f"no such benchmark: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     print(f"{'name':<48} {'value':>14} {'unit':<10} {'baseline':>14} {'ratio':>8}")
-    names = modules(only)
+    names = modules(only, quick)
+    left = [name for name in FULL_RUN_ONLY if quick and not only]
+    if left:
+        print(f"(quick run: {', '.join(left)} in the full run only; `BENCH_QUICK=1 python -m bench "
+              f"{' '.join(left)}` runs its quick form)", flush=True)
     sharers = [name for name in names if name in _shared.SHARERS]
     walls: list[tuple[str, float]] = []
     started = time.perf_counter()

@@ -83,7 +83,7 @@ class Plan:
         self.alerts = 500 if quick else 5_000
         self.seeded = 2_000  # 10 000 (bench.latency's) and a takeover can outlast the lease: docs/bench.md
         self.crossings = 16 if quick else 64
-        self.kills, self.pauses = (3, 1) if quick else (8, 4)
+        self.kills, self.pauses = (1, 1) if quick else (8, 4)
 
     def figures(self, single: dict, sqlite: tuple[float, float, float], cluster: dict) -> list[Figure]:
         return [*self._exit_figures(single, cluster), *self._alert_figures(single, sqlite, cluster),

@@ -112,7 +112,7 @@ class Samples:
     background: float = 0.0
 
 
-async def measure(paper_url: str, service_url: str, crossing: list, per_token: int) -> Samples:
+async def measure(paper_url: str, service_url: str, crossing: list, per_token: int, rate_s: float = 3.0) -> Samples:
     headers = _procs.login(paper_url)
     arrivals: dict[str, float] = {}
     listener = asyncio.create_task(order_updates(paper_url, {"Authorization": headers["Authorization"]}, arrivals))
@@ -157,7 +157,7 @@ async def measure(paper_url: str, service_url: str, crossing: list, per_token: i
             received_ns = stamps["order"][0]
             sent_ns = max(ns for ltp, ns, _ in stamps["ticks"] if ltp == crossing_ltp // 5 * 5 and ns < received_ns)
             (samples.backup if backup else samples.plain).append((received_ns - sent_ns) / 1e9)
-        samples.background = await asyncio.to_thread(service_rate, service_url, 3.0)
+        samples.background = await asyncio.to_thread(service_rate, service_url, rate_s)
         return samples
     finally:
         listener.cancel()
@@ -205,7 +205,7 @@ def run(quick: bool) -> list[Figure]:
                             "rate": PATH_RATE, "repeat": 1_000}
                     reply = httpx.post(f"{paper.url}/paper/v1/paths", json=body, timeout=10)
                     assert reply.status_code in (200, 201, 202), reply.text
-                samples = asyncio.run(measure(paper.url, service.url, crossing, per_token))
+                samples = asyncio.run(measure(paper.url, service.url, crossing, per_token, 1.0 if quick else 3.0))
     ms = [s * 1000 for s in samples.plain]
     backup = [s * 1000 for s in samples.backup]
     plain_p50, plain_p99 = statistics.median(ms), percentile(ms, 0.99)

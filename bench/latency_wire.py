@@ -139,7 +139,7 @@ def written_rate(control: httpx.Client, seconds: float = 1.0) -> float:
     return (second["frames"] - first["frames"]) / ((second["ns"] - first["ns"]) / 1e9)
 
 
-def floor(scratch, count: int) -> tuple[list[float], float]:
+def floor(scratch, count: int, settle_s: float = 1.0) -> tuple[list[float], float]:
     tokens = scratch / "echo_tokens.json"
     tokens.write_text(json.dumps([fake_token(n) for n in CROSSING + BACKGROUND]))
     plan = [Step(fake_token(CROSSING[n % len(CROSSING)]), base_price(CROSSING[n % len(CROSSING)]) - TICK * (n + 1),
@@ -149,13 +149,13 @@ def floor(scratch, count: int) -> tuple[list[float], float]:
                 str(FIRST_SEQUENCE)]
         with _procs.Process("wireecho", args, scratch, ready_text="subscribed"):
             control.post("/background", json={"rate": BACKGROUND_RATE}).raise_for_status()
-            time.sleep(1.0)
+            time.sleep(settle_s)
             samples = cross(control, plan, [step.tags for step in plan])
-            rate = written_rate(control)
+            rate = written_rate(control, settle_s)
     return samples, rate
 
 
-def tickguard(scratch, count: int) -> tuple[list[float], float, float, dict[str, int], _procs.CpuMeter]:
+def tickguard(scratch, count: int, settle_s: float = 1.0) -> tuple[list[float], float, float, dict[str, int], _procs.CpuMeter]:
     seeds = scratch / "seed_tokens.json"
     seeds.write_text(json.dumps(config()["instruments"]))
     seeded = scratch / "seeded"
@@ -177,14 +177,14 @@ def tickguard(scratch, count: int) -> tuple[list[float], float, float, dict[str,
                 raise RuntimeError(f"only {len(measured)} crossings fire one exit each; {count + WARMUP} wanted")
             plan = steps[:measured[count + WARMUP - 1] + 1]
             control.post("/background", json={"rate": BACKGROUND_RATE}).raise_for_status()
-            time.sleep(1.0)
+            time.sleep(settle_s)
             before = broker_requests(control)
             assert service.proc is not None and wire.proc is not None
             with _procs.CpuMeter({"tickguard": [service.proc.pid], "stub": [wire.proc.pid]}) as cpu:
                 samples = cross(control, plan, [step.tags for step in plan])
             after = broker_requests(control)
-            rate = written_rate(control)
-            seen = service_rate(service.url, 2.0)
+            rate = written_rate(control, settle_s)
+            seen = service_rate(service.url, 2 * settle_s)
     others = {path: n - before.get(path, 0) for path, n in after.items()
               if n > before.get(path, 0) and not path.endswith("/placeOrder")}
     return samples, rate, seen, others, cpu
@@ -196,10 +196,10 @@ def broker_requests(control: httpx.Client) -> dict[str, int]:
 
 
 def run(quick: bool) -> list[Figure]:
-    count = 32 if quick else 128
+    count, settle_s = (24, 0.5) if quick else (128, 1.0)
     with _procs.Scratch() as scratch:
-        echo, echo_rate = floor(scratch, count)
-        ms, rate, seen, others, cpu = tickguard(scratch, count)
+        echo, echo_rate = floor(scratch, count, settle_s)
+        ms, rate, seen, others, cpu = tickguard(scratch, count, settle_s)
     p50, p99 = statistics.median(ms), percentile(ms, 0.99)
     return [
         Figure(f"wire stub: background written ({len(ms)} samples)", rate, "frames/s", echo_rate),

@@ -19,3 +19,9 @@ def test_an_unknown_module_is_refused_before_anything_runs(monkeypatch, capsys):
     assert main() == 2
     captured = capsys.readouterr()
     assert "no such benchmark: no-such-bench" in captured.err and captured.out == ""
+
+
+def test_a_quick_run_leaves_whole_deployments_out_unless_named():
+    assert "cluster" in modules(set()) and "cluster" not in modules(set(), quick=True)
+    assert modules({"cluster", "parser"}, quick=True) == ["cluster", "parser"]
+    assert modules(set(), quick=True) == [name for name in modules(set()) if name != "cluster"]
