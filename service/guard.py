@@ -229,6 +229,11 @@ class Guard:
         tick = self.pipeline.engine.last_tick(exchange, token)
         return tick.ltp if tick is not None else None
 
+    @property
+    def older_ticks(self) -> int:
+        """Ticks the engine met older (exchange time stamp) than an earlier tick of their instrument."""
+        return self.pipeline.engine.older_ticks
+
     def last_seen(self, exchange: str, token: str) -> tuple[int, int] | None:
         """(price, the exchange's time stamp in epoch ms) of the engine's latest tick of an instrument —
         held only while a trade is guarded on it — or None."""

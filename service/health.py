@@ -95,15 +95,16 @@ class Sampler:
     async def _sample(self) -> None:
         """Once a second: tick counts, stream lag and trade gauges into the metrics (never per tick).
         A failing sample is logged and the next one taken: the gauges never freeze silently."""
-        seen = self.guard.ticks_seen
+        seen, older = self.guard.ticks_seen, self.guard.older_ticks
         while True:
             await asyncio.sleep(self.every_s)
-            ticks = self.guard.ticks_seen
+            ticks, older_now = self.guard.ticks_seen, self.guard.older_ticks
             try:
+                self.metrics.count_older_ticks(older_now - older)
                 await self._one(ticks - seen)
             except Exception:
                 log.exception("metrics sample failed")
-            seen = ticks
+            seen, older = ticks, older_now
 
     async def _one(self, new_ticks: int) -> None:
         now = self.now_ms()

@@ -65,6 +65,10 @@ class Metrics:
                                     registry=r)
         self.exits_total = Counter("tickguard_exits", "Exits fired, by reason.", ["reason"], registry=r)
         self.ticks_total = Counter("tickguard_ticks", "Ticks received from the market-data stream.", registry=r)
+        self.older_ticks_total = Counter(
+            "tickguard_ticks_older",
+            "Ticks older (exchange time stamp) than an earlier tick of their instrument: delivered out of order.",
+            registry=r)
         self.tick_rate = Gauge("tickguard_tick_rate", "Ticks per second over the last few seconds.", registry=r)
         self.stream_lag_seconds = Gauge(
             "tickguard_stream_lag_seconds",
@@ -117,6 +121,10 @@ class Metrics:
         self.exits_total.labels(_bounded(reason, EXIT_REASONS, _OTHER_REASON)).inc()
         if tick_to_exit_s is not None:
             self.tick_to_exit_seconds.observe(max(tick_to_exit_s, 0.0))
+
+    def count_older_ticks(self, n: int) -> None:
+        if n > 0:
+            self.older_ticks_total.inc(n)
 
     def count_ticks(self, n: int, last_exchange_ts_ms: int | None, now_ms: int) -> None:
         """Feed one sample: `n` ticks arrived since the previous call; call about once a second.

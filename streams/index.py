@@ -28,7 +28,7 @@ NO_HIGH = 1 << 62  # above any price: nothing on the high side
 
 
 class TokenBook:
-    __slots__ = ("exchange", "high", "highs", "last", "low", "lows", "token", "watch")
+    __slots__ = ("exchange", "high", "highs", "last", "last_ts", "low", "lows", "token", "watch")
 
     def __init__(self, exchange: str, token: str) -> None:
         self.exchange = exchange
@@ -38,6 +38,7 @@ class TokenBook:
         self.lows: list[tuple[int, int]] = []  # (key, trade_id) ascending
         self.highs: list[tuple[int, int]] = []  # (-key, trade_id) ascending
         self.last: Tick | None = None
+        self.last_ts = -1  # the newest exchange time stamp met (ms)
         self.watch = False
 
     def __len__(self) -> int:

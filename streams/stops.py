@@ -50,6 +50,7 @@ class Stops:
         self._pending_close: dict[int, ExitReason] = {}  # exits decided outside the session, by reason
         self._busy = False
         self._deferred: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self.older_ticks = 0  # ticks older (exchange time stamp) than a tick met before of their instrument
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -91,8 +92,8 @@ class Stops:
     # -- ticks -----------------------------------------------------------------------------------
 
     def on_tick(self, tick: Tick) -> None:
-        # The hot path: two dict lookups (tokens are unique only within an exchange), one store and
-        # two integer comparisons when nothing crosses.
+        # The hot path: two dict lookups (tokens are unique only within an exchange), two stores and
+        # three integer comparisons when nothing crosses.
         venue = self._books.get(tick.exchange)
         if venue is None:
             venue = self._books[tick.exchange] = {}
@@ -100,6 +101,10 @@ class Stops:
         if book is None:
             book = venue[tick.token] = TokenBook(tick.exchange, tick.token)
         book.last = tick
+        if tick.exchange_ts_ms >= book.last_ts:
+            book.last_ts = tick.exchange_ts_ms
+        else:  # out of order: counted (the feed's doing), and judged like any other tick
+            self.older_ticks += 1
         ltp = tick.ltp
         if ltp <= book.low or ltp >= book.high:
             try:

@@ -29,7 +29,7 @@ def ticks_total(metrics: Metrics) -> float:
 
 
 async def test_a_failed_sample_is_logged_and_the_next_one_taken(caplog):
-    guard = SimpleNamespace(ticks_seen=0, latest_tick_ms=None, records={})
+    guard = SimpleNamespace(ticks_seen=0, older_ticks=0, latest_tick_ms=None, records={})
     metrics = Metrics()
     maintained: list[bool] = []
     sampler = Sampler(guard=guard, store=Store(failures=2), metrics=metrics,

@@ -206,3 +206,12 @@ def test_the_sockets_health_is_exported_and_a_drop_is_logged(service_factory, ca
         service.paper.control("POST", "/feed/drop", json={"socket": "market", "how": "abort"})
         wait_for(lambda: any("ticks stream disconnected" in r.getMessage() for r in caplog.records), "the drop logged", 15)
     wait_for(lambda: 'tickguard_stream_connected{stream="ticks"} 1.0' in gauges(), "the reconnection exported", 15)
+
+
+def test_older_ticks_are_counted_as_the_sampler_hands_them_over():
+    metrics = Metrics()
+    assert value(metrics, "tickguard_ticks_older_total") == 0
+    metrics.count_older_ticks(3)
+    metrics.count_older_ticks(0)
+    metrics.count_older_ticks(2)
+    assert value(metrics, "tickguard_ticks_older_total") == 5

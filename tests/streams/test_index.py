@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from streams import TokenBook
+from streams import Engine, Tick, TokenBook
 from streams.index import NO_HIGH, NO_LOW
 
 
@@ -60,3 +62,18 @@ def test_a_watched_book_sends_every_price_to_the_slow_path():
     assert book.take_crossed(100_000) == []  # the real keys still decide what is crossed
     book.set_watch(False)
     assert book.low == 99_000
+
+
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 50)), max_size=80))
+def test_older_ticks_are_counted_per_instrument(stream):
+    """A tick whose exchange time stamp is below the newest one met of its own instrument is counted;
+    ticks of other instruments, or of equal stamps, are not (the plain model: a newest stamp per token)."""
+    engine = Engine(lambda _: None)
+    newest: dict[str, int] = {}
+    expected = 0
+    for token, ts in stream:
+        if ts < newest.get(token, -1):
+            expected += 1
+        newest[token] = max(newest.get(token, -1), ts)
+        engine.on_tick(Tick(token, "NSE", 100_000, ts))
+    assert engine.older_ticks == expected
