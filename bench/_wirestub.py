@@ -11,7 +11,8 @@ exchange lays its routes out (REST under the root, `/smart-stream` and `/smart-o
   measuring. A subscription is answered with one frame per known token at its config price (as an
   exchange sends the current price on subscription; only the config's `primed` tokens when it names
   some). Background price paths, once switched on, are written at a fixed rate from pre-built blobs,
-  each connection its own subscribed tokens'.
+  each connection its own subscribed tokens'; the rate may be changed (or set to 0) at any time. With
+  `"stamp": true` in the config, background frames carry the wall clock's ms as they are written.
 - `/smart-order-update`: AB00 on connect; after each placeOrder's reply, one `complete` update of that
   order (so the exit fills and the trade closes, as at a broker), built then, off the measured path.
 
@@ -20,7 +21,8 @@ crossing frames, encoded there and then), `POST cross/<i>` (writes frame i to th
 its token and answers the nanosecond stamp taken right after the write), `POST background` ({"rate": n}),
 `GET orders` ({"orders": {tag: arrival_ns}}), `GET wait?tags=a,b&timeout=s` (the same for those
 tags, answered once all have arrived: no polling while an exit travels), `GET written` (background
-frames written so far, and when), `GET requests` (requests by path).
+frames written so far, and when; `all`: every tick frame written to a stream socket; `sockets`: the
+instruments each stream connection subscribed), `GET requests` (requests by path).
 
 The HTTP handling is a hand-written HTTP/1.1 reader on asyncio streams (keep-alive, Content-Length
 bodies, which is all aiohttp and httpx send here) and the WebSocket framing is done by hand, as in
@@ -52,6 +54,7 @@ SECURE = "/rest/secure/angelbroking"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 CLIENTCODE = "P0001"
 CHUNK_S = 0.002  # the background writer's period
+TS, TS_AT = struct.Struct("<q"), 2 + 35  # a LTP frame's exchange time stamp: after the frame head, mode .. sequence
 Key = tuple[int, str]  # (exchangeType, token)
 
 
@@ -114,7 +117,9 @@ class Stub:
         self.arrival = asyncio.Event()  # set (and replaced) on every placeOrder
         self.order_ids = count(1)
         self.rate = 0
-        self.written = 0
+        self.stamp = bool(config.get("stamp"))
+        self.written = 0  # background frames
+        self.tick_frames = 0  # every tick frame written to a smart-stream socket (first prices, crossings, background)
         self.writers: set[asyncio.Task] = set()
 
     # HTTP --------------------------------------------------------------------------------------------
@@ -196,7 +201,8 @@ class Stub:
         if what == "requests":
             return response(json.dumps({"paths": self.requests}).encode())
         if what == "written":
-            return response(json.dumps({"frames": self.written, "ns": time.perf_counter_ns()}).encode())
+            return response(json.dumps({"frames": self.written, "ns": time.perf_counter_ns(), "all": self.tick_frames,
+                                        "sockets": [len(keys) for keys in self.streams.values()]}).encode())
         if what == "plan" and method == "POST":
             self.plan = [((EXCHANGE_CODES[e], t), ltp_frame(e, t, ltp, seq, ts)) for e, t, ltp, seq, ts
                          in json.loads(body)["frames"]]
@@ -207,6 +213,7 @@ class Stub:
             for socket in sockets:
                 socket.write(frame)
             written = time.perf_counter_ns()
+            self.tick_frames += len(sockets)
             return response(json.dumps({"written_ns": written, "sockets": len(sockets)}).encode())
         if what == "background" and method == "POST":
             self.rate = int(json.loads(body)["rate"])
@@ -257,31 +264,46 @@ class Stub:
         if request["action"] == 1:
             new = keys - self.streams[writer]
             self.streams[writer] |= keys
-            writer.write(b"".join(self.first[key] for key in new if key in self.first))
+            first = [self.first[key] for key in new if key in self.first]
+            writer.write(b"".join(first))
+            self.tick_frames += len(first)
         else:
             self.streams[writer] -= keys
 
     async def background(self, writer: asyncio.StreamWriter) -> None:
-        """Once a rate is set: this connection's subscribed paths, interleaved, at that rate in total."""
+        """Once a rate is set: this connection's subscribed paths, interleaved, at its share of the rate
+        (the connections' shares add up to it), following the rate as it is changed (0: paused). With
+        `stamp`, each chunk's frames carry the wall clock's ms as their exchange time stamp when written
+        (an instrument's stamps never go back); otherwise the stamps they were encoded with."""
         while not self.rate or not any(key in self.streams[writer] for key in self.paths):
             await asyncio.sleep(0.05)
         mine = [frames for key, frames in self.paths.items() if key in self.streams[writer]]
-        rate = self.rate * len(mine) / len(self.paths)  # the connections' shares add up to the rate
+        share = len(mine) / len(self.paths)
         blob = b"".join(b"".join(step) for step in zip(*mine))
         size = len(mine[0][0])
         frames = len(blob) // size
         loop = asyncio.get_running_loop()
-        started, sent, at = loop.time(), 0, 0
+        last, credit, at = loop.time(), 0.0, 0
         while True:
             await asyncio.sleep(CHUNK_S)
-            due = min(int((loop.time() - started) * rate) - sent, frames)
+            now = loop.time()
+            credit = min(credit + (now - last) * self.rate * share, frames)  # a stalled reader's debt: one blob at most
+            last = now
+            due = int(credit)
             if due <= 0:
                 continue
+            credit -= due
             end = at + due
-            writer.write(blob[at * size:end * size] if end <= frames else blob[at * size:] + blob[:(end - frames) * size])
+            chunk = blob[at * size:end * size] if end <= frames else blob[at * size:] + blob[:(end - frames) * size]
+            if self.stamp:
+                chunk = bytearray(chunk)
+                ts = TS.pack(int(time.time() * 1000))
+                for offset in range(TS_AT, len(chunk), size):
+                    chunk[offset:offset + 8] = ts
+            writer.write(chunk)
             at = end % frames
-            sent += due
             self.written += due
+            self.tick_frames += due
             await writer.drain()
 
 

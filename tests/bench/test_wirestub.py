@@ -107,3 +107,29 @@ async def test_only_the_primed_tokens_get_a_price_on_subscription(tmp_path):
             await http.post("/stub/plan", json={"frames": [["NSE", "900002", 50_000, 3, 0]]})
             assert (await http.post("/stub/cross/0")).json()["sockets"] == 1
             assert ltp_of(await asyncio.wait_for(stream.recv(), 10)) == ("900002", 3, 50_000)  # no price came before
+
+
+async def test_stamped_background_follows_the_rate_and_every_frame_is_counted(tmp_path):
+    config = {**CONFIG, "stamp": True}
+    with stub(tmp_path, config) as process:
+        async with httpx.AsyncClient(base_url=process.url, timeout=10) as http, \
+                connect(process.url.replace("http", "ws", 1) + "/smart-stream") as stream:
+            await stream.send(json.dumps({"action": 1, "params": {"mode": 1, "tokenList": [
+                {"exchangeType": 1, "tokens": ["900002", "900001"]}]}}))
+            got = [await asyncio.wait_for(stream.recv(), 10) for _ in range(2)]  # the two prices on subscription
+            await http.post("/stub/background", json={"rate": 400})
+            got += [await asyncio.wait_for(stream.recv(), 10) for _ in range(20)]
+            stamps = [LTP.unpack(frame)[4] for frame in got[2:]]
+            assert stamps == sorted(stamps) and stamps[0] > 1_700_000_000_000  # the wall clock's ms, never back
+            await http.post("/stub/background", json={"rate": 0})  # paused
+            await asyncio.sleep(0.1)
+            written = (await http.get("/stub/written")).json()
+            while True:  # what was already on its way
+                try:
+                    got.append(await asyncio.wait_for(stream.recv(), 0.3))
+                except TimeoutError:
+                    break
+            assert written["all"] == len(got) and written["frames"] == len(got) - 2
+            assert written["sockets"] == [2]
+            await asyncio.sleep(0.2)
+            assert (await http.get("/stub/written")).json()["all"] == written["all"]  # nothing more while paused
