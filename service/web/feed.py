@@ -100,6 +100,7 @@ class FeedHub:
         self._finished: collections.OrderedDict[int, TradeRecord] = collections.OrderedDict()
         self._sent_ltp: dict[int, int] = {}
         self._cursor = 0  # last event row id fed
+        self._cursor_behind = False  # events came while nobody listened: the cursor is read afresh before use
         self._events_due = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.overflows = 0
@@ -198,6 +199,7 @@ class FeedHub:
 
     async def snapshot(self, client: Client, reason: str) -> dict[str, Any]:
         store = self.runtime.store
+        await self._catch_up()  # the events from here on go out after the snapshot
         open_trades = await store.trades(states=OPEN_STATES, strategy=client.strategy, account=client.account,
                                          limit=OPEN_LIMIT)
         recent = await store.trades(strategy=client.strategy, account=client.account, limit=RECENT_TRADES)
@@ -216,9 +218,10 @@ class FeedHub:
             self._events_due.clear()
             store = self.runtime.store
             try:
-                if not self.clients:  # nobody to tell: only keep the cursor at the newest event
-                    self._cursor = max(self._cursor, await store.last_event_id())
+                if not self.clients:  # nobody to tell: no read at all (one per trade change, with no browser open)
+                    self._cursor_behind = True
                     continue
+                await self._catch_up()
                 rows = [_event_row(r) for r in await store.events_after(self._cursor, _EVENT_BATCH)]
                 unknown = {r["trade_id"] for r in rows} - self._open.keys() - self._finished.keys()
                 found = await store.db.read(lambda db: {i: Store.load_trade(db, i) for i in unknown}) if unknown else {}
@@ -234,6 +237,12 @@ class FeedHub:
                     self._broadcast({"type": "event", **row}, trade.strategy, trade.account)
             if len(rows) == _EVENT_BATCH:
                 self._events_due.set()
+
+    async def _catch_up(self) -> None:
+        """After a time with nobody listening: the cursor to the newest event, so none before it goes out."""
+        if self._cursor_behind:
+            self._cursor_behind = False
+            self._cursor = max(self._cursor, await self.runtime.store.last_event_id())
 
     async def _sample_prices(self) -> None:
         while True:

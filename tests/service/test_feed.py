@@ -327,3 +327,29 @@ def test_query_strings_never_reach_the_logs(service_factory):
     lines = stream.getvalue()
     assert "/ws/trades" in lines
     assert OPERATOR_TOKEN not in lines and "a-wrong-guess" not in lines and "strategy=s1" not in lines
+
+
+def test_events_while_nobody_listened_are_not_read_and_never_replayed_after_the_snapshot(service_factory):
+    """With no browser open the feed reads nothing per trade change; the first client's snapshot holds the
+    past, and only what happens after it comes as events."""
+    service = service_factory()
+    store = service.app.state.runtime.store
+    reads: list[str] = []
+    real_last = store.last_event_id
+
+    async def counted() -> int:
+        reads.append("last_event_id")
+        return await real_last()
+
+    store.last_event_id = counted
+    first = open_trade(service, stoploss=STOP_10, quantity=5)  # created, entry, fill, armed: nobody listening
+    assert reads == []
+    with open_feed(service) as feed:
+        snapshot = feed.next()
+        assert snapshot["type"] == "snapshot" and {e["trade_id"] for e in snapshot["events"]} == {first}
+        past = max(e["id"] for e in snapshot["events"])
+        second = open_trade(service, stoploss=STOP_10, quantity=3)
+        armed = feed.event("armed", second)
+        assert armed["id"] > past
+        rows = [m for m in feed.seen if m["type"] == "event" and m.get("trade_id") is not None]  # (not announcements)
+        assert rows and all(m["trade_id"] == second and m["id"] > past for m in rows)  # nothing of the first again
