@@ -74,7 +74,7 @@ def stream_state(runtime: Runtime) -> dict[str, Any]:
         return {"state": "down", "last_tick_ms": last_tick_ms, "reason": "no market-data stream in this process",
                 "sockets": []}
     sockets = [{"socket": number, "up": up, "said": said}
-               for number, (up, said) in sorted(getattr(health, "tick_sockets", {}).items()) if number]
+               for number, (up, said) in sorted(health.tick_sockets.items()) if number]
     heard = health.ticks
     if heard is None or not heard[0]:
         said = "not connected yet" if heard is None else heard[1]

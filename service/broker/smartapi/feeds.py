@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from service.broker.smartapi.config import SmartApiConfig
 from service.broker.port import ExpectTicks
+from service.broker.smartapi.config import SmartApiConfig
 from service.broker.smartapi.data import LoopSubject, LtpFallback, SmartStream
 from service.broker.smartapi.parsing import LTP
 from service.broker.smartapi.reconnect import Backoff, Credentials, Renew, StreamEvent
