@@ -40,7 +40,7 @@ class _Feed:
         self.ticks: Subject[Tick] = Subject()
         self.events: Subject = Subject()
         self.subscriptions: set[tuple[str, str]] = set()
-        self.expect_ticks = lambda: True
+        self.expect_ticks = lambda exchanges: True
 
     def subscribe(self, instruments) -> None:
         self.subscriptions.update(instruments)

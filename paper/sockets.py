@@ -7,7 +7,9 @@
     POST /paper/v1/feed/stall     stop sending market frames; sockets stay open, heartbeats answered
     POST /paper/v1/feed/resume    send again from the next price change (nothing missed is replayed)
     POST /paper/v1/feed/drop      end sockets: {"socket": market|orders|all, "how": close|abort,
-                                  "code": 1001, "reason": "..."}; abort ends TCP without a close frame
+                                  "code": 1001, "reason": "..."}; abort ends TCP without a close frame;
+                                  with "exchange" and "token", only the market sockets subscribed to
+                                  that instrument (one of a client's several connections)
     POST /paper/v1/feed/garbage   {"kind": truncated, "exchange", "token", "mode", "length"} a real
                                   packet cut short, to that pair's subscribers; {"kind": binary, "hex"}
                                   or {"kind": text, "text"} to every socket of {"socket": market|orders}
@@ -81,7 +83,15 @@ def socket_routes(exchange: PaperExchange) -> list[BaseRoute]:
         return JSONResponse({"stalled": False})
 
     async def drop(body: dict[str, Any]) -> Response:
-        targets = sockets(body.get("socket", "all"))
+        if "token" in body:
+            if body.get("socket", "market") != "market":
+                raise Invalid("socket", "an instrument's subscribers are market sockets: expected market")
+            token = body["token"]
+            if type(token) not in (str, int) or not str(token).strip():
+                raise Invalid("token", "expected the instrument's token")
+            targets = feed.holders_of(str(body.get("exchange", "NSE")).upper(), str(token).strip())
+        else:
+            targets = sockets(body.get("socket", "all"))
         how, code, reason = body.get("how", "close"), body.get("code", 1001), body.get("reason", "Going away")
         if how not in ("close", "abort"):
             raise Invalid("how", "expected close or abort")

@@ -341,6 +341,10 @@ class MarketFeed:
     def subscribers_of(self, exchange: str, token: str, mode: int) -> list[Connection]:
         return list(self._subscribers.get((exchange, token), {}).get(mode, ()))
 
+    def holders_of(self, exchange: str, token: str) -> list[Connection]:
+        """The connections subscribed to an instrument, in any mode."""
+        return list({c: None for held in self._subscribers.get((exchange, token), {}).values() for c in held})
+
     def state(self) -> list[dict[str, Any]]:
         return [
             {"clientcode": c.clientcode, "peer": c.peer, "subscriptions": len(c.pairs), "queued": c.queued,

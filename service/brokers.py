@@ -30,6 +30,7 @@ def config_from_settings(settings: Settings, login: Login | None = None) -> Smar
         api_key=login.api_key,
         totp_secret=login.totp_secret,
         stream_stall_s=settings.stream_stall_s,
+        stream_sockets=settings.stream_sockets,
         entry_ttl_s=settings.entry_ttl_s,
         orders_per_second_per_segment=settings.orders_per_second,
         master_url=settings.instrument_master_url,
@@ -64,6 +65,7 @@ def market_data_config(settings: Settings) -> SmartApiConfig:
         api_key=settings.market_data_key,
         totp_secret=settings.market_data_totp_secret,
         stream_stall_s=settings.stream_stall_s,
+        stream_sockets=settings.stream_sockets,
         market_data_only=True,
     )
 

@@ -1,7 +1,8 @@
 """Stream health and the once-a-second sampler.
 
-`StreamHealth` hears every change of a socket's health — smart-stream (`ticks`) and each login's
-order-update socket (`orders`) — and puts it in the log and in `tickguard_stream_connected`. While
+`StreamHealth` hears every change of a socket's health — smart-stream (`ticks`, up to three sockets,
+each kept apart: the stream is up while every socket it opened is) and each login's order-update
+socket (`orders`) — and puts it in the log and in `tickguard_stream_connected`. While
 an order-update socket is down the fills it would have reported are unknown, so that login's
 position book is forgotten (and refreshed once the socket is back and has caught up).
 
@@ -37,6 +38,7 @@ class StreamHealth:
         self.book = book  # a login's position book
         self._throttled: dict[tuple[str, str], float] = {}  # (stream, event kind) -> last logged
         self.ticks: tuple[bool, str] | None = None  # the market-data stream: (up, what it last said), None before a word
+        self.tick_sockets: dict[int, tuple[bool, str]] = {}  # the same for each of its sockets (0: a stream of one)
 
     def order_stream_event(self, event: StreamEvent, login: str) -> None:
         """Fills the order-update stream would have reported are unknown while it is down: positions too."""
@@ -50,15 +52,13 @@ class StreamHealth:
     def stream_event(self, stream: str, event: StreamEvent, login: str = "") -> None:
         """Every change of a socket's health in the log and in `tickguard_stream_connected`."""
         if stream == "ticks" and not login and event.kind in UP_EVENTS | DOWN_EVENTS:
-            up = event.kind in UP_EVENTS
-            self.ticks = (up, event.kind + (f": {event.detail}" if event.detail else "") if not up else event.kind)
+            self._tick_socket(event)
+            self.metrics.set_stream(stream, self.ticks is not None and self.ticks[0])
+        elif event.kind in UP_EVENTS | DOWN_EVENTS and not login:
+            self.metrics.set_stream(stream, event.kind in UP_EVENTS)
         if event.kind in UP_EVENTS:
-            if not login:
-                self.metrics.set_stream(stream, True)
             log.info("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
         elif event.kind in DOWN_EVENTS:
-            if not login:
-                self.metrics.set_stream(stream, False)
             log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
         elif event.kind in ("malformed", "fallback-failed"):  # can come many a second: a line per ten seconds
             now = time.monotonic()
@@ -69,6 +69,14 @@ class StreamHealth:
             log.debug("%s stream %s", stream, event.kind, extra={"detail": event.detail})
         else:
             log.warning("%s stream %s", stream, event.kind, extra={"detail": event.detail, "login": login or None})
+
+    def _tick_socket(self, event: StreamEvent) -> None:
+        """One socket's word; the stream is up while every socket is, else what the first one down said."""
+        up = event.kind in UP_EVENTS
+        self.tick_sockets[event.socket] = (up, event.kind if up else (
+            f"{event.kind}: {event.detail}" if event.detail else event.kind))
+        down = [said for _, (ok, said) in sorted(self.tick_sockets.items()) if not ok]
+        self.ticks = (False, down[0]) if down else (True, event.kind)
 
 
 class Sampler:

@@ -100,8 +100,7 @@ class Runtime:
             self.metrics.watch_recording(self.recorder.counts)
         self.sessions = sessions = SessionClock(calendar)  # the engine's calendar, asked outside the engine
         stream = self.guard.stream
-        stream.expect_ticks = lambda: any(sessions.is_open(exchange, self.now_ms())
-                                          for exchange in {pair[0] for pair in stream.subscriptions})
+        stream.expect_ticks = lambda exchanges: any(sessions.is_open(exchange, self.now_ms()) for exchange in exchanges)
         self.calendar_watch = CalendarWatch(market, lambda: {pair[0] for pair in stream.subscriptions}, self.now_ms)
         self.trader = Trader(self.store, self.broker, self.guard, clock=clock, config=exec_config(settings),
                              metrics=self.metrics, on_trade=self.listeners.trade_changed, market=self.market)

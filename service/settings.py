@@ -130,6 +130,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failover_s: Annotated[float, msgspec.Meta(ge=0.5, le=60)] = 3.0
     # Adapter behaviour (service/broker/smartapi).
     stream_stall_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
+    # Smart-stream sockets a login's tick stream may open, 1000 instruments each (SmartAPI allows 3 per
+    # client code); a socket opens only when the instruments need it.
+    stream_sockets: Annotated[int, msgspec.Meta(ge=1, le=3)] = 3
     entry_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
     orders_per_second: Annotated[int, msgspec.Meta(ge=1, le=20)] = 10
     # The paper exchange.

@@ -5,11 +5,12 @@ their own (the model's `Fault.updates` does that per order).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from reactivex import Observable
 from reactivex.subject import Subject
 
+from service.broker.port import ExpectTicks
 from service.broker.types import OrderUpdate
 from streams import Tick
 
@@ -23,7 +24,7 @@ class ModelTicks:
         self._ticks: Subject = Subject()
         self._events: Subject = Subject()
         self.subscriptions: set[tuple[str, str]] = set()
-        self.expect_ticks: Callable[[], bool] = lambda: True  # the port's: this stream never stalls, none asks
+        self.expect_ticks: ExpectTicks = lambda exchanges: True  # the port's: this stream never stalls, none asks
 
     @property
     def ticks(self) -> Observable[Tick]:

@@ -33,24 +33,29 @@ from service.broker.types import (
 )
 from streams import Tick
 
-__all__ = ["Broker", "TickStream", "OrderUpdateStream", "StreamEvent", "Progress"]
+__all__ = ["Broker", "ExpectTicks", "TickStream", "OrderUpdateStream", "StreamEvent", "Progress"]
 
 Progress = Callable[[int, int | None], None]  # bytes so far, total bytes when known
+ExpectTicks = Callable[[Collection[str]], bool]  # exchanges -> whether ticks are due from them now
 
 
 class StreamEvent(Protocol):
-    """What a stream reports about itself: connected, disconnected, stalled, resubscribed…"""
+    """What a stream reports about itself: connected, disconnected, stalled, resubscribed…
+
+    `socket`: which of a tick stream's sockets it is about (1, 2, 3), 0 for a stream of one socket."""
 
     kind: str
     detail: str
+    socket: int
 
 
 @runtime_checkable
 class TickStream(Protocol):
-    expect_ticks: Callable[[], bool]
-    """Whether a quiet feed is suspicious right now; set by the service from its session calendar
-    (outside the subscribed segments' sessions silence is a closed market, not a stall). A stream
-    that watches for stalls asks it before calling one; it starts as "always"."""
+    expect_ticks: ExpectTicks
+    """Whether a quiet feed of instruments on these exchanges is suspicious right now; set by the
+    service from its session calendar (outside their sessions silence is a closed market, not a
+    stall). A stream that watches for stalls asks it, for the exchanges that one socket carries,
+    before calling one; it starts as "always"."""
 
     @property
     def ticks(self) -> Observable[Tick]: ...

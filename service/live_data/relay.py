@@ -172,7 +172,7 @@ class PaperRelay:
                                  not in self.watched))
         if not new:
             return
-        self.ticks.subscribe(new)  # the stream's refusal (past its 1000 instruments) raises here
+        self.ticks.subscribe(new)  # the stream's refusal (past its sockets' 1000 instruments each) raises here
         unknown = await self.paper.watch(new)
         if unknown:
             log.warning("the paper exchange does not list instruments the market data has; orders on them "

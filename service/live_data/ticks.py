@@ -9,11 +9,11 @@ holds it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 
 from reactivex import Observable
 
-from service.broker.port import StreamEvent, TickStream
+from service.broker.port import ExpectTicks, StreamEvent, TickStream
 from streams import Tick
 
 __all__ = ["SharedTicks", "TickHolder"]
@@ -59,11 +59,11 @@ class TickHolder:
         self._held: set[Pair] = set()
 
     @property
-    def expect_ticks(self) -> Callable[[], bool]:
+    def expect_ticks(self) -> ExpectTicks:
         return self._shared.stream.expect_ticks
 
     @expect_ticks.setter
-    def expect_ticks(self, judge: Callable[[], bool]) -> None:
+    def expect_ticks(self, judge: ExpectTicks) -> None:
         self._shared.stream.expect_ticks = judge
 
     @property

@@ -82,9 +82,8 @@ class RecordRole:
         if self.settings.market_hours == "always":
             return
         sessions = SessionClock(load_market_calendar(self.settings.holidays_file).calendar)
-        stream = self.stream
-        stream.expect_ticks = lambda: any(sessions.is_open(exchange, int(time.time() * 1000))
-                                          for exchange in {pair[0] for pair in stream.subscriptions})
+        self.stream.expect_ticks = lambda exchanges: any(sessions.is_open(exchange, int(time.time() * 1000))
+                                                         for exchange in exchanges)
 
 
 def _log_event(event: Any) -> None:

@@ -66,21 +66,25 @@ def _charges(charging: Charging, trades: Iterable[tuple[TradeRecord, int | None]
 
 def stream_state(runtime: Runtime) -> dict[str, Any]:
     """`live` while the market-data stream is up and ticking; `stale` while it is up but no tick came
-    for `STREAM_STALL_S`; `down` while it is not connected (`reason`: what it last said)."""
+    for `STREAM_STALL_S`; `down` while it — any of its sockets — is not connected (`reason`: what it
+    last said). `sockets`: each smart-stream socket opened, `up` and what it last said."""
     health = getattr(runtime, "health", None)
     last_tick_ms = getattr(runtime.guard, "latest_tick_ms", None)
     if health is None:
-        return {"state": "down", "last_tick_ms": last_tick_ms, "reason": "no market-data stream in this process"}
+        return {"state": "down", "last_tick_ms": last_tick_ms, "reason": "no market-data stream in this process",
+                "sockets": []}
+    sockets = [{"socket": number, "up": up, "said": said}
+               for number, (up, said) in sorted(health.tick_sockets.items()) if number]
     heard = health.ticks
     if heard is None or not heard[0]:
         said = "not connected yet" if heard is None else heard[1]
-        return {"state": "down", "last_tick_ms": last_tick_ms, "reason": said}
+        return {"state": "down", "last_tick_ms": last_tick_ms, "reason": said, "sockets": sockets}
     stall_ms = int(runtime.settings.stream_stall_s * 1000)
     quiet_ms = None if last_tick_ms is None else runtime.now_ms() - last_tick_ms
     if quiet_ms is None or quiet_ms > stall_ms:
         reason = "no tick yet" if quiet_ms is None else f"no tick for {quiet_ms // 1000} s"
-        return {"state": "stale", "last_tick_ms": last_tick_ms, "reason": reason}
-    return {"state": "live", "last_tick_ms": last_tick_ms, "reason": None}
+        return {"state": "stale", "last_tick_ms": last_tick_ms, "reason": reason, "sockets": sockets}
+    return {"state": "live", "last_tick_ms": last_tick_ms, "reason": None, "sockets": sockets}
 
 
 def summary(runtime: Runtime, figures: DayFigures, open_trades: Iterable[TradeRecord],

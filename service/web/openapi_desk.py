@@ -69,7 +69,11 @@ _SUMMARY = {"type": "object", "required": ["day", *_MONEY_PAIR, "uncharged", "op
                     "strategies": {"type": "object", "additionalProperties": {"type": "string"}}}},
                 "stream": {"type": "object", "properties": {
                     "state": {"enum": ["live", "stale", "down"]}, "last_tick_ms": {"type": ["integer", "null"]},
-                    "reason": {"type": ["string", "null"]}}}}}
+                    "reason": {"type": ["string", "null"]},
+                    "sockets": {"type": "array", "description": "each smart-stream socket opened (up to 3)",
+                                "items": {"type": "object", "required": ["socket", "up", "said"], "properties": {
+                                    "socket": {"type": "integer"}, "up": {"type": "boolean"},
+                                    "said": {"type": "string", "description": "its last word"}}}}}}}}
 _PRICES = {"type": "object", "required": ["trade_id", "points", "levels"], "properties": {
     "trade_id": {"type": "integer"},
     "points": {"type": "array", "description": "[at_ms, ltp paise] of the basis instrument, oldest first",

@@ -54,6 +54,24 @@ def test_drop_ends_every_market_and_order_socket(paper, how):
         assert again.recv(timeout=10) == "pong"
 
 
+def test_drop_by_instrument_ends_only_the_market_sockets_subscribed_to_it(paper):
+    tokens = login(paper)
+    with market_socket(paper, tokens) as holder, market_socket(paper, tokens) as other:
+        holder.send(request(QUOTE, [SBIN]))
+        other.send(request(LTP, ["1594"]))
+        next_binary(holder), next_binary(other)
+        reply = paper.control("POST", "/feed/drop", json={"exchange": "NSE", "token": SBIN, "code": 1011})
+        assert reply.json() == {"dropped": 1, "how": "close"}
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                holder.recv(timeout=10)
+        assert closed.value.rcvd.code == 1011
+        other.send("ping")
+        assert other.recv(timeout=10) == "pong"  # the client's other connection is untouched
+        assert paper.control("POST", "/feed/drop", json={"exchange": "NSE", "token": "424242"}).json()["dropped"] == 0
+        wait_until(lambda: len(feed_state(paper)["market"]) == 1, what="one market socket left")
+
+
 def test_a_truncated_packet_reaches_that_pairs_subscribers_and_breaks_the_sdk_parser(paper, smartapi_module):
     from SmartApi.smartWebSocketV2 import SmartWebSocketV2
 
@@ -129,6 +147,8 @@ def test_feed_controls_are_refused_when_the_control_api_is_off(paper_factory):
     ("/feed/drop", {"how": "politely"}, 422, "how"),
     ("/feed/drop", {"code": 1006}, 422, "code"),
     ("/feed/drop", {"socket": "both"}, 422, "socket"),
+    ("/feed/drop", {"socket": "orders", "token": SBIN}, 422, "socket"),
+    ("/feed/drop", {"token": " "}, 422, "token"),
 ])
 def test_bad_control_input_names_the_field(paper, path, body, status, field):
     reply = paper.control("POST", path, json=body)

@@ -192,18 +192,22 @@ def test_the_stream_is_down_until_it_connects_stale_without_ticks_and_live_with_
 
     from service.web.desk import stream_state
 
-    health = SimpleNamespace(ticks=None)
+    health = SimpleNamespace(ticks=None, tick_sockets={})
     runtime = SimpleNamespace(health=health, guard=SimpleNamespace(latest_tick_ms=None),
                               settings=SimpleNamespace(stream_stall_s=5.0), now_ms=lambda: 100_000)
-    assert stream_state(runtime) == {"state": "down", "last_tick_ms": None, "reason": "not connected yet"}
-    health.ticks = (True, "connected")
+    assert stream_state(runtime) == {"state": "down", "last_tick_ms": None, "reason": "not connected yet", "sockets": []}
+    health.ticks, health.tick_sockets = (True, "connected"), {1: (True, "connected")}
     assert stream_state(runtime)["state"] == "stale" and stream_state(runtime)["reason"] == "no tick yet"
     runtime.guard.latest_tick_ms = 94_000
-    assert stream_state(runtime) == {"state": "stale", "last_tick_ms": 94_000, "reason": "no tick for 6 s"}
+    assert stream_state(runtime) == {"state": "stale", "last_tick_ms": 94_000, "reason": "no tick for 6 s",
+                                     "sockets": [{"socket": 1, "up": True, "said": "connected"}]}
     runtime.guard.latest_tick_ms = 96_000
-    assert stream_state(runtime) == {"state": "live", "last_tick_ms": 96_000, "reason": None}
-    health.ticks = (False, "disconnected: reset by peer")
-    assert stream_state(runtime) == {"state": "down", "last_tick_ms": 96_000, "reason": "disconnected: reset by peer"}
+    assert stream_state(runtime)["state"] == "live" and stream_state(runtime)["reason"] is None
+    health.ticks = (False, "disconnected: socket 2: reset by peer")
+    health.tick_sockets[2] = (False, "disconnected: socket 2: reset by peer")
+    assert stream_state(runtime) == {"state": "down", "last_tick_ms": 96_000, "reason": "disconnected: socket 2: reset by peer",
+                                     "sockets": [{"socket": 1, "up": True, "said": "connected"},
+                                                 {"socket": 2, "up": False, "said": "disconnected: socket 2: reset by peer"}]}
     assert stream_state(SimpleNamespace(guard=SimpleNamespace()))["state"] == "down"  # no stream in this process
 
 

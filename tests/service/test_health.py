@@ -51,3 +51,27 @@ async def test_a_failed_sample_is_logged_and_the_next_one_taken(caplog):
     assert metrics.open_trades._value.get() == 2 and metrics.unprotected_trades._value.get() == 1
     assert ticks_total(metrics) <= guard.ticks_seen  # every tick counted once at most, failed samples included
     assert ticks_total(metrics) >= guard.ticks_seen - 7 * 10
+
+
+def test_the_tick_stream_is_up_while_every_socket_is_and_says_which_one_is_down():
+    from service.broker.smartapi.reconnect import StreamEvent
+    from service.health import StreamHealth
+
+    metrics = Metrics()
+    health = StreamHealth(metrics, book=lambda login: None)
+
+    def connected() -> float:
+        return metrics.stream_connected.labels("ticks")._value.get()
+
+    health.stream_event("ticks", StreamEvent("connected", "socket 1: ws://x", socket=1))
+    health.stream_event("ticks", StreamEvent("connected", "socket 2: ws://x", socket=2))
+    assert health.ticks == (True, "connected") and connected() == 1
+    health.stream_event("ticks", StreamEvent("disconnected", "socket 2: connection closed", socket=2))
+    assert health.ticks == (False, "disconnected: socket 2: connection closed") and connected() == 0
+    health.stream_event("ticks", StreamEvent("recovered", "socket 1: frames flow again", socket=1))  # 2 still down
+    assert health.ticks == (False, "disconnected: socket 2: connection closed") and connected() == 0
+    health.stream_event("ticks", StreamEvent("subscribed", "socket 2: 500 instruments", socket=2))  # no news
+    assert health.ticks[0] is False
+    health.stream_event("ticks", StreamEvent("connected", "socket 2: ws://x", socket=2))
+    assert health.ticks == (True, "connected") and connected() == 1
+    assert health.tick_sockets == {1: (True, "recovered"), 2: (True, "connected")}

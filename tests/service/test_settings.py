@@ -112,11 +112,18 @@ def test_env_example_loads_as_valid_settings(tmp_path):
 def test_adapter_config_follows_the_settings(tmp_path):
     from service.brokers import config_from_settings
 
-    settings = load({"STREAM_STALL_S": "0.5", "ENTRY_TTL_S": "2", "PAPER_PORT": "8711"}, tmp_path)
+    settings = load({"STREAM_STALL_S": "0.5", "ENTRY_TTL_S": "2", "PAPER_PORT": "8711", "STREAM_SOCKETS": "2"}, tmp_path)
     config = config_from_settings(settings)
     assert config.root == "http://127.0.0.1:8711" and config.stream_url.endswith(":8711/smart-stream")
     assert (config.stream_stall_s, config.entry_ttl_s, config.clientcode) == (0.5, 2.0, "P0001")
+    assert config.stream_sockets == 2 and load({}, tmp_path).stream_sockets == 3
     assert settings.smartapi_pass not in repr(config)
+
+
+@pytest.mark.parametrize("raw", ["0", "4", "two"])
+def test_stream_sockets_are_one_to_three(tmp_path, raw):
+    with pytest.raises(SettingsError, match="STREAM_SOCKETS"):
+        load({"STREAM_SOCKETS": raw}, tmp_path)
 
 
 def test_paper_defaults_to_the_demo_webhook_secret_and_round_the_clock_hours(tmp_path):

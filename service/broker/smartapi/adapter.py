@@ -276,12 +276,14 @@ class SmartApiBroker:
     # Streams --------------------------------------------------------------------------------------
     def tick_stream(self) -> TickStream:
         if self._ticks is None:
-            from service.broker.smartapi.data import SmartStream
+            from service.broker.smartapi.feeds import LoginFeed
 
-            # REST prices every 0.25 s while degraded: a stop crossed during an outage fires within that, and
-            # the quote route's own pacing (10/s, 50 instruments a request) keeps it within SmartAPI's limit.
-            self._ticks = SmartStream(self.config, self.rest.credentials, self.quote_ticks, renew=self.rest.renew,
-                                      fallback_every_s=0.25)
+            # Up to `stream_sockets` smart-stream sockets, opened as the instruments need them. REST prices
+            # every 0.25 s for a socket's instruments while it is degraded: a stop crossed during an outage
+            # fires within that, and the quote route's own pacing (10/s, 50 instruments a request) keeps
+            # every socket's fallback together within SmartAPI's limit.
+            self._ticks = LoginFeed(self.config, self.rest.credentials, self.quote_ticks, renew=self.rest.renew,
+                                    fallback_every_s=0.25)
         return self._ticks
 
     def order_update_stream(self) -> OrderUpdateStream:

@@ -21,6 +21,7 @@ class SmartApiConfig:
     totp_secret: str
     timeout_s: float = 7.0  # the SDK's own request timeout
     stream_stall_s: float = 5.0  # no frame for this long while subscribed = a stalled stream
+    stream_sockets: int = 3  # smart-stream connections the login's tick stream may open (SmartAPI allows 3)
     entry_ttl_s: float = 5.0  # an entry queued longer than this expires instead of trading late
     orders_per_second_per_segment: int = 10  # exchanges' threshold for unregistered algos
     master_url: str = ""  # instrument master; empty = {root}/OpenAPI_File/files/OpenAPIScripMaster.json

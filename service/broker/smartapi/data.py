@@ -2,8 +2,11 @@
 
     TickConnection the socket (`frames`): tick frames handed over as they are read, not queued
     LoopSubject    the ticks' Subject, without its per-value locks (everything runs on the loop thread)
-    SmartStream    subscriptions (kept across reconnects), the frame reader, the stall watchdog and
-                   the REST LTP served while the socket is down or silent
+    SmartStream    one socket: its subscriptions (kept across reconnects), the frame reader, the stall
+                   watchdog and the REST LTP served while the socket is down or silent
+
+A login's instruments past one socket's 1000 are spread over up to three `SmartStream`s by
+`feeds.LoginFeed`, which hands every one of them the same `LoopSubject` to emit into.
 
 The socket is kept up by `reconnect.Reconnector` (backoff, handshake headers, credentials asked
 again after a 401); every subscription is sent again on every new connection.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from reactivex import Observable
@@ -27,18 +30,19 @@ from reactivex.internal import DisposedException
 from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection
 
-from service.broker.errors import BrokerError
-from service.broker.smartapi.config import EXCHANGE_TYPES, SmartApiConfig
-from service.broker.smartapi.parsing import (
-    LTP,
-    MODE_NAMES,
-    QUOTE,
-    SNAP_QUOTE,
-    MalformedPacket,
-    parse_tick,
-)
+from service.broker.port import ExpectTicks
+from service.broker.smartapi.config import SmartApiConfig
+from service.broker.smartapi.parsing import LTP, MODE_NAMES, MalformedPacket, parse_tick
 from service.broker.smartapi.frames import TickConnection, dropped
 from service.broker.smartapi.reconnect import Backoff, Credentials, Reconnector, Renew, StreamEvent
+from service.broker.smartapi.subscriptions import (
+    MAX_PAIRS,
+    SUBSCRIBE_BATCH,
+    Pair,
+    SubscriptionRefused,
+    requested_pairs,
+    subscription_requests,
+)
 from streams import Tick
 
 __all__ = [
@@ -53,9 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_PAIRS = 1000  # SmartAPI's subscriptions per session, each (token, mode) counted once
-SUBSCRIBE_BATCH = 200  # tokens per subscribe request
-Pair = tuple[str, str]  # (exchange, token)
 LtpFallback = Callable[[list[Pair]], Awaitable[list[Tick]]]
 T = TypeVar("T")
 
@@ -75,33 +76,6 @@ class LoopSubject(Subject[T]):
                 observer.on_next(value)
 
 
-class SubscriptionRefused(BrokerError):
-    """Refused before anything is sent: too many instruments, an unknown exchange or mode."""
-
-    def __init__(self, message: str, *, requested: int = 0) -> None:
-        super().__init__(message, route="smart-stream")
-        self.requested = requested
-
-
-def subscription_requests(action: int, pairs: Mapping[Pair, int], batch: int = SUBSCRIBE_BATCH) -> list[str]:
-    """Subscribe (1) or unsubscribe (0) JSON requests for `pairs` -> mode: one mode per request, at
-    most `batch` tokens each, grouped by exchangeType."""
-    by_mode: dict[int, list[tuple[int, str]]] = {}
-    for (exchange, token), mode in sorted(pairs.items()):
-        by_mode.setdefault(mode, []).append((EXCHANGE_TYPES[exchange], token))
-    requests = []
-    for mode, entries in sorted(by_mode.items()):
-        for start in range(0, len(entries), batch):
-            token_list: dict[int, list[str]] = {}
-            for code, token in entries[start:start + batch]:
-                token_list.setdefault(code, []).append(token)
-            requests.append(json.dumps({
-                "correlationID": f"{'s' if action else 'u'}{mode}n{start // batch}"[:10],
-                "action": action,
-                "params": {"mode": mode, "tokenList": [{"exchangeType": c, "tokens": t}
-                                                       for c, t in token_list.items()]},
-            }))
-    return requests
 
 
 class SmartStream:
@@ -109,13 +83,14 @@ class SmartStream:
 
     def __init__(self, config: SmartApiConfig, credentials: Credentials, ltp_fallback: LtpFallback, *,
                  renew: Renew | None = None, backoff: Backoff | None = None, fallback_every_s: float = 1.0,
-                 text_ping_s: float = 30.0, protocol_ping_s: float = 10.0) -> None:
+                 text_ping_s: float = 30.0, protocol_ping_s: float = 10.0,
+                 ticks: LoopSubject[Tick] | None = None) -> None:
         self.config = config
         self.fallback_every_s = fallback_every_s
         self.text_ping_s = text_ping_s
         self.malformed_frames = 0
         self._fallback = ltp_fallback
-        self._ticks: LoopSubject[Tick] = LoopSubject()
+        self._ticks: LoopSubject[Tick] = LoopSubject() if ticks is None else ticks  # shared by a login's sockets
         self._events: Subject[StreamEvent] = Subject()
         self._modes: dict[Pair, int] = {}  # what we want, kept across reconnects
         self._outbox: asyncio.Queue[str] | None = None  # requests for the live connection, if any
@@ -125,9 +100,9 @@ class SmartStream:
         self._link = Reconnector(config.stream_url, credentials, self._report, renew=renew, backoff=backoff,
                                  open_timeout_s=config.timeout_s, ping_interval_s=protocol_ping_s,
                                  connection=TickConnection, source_address=config.source_address)
-        # Whether silence is suspicious right now: outside the subscribed segments' sessions a quiet
-        # feed is a closed market, not a stall (the service sets this from its session calendar).
-        self.expect_ticks: Callable[[], bool] = lambda: True
+        # Whether silence is suspicious right now on the exchanges subscribed: outside their sessions a
+        # quiet feed is a closed market, not a stall (the service sets this from its session calendar).
+        self.expect_ticks: ExpectTicks = lambda exchanges: True
 
     @property
     def ticks(self) -> Observable[Tick]:
@@ -146,17 +121,19 @@ class SmartStream:
     def subscriptions(self) -> dict[Pair, int]:
         return dict(self._modes)
 
+    @property
+    def held(self) -> int:
+        """Instruments subscribed (each one (token, mode) pair of the connection's 1000)."""
+        return len(self._modes)
+
+    def holds(self, pair: Pair) -> bool:
+        return pair in self._modes
+
     # Subscriptions -----------------------------------------------------------------------------------
     def subscribe(self, instruments: Iterable[Pair], mode: int = LTP) -> None:
         """Ticks for (exchange, token) pairs in `mode` (LTP, QUOTE or SNAP_QUOTE); an instrument
         subscribed again in another mode moves to it. Refused whole if it would pass 1000 instruments."""
-        if mode not in (LTP, QUOTE, SNAP_QUOTE):
-            raise SubscriptionRefused(f"mode {mode!r}: ticks come in LTP (1), QUOTE (2) or SNAP_QUOTE (3) only")
-        wanted: dict[Pair, int] = {}
-        for exchange, token in instruments:
-            if exchange not in EXCHANGE_TYPES:
-                raise SubscriptionRefused(f"unknown exchange {exchange!r}; expected one of {', '.join(EXCHANGE_TYPES)}")
-            wanted[(exchange, str(token))] = mode
+        wanted = requested_pairs(instruments, mode)
         changed = {pair: m for pair, m in wanted.items() if self._modes.get(pair) != m}
         total = len(self._modes.keys() | changed.keys())
         if total > MAX_PAIRS:
@@ -184,6 +161,10 @@ class SmartStream:
 
     # Life --------------------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.launch()
+
+    def launch(self) -> None:
+        """What `start` does, for a caller on the loop's thread that cannot await: the socket's tasks begin."""
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._link.run(self._session, self._degrade), name="smart-stream"),
@@ -301,7 +282,7 @@ class SmartStream:
             now = loop.time()
             if self._frames != seen:
                 seen, quiet_since = self._frames, now
-            elif not self._modes or not self.expect_ticks():
+            elif not self._modes or not self.expect_ticks({exchange for exchange, _ in self._modes}):
                 quiet_since = now
             elif now - quiet_since >= stall_s:
                 self._degraded.set()  # REST LTP from now, not only once the close handshake is done

@@ -47,10 +47,12 @@ Renew = Callable[[], Awaitable[None]]
 
 class StreamEvent(msgspec.Struct, frozen=True):
     """connected, subscribed, disconnected, refused, stalled, recovered, malformed, error,
-    fallback-ltp, fallback-failed, subscriber-error, stopped — with a human-readable detail."""
+    fallback-ltp, fallback-failed, subscriber-error, stopped — with a human-readable detail, and the
+    number of the login's smart-stream socket it is about (0: a stream of its own)."""
 
     kind: str
     detail: str = ""
+    socket: int = 0
 
 
 class Backoff:

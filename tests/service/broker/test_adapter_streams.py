@@ -5,6 +5,7 @@ import asyncio
 
 from service.broker import OrderRequest, OrderSide, OrderStatus
 from service.broker.smartapi.adapter import SmartApiBroker
+from service.broker.smartapi.feeds import LoginFeed
 from tests.service.broker.test_rest import config_for
 
 
@@ -21,6 +22,7 @@ async def test_ticks_and_order_updates_through_the_broker_port(paper):
     await broker.connect()
     ticks, updates = [], []
     stream, orders = broker.tick_stream(), broker.order_update_stream()
+    assert isinstance(stream, LoginFeed) and stream.limit == 3 and stream is broker.tick_stream()
     stream.ticks.subscribe(ticks.append)
     orders.updates.subscribe(updates.append)
     await stream.start()

@@ -204,7 +204,8 @@ async def test_a_refused_handshake_asks_for_credentials_again(running):
 async def test_silence_outside_the_session_is_not_a_stall(running):
     stream, ticks, events, rest = await running(stall_s=0.3, tick_ms=50)
     market_open = True
-    stream.expect_ticks = lambda: market_open
+    asked: list[set[str]] = []
+    stream.expect_ticks = lambda exchanges: asked.append(set(exchanges)) or market_open
     stream.subscribe([SBIN])
     await ticks.wait(live("3045"), "live ticks")
     market_open = False  # the segment closes: a quiet feed is expected now
@@ -212,6 +213,7 @@ async def test_silence_outside_the_session_is_not_a_stall(running):
     import asyncio
     await asyncio.sleep(1.0)  # three stall periods of silence
     assert not [e for e in events.items if e.kind == "stalled"] and not stream.degraded
+    assert asked and all(exchanges == {"NSE"} for exchanges in asked)  # the exchanges the socket carries
     market_open = True
     await events.wait(lambda e: e.kind == "stalled", "a stall once the session is open again")
     await rest.control("/feed/resume")

@@ -69,6 +69,6 @@ def test_every_holder_sees_the_streams_ticks_events_and_clock_judge():
     relay.subscribe([("NSE", "3045")])
     stream.push(Tick("3045", "NSE", 81_250, 1))
     assert seen == [("guard", 81_250), ("relay", 81_250)]
-    guard.expect_ticks = lambda: False
-    assert stream.expect_ticks() is False and relay.expect_ticks() is False
+    guard.expect_ticks = lambda exchanges: "MCX" in exchanges
+    assert stream.expect_ticks({"NSE"}) is False and relay.expect_ticks({"MCX"}) is True
     assert guard.events is stream.events and guard.subscriptions == {("NSE", "3045")}
