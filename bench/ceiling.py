@@ -9,7 +9,7 @@ crossing ones, written round-robin, each frame stamped with the wall clock's ms 
 instrument's stamps never go back), at a total rate stepped up from 20 000 frames/s.
 
 At each rate, after a short settling: crossings one after another (as in `bench.latency_wire`: a tick
-one tick below one long trade's stop on one of 64 crossing instruments, answered by exactly that exit's
+one tick below one long trade's stop on one of 128 crossing instruments, answered by exactly that exit's
 placeOrder), 0.12 s apart (the order pacer's 10 a second); the background's written rate over the same
 window; then the background is paused and tickguard's tick counter (`tickguard_ticks_total`) must come
 to the stub's count of every tick frame it wrote (first prices, background, crossings): a shortfall is
@@ -36,7 +36,7 @@ from bench.latency_wire import FIRST_SEQUENCE, TICK, WARMUP, Step, cross, crossi
 
 TOKENS, PER_TOKEN, SOCKETS = 3_000, 3, 3
 TRADES = TOKENS * PER_TOKEN
-CROSSING = [2 * n for n in range(64)]  # even indexes: long trades only (a trade's side follows its index)
+CROSSING = [2 * n for n in range(128)]  # even indexes: long trades only (a trade's side follows its index)
 POINTS = 20  # per background path, cycled
 P99_MS = 5.0
 HELD_SHARE = 0.97

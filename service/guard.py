@@ -224,6 +224,10 @@ class Guard:
     def entries_open(self, exchange: str) -> bool:
         return self.pipeline.engine.entries_open(exchange)
 
+    def last_tick(self, exchange: str, token: str) -> Tick | None:
+        """The engine's latest tick of an instrument (the same object until another comes), or None."""
+        return self.pipeline.engine.last_tick(exchange, token)
+
     def last_price(self, exchange: str, token: str) -> int | None:
         """The engine's latest price of an instrument, for pricing an exit; None when it has none."""
         tick = self.pipeline.engine.last_tick(exchange, token)

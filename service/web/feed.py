@@ -40,6 +40,7 @@ from service.trades import OPEN_STATES, TradeRecord
 from service.web import desk
 from service.web.dashboard import feed_access
 from service.web.prices import PriceHistory
+from streams import Tick
 from service.web.views import pnl, trade_view
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class FeedHub:
         self.clients: set[Client] = set()
         self._open: dict[int, TradeRecord] = {}
         self._watched: collections.Counter[tuple[str, str]] = collections.Counter()  # basis instruments of _open
+        self._sampled: dict[tuple[str, str], Tick] = {}  # the tick each watched instrument's history last took
         self._finished: collections.OrderedDict[int, TradeRecord] = collections.OrderedDict()
         self._sent_ltp: dict[int, int] = {}
         self._cursor = 0  # last event row id fed
@@ -117,6 +119,7 @@ class FeedHub:
         self.runtime.listeners.event.append(self.on_event)
         self._tasks = [asyncio.create_task(self._pump_events(), name="feed-events"),
                        asyncio.create_task(self._sample_prices(), name="feed-prices"),
+                       asyncio.create_task(self._sample_history(), name="feed-history"),
                        asyncio.create_task(self._push_summary(), name="feed-summary")]
 
     async def stop(self) -> None:
@@ -142,6 +145,7 @@ class FeedHub:
             self._watched[key] -= 1
             if self._watched[key] <= 0:
                 del self._watched[key]
+                self._sampled.pop(key, None)
 
     def on_trade(self, trade: TradeRecord) -> None:
         if trade.state in OPEN_STATES:
@@ -247,7 +251,6 @@ class FeedHub:
     async def _sample_prices(self) -> None:
         while True:
             await asyncio.sleep(self.price_interval_s)
-            self._keep_history()
             if not self.clients:
                 continue  # no reader; a client that joins gets every price in its snapshot
             moved: list[tuple[TradeRecord, dict[str, Any]]] = []
@@ -267,15 +270,28 @@ class FeedHub:
                         break
                     client.prices[trade.id] = price
 
-    def _keep_history(self) -> None:
+    async def _sample_history(self) -> None:
+        while True:
+            await asyncio.sleep(self.history.min_gap_ms / 1000)  # the history keeps no more than that
+            await self._keep_history()
+
+    async def _keep_history(self) -> None:
         """The price of each instrument open trades watch into the desk's history, once per instrument
-        however many trades watch it (kept even when nobody listens)."""
-        last_price, sample = self.runtime.guard.last_price, self.history.sample
+        however many trades watch it (kept even when nobody listens). An instrument with no tick since its
+        last price was taken costs a look-up; the rest go in slices, the loop served between them (3 000
+        instruments in one go held it, and the ticks waiting, for several ms)."""
+        last_tick, sample, taken = self.runtime.guard.last_tick, self.history.sample, self._sampled
         now = self.runtime.now_ms()
-        for exchange, token in self._watched:
-            price = last_price(exchange, token)
-            if price is not None:
-                sample(exchange, token, now, price)
+        watched = list(self._watched)
+        for start in range(0, len(watched), HISTORY_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for key in watched[start:start + HISTORY_SLICE]:
+                tick = last_tick(*key)
+                if tick is None or taken.get(key) is tick:
+                    continue
+                if sample(key[0], key[1], now, tick.ltp):
+                    taken[key] = tick
 
     async def summary(self) -> dict[str, Any]:
         """The desk's summary from the trades and prices held here; the day's figures re-read only when stale."""
@@ -337,6 +353,7 @@ class FeedHub:
 
 
 _EVENT_BATCH = 500
+HISTORY_SLICE = 250  # instruments sampled into the price history per turn of the loop
 
 
 def _event_row(row: sqlite3.Row | tuple) -> dict[str, Any]:

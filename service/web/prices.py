@@ -5,7 +5,8 @@ however many trades watch it) and its latest price to `PriceHistory.sample`, whi
 the price moved and at most one per `min_gap_ms` per instrument; a price that did not move costs a
 look-up and a comparison. Memory is bounded twice: each instrument holds its last `points` points in
 a ring of integers that grows as points come (an instrument that never moves holds none), and only
-the `instruments` that moved most recently are kept (1 000: what one smart-stream socket carries).
+the `instruments` that moved most recently are kept (3 000: what a login's three smart-stream sockets
+carry; fewer would have the sampler make and drop rings all day on a full feed).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ __all__ = ["INSTRUMENTS", "MIN_GAP_MS", "POINTS", "PriceHistory", "PriceRing"]
 
 POINTS = 2000
 MIN_GAP_MS = 250  # at most 4 points a second
-INSTRUMENTS = 1000  # 1 000 × 2 000 points × 16 bytes: at most 32 MB, only for instruments that moved that much
+INSTRUMENTS = 3000  # 3 000 × 2 000 points × 16 bytes: at most 96 MB, only for instruments that moved that much
 
 
 class PriceRing:
@@ -66,8 +67,9 @@ class PriceHistory:
         self.limit = instruments
         self._rings: collections.OrderedDict[tuple[str, str], PriceRing] = collections.OrderedDict()
 
-    def sample(self, exchange: str, token: str, at_ms: int, price: int) -> None:
-        """Keep `price` at `at_ms` if it moved since the last point and the last is `min_gap_ms` old."""
+    def sample(self, exchange: str, token: str, at_ms: int, price: int) -> bool:
+        """Keep `price` at `at_ms` if it moved since the last point and the last is `min_gap_ms` old.
+        False when the price moved but is held back by the gap (it is worth offering again)."""
         key = (exchange, token)
         ring = self._rings.get(key)
         if ring is None:
@@ -76,10 +78,13 @@ class PriceHistory:
                 self._rings.popitem(last=False)
         else:
             last = ring.last()
-            if last is not None and (last[1] == price or at_ms - last[0] < self.min_gap_ms):
-                return  # nothing to keep: not even its place in the eviction order moves
+            if last is not None and last[1] == price:
+                return True  # nothing to keep: not even its place in the eviction order moves
+            if last is not None and at_ms - last[0] < self.min_gap_ms:
+                return False
             self._rings.move_to_end(key)
         ring.add(at_ms, price)
+        return True
 
     def points(self, exchange: str, token: str, since_ms: int | None = None) -> list[list[int]]:
         ring = self._rings.get((exchange, token))

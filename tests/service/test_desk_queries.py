@@ -245,6 +245,8 @@ def test_the_feed_samples_each_watched_instrument_once_however_many_trades_watch
     from types import SimpleNamespace
 
     from service.trades import TradeState
+    from types import SimpleNamespace
+
     from service.web.feed import FeedHub
 
     hub = FeedHub(SimpleNamespace())
@@ -252,3 +254,30 @@ def test_the_feed_samples_each_watched_instrument_once_however_many_trades_watch
         hub.on_trade(new_trade(id=trade_id, token=str(trade_id % 3), state=TradeState(state)))
     assert hub._watched == Counter(t.basis_key for t in hub._open.values())
     assert all(count > 0 for count in hub._watched.values())
+
+
+async def test_the_history_takes_a_held_back_price_later_and_skips_instruments_with_no_new_tick():
+    from types import SimpleNamespace
+
+    from service.web.feed import FeedHub
+    from streams import Tick
+
+    ticks: dict[tuple[str, str], Tick] = {}
+    clock = [1_000_000]
+    runtime = SimpleNamespace(guard=SimpleNamespace(last_tick=lambda e, t: ticks.get((e, t))), now_ms=lambda: clock[0])
+    hub = FeedHub(runtime)  # type: ignore[arg-type]
+    offered: list[tuple[str, int]] = []
+    real_sample = hub.history.sample
+    hub.history.sample = lambda e, t, at, price: offered.append((t, price)) or real_sample(e, t, at, price)
+    for token in ("1", "2"):
+        hub._watched[("NSE", token)] += 1
+    ticks[("NSE", "1")] = Tick("1", "NSE", 10_000, 0)
+    await hub._keep_history()  # "2" has no tick yet
+    ticks[("NSE", "1")] = Tick("1", "NSE", 10_500, 1)
+    clock[0] += 100
+    await hub._keep_history()  # moved, held back by the 250 ms gap
+    clock[0] += 200
+    await hub._keep_history()  # no new tick, but the held-back price is taken now
+    await hub._keep_history()  # nothing new: not even offered
+    assert hub.history.points("NSE", "1") == [[1_000_000, 10_000], [1_000_300, 10_500]]
+    assert offered == [("1", 10_000), ("1", 10_500), ("1", 10_500)]
