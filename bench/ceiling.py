@@ -10,7 +10,8 @@ instrument's stamps never go back), at a total rate stepped up from 20 000 frame
 
 At each rate, after a short settling: crossings one after another (as in `bench.latency_wire`: a tick
 one tick below one long trade's stop on one of 128 crossing instruments, answered by exactly that exit's
-placeOrder), 0.12 s apart (the order pacer's 10 a second); the background's written rate over the same
+placeOrder), 0.12 s apart for each exit the one before fired (the order pacer's 10 a second); the
+background's written rate over the same
 window; then the background is paused and tickguard's tick counter (`tickguard_ticks_total`) must come
 to the stub's count of every tick frame it wrote (first prices, background, crossings): a shortfall is
 a lost tick. Its counter of ticks older than an earlier tick of their instrument

@@ -21,7 +21,9 @@ Two runs, the same stub and the same load each time:
 
 Background in both: price paths on 20 other instruments (walking within +-0.5 %, never near a stop)
 at 20 000 frames/s in total, switched on once tickguard has armed its trades. Crossings are 0.12 s apart
-(the order pacer's 10 orders/s per segment). Every subscribed token gets its price on subscription, as
+for each exit the one before fired (the order pacer's 10 orders/s per segment: a step that swept three
+trades is followed by 0.36 s, or the next exit would wait its turn at the pacer and be measured as
+tickguard's latency). Every subscribed token gets its price on subscription, as
 from a broker; with BENCH_WIRE_PRIMED=ticking only the 36 that tick do. tickguard runs with
 STALE_TICK_S=600: every frame is encoded before the measurement starts, so its exchange time stamp is
 older than the default 5 s gate.
@@ -117,10 +119,11 @@ def cross(control: httpx.Client, plan: list[Step], tags: list[tuple[str, ...]]) 
     reply = control.post("/plan", json={"frames": [["NSE", step.token, step.ltp, FIRST_SEQUENCE + n,
                                                     int(time.time() * 1000)] for n, step in enumerate(plan)]})
     reply.raise_for_status()
-    samples, last = [], 0.0
+    samples, last, gap = [], 0.0, SPACING_S
     for n, (step, expected) in enumerate(zip(plan, tags)):
-        time.sleep(max(0.0, last + SPACING_S - time.perf_counter()))
+        time.sleep(max(0.0, last + gap - time.perf_counter()))
         last = time.perf_counter()
+        gap = SPACING_S * len(expected)  # a step that fired k exits spent k of the pacer's 10 orders a second
         written = control.post(f"/cross/{n}").json()
         if written["sockets"] != 1:
             raise RuntimeError(f"crossing frame {n} ({step.token}) went to {written['sockets']} sockets, not one")
