@@ -106,8 +106,7 @@ class Runtime:
                              metrics=self.metrics, on_trade=self.listeners.trade_changed, market=self.market)
         self.trader.stops.session_open = lambda exchange: sessions.is_open(exchange, self.now_ms())
         self.trader.stops.announce = self.listeners.announce
-        self.metrics.unprotected_at_broker.set_function(
-            lambda: sum(1 for trade_id in list(self.guard.records) if not self.trader.stops.protected(trade_id)))
+        self.metrics.unprotected_at_broker.set_function(lambda: self.trader.stops.unprotected(self.guard.records))
         self.trader.brokers = dict(self.logins)
         self.changes = EngineChanges(self.store, self.halts, record=self.trader.record, now_ms=self.now_ms,
                                      spawn=self.trader.spawn)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from service.broker import TERMINAL_STATUSES, BrokerError, OrderKind, OrderRequest, OrderSide, OrderStatus, Priority
@@ -170,6 +170,12 @@ class BrokerStops:
         if trade.state is not TradeState.OPEN or not trade.filled:
             return None
         return {"why": self.why.get(trade.id) or ("withdrawn for an exit" if trade.id in self._held else "being placed")}
+
+    def unprotected(self, armed: Collection[int]) -> int:
+        """How many of the `armed` trades have no broker stop working: only trades that ever had one are
+        asked (with BROKER_STOP off, none: a scrape with 10 000 armed trades asked each, 6 ms of the loop)."""
+        protected = self.protected
+        return len(armed) - sum(1 for trade_id in self.orders.stop_trades if trade_id in armed and protected(trade_id))
 
     def protected(self, trade_id: int) -> bool:
         """A broker stop is working for the trade (the broker has it). Cheap: asked of every armed trade

@@ -72,6 +72,7 @@ class OrderLedger:
         self._locks: dict[int, asyncio.Lock] = {}
         self._events: dict[str, asyncio.Event] = {}  # tags being watched: set on any news of the order
         self.rule_tags: dict[str, str] = {}  # GTT rule id -> the tag of our broker stop it stands for
+        self.stop_trades: set[int] = set()  # trades with a broker stop recorded here, ever (working or not)
 
     # What is known --------------------------------------------------------------------------------
     def get(self, tag: str) -> OrderRecord | None:
@@ -119,6 +120,8 @@ class OrderLedger:
             self._tags[record.tag] = record
         if known is None:
             self._by_trade.setdefault(record.trade_id, set()).add(record.tag)
+            if record.role == "broker_stop":
+                self.stop_trades.add(record.trade_id)
 
     # Sending --------------------------------------------------------------------------------------
     async def send(self, trade: TradeRecord, role: str, attempt: int, side: OrderSide, quantity: int, kind: OrderKind,

@@ -196,3 +196,19 @@ async def test_outside_the_session_the_stop_waits_for_the_open(parts: Parts, mon
     market["open"] = True
     (order,) = await placed(parts, trade.id)
     assert (order.product, order.quantity) == ("CARRYFORWARD", 2)
+
+
+async def test_the_unprotected_count_asks_only_trades_that_had_a_broker_stop_and_agrees_with_asking_each(parts: Parts):
+    trade = await armed(parts, 5)
+    await placed(parts, trade.id)
+    await parts.until(lambda: parts.stops.protected(trade.id), "the broker stop counted as working")
+    armed_ids = {trade.id, 998, 999}  # two armed trades that never had a broker stop
+
+    def each() -> int:
+        return sum(1 for trade_id in armed_ids if not parts.stops.protected(trade_id))
+
+    assert parts.stops.orders.stop_trades == {trade.id}
+    assert parts.stops.unprotected(armed_ids) == each() == 2
+    await parts.exits.close(trade.id)
+    await parts.in_state(trade.id, TradeState.CLOSED)
+    assert parts.stops.unprotected(armed_ids) == each() == 3
