@@ -69,7 +69,7 @@ def _result(receiver: _procs.Process) -> str:
 
 
 def run(quick: bool) -> list[Figure]:
-    seconds = 3.0 if quick else 12.0
+    seconds = 2.0 if quick else 12.0
     with _shared.shared() as services:
         seeded = services.seeded()  # stored and armed before the first tick: the blaster is held till then
         scratch, port = services.scratch, _procs.free_port()

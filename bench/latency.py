@@ -182,7 +182,7 @@ def percentile(values: list[float], q: float) -> float:
 def run(quick: bool) -> list[Figure]:
     # Half of the samples with a broker stop: 16 (64) of each kind. More would not fit SmartAPI's 500 orders
     # a minute, which entries, broker stops, their cancels and exits share: the pacer would hold exits back.
-    per_token = 2 if quick else 8
+    per_token = 1 if quick else 8
     crossing, seeded_real = instruments()
     rng = random.Random(3)
     with _procs.Scratch() as scratch:

@@ -143,12 +143,16 @@ class TradeLog:
     async def _drain(self) -> None:
         while True:
             rows = await self.store.events_after(self._cursor, _BATCH)
+            # The stored rows of the trades not at hand (and of the closed: the closing figures are the
+            # stored row's, whose version can be ahead of the one published), in one read for the batch.
+            wanted = {trade_id for _e, _a, trade_id, kind, _d in rows if trade_id is not None and (
+                (held := self._trades.get(trade_id)) is None or (kind == "closed" and held.state is not TradeState.CLOSED))}
+            stored = await self.store.db.read(lambda db: {i: Store.load_trade(db, i) for i in wanted}) if wanted else {}
             for event_id, _at_ms, trade_id, kind, data in rows:
                 self._cursor = max(self._cursor, event_id)
                 trade = self._trades.get(trade_id)
                 if trade is None or (kind == "closed" and trade.state is not TradeState.CLOSED):
-                    # the closing figures are the stored row's (its version can be ahead of the one published)
-                    trade = await self.store.trade(trade_id)
+                    trade = stored.get(trade_id)
                 if trade is not None:
                     self.event(trade, kind, json.loads(data) if isinstance(data, str) else data)
             if len(rows) < _BATCH:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.latency import base36
-from bench.latency_wire import TICK, Step, crossing_steps
+from bench._wirecross import TICK, Step, crossing_steps
 
 
 def test_one_tick_below_each_stop_from_the_highest_tokens_taking_turns():

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bench import _procs
-from bench.latency_wire import stub
+from bench._wirecross import stub
 
 SECURE = "/rest/secure/angelbroking"
 CONFIG = {"instruments": [["NSE", "900001", "BENCH1-EQ", 50_200], ["NSE", "900002", "BENCH2-EQ", 50_400]],

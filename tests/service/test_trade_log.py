@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.logs import JsonFormatter, Redactor
+from service.store import Store
 from service.trade_log import TradeLog
 from service.trades import TradeRecord, TradeState
 from tests.support.waiting import wait_for
@@ -136,3 +137,41 @@ def test_a_new_trade_reaches_the_listeners_as_stored_and_the_log_does_not_read_i
     # the trade as the alert stored it, before its entry was sized or sent
     assert (first.state, first.version, first.quantity) == (TradeState.PENDING_ENTRY, 0, 0)
     assert trade_id not in reads
+
+
+async def test_a_burst_of_events_of_trades_not_at_hand_costs_one_read_per_batch(monkeypatch):
+    """Events of trades the log never heard of (armed in bulk at start, say) are described from their stored
+    rows, read together for the batch, not one read an event; a held trade's own copy serves, and a closed
+    one's stored row."""
+    def trade(trade_id: int, state: TradeState) -> TradeRecord:
+        return TradeRecord(id=trade_id, alert_id=None, account="A1", strategy="s", exchange="NSE", token="3045",
+                           tradingsymbol="SBIN-EQ", side="LONG", product="INTRADAY", state=state)
+
+    stored = {i: trade(i, TradeState.OPEN) for i in range(1, 6)} | {9: trade(9, TradeState.CLOSED)}
+    rows = [(n, 0, trade_id, kind, "{}") for n, (trade_id, kind) in enumerate(
+        [(1, "created"), (2, "created"), (1, "armed"), (3, "armed"), (9, "armed"), (9, "closed")], start=1)]
+
+    class Db:
+        reads: list[set[int]] = []
+
+        async def read(self, work):
+            asked: set[int] = set()
+            monkeypatch.setattr(Store, "load_trade", lambda db, i: asked.add(i) or stored.get(i))
+            result = work(self)
+            self.reads.append(asked)
+            return result
+
+    class FakeStore:
+        db = Db()
+
+        async def events_after(self, cursor: int, limit: int):
+            return [row for row in rows if row[0] > cursor][:limit]
+
+    log = TradeLog(FakeStore())  # type: ignore[arg-type]
+    log.on_trade(trade(9, TradeState.OPEN))  # held, but its closing figures are the stored row's
+    seen: list[tuple[int, str, TradeState]] = []
+    monkeypatch.setattr(log, "event", lambda t, kind, data: seen.append((t.id, kind, t.state)))
+    await log._drain()
+    assert Db.reads == [{1, 2, 3, 9}]
+    assert seen == [(1, "created", TradeState.OPEN), (2, "created", TradeState.OPEN), (1, "armed", TradeState.OPEN),
+                    (3, "armed", TradeState.OPEN), (9, "armed", TradeState.OPEN), (9, "closed", TradeState.CLOSED)]
