@@ -123,7 +123,7 @@ def run(quick: bool) -> list[Figure]:
         shutil.rmtree(scratch, ignore_errors=True)
     return [
         Figure(f"guard tick path, {TRADES:,} trades, recording off", off, "ticks/s"),
-        Figure(f"guard tick path, recording on ({dropped} dropped)", on, "ticks/s", off, ">= 0.9x"),
+        Figure(f"guard tick path, recording on ({dropped} dropped)", on, "ticks/s", off),  # its cost, shown: no goal of its own
         Figure("CPU per tick, all threads: recording on vs off", cpu_on, "ns/tick", cpu_off),
         Figure("recorder offer() alone vs the guard's tick", offer, "ns/tick", per_tick_off),
         Figure("recorded bytes per tick: hour file vs Parquet", parquet_bytes, "B/tick", arrow_bytes),
