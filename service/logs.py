@@ -49,6 +49,16 @@ _NAMED_VALUE = re.compile(
     r"""(?i:password|passwd|mpin|pin|secret|totp|api[_-]?key|private[_-]?key|jwt|token|authorization)"""
     r"""["']?\s*[:=]\s*)("[^"]*"|'[^']*'|(?i:(?:basic|bearer|digest)\s+)?[^\s"',;&}\]]+)""")
 _PASSES = 4
+_FIXED = (_JWT, _BEARER, _NAMED_VALUE, _URL_QUERY)
+
+
+def _any(secrets: re.Pattern[str] | None) -> re.Pattern[str]:
+    """Whether any masking pattern (the secrets' too) would touch a text: one search instead of five."""
+    parts = ([secrets] if secrets is not None else []) + list(_FIXED)
+    return re.compile("|".join(f"(?:{p.pattern})" for p in parts))
+
+
+_ANY_FIXED = _any(None)
 _CACHED_LENGTH, _CACHED_TEXTS = 120, 4096  # texts up to this long are remembered masked, this many at most
 
 _SECRET_WORDS = frozenset({
@@ -95,7 +105,7 @@ class Redactor:
         self._long: re.Pattern[str] | None = None
         # Short texts already masked under the current secrets (field names, symbols, accounts repeat on
         # every line): swapped with the pattern, so an entry is always from the pattern in force with it.
-        self._masked: tuple[re.Pattern[str] | None, dict[str, str]] = (None, {})
+        self._masked: tuple[re.Pattern[str] | None, re.Pattern[str], dict[str, str]] = (None, _ANY_FIXED, {})
         for secret in secrets:
             self.add(secret)
 
@@ -116,7 +126,7 @@ class Redactor:
             long = [re.escape(s) for s in ordered if len(s) >= _SHORT_SECRET]
             self._long = re.compile("|".join(long)) if long else None
             self._pattern = re.compile("|".join(parts))
-            self._masked = (self._pattern, {})
+            self._masked = (self._pattern, _any(self._pattern), {})
             self._secrets = secrets
 
     def __contains__(self, secret: object) -> bool:
@@ -124,14 +134,15 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """`text` with every secret, JWT, ``Bearer`` and ``password=``-style value masked, URL queries cut."""
-        pattern, masked_before = self._masked
+        pattern, anything, masked_before = self._masked
         if len(text) > _CACHED_LENGTH:
-            return self._mask(pattern, text)
+            return self._mask(pattern, text) if anything.search(text) else text
         masked = masked_before.get(text)
         if masked is None:
             if len(masked_before) >= _CACHED_TEXTS:
                 masked_before.clear()
-            masked = masked_before[text] = self._mask(pattern, text)
+            # One search first: a text none of the patterns touches (nearly every one) is itself
+            masked = masked_before[text] = self._mask(pattern, text) if anything.search(text) else text
         return masked
 
     @staticmethod

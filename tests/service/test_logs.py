@@ -314,3 +314,15 @@ def test_remembered_masks_are_those_of_the_secrets_in_force(texts, added_after):
         assert redactor.text(text) == expected == redactor.text(text)
     if added_after < len(texts):
         assert "hunter22secret" not in redactor.text("A1 hunter22secret")
+
+
+@given(parts=st.lists(st.sampled_from(["trade 12 closed", "Bearer abc.def", "eyJhbGciOi.eyJzdWIiOi.c2ln", "password=hunter22",
+                                       "'pin': '1234'", "https://x.example/y?token=abc", "symboltoken=3045", "hunter22secret",
+                                       "apiKey: k-1", " "]) | st.text(max_size=30), max_size=12),
+       secret=st.booleans())
+def test_one_search_first_masks_exactly_as_the_five_patterns_do(parts, secret):
+    """A text is handed back as it is only when no masking pattern touches it: short (remembered) or long."""
+    redactor = Redactor(["hunter22secret"] if secret else [])
+    text = " ".join(parts)
+    for candidate in (text, text + " " + "x" * 130):  # under and over the remembered length
+        assert redactor.text(candidate) == Redactor._mask(redactor._pattern, candidate)
