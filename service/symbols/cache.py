@@ -63,6 +63,9 @@ class SymbolCache:
         self.pending: list[str] = []  # keys of a stale file, to resolve again
         self.rebuilt: str | None = None  # why the file on disk was not used as it was
         self.dirty = False
+        # key -> (the index, the entry, check's answer): an entry checked against this very index
+        # (a day's master is never changed in place) needs no second look
+        self._checked: dict[str, tuple[object, CachedSymbol, int]] = {}
         self._read()
 
     def __len__(self) -> int:
@@ -132,9 +135,13 @@ class SymbolCache:
         entry = self.entries.get(key)
         if entry is None:
             return None
+        checked = self._checked.get(key)
+        if checked is not None and checked[0] is index and checked[1] is entry:
+            return checked[2]
         row = index.by_token(entry.exchange, entry.token)
         if row is None:
             if entry.exchange in SEARCHABLE and index.by_symbol(entry.exchange, entry.tradingsymbol) is None:
+                self._checked[key] = (index, entry, -1)
                 return -1
             self.drop(key)
             return None
@@ -142,6 +149,7 @@ class SymbolCache:
             self.drop(key)
             return None
         self.put(key, index.symbol(row))  # lot and tick sizes follow the master
+        self._checked[key] = (index, self.entries[key], row)
         return row
 
     def encode(self) -> bytes:

@@ -143,3 +143,21 @@ def test_a_crash_before_the_rename_leaves_the_old_file_whole(tmp_path, resolver,
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["symbol_tokens.json"]
+
+
+def test_an_entry_checked_against_this_index_is_not_looked_up_again(tmp_path, master_index, monkeypatch):
+    """The answer is kept per entry and index: the same again without a look-up; another index, or the entry
+    put again or dropped, is checked afresh."""
+    cache = SymbolCache(written(tmp_path / "symbol_tokens.json", **{"NSE:SBIN": SBIN, "RENAMED": {**SBIN, "tradingsymbol": "SBI-EQ"}}), DAY)
+    row = cache.check("NSE:SBIN", master_index)
+    looked: list[str] = []
+    real = type(master_index).by_token
+    monkeypatch.setattr(type(master_index), "by_token", lambda self, e, t: looked.append(t) or real(self, e, t))
+    assert [cache.check("NSE:SBIN", master_index) for _ in range(3)] == [row] * 3 and looked == []
+    cache.put("NSE:SBIN", master_index.symbol(row))  # the same symbol: the entry stays the same
+    assert cache.check("NSE:SBIN", master_index) == row and looked == []
+    cache.drop("NSE:SBIN")
+    assert cache.check("NSE:SBIN", master_index) is None
+    cache.put("NSE:SBIN", master_index.symbol(row))
+    assert cache.check("NSE:SBIN", master_index) == row and looked == ["3045"]
+    assert cache.check("RENAMED", master_index) is None and "RENAMED" not in cache  # wrong entries still go
