@@ -20,6 +20,15 @@ from tests.service.broker.conftest import Recorder, stream_config, until
 SBIN, INFY, RELIANCE = ("NSE", "3045"), ("NSE", "1594"), ("NSE", "2885")
 
 
+async def bounded(work, what: str, seconds: float = 20.0) -> None:
+    """`work`, or a failure that says what hung and where every task was."""
+    try:
+        await asyncio.wait_for(work, seconds)
+    except TimeoutError:
+        stacks = "\n".join(f"{task.get_name()}: {task.get_stack(limit=6)}" for task in asyncio.all_tasks())
+        raise AssertionError(f"{what} did not end within {seconds:g} s; tasks:\n{stacks}") from None
+
+
 def quick() -> Backoff:
     return Backoff(base_s=0.05, cap_s=0.5)
 
@@ -198,7 +207,9 @@ async def test_a_handshake_refused_with_429_leaves_that_sockets_instruments_to_r
     async def credentials() -> StreamCredentials:
         return StreamCredentials("P0001", "key", "jwt", "feed")
 
-    async with serve(quiet, "127.0.0.1", 0, process_request=one_connection) as server:
+    # The test's own server: short handshake and close waits (the defaults are 10 s each), so a connection
+    # caught mid-handshake by the shutdown cannot hold the test for long.
+    async with serve(quiet, "127.0.0.1", 0, process_request=one_connection, open_timeout=2, close_timeout=1) as server:
         port = server.sockets[0].getsockname()[1]
         config = SmartApiConfig(root="http://127.0.0.1:9", stream_url=f"ws://127.0.0.1:{port}/smart-stream",
                                 order_update_url="", clientcode="P0001", pin="", api_key="key", totp_secret="",
@@ -214,7 +225,7 @@ async def test_a_handshake_refused_with_429_leaves_that_sockets_instruments_to_r
             assert set(asked) == {("NFO", str(MAX_PAIRS))} and feed.degraded_sockets == [2]
             assert len(accepted) == 1 and [e.socket for e in events.items if e.kind == "connected"] == [1]
         finally:
-            await feed.stop()
+            await bounded(feed.stop(), "the feed's stop")
 
 
 async def test_expect_ticks_reaches_every_socket_and_each_asks_for_its_own_exchanges(feeds):
