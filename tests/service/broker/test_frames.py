@@ -1,121 +1,13 @@
-"""FrameSplitter against `websockets` itself: any stream of server frames, cut into reads anywhere, gives
-the same frames in the same order (tick frames taken directly, the rest through a websockets protocol)
-as one websockets protocol fed the whole stream; and the same end (a close, a protocol error)."""
+"""TickConnection on a raw socket: frames that come in the same read as the handshake reply reach
+`on_binary` in order with the text after them, a ping is answered, and a refused handshake is
+`websockets`' to report."""
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
-from websockets.uri import parse_uri
-
-from service.broker.smartapi.frames import FrameSplitter
-
-URI = parse_uri("ws://127.0.0.1/smart-stream")
-MAX_SIZE = 1_000
-
-
-def protocol() -> ClientProtocol:
-    return ClientProtocol(URI, state=State.OPEN, max_size=MAX_SIZE)
-
-
-def seen(event: Frame) -> tuple:
-    return (event.opcode, event.fin, bytes(event.data))
-
-
-payloads = st.binary(max_size=300)
-ticks = st.sampled_from([51, 123, 379]).flatmap(lambda n: st.binary(min_size=n, max_size=n)).map(
-    lambda data: [Frame(Opcode.BINARY, data)])  # LTP, QUOTE, SNAP_QUOTE packets
-binary = payloads.map(lambda data: [Frame(Opcode.BINARY, data)])
-text = st.text(max_size=60).map(lambda s: [Frame(Opcode.TEXT, s.encode())])
-control = st.sampled_from([Opcode.PING, Opcode.PONG]).flatmap(
-    lambda op: st.binary(max_size=125).map(lambda data: [Frame(op, data)]))
-fragmented = st.tuples(st.sampled_from([Opcode.BINARY, Opcode.TEXT]), st.lists(st.binary(max_size=40), min_size=2,
-                                                                                max_size=4)).map(
-    lambda t: [Frame(t[0] if n == 0 else Opcode.CONT, part if t[0] is Opcode.BINARY else part.hex().encode(),
-                     fin=n == len(t[1]) - 1) for n, part in enumerate(t[1])])
-# a data frame inside a fragmented message (a protocol error), or a ping between fragments (allowed)
-interrupted = st.tuples(fragmented, st.one_of(ticks, control)).map(lambda t: t[0][:1] + t[1] + t[0][1:])
-closing = st.just([Frame(Opcode.CLOSE, b"\x03\xe8bye")])
-oversized = st.just([Frame(Opcode.BINARY, b"x" * (MAX_SIZE + 1))])
-masked = st.binary(min_size=1, max_size=60).map(lambda data: [Frame(Opcode.BINARY, data)]).map(lambda f: ("masked", f))
 
 
 def encode(frame: Frame, mask: bool = False) -> bytes:
     return frame.serialize(mask=mask)
-
-
-def stream_of(groups: list) -> bytes:
-    out = []
-    for group in groups:
-        if isinstance(group, tuple):  # a masked frame: a protocol error from a server
-            out += [encode(frame, mask=True) for frame in group[1]]
-        else:
-            out += [encode(frame) for frame in group]
-    return b"".join(out)
-
-
-def reference(data: bytes, cuts: list[int]) -> tuple[list, State]:
-    whole = protocol()
-    events = []
-    for chunk in chunks(data, cuts):
-        whole.receive_data(chunk)
-        events += [seen(e) for e in whole.events_received()]
-    return events, whole.state
-
-
-def split(data: bytes, cuts: list[int]) -> tuple[list, State, int]:
-    other = protocol()
-    events: list = []
-    taken = [0]
-
-    def on_binary(payload: bytes) -> None:
-        taken[0] += 1
-        events.append((Opcode.BINARY, True, bytes(payload)))
-
-    def on_other(frames: bytes) -> bool:
-        other.receive_data(frames)
-        events.extend(seen(e) for e in other.events_received())
-        return other.state is State.OPEN
-
-    splitter = FrameSplitter(on_binary, on_other, MAX_SIZE)
-    for chunk in chunks(data, cuts):
-        splitter.feed(chunk)
-    return events, other.state, taken[0]
-
-
-def chunks(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
-
-
-@settings(max_examples=300)
-@given(groups=st.lists(st.one_of(ticks, binary, text, control, fragmented, interrupted), max_size=25),
-       end=st.one_of(st.just([]), closing.map(lambda c: [c]), oversized.map(lambda o: [o]), masked.map(lambda m: [m])),
-       after=st.lists(st.one_of(ticks, text), max_size=3),
-       cuts=st.lists(st.integers(0, 20_000), max_size=12))
-def test_the_same_frames_in_the_same_order_as_websockets_alone(groups, end, after, cuts):
-    data = stream_of(groups + end + after)
-    events, state = reference(data, cuts)
-    got, got_state, _ = split(data, cuts)
-    assert got == events
-    assert got_state == state
-
-
-def test_tick_frames_skip_websockets_and_a_frame_cut_across_reads_waits_for_its_rest():
-    ticks_ = [bytes([n]) * 51 for n in range(3)] + [b"q" * 379]
-    data = b"".join(encode(Frame(Opcode.BINARY, t)) for t in ticks_) + encode(Frame(Opcode.TEXT, b"pong"))
-    events, _state, taken = split(data, [1, 30, 54, 200, 300])
-    assert taken == 4
-    assert events == [(Opcode.BINARY, True, t) for t in ticks_] + [(Opcode.TEXT, True, b"pong")]
-
-
-def test_after_a_close_everything_goes_to_websockets():
-    data = (encode(Frame(Opcode.CLOSE, b"\x03\xe8")) + encode(Frame(Opcode.BINARY, b"late")))
-    events, state, taken = split(data, [])
-    assert taken == 0 and state is State.CLOSING
-    assert events == reference(data, [])[0]
 
 
 async def _raw_server(reply: bytes):
