@@ -230,7 +230,7 @@ class Guard:
 
     def last_price(self, exchange: str, token: str) -> int | None:
         """The engine's latest price of an instrument, for pricing an exit; None when it has none."""
-        tick = self.pipeline.engine.last_tick(exchange, token)
+        tick = self.last_tick(exchange, token)
         return tick.ltp if tick is not None else None
 
     @property

@@ -339,8 +339,7 @@ class BrokerStops:
 
     # Bookkeeping ------------------------------------------------------------------------------------
     def _live(self, trade_id: int) -> list[OrderRecord]:
-        records = (self.orders.get(tag) for tag in self.orders.tags(trade_id))
-        live = [r for r in records if r is not None and r.role == "broker_stop" and r.status not in TERMINAL_STATUSES]
+        live = [r for r in self.orders.records_of(trade_id) if r.role == "broker_stop" and r.status not in TERMINAL_STATUSES]
         return sorted(live, key=lambda r: r.attempt)
 
     def _lock(self, trade_id: int) -> asyncio.Lock:

@@ -40,8 +40,8 @@ from service.trades import OPEN_STATES, TradeRecord
 from service.web import desk
 from service.web.dashboard import feed_access
 from service.web.prices import PriceHistory
-from streams import Tick
 from service.web.views import pnl, trade_view
+from streams import Tick
 
 if TYPE_CHECKING:
     from service.runtime import Runtime

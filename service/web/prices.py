@@ -1,7 +1,8 @@
 """Recent prices per instrument for the desk's price line (`GET /trades/{id}/prices`).
 
-Kept off the tick path: the feed's 10 Hz price sampler hands each instrument open trades watch (once,
-however many trades watch it) and its latest price to `PriceHistory.sample`, which keeps a point when
+Kept off the tick path: the feed's history sampler, every `min_gap_ms`, hands each instrument open
+trades watch (once, however many trades watch it, and only when a tick came since its price was last
+taken) and its latest price to `PriceHistory.sample`, which keeps a point when
 the price moved and at most one per `min_gap_ms` per instrument; a price that did not move costs a
 look-up and a comparison. Memory is bounded twice: each instrument holds its last `points` points in
 a ring of integers that grows as points come (an instrument that never moves holds none), and only
