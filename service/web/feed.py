@@ -272,7 +272,7 @@ class FeedHub:
 
     async def _sample_history(self) -> None:
         while True:
-            await asyncio.sleep(self.history.min_gap_ms / 1000)  # the history keeps no more than that
+            await asyncio.sleep(self.price_interval_s)  # a price held back by the gap is offered again soon
             await self._keep_history()
 
     async def _keep_history(self) -> None:

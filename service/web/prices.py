@@ -1,6 +1,6 @@
 """Recent prices per instrument for the desk's price line (`GET /trades/{id}/prices`).
 
-Kept off the tick path: the feed's history sampler, every `min_gap_ms`, hands each instrument open
+Kept off the tick path: the feed's history sampler, ten times a second, hands each instrument open
 trades watch (once, however many trades watch it, and only when a tick came since its price was last
 taken) and its latest price to `PriceHistory.sample`, which keeps a point when
 the price moved and at most one per `min_gap_ms` per instrument; a price that did not move costs a
