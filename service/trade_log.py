@@ -125,7 +125,8 @@ class TradeLog:
     async def _pump(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._due.wait(), timeout=self.stop_line_s)
+                async with asyncio.timeout(self.stop_line_s):
+                    await self._due.wait()
             except TimeoutError:
                 pass
             if self._due.is_set():

@@ -174,12 +174,13 @@ class Bus:
         nc = Client()
         self._connecting = True
         try:
-            await asyncio.wait_for(nc.connect(
-                self.url, name=self.name, connect_timeout=self.connect_timeout_s, reconnect_time_wait=0.25,
-                max_reconnect_attempts=-1, drain_timeout=2, error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
-            ), self.connect_timeout_s)
-        except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
+            async with asyncio.timeout(self.connect_timeout_s):
+                await nc.connect(
+                    self.url, name=self.name, connect_timeout=self.connect_timeout_s, reconnect_time_wait=0.25,
+                    max_reconnect_attempts=-1, drain_timeout=2, error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
+                )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
             await nc.close()
             cause = self._last_error or exc
             raise BusError(self.url, f"no answer within {self.connect_timeout_s:g} s ({cause!r}); "

@@ -230,8 +230,9 @@ class Fence:
         if info.num_pending == 0 and (info.delivered is None or info.delivered.consumer_seq == 0):
             caught_up.set()  # an empty bucket
         try:
-            await asyncio.wait_for(caught_up.wait(), timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout_s):
+                await caught_up.wait()
+        except TimeoutError:
             await self.stop()
             raise BusError(self.bus.url, f"the lease bucket's watch did not catch up within {timeout_s:g} s") from None
 

@@ -91,8 +91,9 @@ class Chaser:
                         return "never placed"
                     chase_at = checked = time.monotonic()  # settled: look at it afresh
                 try:
-                    await asyncio.wait_for(event.wait(), timeout=max(0.0, chase_at - time.monotonic()))
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(max(0.0, chase_at - time.monotonic())):
+                        await event.wait()
+                except TimeoutError:
                     if time.monotonic() - checked >= self.config.confirm_after_s:  # no update for a while: ask the broker
                         checked = time.monotonic()
                         await orders.refresh(trade, orders.get(tag) or record)

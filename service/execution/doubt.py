@@ -60,8 +60,9 @@ class DoubtRule:
                 wait = settle_s - (now - lacking_since) if lacking_since is not None else min(settle_s, 1.0)
                 event.clear()
                 try:
-                    await asyncio.wait_for(event.wait(), timeout=max(0.0, wait))
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        await event.wait()
+                except TimeoutError:
                     pass
             return True
         finally:

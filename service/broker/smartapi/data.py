@@ -34,7 +34,7 @@ from websockets.frames import Frame, Opcode
 from service.broker.port import ExpectTicks
 from service.broker.smartapi.config import SmartApiConfig
 from service.broker.smartapi.parsing import LTP, MODE_NAMES, MalformedPacket, parse_tick
-from service.broker.smartapi.reconnect import Backoff, Credentials, Reconnector, Renew, StreamEvent
+from service.broker.smartapi.reconnect import Backoff, Credentials, Reconnector, Renew, StreamEvent, stop_tasks
 from service.broker.smartapi.subscriptions import (
     MAX_PAIRS,
     SUBSCRIBE_BATCH,
@@ -227,9 +227,7 @@ class SmartStream:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks, "smart-stream")
         self._outbox = None
         self._degraded.clear()
         if tasks:
@@ -274,9 +272,7 @@ class SmartStream:
             ws.on_binary = _dropped
             if self._outbox is outbox:
                 self._outbox = None
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks, "smart-stream connection")
         return done.pop().result()  # the watchdog's reason, or the reader's/writer's ConnectionClosed
 
     async def _read(self, ws: TickConnection) -> str:
@@ -321,7 +317,8 @@ class SmartStream:
         next_ping = loop.time() + self.text_ping_s
         while True:
             try:
-                request = await asyncio.wait_for(outbox.get(), max(0.0, next_ping - loop.time()))
+                async with asyncio.timeout(max(0.0, next_ping - loop.time())):
+                    request = await outbox.get()
             except TimeoutError:
                 request, next_ping = "ping", loop.time() + self.text_ping_s
             await ws.send(request)

@@ -178,8 +178,9 @@ class OrderPacer:
             deadlines = [w.expires_at - now for w in self._queue if w.expires_at is not None]
             self._wakeup.clear()
             try:  # a newly queued exit may overtake: wake up for it
-                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, min([delay, *deadlines])))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(max(0.0, min([delay, *deadlines]))):
+                    await self._wakeup.wait()
+            except TimeoutError:
                 pass
 
     def _drop_finished(self, now: float) -> None:

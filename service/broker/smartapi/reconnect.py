@@ -37,6 +37,7 @@ __all__ = [
     "Renew",
     "StreamEvent",
     "handshake_headers",
+    "stop_tasks",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,30 @@ def handshake_headers(credentials: StreamCredentials) -> dict[str, str]:
     }
 
 
+async def stop_tasks(tasks: list[asyncio.Task], what: str, again_after_s: float = 2.0) -> None:
+    """Cancel `tasks` and wait until every one has ended. One still running `again_after_s` after its
+    cancel (the cancel was swallowed on its way down) is named in a warning and cancelled again, so a
+    stop always ends. Cancelling the stop itself cancels what is left and re-raises."""
+    pending = {task for task in tasks if not task.done()}
+    try:
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=again_after_s)
+            for task in pending:
+                frames = task.get_stack(limit=1)
+                where = f"{frames[0].f_code.co_filename}:{frames[0].f_lineno}" if frames else "?"
+                log.warning("%s: task %s still running %.0f s after its cancel (at %s); cancelling it again",
+                            what, task.get_name(), again_after_s, where)
+    except asyncio.CancelledError:
+        for task in pending:
+            task.cancel()
+        raise
+    for task in tasks:  # an exception a task ended with is retrieved, as gather(return_exceptions) did
+        if not task.cancelled():
+            task.exception()
+
+
 class Reconnector:
     """Keeps one socket up: connect, run `session` on it, and after any end back off and connect again."""
 
@@ -104,8 +129,13 @@ class Reconnector:
 
     async def run(self, session: Callable[[ClientConnection], Awaitable[str]], down: Callable[[], None]) -> None:
         """Forever (until cancelled): `session` returns why it ended, or raises ConnectionClosed."""
+        task = asyncio.current_task()
         while True:
             kind, detail = await self._attempt(session)
+            if task is not None and task.cancelling():
+                # A cancel that reached the attempt but came out as a failed connection (a library that
+                # turned it into a timeout or a closed socket) still ends the loop.
+                raise asyncio.CancelledError
             self._report(kind, detail)
             down()
             await asyncio.sleep(self.backoff.next_delay())

@@ -29,6 +29,7 @@ from service.broker.smartapi.reconnect import (
     Reconnector,
     Renew,
     StreamEvent,
+    stop_tasks,
 )
 from service.broker.smartapi.rows import order_from_row
 from service.broker.types import TERMINAL_STATUSES, BrokerOrder, OrderUpdate
@@ -95,9 +96,7 @@ class OrderUpdates:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks, "order updates")
         self._down.clear()
         if tasks:
             self._report("stopped", "")
@@ -147,7 +146,8 @@ class OrderUpdates:
                     await self.poll_once("socket down")
                 continue
             try:
-                await asyncio.wait_for(self._down.wait(), self.reconcile_every_s)
+                async with asyncio.timeout(self.reconcile_every_s):
+                    await self._down.wait()
                 why = "socket down"
             except TimeoutError:
                 why = "reconcile"

@@ -7,8 +7,9 @@ in production).
 from __future__ import annotations
 
 import asyncio
+import io
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -147,3 +148,20 @@ async def until(predicate: Callable[[], object], what: str, timeout: float = 10.
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
     return value
+
+
+async def bounded(work: Awaitable[object], what: str, seconds: float = 20.0) -> None:
+    """`work`, or a failure that says what hung, with every task's stack taken before anything is cancelled
+    (after a cancel the stuck tasks are gone, and so is the evidence)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done:
+        return task.result()
+    stacks = io.StringIO()
+    for other in asyncio.all_tasks():
+        if other is not asyncio.current_task():
+            print(f"--- {other.get_name()} ({other.get_coro()!r})", file=stacks)
+            other.print_stack(limit=25, file=stacks)
+    task.cancel()
+    await asyncio.wait({task}, timeout=5)
+    raise AssertionError(f"{what} did not end within {seconds:g} s; tasks:\n{stacks.getvalue()}")

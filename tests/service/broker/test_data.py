@@ -22,7 +22,7 @@ from service.broker.smartapi.data import (
 from service.broker.smartapi.parsing import QUOTE, SNAP_QUOTE
 from service.broker.smartapi.reconnect import Backoff
 from streams import Tick
-from tests.service.broker.conftest import Recorder, stream_config, until
+from tests.service.broker.conftest import Recorder, bounded, stream_config, until
 
 SBIN, INFY, RELIANCE = ("NSE", "3045"), ("NSE", "1594"), ("NSE", "2885")
 
@@ -44,7 +44,7 @@ async def running(paper_factory, rest_factory):
 
     yield start
     for stream in streams:
-        await stream.stop()
+        await bounded(stream.stop(), "the stream's stop")
 
 
 def live(token: str, ltp: int | None = None):

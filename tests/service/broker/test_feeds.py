@@ -15,18 +15,9 @@ from service.broker.smartapi.parsing import QUOTE
 from service.broker.smartapi.reconnect import Backoff, handshake_headers
 from service.broker.smartapi.subscriptions import MAX_PAIRS, SubscriptionRefused
 from streams import Tick
-from tests.service.broker.conftest import Recorder, stream_config, until
+from tests.service.broker.conftest import Recorder, bounded, stream_config, until
 
 SBIN, INFY, RELIANCE = ("NSE", "3045"), ("NSE", "1594"), ("NSE", "2885")
-
-
-async def bounded(work, what: str, seconds: float = 20.0) -> None:
-    """`work`, or a failure that says what hung and where every task was."""
-    try:
-        await asyncio.wait_for(work, seconds)
-    except TimeoutError:
-        stacks = "\n".join(f"{task.get_name()}: {task.get_stack(limit=6)}" for task in asyncio.all_tasks())
-        raise AssertionError(f"{what} did not end within {seconds:g} s; tasks:\n{stacks}") from None
 
 
 def quick() -> Backoff:
@@ -50,7 +41,7 @@ async def feeds(paper_factory, rest_factory):
 
     yield start
     for feed in started:
-        await feed.stop()
+        await bounded(feed.stop(), "a feed's stop")
 
 
 def contracts(rest, count: int) -> list[tuple[str, str]]:

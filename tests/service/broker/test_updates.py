@@ -9,7 +9,7 @@ from service.broker.port import OrderUpdateStream
 from service.broker.smartapi.reconnect import Backoff
 from service.broker.smartapi.updates import POLL, OrderUpdates
 from service.broker.types import BrokerOrder, OrderStatus
-from tests.service.broker.conftest import Recorder, stream_config, until
+from tests.service.broker.conftest import Recorder, bounded, stream_config, until
 
 AB_CODES = {f"AB{n:02d}" for n in range(1, 12)}
 GAP_S = 0.1  # the least time between polls, shortened from SmartAPI's second so the tests wait less
@@ -39,7 +39,7 @@ async def running(paper, rest):
 
     yield start
     for client in started:
-        await client.stop()
+        await bounded(client.stop(), "the order-update client's stop")
 
 
 def of(order_id: str, status: OrderStatus | None = None, code: str | None = None):
