@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from websockets.asyncio.client import connect
 
-from service.broker.smartapi.data import TickConnection
+from service.broker.smartapi.frames import TickConnection
 
 SEQUENCE = struct.Struct("<q")
 SEQUENCE_AT = 27  # mode, exchangeType, token[25], then the sequence

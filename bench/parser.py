@@ -1,8 +1,12 @@
-"""Tick parser throughput: packets/s of `parse_tick` against the SDK's `_parse_binary_data`, per mode.
+"""Tick parser throughput: packets/s of `parse_tick` against the SDK's `_parse_binary_data`, per mode;
+and the socket's frame reader: tick frames/s of `FrameSplitter` against `websockets`' own parser
+(`ClientProtocol.receive_data` and its events, what a connection does per read), on the same bytes.
 
 Both parse the same 2 000 packets (1 000 tokens over NSE and NFO, prices on a 5-paise grid, a full
 best-five book in SNAP_QUOTE) in the same run; the SDK is imported with its import-time internet
-call cut off and its parser used on an instance built without `__init__` (which writes ./logs).
+call cut off and its parser used on an instance built without `__init__` (which writes ./logs). The
+frame readers take the LTP packets as 100 000 unmasked binary frames in 64 KB reads, as the socket
+delivers them.
 """
 from __future__ import annotations
 
@@ -12,7 +16,13 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
 from bench.common import Figure, best_rate
+from service.broker.smartapi.frames import FrameSplitter
 from service.broker.smartapi.parsing import LTP, QUOTE, SNAP_QUOTE, parse_tick
 
 PACKETS = 2_000
@@ -54,6 +64,45 @@ def _work(parse: Callable[[bytes], Any], packets: list[bytes], rounds: int) -> C
     return work
 
 
+READ = 65_536
+FRAMES = 100_000
+
+
+def _reads(packets: list[bytes]) -> list[bytes]:
+    stream = b"".join(Frame(Opcode.BINARY, packets[n % len(packets)]).serialize(mask=False) for n in range(FRAMES))
+    return [stream[at:at + READ] for at in range(0, len(stream), READ)]
+
+
+def _splitting(reads: list[bytes]) -> Callable[[], int]:
+    def work() -> int:
+        count = [0]
+
+        def take(_: bytes) -> None:
+            count[0] += 1
+
+        splitter = FrameSplitter(take, lambda data: True, 2 ** 20)
+        for read in reads:
+            splitter.feed(read)
+        return count[0]
+
+    return work
+
+
+def _protocol(reads: list[bytes]) -> Callable[[], int]:
+    uri = parse_uri("ws://127.0.0.1/smart-stream")
+
+    def work() -> int:
+        protocol, count = ClientProtocol(uri, state=State.OPEN), 0
+        for read in reads:
+            protocol.receive_data(read)
+            for event in protocol.events_received():
+                if event.opcode is Opcode.BINARY:
+                    count += 1
+        return count
+
+    return work
+
+
 def run(quick: bool) -> list[Figure]:
     rng = random.Random(SEED)
     sdk = sdk_parser()
@@ -67,4 +116,13 @@ def run(quick: bool) -> list[Figure]:
             ours_rate = max(ours_rate, best_rate(ours, 1))
             theirs_rate = max(theirs_rate, best_rate(theirs, 1))
         figures.append(Figure(f"parser {name} packets", ours_rate, "packets/s", theirs_rate, ">= 10x"))
+        if mode == LTP:
+            reads = _reads(packets)
+            split, parsed = _splitting(reads), _protocol(reads)
+            assert split() == parsed() == FRAMES
+            split_rate = parsed_rate = 0.0
+            for _ in range(3 if quick else 7):
+                split_rate = max(split_rate, best_rate(split, 1))
+                parsed_rate = max(parsed_rate, best_rate(parsed, 1))
+            figures.append(Figure("frame reader, LTP tick frames", split_rate, "frames/s", parsed_rate, "shown"))
     return figures

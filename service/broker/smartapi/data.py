@@ -1,9 +1,11 @@
 """The smart-stream tick stream (SmartWebSocketV2) on `websockets`, as the port's `TickStream`.
 
-    TickConnection the socket: binary messages handed over as the protocol parses them, not queued
     LoopSubject    the ticks' Subject, without its per-value locks (everything runs on the loop thread)
     SmartStream    one socket: its subscriptions (kept across reconnects), the frame reader, the stall
                    watchdog and the REST LTP served while the socket is down or silent
+
+The socket is a `frames.TickConnection`: its tick frames are cut from the bytes as they arrive and
+handed to the stream one call each, never queued.
 
 A login's instruments past one socket's 1000 are spread over up to three `SmartStream`s by
 `feeds.LoginFeed`, which hands every one of them the same `LoopSubject` to emit into.
@@ -23,16 +25,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from reactivex import Observable
 from reactivex.internal import DisposedException
 from reactivex.subject import Subject
 from websockets.asyncio.client import ClientConnection
-from websockets.frames import Frame, Opcode
 
 from service.broker.port import ExpectTicks
 from service.broker.smartapi.config import SmartApiConfig
+from service.broker.smartapi.frames import TickConnection, ignore_frame
 from service.broker.smartapi.parsing import LTP, MODE_NAMES, MalformedPacket, parse_tick
 from service.broker.smartapi.reconnect import Backoff, Credentials, Reconnector, Renew, StreamEvent, stop_tasks
 from service.broker.smartapi.subscriptions import (
@@ -51,7 +53,6 @@ __all__ = [
     "LoopSubject",
     "SmartStream",
     "SubscriptionRefused",
-    "TickConnection",
     "subscription_requests",
 ]
 
@@ -76,60 +77,6 @@ class LoopSubject(Subject[T]):
                 observer.on_next(value)
 
 
-
-
-class TickConnection(ClientConnection):
-    """The smart-stream client connection: every binary message goes to `on_binary` as soon as the
-    protocol has parsed it (inside `data_received`), in order, instead of queueing for `recv`.
-
-    Taking a tick packet off a `recv` queue costs a few coroutine steps, as much as the engine's work
-    on it; handed over this way, a packet costs one call, and a read's worth of frames is handled
-    before the loop runs anything else. Text messages (pongs, error replies) and control frames take
-    the usual path; `on_binary` must not raise (an exception here would end the connection).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_binary: Callable[[bytes | bytearray], None] = _dropped
-        self._fragments: list[bytes | bytearray] | None = None  # a fragmented binary message so far
-        self._yielding = False
-
-    def data_received(self, data: bytes) -> None:
-        """Handle one read, then let the loop serve everything else before the next: a socket that is
-        never empty (a burst) would otherwise keep the loop reading it, and REST replies — an exit's
-        own — would wait behind it (uvloop reads a busy socket many times per turn)."""
-        super().data_received(data)
-        transport = self.transport
-        if not self._yielding and not transport.is_closing():
-            self._yielding = True
-            transport.pause_reading()
-            asyncio.get_running_loop().call_soon(self._read_on)
-
-    def _read_on(self) -> None:
-        self._yielding = False
-        if not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def process_event(self, event: Any) -> None:
-        if type(event) is Frame:
-            opcode = event.opcode
-            if opcode is Opcode.BINARY:
-                if event.fin:
-                    self.on_binary(event.data)
-                else:
-                    self._fragments = [event.data]
-                return
-            if opcode is Opcode.CONT and self._fragments is not None:
-                self._fragments.append(event.data)
-                if event.fin:
-                    message, self._fragments = b"".join(self._fragments), None
-                    self.on_binary(message)
-                return
-        super().process_event(event)
-
-
-def _dropped(_: bytes | bytearray) -> None:
-    return None  # a frame that arrives while no session reads the connection (it is closing)
 
 
 class SmartStream:
@@ -269,7 +216,7 @@ class SmartStream:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            ws.on_binary = _dropped
+            ws.on_binary = ignore_frame
             if self._outbox is outbox:
                 self._outbox = None
             await stop_tasks(tasks, "smart-stream connection")

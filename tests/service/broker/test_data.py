@@ -16,9 +16,9 @@ from service.broker.smartapi.data import (
     LoopSubject,
     SmartStream,
     SubscriptionRefused,
-    TickConnection,
     subscription_requests,
 )
+from service.broker.smartapi.frames import TickConnection
 from service.broker.smartapi.parsing import QUOTE, SNAP_QUOTE
 from service.broker.smartapi.reconnect import Backoff
 from streams import Tick

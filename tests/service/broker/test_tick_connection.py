@@ -39,7 +39,7 @@ async def test_frames_in_the_handshake_reply_s_read_are_split_and_control_frames
 
     from websockets.asyncio.client import connect
 
-    from service.broker.smartapi.data import TickConnection
+    from service.broker.smartapi.frames import TickConnection
     from tests.service.broker.conftest import until
 
     ticks_ = [b"a" * 51, b"b" * 379]
@@ -70,7 +70,7 @@ async def test_a_refused_handshake_is_websockets_to_read():
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
-    from service.broker.smartapi.data import TickConnection
+    from service.broker.smartapi.frames import TickConnection
 
     body = b'{"error": "Invalid Header"}' + bytes([0x82, 0x03]) + b"abc"  # bytes that would parse as a frame
     reply = (b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: "
