@@ -8,7 +8,9 @@ Each line carries `event`, `trade_id`, `symbol`, `exchange`, `side` (the trade's
 
 The lines come from the store's event rows, read with a cursor after each published trade change (as
 the feed reads them): every event execution writes — inside a transaction, several at once, or
-during recovery — is seen once and in order, and nothing on the order path waits for the log.
+during recovery — is seen once and in order, and nothing on the order path waits for the log. A
+change is read `gather_s` (50 ms) after it is published, with whatever else came meanwhile: under a
+burst of alerts that is one read of a few hundred events instead of a thread-pool read per trade.
 
 Stop moves do not flood: the engine records a `stop_moved` event for every new best price of a
 trailing trade (a trend can make one per tick). A trade gets at most one "stop moved" line per
@@ -34,6 +36,7 @@ __all__ = ["STOP_LINE_S", "TradeLog"]
 log = logging.getLogger("tickguard.trades")
 
 STOP_LINE_S = 5.0
+GATHER_S = 0.05
 _BATCH = 500
 _REMEMBERED = 2000
 _FINAL = frozenset({"closed", "rejected", "expired"})
@@ -81,10 +84,11 @@ class _Moves:
 
 
 class TradeLog:
-    def __init__(self, store: Store, *, stop_line_s: float = STOP_LINE_S,
+    def __init__(self, store: Store, *, stop_line_s: float = STOP_LINE_S, gather_s: float = GATHER_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.stop_line_s = stop_line_s
+        self.gather_s = gather_s
         self.clock = clock
         self._trades: collections.OrderedDict[int, TradeRecord] = collections.OrderedDict()
         self._cursor = 0
@@ -130,6 +134,7 @@ class TradeLog:
             except TimeoutError:
                 pass
             if self._due.is_set():
+                await asyncio.sleep(self.gather_s)  # what else comes meanwhile is read with it
                 self._due.clear()
                 try:
                     await self._drain()
