@@ -45,3 +45,32 @@ def test_a_full_pass_runs_only_while_nothing_is_guarded():
         assert heap.full_passes == 1
     finally:
         heap.release()
+
+
+def test_the_collector_starts_no_full_pass_of_its_own_while_settled():
+    """Young passes go on (young cycles are freed); the oldest generation is walked only by `maintain`'s
+    full pass, never because survivors piled up."""
+    started = gc.get_threshold()
+    passes: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    heap = Heap(freeze_every_s=60, full_every_s=3600, clock=lambda: 0.0)
+    gc.callbacks.append(seen)
+    try:
+        heap.settle()
+        passes.clear()
+        survivors = [Node() for _ in range(200_000)]  # enough allocations for many young passes
+        dead = Node()
+        ref = weakref.ref(dead)
+        del dead
+        more = [[n] for n in range(200_000)]
+        assert passes and 2 not in passes and 0 in passes and 1 in passes
+        assert ref() is None  # a young cycle still freed
+        assert len(survivors) == len(more)
+    finally:
+        gc.callbacks.remove(seen)
+        heap.release()
+    assert gc.get_threshold() == started
