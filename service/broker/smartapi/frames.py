@@ -233,7 +233,7 @@ class TickConnection(ClientConnection):
         if self.protocol.state is State.OPEN:
             reply_read, self._reply_read = bytes(self._reply_read), None
             self._splitter = FrameSplitter.after_handshake(
-                reply_read, self._on_binary, self._passthrough, self.protocol.max_message_size)
+                reply_read, self._on_binary, self._passthrough, _max_message_size(self.protocol))
         elif self.protocol.state is not State.CONNECTING:
             self._reply_read = None  # refused or closed: the protocol keeps everything
 
@@ -262,6 +262,11 @@ class TickConnection(ClientConnection):
                     self.on_binary(message)
                 return
         super().process_event(event)
+
+
+def _max_message_size(protocol: Any) -> int | None:
+    """The protocol's message size limit: `max_message_size` since websockets 15, `max_size` before."""
+    return getattr(protocol, "max_message_size", getattr(protocol, "max_size", None))
 
 
 def ignore_frame(_: bytes | bytearray) -> None:
