@@ -123,12 +123,11 @@ class FrameSplitter:
         n = len(buf)
         while n - pos >= 2:
             first, second = buf[pos], buf[pos + 1]
-            length = second & 0x7F
-            if length < 126:
-                end = pos + 2 + length
+            if second < 126:  # unmasked, a payload under 126 bytes: a tick's frame, most likely
+                end = pos + 2 + second
                 if end > n:
                     break
-                if first == _TICK_FRAME and second < 0x80 and not self._fragmented and length <= max_size:
+                if first == _TICK_FRAME and not self._fragmented and second <= max_size:
                     if start >= 0:
                         if not self.passthrough(buf[start:pos]):
                             self._close(buf, pos)
@@ -141,8 +140,8 @@ class FrameSplitter:
                 end = frame_end(buf, pos)
                 if end < 0:
                     break
-                if first == _TICK_FRAME and second < 0x80 and not self._fragmented:
-                    head = 4 if length == 126 else 10
+                if first == _TICK_FRAME and second < 0x80 and not self._fragmented:  # unmasked, 16/64-bit length
+                    head = 4 if second == 126 else 10
                     if end - pos - head <= max_size:
                         if start >= 0:
                             if not self.passthrough(buf[start:pos]):
