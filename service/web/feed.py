@@ -353,7 +353,9 @@ class FeedHub:
 
 
 _EVENT_BATCH = 500
-HISTORY_SLICE = 250  # instruments sampled into the price history per turn of the loop
+# Instruments sampled into the price history per turn of the loop. Slices of 250 took 0.44 ms p50 and up
+# to 1.5 ms (20 000 ticks/s over 3 000 instruments) and put ~1 ms on tick->exit p99; 64 keeps each short.
+HISTORY_SLICE = 64
 
 
 def _event_row(row: sqlite3.Row | tuple) -> dict[str, Any]:
