@@ -12,9 +12,9 @@ is guarded:
   that died after the last young pass) is reclaimed there.
 
 The collector's own full passes are held off too: left to itself, CPython runs one after every ten
-young-generation passes once enough survivors have piled up since the last freeze, and right after a
-burst of armed trades (10 000 in the benchmark) these took 10–67 ms each, while the trades armed
-first were already guarded. From `settle()` on, the oldest generation's threshold is out of reach;
+passes of the middle generation once enough survivors have piled up since the last freeze, and right
+after a burst of armed trades (9 000 in the benchmark) four of them took 10–45 ms each, while the
+trades armed first were already guarded. From `settle()` on, the oldest generation's threshold is out of reach;
 the young generations are collected as before, survivors are frozen by `maintain()`, and the full
 passes are the ones above. `release()` puts the thresholds back.
 

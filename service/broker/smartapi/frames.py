@@ -13,11 +13,11 @@ library reports) goes to `websockets` whole, so its protocol handling, its answe
 unchanged. Order across both paths is the order on the wire: the bytes of other frames are handed
 over before the next tick frame is.
 
-The splitter starts once the opening handshake has finished. Frames that came in the same read as the
-handshake's reply were parsed by the protocol; if that read ended inside a frame, the protocol holds
-the frame's first bytes, and the rest of that frame goes to it too before the splitter cuts anything.
-After a close frame, or anything that leaves the protocol no longer open, every byte goes to the
-protocol as it would without the splitter.
+Until the handshake reply's head has ended, bytes go to `websockets` alone; the splitter takes over
+right after the head's blank line, at a frame boundary, even when frames came in the same read. A
+refused handshake (its body too) stays `websockets`' to read. After a close frame, a frame longer than
+`max_size` (refused from its head, its body never waited for), or anything that leaves the protocol
+no longer open, every byte goes to the protocol as it would without the splitter.
 """
 from __future__ import annotations
 
@@ -65,40 +65,16 @@ class FrameSplitter:
     answers whether the protocol is still open; once it is not (a close, an error), the splitter hands
     it everything that is left and `open` turns false."""
 
-    __slots__ = ("on_binary", "passthrough", "max_size", "open", "_pending", "_owed", "_fragmented")
+    __slots__ = ("on_binary", "passthrough", "max_size", "open", "_pending", "_fragmented")
 
     def __init__(self, on_binary: Callable[[bytes], None], passthrough: Callable[[bytes], bool],
-                 max_size: int | None = None, *, pending: bytes = b"", owed: int = 0,
-                 fragmented: bool = False) -> None:
+                 max_size: int | None = None) -> None:
         self.on_binary = on_binary
         self.passthrough = passthrough
         self.max_size = NO_LIMIT if max_size is None else max_size
         self.open = True
-        self._pending = pending  # the start of a frame not all here yet
-        self._owed = owed  # how many of those bytes the protocol already has (the handshake read's tail)
-        self._fragmented = fragmented  # inside a fragmented message: its frames are the protocol's
-
-    @classmethod
-    def after_handshake(cls, reply_read: bytes, on_binary: Callable[[bytes], None],
-                        passthrough: Callable[[bytes], bool], max_size: int | None = None) -> FrameSplitter | None:
-        """The splitter to take over once the handshake's reply has been parsed. `reply_read` is
-        every byte read up to then; frames after the reply's head were parsed by the protocol, and a
-        frame cut short there is owed to it. None when the protocol should keep everything (a close
-        came with the reply, or the reply's end cannot be found)."""
-        end_of_head = reply_read.find(b"\r\n\r\n")
-        if end_of_head < 0:
-            return None
-        tail = reply_read[end_of_head + 4:]
-        pos, fragmented = 0, False
-        while (end := frame_end(tail, pos)) >= 0:
-            first = tail[pos]
-            opcode = first & 0x0F
-            if opcode == _CLOSE:
-                return None
-            fragmented = _still_fragmented(fragmented, first, opcode)
-            pos = end
-        rest = tail[pos:]
-        return cls(on_binary, passthrough, max_size, pending=rest, owed=len(rest), fragmented=fragmented)
+        self._pending = b""  # the start of a frame not all here yet
+        self._fragmented = False  # inside a fragmented message: its frames are the protocol's
 
     def feed(self, data: bytes) -> None:
         if not self.open:
@@ -106,19 +82,6 @@ class FrameSplitter:
             return
         buf = self._pending + data if self._pending else data
         pos, start = 0, -1  # start: where the bytes not yet handed to the protocol begin (-1: none)
-        if self._owed:
-            end = frame_end(buf, 0)
-            if end < 0:
-                self._pending = buf
-                return
-            start, self._owed = self._owed, 0
-            first = buf[0]
-            opcode = first & 0x0F
-            if opcode == _CLOSE:
-                self._close(buf, start)
-                return
-            self._fragmented = _still_fragmented(self._fragmented, first, opcode)
-            pos = end
         max_size = self.max_size
         n = len(buf)
         while n - pos >= 2:
@@ -139,6 +102,9 @@ class FrameSplitter:
             else:
                 end = frame_end(buf, pos)
                 if end < 0:
+                    if _declared_length(buf, pos) > max_size:  # refused from its head: nothing to wait for
+                        self._close(buf, start if start >= 0 else pos)
+                        return
                     break
                 if first == _TICK_FRAME and second < 0x80 and not self._fragmented:  # unmasked, 16/64-bit length
                     head = 4 if second == 126 else 10
@@ -173,6 +139,16 @@ class FrameSplitter:
             self.passthrough(buf[start:])
 
 
+def _declared_length(buf: bytes, pos: int) -> int:
+    """The payload length a frame's head at `pos` declares; 0 while the head is not all there."""
+    length = buf[pos + 1] & 0x7F
+    if length == 126:
+        return (buf[pos + 2] << 8) | buf[pos + 3] if len(buf) - pos >= 4 else 0
+    if length == 127:
+        return int.from_bytes(buf[pos + 2:pos + 10], "big") if len(buf) - pos >= 10 else 0
+    return length
+
+
 def _still_fragmented(fragmented: bool, first: int, opcode: int) -> bool:
     """Whether a fragmented message is still open after a frame with this first byte."""
     if opcode in (0x1, 0x2):  # TEXT, BINARY: a message begins; it is fragmented unless FIN
@@ -197,7 +173,7 @@ class TickConnection(ClientConnection):
         self._on_binary: Callable[[bytes | bytearray], None] = ignore_frame
         self._fragments: list[bytes | bytearray] | None = None  # a fragmented binary message so far
         self._yielding = False
-        self._reply_read: bytearray | None = bytearray()  # the bytes read until the handshake is done
+        self._tail = b""  # the handshake's last bytes read, until its reply head has ended
 
     @property
     def on_binary(self) -> Callable[[bytes | bytearray], None]:
@@ -217,24 +193,30 @@ class TickConnection(ClientConnection):
         if splitter is not None:
             splitter.feed(data)
         else:
-            self._protocol_reads(data)
+            self._handshake(data)
         transport = self.transport
         if not self._yielding and not transport.is_closing():
             self._yielding = True
             transport.pause_reading()
             asyncio.get_running_loop().call_soon(self._read_on)
 
-    def _protocol_reads(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._reply_read is None:
+    def _handshake(self, data: bytes) -> None:
+        """Until the reply's head has ended, bytes go to `websockets` alone; what follows the head in the
+        same read is the splitter's (or, if the handshake was refused, `websockets`' too)."""
+        joined = self._tail + data
+        end = joined.find(b"\r\n\r\n")
+        if end < 0:
+            self._tail = joined[-3:]
+            super().data_received(data)
             return
-        self._reply_read += data
-        if self.protocol.state is State.OPEN:
-            reply_read, self._reply_read = bytes(self._reply_read), None
-            self._splitter = FrameSplitter.after_handshake(
-                reply_read, self._on_binary, self._passthrough, _max_message_size(self.protocol))
-        elif self.protocol.state is not State.CONNECTING:
-            self._reply_read = None  # refused or closed: the protocol keeps everything
+        cut = end + 4 - len(self._tail)
+        self._tail = b""
+        super().data_received(data[:cut])
+        splitter = self._splitter = FrameSplitter(self._on_binary, self._passthrough, _max_frame_size(self.protocol))
+        if self.protocol.state is not State.OPEN:
+            splitter.open = False  # a refused handshake: its body, and all after, is websockets' to read
+        if cut < len(data):
+            splitter.feed(data[cut:])
 
     def _passthrough(self, data: bytes) -> bool:
         super().data_received(data)
@@ -263,9 +245,13 @@ class TickConnection(ClientConnection):
         super().process_event(event)
 
 
-def _max_message_size(protocol: Any) -> int | None:
-    """The protocol's message size limit: `max_message_size` since websockets 15, `max_size` before."""
-    return getattr(protocol, "max_message_size", getattr(protocol, "max_size", None))
+def _max_frame_size(protocol: Any) -> int | None:
+    """The most a frame may carry: the smaller of the message and fragment limits (websockets 15 on),
+    or `max_size` before."""
+    if not hasattr(protocol, "max_message_size"):
+        return getattr(protocol, "max_size", None)
+    limits = [size for size in (protocol.max_message_size, protocol.max_fragment_size) if size is not None]
+    return min(limits) if limits else None
 
 
 def ignore_frame(_: bytes | bytearray) -> None:

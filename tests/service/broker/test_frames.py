@@ -1,7 +1,13 @@
 """FrameSplitter against `websockets`' own parser: for any frame stream cut anywhere, the tick frames it
 takes and the frames it hands over come out as the protocol alone would give them, in the same order,
-with the same answers written back (pongs, closes) and the same end (errors included)."""
+with the same answers written back (pongs, closes) and the same end (errors included); and a
+TickConnection splits from where the handshake reply's head ends, however the reads fall."""
 from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,12 +17,10 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from service.broker.smartapi.frames import FrameSplitter, frame_end
+from service.broker.smartapi.frames import FrameSplitter, TickConnection, frame_end
 
 MAX_SIZE = 4096
 URI = parse_uri("ws://127.0.0.1/smart-stream")
-REPLY_HEAD = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Accept: x\r\n\r\n")
 
 
 def wire(frame: Frame, mask: bool = False) -> bytes:
@@ -32,6 +36,9 @@ long_tick = st.sampled_from([126, 200, 65_535, MAX_SIZE]).map(lambda n: wire(Fra
 text = st.text(max_size=60).map(lambda t: wire(Frame(Opcode.TEXT, t.encode())))
 ping = payloads(0, 20).map(lambda data: wire(Frame(Opcode.PING, data)))
 pong = payloads(0, 20).map(lambda data: wire(Frame(Opcode.PONG, data)))
+fragmented_text = st.lists(payloads(1, 50), min_size=2, max_size=4).map(
+    lambda parts: b"".join(wire(Frame(Opcode.TEXT if i == 0 else Opcode.CONT, chunk.hex().encode(), fin=i == len(parts) - 1))
+                          for i, chunk in enumerate(parts)))
 fragmented = st.tuples(st.sampled_from([Opcode.BINARY, Opcode.TEXT]), st.lists(payloads(1, 50), min_size=2, max_size=4),
                        st.lists(ping, max_size=1)).map(
     lambda parts: b"".join(
@@ -92,8 +99,8 @@ def alone(chunks: list[bytes]) -> tuple[list[tuple], tuple, State]:
     return out, answers(protocol), protocol.state
 
 
-def split(chunks: list[bytes], already: bytes = b"") -> tuple[list[tuple], tuple, State]:
-    """The splitter in front of the protocol; `already` is what the protocol parsed with the handshake's reply."""
+def split(chunks: list[bytes]) -> tuple[list[tuple], tuple, State]:
+    """The splitter in front of the protocol."""
     protocol, out = ClientProtocol(URI, state=State.OPEN, max_size=MAX_SIZE), []
 
     def passthrough(data: bytes) -> bool:
@@ -104,16 +111,86 @@ def split(chunks: list[bytes], already: bytes = b"") -> tuple[list[tuple], tuple
     def on_binary(payload: bytes) -> None:
         out.append(("binary", bytes(payload)))
 
-    if already:
-        protocol.receive_data(already)
-        seen(protocol, out)
-    splitter = FrameSplitter.after_handshake(REPLY_HEAD + already, on_binary, passthrough, MAX_SIZE)
-    if splitter is None:
-        splitter = FrameSplitter(on_binary, passthrough, MAX_SIZE)
-        splitter.open = False
+    splitter = FrameSplitter(on_binary, passthrough, MAX_SIZE)
     for chunk in chunks:
         splitter.feed(chunk)
     return out, answers(protocol), protocol.state
+
+
+class Transport(asyncio.Transport):
+    """What a connection writes, kept; reading is paused and resumed at will."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.written.append(b"")
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def close(self) -> None:
+        self.closing = True
+
+
+def connected(chunks_after_request: Callable[[bytes], list[bytes]]) -> tuple[list[tuple], tuple, State]:
+    """A TickConnection fed the handshake's reply and what follows, cut by `chunks_after_request` (given
+    the reply's head): the messages it hands on in order, what it writes back, its protocol's end. Every
+    tick must have been cut by the splitter, none parsed by the protocol."""
+    out: list[tuple] = []
+
+    class Recording(TickConnection):
+        def process_event(self, event: object) -> None:
+            if isinstance(event, Frame):
+                assert event.opcode is not Opcode.BINARY, "a tick parsed by websockets, not cut by the splitter"
+                out.append((event.opcode.name, bytes(event.data), event.fin))
+            super().process_event(event)
+
+    async def run() -> tuple[list[tuple], tuple, State]:
+        protocol = ClientProtocol(URI, max_size=MAX_SIZE)
+        request = protocol.connect()
+        protocol.send_request(request)
+        protocol.data_to_send()  # the request: not what this compares
+        key = request.headers["Sec-WebSocket-Key"].encode()
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        connection = Recording(protocol)
+        transport = Transport()
+        connection.connection_made(transport)
+        connection.on_binary = lambda payload: out.append(("binary", bytes(payload)))
+        for chunk in chunks_after_request(head):
+            connection.data_received(chunk)
+        await asyncio.sleep(0)
+        server = ServerProtocol(state=State.OPEN)
+        server.receive_data(b"".join(transport.written))
+        written = [(event.opcode.name, bytes(event.data)) for event in server.events_received()]
+        return out, (written, b"" in transport.written), protocol.state
+
+    return asyncio.run(run())
+
+
+connection_streams = st.lists(st.one_of(tick, tick, long_tick, text, ping, pong, fragmented_text), max_size=15)
 
 
 @settings(max_examples=300, deadline=None)
@@ -130,14 +207,24 @@ def test_protocol_errors_end_the_connection_as_they_would_without_the_splitter(s
     assert split(pieces(data, cuts)) == alone(pieces(data, cuts))
 
 
-@settings(max_examples=200, deadline=None)
-@given(streams(), st.data())
-def test_frames_read_with_the_handshake_reply_are_the_protocols_even_when_the_read_ends_inside_one(stream, pick):
-    data, cuts = stream
-    handshake_read = pick.draw(st.integers(0, len(data)))  # where the read with the reply ended
-    rest = data[handshake_read:]
-    later = [cut - handshake_read for cut in cuts if cut > handshake_read]
-    assert split(pieces(rest, later), already=data[:handshake_read]) == alone([data[:handshake_read], *pieces(rest, later)])
+@settings(max_examples=150, deadline=None)
+@given(connection_streams, st.data())
+def test_frames_that_come_with_the_handshake_reply_are_split_from_where_its_head_ends(frames, pick):
+    data = b"".join(frames)
+
+    def cut(head: bytes) -> list[bytes]:
+        stream = head + data
+        cuts = sorted(pick.draw(st.lists(st.integers(0, len(stream)), max_size=8), label="cuts"))
+        return pieces(stream, cuts)
+
+    assert connected(cut) == alone([data])
+
+
+def test_a_frame_longer_than_max_size_ends_the_connection_from_its_head_without_waiting_for_its_body():
+    head_only = bytes([0x82, 127]) + (1 << 40).to_bytes(8, "big")  # a terabyte declared, nothing sent
+    stream = wire(Frame(Opcode.BINARY, b"tick")) + head_only
+    assert split([stream]) == alone([stream])
+    assert split([stream])[2] is not State.OPEN
 
 
 def test_a_tick_frame_costs_one_call_and_a_partial_one_waits_for_its_rest():
